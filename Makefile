@@ -1,0 +1,42 @@
+# flatminima: `make demo` and `make test` set everything up on a fresh machine.
+#
+# torch must be installed first, pinned: `pip install torch==2.13.0` takes the CPU wheel that
+# lies on disk; letting pip resolve torch through the extras first would download a multi-GB
+# CUDA build. pyproject.toml keeps a range that 2.13.0 satisfies.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.flatminima-installed
+TORCH  := torch==2.13.0
+OUT    ?= demo-out
+
+.PHONY: all setup demo test lint typecheck pytest clean
+
+all: test
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[validation,dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/flatminima report --quick --out $(OUT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy -p flatminima
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(OUT)

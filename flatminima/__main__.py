@@ -1,0 +1,7 @@
+"""``python -m flatminima`` runs the command line."""
+
+import sys
+
+from flatminima.cli import main
+
+sys.exit(main())
