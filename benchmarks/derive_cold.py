@@ -1,0 +1,51 @@
+"""Cold time to derive every escape-time formula (issue 2's figure).
+
+Run: .venv/bin/python benchmarks/derive_cold.py
+Each measurement is a fresh interpreter, so SymPy's caches and flatminima's are empty.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+
+CODE = r"""
+import time
+t0 = time.perf_counter()
+from flatminima.theory import derive_escape_time
+t1 = time.perf_counter()
+n = 0
+for noise in ("white", "sgd", "loss-dependent"):
+    for dim in (1, 2, 3, "n"):
+        for interpretation in ("ito", "stratonovich", "anti-ito", "alpha"):
+            derive_escape_time(noise, dim, interpretation)
+            n += 1
+t2 = time.perf_counter()
+print(f"{t1 - t0} {t2 - t1} {n}")
+"""
+
+
+def main(repeats: int = 5) -> None:
+    imports, derives = [], []
+    count = 0
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, check=True)
+        a, b, count_text = out.stdout.split()
+        imports.append(float(a))
+        derives.append(float(b))
+        count = int(count_text)
+    result = {
+        "formulas": count,
+        "import_s_median": statistics.median(imports),
+        "derive_all_s_median": statistics.median(derives),
+        "derive_all_s_min": min(derives),
+        "derive_all_s_max": max(derives),
+        "repeats": repeats,
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""The theory layer: SymPy derives the escape-time formulas of the density diffusion theory.
+
+Public names
+------------
+derive_escape_time
+    Flux-over-population derivation for white, SGD and loss-dependent noise, any dimension and
+    interpretation; returns a :class:`Derivation` with steps, LaTeX and compilers.
+"""
+
+from ._combine import derive_occupation_ratio, derive_selection_ratio, derive_switch_fraction
+from ._compile import CompiledFormula
+from ._conventions import INTERPRETATIONS, NOISE_MODELS, interpretation_alpha
+from ._derivation import Derivation, Formula
+from ._derive import derive_escape_time
+from ._scaling import ScalingLaw, scaling_law
+
+__all__ = [
+    "INTERPRETATIONS",
+    "NOISE_MODELS",
+    "CompiledFormula",
+    "Derivation",
+    "Formula",
+    "ScalingLaw",
+    "derive_escape_time",
+    "derive_occupation_ratio",
+    "derive_selection_ratio",
+    "derive_switch_fraction",
+    "interpretation_alpha",
+    "scaling_law",
+]

@@ -1,0 +1,315 @@
+"""Compile derived expressions to mpmath, numpy or torch functions, once, with a cache.
+
+- ``"mpmath"``: exact at any working precision. The expression holds only Integer, Rational,
+  π and symbols (THEORY.md trap 4: no double-precision Float literal), and the mpmath printer
+  writes a rational p/q as ``mpf(p)/mpf(q)``, so it is evaluated at ``mpmath.mp.dps``.
+- ``"numpy"`` and ``"torch"``: float64 (or the tensors' dtype) on arrays, broadcasting. Use
+  ``log_tau``: it never exponentiates the barrier, so e^(10^5) is no overflow; ``tau`` itself
+  overflows to inf past log τ ≈ 709 (THEORY.md trap 3).
+
+The generated source is kept on the compiled object (``.source``) and is exactly what runs.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import numbers
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache
+from typing import Any
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.pycode import MpmathPrinter
+
+from flatminima.errors import ParameterError
+
+__all__ = ["BACKENDS", "CompiledFormula", "compile_formula", "generate_source"]
+
+BACKENDS = ("mpmath", "numpy", "torch")
+
+
+def _fold_constants(expr: sp.Expr) -> sp.Expr:
+    """Replace constant subexpressions (log 2, √π, …) by 17-digit Floats (numpy/torch only)."""
+    if expr.is_number and not expr.is_Number:
+        return sp.Float(expr.evalf(17), 17)
+    if not expr.args or isinstance(expr, sp.Indexed):
+        return expr
+    return expr.func(*(_fold_constants(arg) for arg in expr.args))
+
+
+def _check_exact(expr: sp.Expr) -> None:
+    floats = expr.atoms(sp.Float)
+    if floats:  # a bug in a derivation, never user input
+        raise RuntimeError(f"float literal {sorted(map(str, floats))} in a derived expression")
+
+
+class _IndexedMixin:
+    """Symbolic dimension n: ``H_a[i]`` (1-based in SymPy) reads entry i − 1 of the sequence
+    ``H_a``; ``Product`` becomes a product over ``range``; ``Sum`` is SymPy's own loop."""
+
+    def _print_Indexed(self, expr: sp.Indexed) -> str:
+        (index,) = expr.indices
+        return f"{expr.base.label.name}[{self._print(index - 1)}]"  # type: ignore[attr-defined]
+
+    def _print_Product(self, expr: sp.Product) -> str:
+        (index, lower, upper) = expr.limits[0]
+        body = self._print(expr.function)  # type: ignore[attr-defined]
+        i, a, b = (self._print(v) for v in (index, lower, upper))  # type: ignore[attr-defined]
+        return f"_product({body} for {i} in range({a}, {b} + 1))"
+
+
+class _Mpmath(_IndexedMixin, MpmathPrinter):
+    pass
+
+
+class _NumPy(_IndexedMixin, NumPyPrinter):
+    pass
+
+
+def _printer(backend: str) -> Any:
+    settings = {"fully_qualified_modules": True}
+    if backend == "mpmath":
+        return _Mpmath(settings)
+    if backend == "numpy":
+        return _NumPy(settings)
+    from sympy.printing.pytorch import TorchPrinter
+
+    class _Torch(_IndexedMixin, TorchPrinter):
+        pass
+
+    return _Torch(settings)
+
+
+def _product(factors: Any) -> Any:
+    result: Any = 1
+    for factor in factors:
+        result = result * factor
+    return result
+
+
+def generate_source(
+    name: str, parameters: Sequence[str], expr: sp.Expr, backend: str, doc: str = ""
+) -> str:
+    """Python source of ``def name(*parameters): return expr`` for ``backend``."""
+    if backend == "mpmath":
+        _check_exact(expr)
+    else:
+        expr = _fold_constants(expr)
+    body = _printer(backend).doprint(expr)
+    args = ", ".join(parameters)
+    lines = [f"def {name}({args}):"]
+    if doc:
+        lines.append(f'    """{doc}"""')
+    numeric = [p for p in parameters if p != "n"]  # n, the symbolic dimension, stays an int
+    if numeric:
+        converter = {"mpmath": "_as_mpf", "numpy": "_as_float_arrays", "torch": "_as_tensors"}[
+            backend
+        ]
+        names = ", ".join(numeric)
+        lines.append(f"    {names}, = {converter}({names})")
+    lines.append(f"    return {body}")
+    return "\n".join(lines) + "\n"
+
+
+def _to_mpf(value: Any) -> Any:
+    import mpmath
+
+    if isinstance(value, mpmath.mpf | mpmath.mpc):
+        return value
+    if isinstance(value, bool):
+        return mpmath.mpf(int(value))
+    if isinstance(value, numbers.Integral):
+        return mpmath.mpf(int(value))
+    if isinstance(value, numbers.Real | str):
+        return mpmath.mpf(float(value) if not isinstance(value, str) else value)
+    if isinstance(value, Iterable):
+        return [_to_mpf(v) for v in value]
+    return mpmath.mpmathify(value)
+
+
+def _as_mpf(*values: Any) -> tuple[Any, ...]:
+    """Every argument as an mpf (sequences elementwise) before any arithmetic: Python floats
+    multiplied together first would round in float64 and spoil the working precision."""
+    return tuple(_to_mpf(v) for v in values)
+
+
+MPMATH_HEADER = '''\
+import builtins
+
+import mpmath
+
+
+def _as_mpf(*values):
+    """Arguments as mpf (sequences elementwise) before any arithmetic, so that nothing is
+    rounded to float64 on the way."""
+    def one(v):
+        if isinstance(v, (list, tuple)):
+            return [one(x) for x in v]
+        return v if isinstance(v, mpmath.mpf) else mpmath.mpf(v)
+    return tuple(one(v) for v in values)
+
+
+def _product(factors):
+    result = 1
+    for factor in factors:
+        result = result * factor
+    return result
+'''
+
+
+def _as_float_arrays(*values: Any) -> tuple[Any, ...]:
+    import numpy
+
+    out = []
+    for value in values:
+        array = numpy.asarray(value)
+        if not numpy.issubdtype(array.dtype, numpy.floating):
+            array = array.astype(numpy.float64)
+        out.append(array if array.ndim else array[()])
+    return tuple(out)
+
+
+def _as_tensors(*values: Any) -> tuple[Any, ...]:
+    import torch
+
+    reference = next(
+        (v for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()), None
+    )
+    dtype = reference.dtype if reference is not None else torch.float64
+    device = reference.device if reference is not None else None
+    return tuple(
+        v
+        if isinstance(v, torch.Tensor) and v.is_floating_point()
+        else torch.as_tensor(v, dtype=dtype, device=device)
+        for v in values
+    )
+
+
+def _namespace(backend: str) -> dict[str, Any]:
+    if backend == "mpmath":
+        import mpmath
+
+        return {"mpmath": mpmath, "builtins": builtins, "_product": _product, "_as_mpf": _as_mpf}
+    if backend == "numpy":
+        import numpy
+
+        return {
+            "numpy": numpy,
+            "builtins": builtins,
+            "_product": _product,
+            "_as_float_arrays": _as_float_arrays,
+        }
+    try:
+        import torch
+    except ImportError as exc:  # torch is an extra
+        raise ParameterError(
+            "backend", "an installed backend", "torch", "pip install 'flatminima[validation]'"
+        ) from exc
+    return {
+        "torch": torch,
+        "math": math,
+        "builtins": builtins,
+        "_product": _product,
+        "_as_tensors": _as_tensors,
+    }
+
+
+@cache
+def _build(
+    name: str, parameters: tuple[str, ...], expr: sp.Expr, backend: str
+) -> tuple[Callable[..., Any], str]:
+    source = generate_source(name, parameters, expr, backend)
+    namespace = _namespace(backend)
+    exec(compile(source, f"<flatminima {backend} {name}>", "exec"), namespace)
+    return namespace[name], source
+
+
+class CompiledFormula:
+    """A derived formula compiled for one backend.
+
+    Call ``value``/``log_value`` (or, for escape times, ``tau``, ``log_tau``, ``rate``,
+    ``log_rate``) with the parameters by name (see :attr:`parameters`) or position.
+    For a symbolic dimension n, the eigenvalue parameters ``H_a``, ``H_b`` are sequences
+    (entry 0 is direction 1, the escape direction) and ``n`` is their length.
+    The functions are raw kernels: they do not check that values are positive; the numerics
+    layer (:func:`flatminima.numerics.escape_time`) does.
+    """
+
+    def __init__(
+        self,
+        backend: str,
+        parameters: tuple[str, ...],
+        value: sp.Expr,
+        log_value: sp.Expr,
+        quantity: str,
+    ) -> None:
+        self.backend = backend
+        self.parameters = parameters
+        self.quantity = quantity
+        self._value, value_source = _build(quantity, parameters, value, backend)
+        self._log_value, log_source = _build(f"log_{quantity}", parameters, log_value, backend)
+        self.source = value_source + "\n" + log_source
+
+    def __repr__(self) -> str:
+        return (
+            f"CompiledFormula({self.quantity}, backend={self.backend!r}, "
+            f"parameters={self.parameters})"
+        )
+
+    def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        if len(args) > len(self.parameters):
+            raise ParameterError(
+                "args", f"at most {len(self.parameters)} positional values {self.parameters}", args
+            )
+        values = dict(zip(self.parameters, args, strict=False))
+        for key, val in kwargs.items():
+            if key not in self.parameters:
+                raise ParameterError(key, f"one of the parameters {self.parameters}", key)
+            if key in values:
+                raise ParameterError(key, "the value once (positional or keyword)", val)
+            values[key] = val
+        missing = [p for p in self.parameters if p not in values]
+        if missing:
+            raise ParameterError(missing[0], f"a value for every parameter {self.parameters}", None)
+        return [values[p] for p in self.parameters]
+
+    def value(self, *args: Any, **kwargs: Any) -> Any:
+        """The quantity itself (τ for an escape time)."""
+        return self._value(*self._arguments(args, kwargs))
+
+    def log_value(self, *args: Any, **kwargs: Any) -> Any:
+        """Its natural logarithm, evaluated without forming the exponential."""
+        return self._log_value(*self._arguments(args, kwargs))
+
+    # escape-time names
+    def tau(self, *args: Any, **kwargs: Any) -> Any:
+        """Escape time τ (continuous time, unit η·iterations)."""
+        return self.value(*args, **kwargs)
+
+    def log_tau(self, *args: Any, **kwargs: Any) -> Any:
+        """log τ, safe on arrays whatever the size of τ."""
+        return self.log_value(*args, **kwargs)
+
+    def rate(self, *args: Any, **kwargs: Any) -> Any:
+        """Escape rate γ = 1/τ."""
+        return 1 / self.value(*args, **kwargs)
+
+    def log_rate(self, *args: Any, **kwargs: Any) -> Any:
+        """log γ = −log τ."""
+        return -self.log_value(*args, **kwargs)
+
+
+def compile_formula(
+    value: sp.Expr,
+    log_value: sp.Expr,
+    parameters: tuple[sp.Symbol, ...],
+    backend: str,
+    quantity: str,
+) -> CompiledFormula:
+    """Compile ``value`` and ``log_value`` over ``parameters`` for ``backend``."""
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ParameterError("backend", "one of 'mpmath', 'numpy', 'torch'", backend)
+    names = tuple(p.name for p in parameters)
+    return CompiledFormula(backend, names, value, log_value, quantity)

@@ -1,0 +1,241 @@
+"""Conventions in one place: symbols, their LaTeX names, interpretations, dimensions, noise names.
+
+Conventions (shared/THEORY.md §1)
+---------------------------------
+- Continuous dynamics ``dθ = −∇L(θ) dt + √(2 D(θ)) dW_t``; the time unit is ``t = η·(iterations)``,
+  so a continuous escape time τ is τ/η iterations.
+- Minimum ``a``, index-1 saddle ``b``, barrier ``ΔL = L(b) − L(a) > 0``. The escape direction
+  ``e`` is the eigenvector of ``H_b`` with the negative eigenvalue; in n dimensions it is direction
+  1 of the common eigenbasis. Curvature symbols are *magnitudes*: ``H_b`` (1-D) or ``H_b_1`` (n-D)
+  stands for ``|H_be|`` and is positive.
+- Interpretation of a state-dependent noise in the Fokker–Planck current
+  ``J = −P∇L − D^α ∇(D^{1−α} P)``: α = 0 Itô, α = ½ Stratonovich, α = 1 anti-Itô.
+
+Every symbol is created here, once, with its assumptions (positive, real) so that SymPy can
+simplify square roots and logarithms without ``force=True``. Expressions are built from
+Integer/Rational/symbols only: never a Python float (THEORY.md trap 4).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from fractions import Fraction
+from functools import cache
+from typing import Any, TypeAlias
+
+import sympy as sp
+
+from flatminima.errors import DimensionError, InterpretationError, NoiseModelError
+
+__all__ = [
+    "INTERPRETATIONS",
+    "LATEX_NAMES",
+    "NOISE_MODELS",
+    "Dim",
+    "curvature",
+    "interpretation_alpha",
+    "interpretation_name",
+    "parse_dim",
+    "parse_noise",
+    "sym",
+]
+
+#: Named interpretations and their α.
+INTERPRETATIONS: dict[str, sp.Rational] = {
+    "ito": sp.Integer(0),
+    "stratonovich": sp.Rational(1, 2),
+    "anti-ito": sp.Integer(1),
+}
+_ALIASES = {
+    "itô": "ito",
+    "itoh": "ito",
+    "strat": "stratonovich",
+    "anti-itô": "anti-ito",
+    "antiito": "anti-ito",
+    "anti_ito": "anti-ito",
+    "haenggi": "anti-ito",
+    "hänggi": "anti-ito",
+    "klimontovich": "anti-ito",
+    "isothermal": "anti-ito",
+}
+
+#: Noise models that :func:`~flatminima.theory.derive_escape_time` knows.
+NOISE_MODELS = ("white", "sgd", "loss-dependent")
+_NOISE_ALIASES = {
+    "loss_dependent": "loss-dependent",
+    "lossdependent": "loss-dependent",
+    "gd": "white",
+}
+
+#: The symbol α when the interpretation is kept symbolic.
+ALPHA = sp.Symbol("alpha", nonnegative=True)
+
+#: LaTeX for symbol names that SymPy would not print well by itself.
+LATEX_NAMES: dict[str, str] = {
+    "Delta_L": r"\Delta L",
+    "h_star": r"h^{*}",
+    "D_a": r"D_{a}",
+    "D_b": r"D_{b}",
+    "ell": r"\ell",
+}
+
+Dim: TypeAlias = int | sp.Symbol
+
+
+@cache
+def sym(name: str, **assumptions: bool) -> sp.Symbol:
+    """The one SymPy symbol called ``name`` (positive unless other assumptions are given).
+
+    Symbols are cached so that the same name always gives the same object, whichever module asks.
+    """
+    if not assumptions:
+        assumptions = {"positive": True}
+    return sp.Symbol(name, **assumptions)
+
+
+def latex_name(name: str) -> str:
+    """LaTeX for a symbol name: ``H_a_2`` → ``H_{a,2}``, ``Delta_L_b1`` → ``\\Delta L_{b1}``."""
+    if name in LATEX_NAMES:
+        return LATEX_NAMES[name]
+    head, _, rest = name.partition("_")
+    if head == "Delta" and rest.startswith("L"):
+        label = rest[2:]
+        return r"\Delta L" + (f"_{{{label}}}" if label else "")
+    if head == "h" and rest.startswith("star"):
+        return r"h^{*}"
+    greek = {"eta", "kappa", "alpha", "gamma", "tau", "theta", "ell", "Phi", "sigma"}
+    head_tex = rf"\{head}" if head in greek else head
+    if not rest:
+        return head_tex
+    return f"{head_tex}_{{{rest.replace('_', ',')}}}"
+
+
+def curvature(point: str, direction: int | sp.Expr | None = None) -> sp.Expr:
+    """Curvature magnitude at ``point`` along eigen-direction ``direction`` (1 is the escape
+    direction e).
+
+    ``direction=None`` gives the 1-D symbol ``H_<point>``; an integer gives ``H_<point>_<i>``; a
+    SymPy index (symbolic dimension) gives the indexed ``H_<point>[i]``.
+    """
+    if direction is None:
+        return sym(f"H_{point}")
+    if isinstance(direction, int):
+        return sym(f"H_{point}_{direction}")
+    return _indexed_base(point)[direction]
+
+
+@cache
+def _indexed_base(point: str) -> sp.IndexedBase:
+    return sp.IndexedBase(f"H_{point}", positive=True)
+
+
+def indexed_base(point: str) -> sp.IndexedBase:
+    """The IndexedBase ``H_<point>`` used for a symbolic dimension n."""
+    return _indexed_base(point)
+
+
+#: Summation index and symbolic dimension for n-D derivations with symbolic n.
+INDEX = sp.Symbol("i", integer=True, positive=True)
+N_DIM = sp.Symbol("n", integer=True, positive=True)
+
+
+def interpretation_alpha(interpretation: Any) -> sp.Expr:
+    """α for an interpretation: a name, a number in [0, 1], or ``"alpha"`` for a symbolic α.
+
+    Parameters
+    ----------
+    interpretation
+        ``"ito"`` (α = 0), ``"stratonovich"`` (α = ½), ``"anti-ito"`` (α = 1), a number in
+        [0, 1] (int, float, Fraction, SymPy Rational, or a string such as ``"0.25"``/``"1/4"``),
+        or ``"alpha"`` to keep α as the symbol α.
+
+    Returns
+    -------
+    sympy.Expr
+        An exact Rational (floats are converted through their decimal repr, so 0.3 → 3/10) or
+        the symbol α.
+
+    Examples
+    --------
+    >>> interpretation_alpha("stratonovich")
+    1/2
+    >>> interpretation_alpha(0.25)
+    1/4
+    >>> interpretation_alpha(1.5)
+    Traceback (most recent call last):
+    ...
+    flatminima.errors.InterpretationError: interpretation: expected 'ito', 'stratonovich', \
+'anti-ito', 'alpha' or a number α in [0, 1], got 1.5
+    """
+    expected = "'ito', 'stratonovich', 'anti-ito', 'alpha' or a number α in [0, 1]"
+    value: Any = interpretation
+    if isinstance(interpretation, str):
+        key = interpretation.strip().lower()
+        key = _ALIASES.get(key, key)
+        if key in INTERPRETATIONS:
+            return INTERPRETATIONS[key]
+        if key in {"alpha", "α"}:
+            return ALPHA
+        try:
+            value = Fraction(key)
+        except (ValueError, ZeroDivisionError):
+            raise InterpretationError("interpretation", expected, interpretation) from None
+    if isinstance(value, sp.Symbol) and value.name in {"alpha", "α"}:
+        return ALPHA
+    if isinstance(value, bool) or not isinstance(value, numbers.Number | sp.Basic):
+        raise InterpretationError("interpretation", expected, interpretation)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InterpretationError("interpretation", expected, interpretation)
+        rational = sp.Rational(repr(value))
+    elif isinstance(value, sp.Basic):
+        if not (value.is_Rational or value.is_Float):
+            raise InterpretationError("interpretation", expected, interpretation)
+        rational = sp.Rational(str(value)) if value.is_Float else value
+    elif isinstance(value, numbers.Rational):
+        rational = sp.Rational(value.numerator, value.denominator)
+    else:
+        raise InterpretationError("interpretation", expected, interpretation)
+    if not (0 <= rational <= 1):
+        raise InterpretationError("interpretation", expected, interpretation)
+    return sp.Rational(rational)
+
+
+def interpretation_name(alpha: sp.Expr) -> str:
+    """The conventional name of α, or ``"alpha=<value>"``."""
+    for name, value in INTERPRETATIONS.items():
+        if alpha == value:
+            return name
+    return "alpha" if alpha == ALPHA else f"alpha={alpha}"
+
+
+def parse_dim(dim: Any) -> Dim:
+    """A dimension: a positive integer, or ``"n"`` (or the SymPy symbol n) for a symbolic one."""
+    expected = "a positive integer or 'n' for a symbolic dimension"
+    if isinstance(dim, str):
+        text = dim.strip()
+        if text == "n":
+            return N_DIM
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        raise DimensionError("dim", expected, dim)
+    if isinstance(dim, sp.Symbol) and dim.name == "n":
+        return N_DIM
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral | sp.Integer):
+        if isinstance(dim, float) and dim.is_integer() and dim >= 1:
+            return int(dim)
+        raise DimensionError("dim", expected, dim)
+    if int(dim) < 1:
+        raise DimensionError("dim", expected, dim)
+    return int(dim)
+
+
+def parse_noise(noise: Any) -> str:
+    """The canonical name of a noise model (``"white"``, ``"sgd"`` or ``"loss-dependent"``)."""
+    if isinstance(noise, str):
+        key = noise.strip().lower()
+        key = _NOISE_ALIASES.get(key, key)
+        if key in NOISE_MODELS:
+            return key
+    raise NoiseModelError("noise", "one of 'white', 'sgd', 'loss-dependent'", noise)
