@@ -1,0 +1,84 @@
+"""The command line: formula and scaling output, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mpmath
+import pytest
+import sympy as sp
+
+from flatminima.cli import main
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flatminima", *args], capture_output=True, text=True, cwd="/"
+    )
+
+
+def test_formula_text_is_parsable_and_right(capsys) -> None:
+    assert main(["formula", "white", "--dim", "2"]) == 0
+    line = capsys.readouterr().out.strip()
+    lhs, rhs = line.split(" = ", 1)
+    assert lhs == "tau"
+    names = {n: sp.Symbol(n, positive=True) for n in ("H_a_1", "H_a_2", "H_b_1", "H_b_2", "Delta_L", "D")}
+    expr = sp.sympify(rhs, locals=names)
+    reference = 2 * sp.pi / names["H_b_1"] * sp.sqrt(names["H_b_1"] * names["H_b_2"] / (names["H_a_1"] * names["H_a_2"])) * sp.exp(names["Delta_L"] / names["D"])
+    assert sp.simplify(expr / reference) == 1
+
+
+def test_formula_latex_with_steps(capsys) -> None:
+    assert main(["formula", "sgd", "--dim", "2", "--format", "latex", "--steps"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("\\begin{align*}")
+    assert "Lyapunov" in out and "\\tau = " in out
+
+
+def test_formula_python_runs(capsys) -> None:
+    assert main(["formula", "sgd", "--interpretation", "anti-ito", "--format", "python"]) == 0
+    namespace: dict = {}
+    exec(capsys.readouterr().out, namespace)
+    with mpmath.workdps(30):
+        value = namespace["log_tau"](H_a=2, H_b=1, Delta_L=1, eta="0.01", B=32, s="0.5")
+        expected = mpmath.log(2 * mpmath.pi) + 2 * 32 / mpmath.mpf("0.01") * (mpmath.mpf("0.5") / 2 + mpmath.mpf("0.5"))
+        assert mpmath.almosteq(value, expected, rel_eps=mpmath.mpf(10) ** -25)
+
+
+def test_symbolic_dimension_and_steps_text(capsys) -> None:
+    assert main(["formula", "loss-dependent", "--dim", "n", "--steps"]) == 0
+    out = capsys.readouterr().out
+    assert "Assumptions:" in out and "Product(H_a[i], (i, 1, n))" in out
+
+
+def test_scaling_command(capsys) -> None:
+    assert main(["scaling", "white", "--wrt", "sharpness"]) == 0
+    assert "polynomial in k" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["formula", "brownian"],
+        ["formula", "white", "--dim", "0"],
+        ["formula", "sgd", "--interpretation", "1.5"],
+        ["formula", "sgd", "--format", "pdf"],
+        ["formula", "white", "--saddles", "0"],
+        ["scaling", "sgd", "--wrt", "temperature"],
+        ["report", "--dps", "5", "--out", "/tmp/never-written"],
+        ["frobnicate"],
+    ],
+)
+def test_errors_are_one_line_exit_2(args) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("flatminima: error:")
+    assert "Traceback" not in result.stderr
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.startswith("flatminima ")

@@ -1,0 +1,293 @@
+"""The report: the main job behind ``flatminima report`` (``make demo`` runs ``--quick``).
+
+What it holds today (the numerics and experiment sections arrive with their layers):
+
+1. every escape-time formula derived by the theory layer (white, SGD, loss-dependent; 1-D, 2-D
+   and symbolic n; Itô, Stratonovich, anti-Itô), with the time it took to derive them cold;
+2. the scaling laws SymPy reads off log τ (sharpness, batch size, learning rate, loss ratio);
+3. a worked example: the 1-D Styblinski–Tang slice f(x) = ½(x⁴ − 16x² + 5x), whose minimum,
+   saddle, curvatures, barrier and switch fraction are computed here (SymPy + mpmath), and
+   the derived formulas evaluated on it at ``dps`` digits;
+4. a figure of the predicted log γ against sharpness k, SGD against white noise.
+
+Output: ``report.html`` (self-contained, figures embedded), ``report.json``, ``figures/*.png``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import mpmath
+import sympy as sp
+
+from flatminima import __version__
+from flatminima.errors import ParameterError, PrecisionError
+from flatminima.theory import (
+    derive_escape_time,
+    derive_selection_ratio,
+    derive_switch_fraction,
+    scaling_law,
+)
+
+__all__ = ["run_report", "styblinski_tang_slice"]
+
+
+def styblinski_tang_slice(dps: int = 30) -> dict[str, mpmath.mpf]:
+    """Critical points of f(x) = ½(x⁴ − 16x² + 5x) at ``dps`` digits.
+
+    Returns the local minimum a (≈ 2.7468), the saddle (local maximum) b (≈ 0.1567), the
+    curvatures H_a = f''(a), H_b = |f''(b)|, the barrier ΔL = f(b) − f(a), the inflection point
+    c = √(8/3) between them and the switch fraction s = (f(c) − f(a))/ΔL of the harmonic switch
+    model placed at c (THEORY.md §6). The values carry ``dps`` digits whatever the ambient
+    ``mpmath.mp.dps``.
+    """
+    x = sp.Symbol("x", real=True)
+    f = (x**4 - 16 * x**2 + 5 * x) / 2
+    df, d2f = sp.diff(f, x), sp.diff(f, x, 2)
+    with mpmath.workdps(dps + 10):
+        fn = sp.lambdify(x, f, "mpmath")
+        dfn = sp.lambdify(x, df, "mpmath")
+        d2fn = sp.lambdify(x, d2f, "mpmath")
+        a = mpmath.findroot(dfn, mpmath.mpf("2.7"))
+        b = mpmath.findroot(dfn, mpmath.mpf("0.15"))
+        c = mpmath.sqrt(mpmath.mpf(8) / 3)
+        barrier = fn(b) - fn(a)
+        data = {
+            "a": a,
+            "b": b,
+            "c": c,
+            "H_a": d2fn(a),
+            "H_b": -d2fn(b),
+            "Delta_L": barrier,
+            "s": (fn(c) - fn(a)) / barrier,
+        }
+    with mpmath.workdps(dps):  # round to dps digits (unary + rounds to the working precision)
+        return {k: +v for k, v in data.items()}
+
+
+def _figure_sharpness(path: Path, example: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    sgd = derive_escape_time("sgd", dim=1, interpretation="ito").compile("numpy")
+    white = derive_escape_time("white", dim=1).compile("numpy")
+    k = np.geomspace(1, 8, 60)
+    p = {key: float(val) for key, val in example.items()}
+    log_rate_sgd = sgd.log_rate(
+        H_a=k * p["H_a"], H_b=k * p["H_b"], Delta_L=p["Delta_L"], eta=8.5e-4, B=3.03e-3, s=p["s"]
+    )
+    log_rate_white = white.log_rate(H_a=k * p["H_a"], H_b=k * p["H_b"], Delta_L=p["Delta_L"], D=5.0)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    axes[0].plot(1 / k, log_rate_sgd, label="SGD (Itô)")
+    axes[0].plot(1 / k, log_rate_white, label="white noise, D = 5")
+    axes[0].set_xlabel("1/k")
+    axes[0].set_ylabel("log γ (predicted)")
+    axes[0].set_title("SGD: log γ linear in 1/k")
+    axes[1].plot(np.log(k), log_rate_sgd, label="SGD (Itô)")
+    axes[1].plot(np.log(k), log_rate_white, label="white noise, D = 5")
+    axes[1].set_xlabel("log k")
+    axes[1].set_title("white noise: log γ linear in log k, slope 1")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("Styblinski–Tang slice, sharpness L_k(θ) = L(√k θ) (theory only)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{html.escape(title)}</h2>\n{body}\n</section>"
+
+
+def run_report(out: str | Path = "flatminima-report", quick: bool = False, dps: int = 30) -> Path:
+    """Derive, evaluate and write the report to ``out``; returns the path of report.html.
+
+    Parameters
+    ----------
+    out
+        Output folder (created if missing).
+    quick
+        The quick version (``make demo``); today both versions hold the same sections.
+    dps
+        Decimal digits for the mpmath evaluations (at least 15).
+    """
+    if isinstance(dps, bool) or not isinstance(dps, int) or dps < 15:
+        raise PrecisionError("dps", "an integer of at least 15 digits", dps)
+    if not isinstance(out, str | Path) or not str(out):
+        raise ParameterError("out", "a folder path", out)
+    folder = Path(out)
+    (folder / "figures").mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {"version": __version__, "quick": quick, "dps": dps}
+    sections: list[str] = []
+
+    # 1. formulas
+    print("[1/4] deriving the escape-time formulas ...", flush=True)
+    start = time.perf_counter()
+    derived: dict[tuple[str, str, str], Any] = {}
+    for noise in ("white", "sgd", "loss-dependent"):
+        for dim in (1, 2, "n"):
+            for interpretation in ("ito", "stratonovich", "anti-ito"):
+                derived[(noise, str(dim), interpretation)] = derive_escape_time(
+                    noise, dim, interpretation
+                )
+    elapsed = time.perf_counter() - start
+    record["derivation_seconds"] = elapsed
+    record["formulas"] = {" / ".join(key): d.to_dict() for key, d in derived.items()}
+    rows = "".join(
+        f"<tr><td>{html.escape(n)}</td><td>{html.escape(dim)}</td><td>{html.escape(it)}</td>"
+        f"<td><code>{html.escape(d.latex())}</code></td></tr>"
+        for (n, dim, it), d in derived.items()
+        if dim != "2"
+    )
+    sections.append(
+        _section(
+            "Derived escape times τ (continuous time, unit η·iterations)",
+            f"<p>{len(derived)} derivations by flux over population in {elapsed:.2f} s.</p>"
+            "<table><tr><th>noise</th><th>dim</th><th>interpretation</th><th>τ (LaTeX)</th></tr>"
+            f"{rows}</table>",
+        )
+    )
+    print(f"      {len(derived)} formulas in {elapsed:.2f} s", flush=True)
+    for shown in (("white", "1", "ito"), ("sgd", "1", "anti-ito"), ("loss-dependent", "1", "ito")):
+        print(f"      {shown[0]:>14} {shown[2]:>9}: {derived[shown].text()}", flush=True)
+
+    # 2. scaling laws
+    print("[2/4] scaling laws of log tau ...", flush=True)
+    laws = []
+    for noise, wrts in (
+        ("sgd", ("sharpness", "batch_size", "lr")),
+        ("white", ("sharpness", "diffusion")),
+        ("loss-dependent", ("loss_ratio", "sharpness")),
+    ):
+        for wrt in wrts:
+            law = scaling_law(derived[(noise, "1", "ito")], wrt=wrt)
+            laws.append({"noise": noise, **law.to_dict()})
+            print(f"      {noise:>14} vs {wrt:<10}: {law.kind:<11} {law.statement}", flush=True)
+    record["scaling_laws"] = laws
+    sections.append(
+        _section(
+            "Scaling laws (derived from log τ)",
+            "<table><tr><th>noise</th><th>variable</th><th>kind</th><th>law</th></tr>"
+            + "".join(
+                f"<tr><td>{law['noise']}</td><td>{law['wrt']}</td><td>{law['kind']}</td><td><code>{html.escape(law['statement'])}</code></td></tr>"
+                for law in laws
+            )
+            + "</table>",
+        )
+    )
+
+    # 3. worked example
+    print(f"[3/4] Styblinski-Tang slice evaluated at {dps} digits ...", flush=True)
+    example = styblinski_tang_slice(dps)
+    s_formula = derive_switch_fraction()
+    with mpmath.workdps(dps):
+        white = derived[("white", "1", "ito")].compile("mpmath")
+        sgd = derived[("sgd", "1", "ito")].compile("mpmath")
+        sgd_anti = derived[("sgd", "1", "anti-ito")].compile("mpmath")
+        p = example
+        eta, batch = mpmath.mpf("8.5e-4"), mpmath.mpf("3.03e-3")
+        values = {
+            "white, D = 5": white.tau(H_a=p["H_a"], H_b=p["H_b"], Delta_L=p["Delta_L"], D=5),
+            "SGD Itô, η = 8.5e-4, B = 3.03e-3": sgd.tau(
+                H_a=p["H_a"], H_b=p["H_b"], Delta_L=p["Delta_L"], eta=eta, B=batch, s=p["s"]
+            ),
+            "SGD anti-Itô, same": sgd_anti.tau(
+                H_a=p["H_a"], H_b=p["H_b"], Delta_L=p["Delta_L"], eta=eta, B=batch, s=p["s"]
+            ),
+            "SGD Itô, η = 0.1, B = 128 (network scale)": sgd.tau(
+                H_a=p["H_a"],
+                H_b=p["H_b"],
+                Delta_L=p["Delta_L"],
+                eta=mpmath.mpf("0.1"),
+                B=128,
+                s=p["s"],
+            ),
+        }
+        s_piecewise = s_formula.compile("mpmath").value(H_a=p["H_a"], H_b=p["H_b"])
+        text_values = {k: mpmath.nstr(v, 12) for k, v in values.items()}
+        log_values = {k: mpmath.nstr(mpmath.log(v), 12) for k, v in values.items()}
+    record["example"] = {
+        "landscape": "f(x) = (x^4 - 16 x^2 + 5 x)/2",
+        "critical_points": {k: mpmath.nstr(v, dps) for k, v in example.items()},
+        "s_piecewise_quadratic": mpmath.nstr(s_piecewise, 12),
+        "tau": text_values,
+        "log_tau": log_values,
+    }
+    for key, val in example.items():
+        print(f"      {key:>8} = {mpmath.nstr(val, 15)}", flush=True)
+    for key in values:
+        print(f"      tau[{key}] = {text_values[key]}  (log tau = {log_values[key]})", flush=True)
+    sections.append(
+        _section(
+            "Worked example: the Styblinski–Tang slice",
+            "<p>f(x) = ½(x⁴ − 16x² + 5x); harmonic switch at the inflection point c = √(8/3). "
+            "(A C¹ piecewise-quadratic valley with the same curvatures would have "
+            f"s = H_b/(H_a + H_b) = {html.escape(mpmath.nstr(s_piecewise, 6))}.)</p>"
+            "<table>"
+            + "".join(
+                f"<tr><td>{html.escape(k)}</td><td>{html.escape(mpmath.nstr(v, 15))}</td></tr>"
+                for k, v in example.items()
+            )
+            + "</table><table><tr><th>case</th><th>τ</th><th>log τ</th></tr>"
+            + "".join(
+                f"<tr><td>{html.escape(k)}</td><td>{text_values[k]}</td><td>{log_values[k]}</td></tr>"
+                for k in values
+            )
+            + "</table>",
+        )
+    )
+
+    # 4. figure
+    print("[4/4] figure ...", flush=True)
+    figure = folder / "figures" / "sharpness_theory.png"
+    _figure_sharpness(figure, example)
+    encoded = base64.b64encode(figure.read_bytes()).decode("ascii")
+    selection = derive_selection_ratio("sgd", 1, "anti-ito")
+    sections.append(
+        _section(
+            "Predicted sharpness dependence",
+            f'<img alt="log rate vs sharpness" src="data:image/png;base64,{encoded}">'
+            "<p>Flat vs sharp (SGD, anti-Itô): γ_sharp/γ_flat = "
+            f"<code>{html.escape(selection.text())}</code></p>",
+        )
+    )
+    record["figures"] = [str(figure.relative_to(folder))]
+    record["pending"] = [
+        "numerics: exact MFPT references and Monte Carlo (issue 3)",
+        "validation: network and landscape experiments with measured rates (issue 4)",
+    ]
+    sections.append(
+        _section(
+            "Not in this report yet",
+            "<ul>"
+            + "".join(f"<li>{html.escape(item)}</li>" for item in record["pending"])
+            + "</ul>",
+        )
+    )
+
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>flatminima report</title>"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "vertical-align:top}code{font-size:90%}img{max-width:100%}</style></head><body>"
+        f"<h1>flatminima {html.escape(__version__)} report{' (quick)' if quick else ''}</h1>"
+        + "\n".join(sections)
+        + "</body></html>"
+    )
+    report = folder / "report.html"
+    report.write_text(page, encoding="utf-8")
+    (folder / "report.json").write_text(
+        json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    print(f"report: {report}", flush=True)
+    print(f"data:   {folder / 'report.json'}", flush=True)
+    return report
