@@ -31,7 +31,9 @@ def main(repeats: int = 5) -> None:
     imports, derives = [], []
     count = 0
     for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CODE], capture_output=True, text=True, check=True
+        )
         a, b, count_text = out.stdout.split()
         imports.append(float(a))
         derives.append(float(b))

@@ -23,9 +23,17 @@ def test_formula_text_is_parsable_and_right(capsys) -> None:
     line = capsys.readouterr().out.strip()
     lhs, rhs = line.split(" = ", 1)
     assert lhs == "tau"
-    names = {n: sp.Symbol(n, positive=True) for n in ("H_a_1", "H_a_2", "H_b_1", "H_b_2", "Delta_L", "D")}
+    names = {
+        n: sp.Symbol(n, positive=True) for n in ("H_a_1", "H_a_2", "H_b_1", "H_b_2", "Delta_L", "D")
+    }
     expr = sp.sympify(rhs, locals=names)
-    reference = 2 * sp.pi / names["H_b_1"] * sp.sqrt(names["H_b_1"] * names["H_b_2"] / (names["H_a_1"] * names["H_a_2"])) * sp.exp(names["Delta_L"] / names["D"])
+    reference = (
+        2
+        * sp.pi
+        / names["H_b_1"]
+        * sp.sqrt(names["H_b_1"] * names["H_b_2"] / (names["H_a_1"] * names["H_a_2"]))
+        * sp.exp(names["Delta_L"] / names["D"])
+    )
     assert sp.simplify(expr / reference) == 1
 
 
@@ -42,7 +50,9 @@ def test_formula_python_runs(capsys) -> None:
     exec(capsys.readouterr().out, namespace)
     with mpmath.workdps(30):
         value = namespace["log_tau"](H_a=2, H_b=1, Delta_L=1, eta="0.01", B=32, s="0.5")
-        expected = mpmath.log(2 * mpmath.pi) + 2 * 32 / mpmath.mpf("0.01") * (mpmath.mpf("0.5") / 2 + mpmath.mpf("0.5"))
+        expected = mpmath.log(2 * mpmath.pi) + 2 * 32 / mpmath.mpf("0.01") * (
+            mpmath.mpf("0.5") / 2 + mpmath.mpf("0.5")
+        )
         assert mpmath.almosteq(value, expected, rel_eps=mpmath.mpf(10) ** -25)
 
 

@@ -43,7 +43,9 @@ def test_symbolic_alpha() -> None:
     assert interpretation_alpha("alpha").name == "alpha"
 
 
-@pytest.mark.parametrize("bad", [-0.1, 1.5, 2, "klimov", math.nan, math.inf, True, None, [0.5], "1/0"])
+@pytest.mark.parametrize(
+    "bad", [-0.1, 1.5, 2, "klimov", math.nan, math.inf, True, None, [0.5], "1/0"]
+)
 def test_bad_interpretation(bad) -> None:
     with pytest.raises(InterpretationError, match="interpretation"):
         interpretation_alpha(bad)
