@@ -118,12 +118,14 @@ def _to_mpf(value: Any) -> Any:
 
     if isinstance(value, mpmath.mpf | mpmath.mpc):
         return value
-    if isinstance(value, bool):
-        return mpmath.mpf(int(value))
-    if isinstance(value, numbers.Integral):
-        return mpmath.mpf(int(value))
-    if isinstance(value, numbers.Real | str):
-        return mpmath.mpf(float(value) if not isinstance(value, str) else value)
+    if isinstance(value, numbers.Rational):  # int, bool, Fraction, SymPy Rational: exact p/q
+        return mpmath.mpf(int(value.numerator)) / int(value.denominator)
+    if isinstance(value, str):
+        return mpmath.mpf(value)
+    if hasattr(value, "is_number") and getattr(value, "is_real", False):  # SymPy Float, π, √2
+        return +value.evalf(mpmath.mp.dps + 5)._to_mpmath(mpmath.mp.prec + 10)
+    if isinstance(value, numbers.Real):  # float, numpy floats: the double itself
+        return mpmath.mpf(float(value))
     if isinstance(value, Iterable):
         return [_to_mpf(v) for v in value]
     return mpmath.mpmathify(value)

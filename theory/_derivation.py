@@ -163,8 +163,11 @@ class Derivation(Formula):
         What was derived: noise model name, dimension (int or the symbol n), interpretation
         name and its α.
     prefactor, exponent
-        τ = prefactor · exp(exponent) with exponent = ΔΦ, the quasi-potential barrier (for one
-        saddle; ``exponent`` is None for several saddles).
+        τ = prefactor · exp(exponent) (for one saddle; ``exponent`` is None for several).
+    quasi_potential
+        ΔΦ = Φ(b) − Φ(a) = ∫ dℓ/D_e(ℓ), the barrier in units of the noise: the asymptotic
+        formula is accurate when it is large. Equal to ``exponent`` except for loss-dependent
+        noise, whose α-dependent power of L_b/L_a is folded into ``exponent``.
     curvatures
         The Hessian-eigenvalue symbols (for sharpness scaling), IndexedBases for symbolic n.
     """
@@ -177,6 +180,7 @@ class Derivation(Formula):
     exponent: sp.Expr | None = None
     saddles: int = 1
     curvatures: tuple[sp.Basic, ...] = ()
+    quasi_potential: sp.Expr | None = None
 
     @property
     def tau(self) -> sp.Expr:

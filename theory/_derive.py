@@ -208,6 +208,7 @@ def build_derivation(model: NoiseModel, crossings: list[Crossing], alpha: sp.Exp
         exponent=exponent,
         saddles=len(crossings),
         curvatures=tuple(curvatures),
+        quasi_potential=result.barriers[0] if len(crossings) == 1 else None,
     )
 
 
