@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ConvergenceError",
     "DimensionError",
     "FlatMinimaError",
     "HessianError",
@@ -94,6 +95,11 @@ class HessianError(ParameterError):
 
 class PrecisionError(ParameterError):
     """A working precision too low to be meaningful."""
+
+
+class ConvergenceError(FlatMinimaError):
+    """A numerical method could not reach the accuracy asked for (the message says what to
+    change: a breakpoint, a larger panel budget, a finite boundary)."""
 
 
 class ValidityWarning(UserWarning):

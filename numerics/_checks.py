@@ -1,0 +1,167 @@
+"""Input checks for the numerics layer: every public function calls these first.
+
+Each check converts what it accepts into the working type (``mpmath.mpf`` at the working
+precision, or an ``mpmath.matrix``) and raises a :class:`~flatminima.errors.FlatMinimaError`
+subclass naming the parameter otherwise: never a NaN, an inf or a traceback from deep inside.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from decimal import Decimal
+from typing import Any
+
+import mpmath
+
+from flatminima.errors import HessianError, ParameterError, PrecisionError, ShapeError
+
+__all__ = [
+    "MIN_DPS",
+    "check_dps",
+    "in_open_unit_interval",
+    "matrix",
+    "positive",
+    "real",
+]
+
+#: Below this many digits mpmath evaluation gains nothing over float64.
+MIN_DPS = 15
+MAX_DPS = 10_000
+
+
+def check_dps(dps: Any, name: str = "dps") -> int:
+    """Decimal digits of working precision: an integer in [15, 10000]."""
+    if isinstance(dps, bool) or not isinstance(dps, numbers.Integral):
+        raise PrecisionError(name, f"an integer number of digits in [{MIN_DPS}, {MAX_DPS}]", dps)
+    if not MIN_DPS <= int(dps) <= MAX_DPS:
+        raise PrecisionError(
+            name,
+            f"an integer number of digits in [{MIN_DPS}, {MAX_DPS}]",
+            dps,
+            "below 15 digits use the log-space numpy evaluator",
+        )
+    return int(dps)
+
+
+def real(name: str, value: Any) -> mpmath.mpf:
+    """A finite real number as an mpf at the working precision.
+
+    Accepts int, float, str (read at the working precision: ``"0.1"`` is 0.1 to dps digits),
+    Fraction, Decimal, mpf, numpy scalars and SymPy numbers.
+    """
+    if isinstance(value, bool) or value is None:
+        raise ParameterError(name, "a finite real number", value)
+    try:
+        if isinstance(value, mpmath.mpf):
+            result = value
+        elif isinstance(value, str):
+            result = mpmath.mpf(value.strip())
+        elif isinstance(value, numbers.Rational):  # int, Fraction, SymPy Rational: exact p/q
+            result = mpmath.mpf(int(value.numerator)) / int(value.denominator)
+        elif isinstance(value, Decimal):
+            result = mpmath.mpf(str(value))
+        elif hasattr(value, "is_number") and getattr(
+            value, "is_real", False
+        ):  # SymPy: π, Float, √2
+            result = +value.evalf(mpmath.mp.dps + 5)._to_mpmath(mpmath.mp.prec + 10)
+        elif isinstance(value, numbers.Real):  # float, numpy floats: the double itself
+            result = mpmath.mpf(float(value))
+        elif hasattr(value, "shape") and getattr(value, "shape", None) == ():  # 0-d array
+            return real(name, value.item())
+        else:
+            raise TypeError
+    except (TypeError, ValueError):
+        raise ParameterError(name, "a finite real number", value) from None
+    if not mpmath.isfinite(result):
+        raise ParameterError(name, "a finite real number", value)
+    return result
+
+
+def positive(name: str, value: Any) -> mpmath.mpf:
+    """A finite number > 0."""
+    result = real(name, value)
+    if result <= 0:
+        raise ParameterError(name, "a positive finite number", value)
+    return result
+
+
+def in_open_unit_interval(name: str, value: Any) -> mpmath.mpf:
+    """A number in the open interval (0, 1)."""
+    result = real(name, value)
+    if not 0 < result < 1:
+        raise ParameterError(name, "a number in the open interval (0, 1)", value)
+    return result
+
+
+def _rows(name: str, value: Any) -> list[list[Any]]:
+    """Nested rows of a square matrix from numpy arrays, lists, mpmath matrices, scalars."""
+    if isinstance(value, mpmath.matrix):
+        return [[value[i, j] for j in range(value.cols)] for i in range(value.rows)]
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch tensor
+        value = value.detach().cpu().numpy()
+    if hasattr(value, "tolist") and hasattr(value, "shape"):
+        shape = tuple(value.shape)
+        if len(shape) == 0:
+            return [[value.item()]]
+        if len(shape) != 2:
+            raise ShapeError(name, "a square matrix (2-D array)", f"an array of shape {shape}")
+        return value.tolist()
+    if isinstance(value, numbers.Number | str | mpmath.mpf) and not isinstance(value, bool):
+        return [[value]]
+    if isinstance(value, list | tuple):
+        if not value:
+            raise ShapeError(name, "a non-empty square matrix", value)
+        if all(isinstance(row, list | tuple) for row in value):
+            return [list(row) for row in value]
+        if len(value) == 1:
+            return [list(value)]
+        raise ShapeError(name, "a square matrix (nested rows), not a flat list", value)
+    raise ShapeError(name, "a square matrix: numpy array, nested list or mpmath matrix", value)
+
+
+def matrix(name: str, value: Any, symmetric_tolerance: float = 1e-10) -> mpmath.matrix:
+    """A finite, symmetric square matrix as an ``mpmath.matrix`` at the working precision.
+
+    Asymmetry up to ``symmetric_tolerance`` relative to the largest entry (round-off from a
+    float computation) is averaged away; more is an error.
+    """
+    rows = _rows(name, value)
+    size = len(rows)
+    if any(len(row) != size for row in rows):
+        shape = f"rows of lengths {[len(r) for r in rows]}"
+        raise ShapeError(name, "a square matrix", shape)
+    entries = [[real(f"{name}[{i}][{j}]", rows[i][j]) for j in range(size)] for i in range(size)]
+    out = mpmath.matrix(size, size)
+    scale = max((abs(x) for row in entries for x in row), default=mpmath.mpf(0))
+    worst = mpmath.mpf(0)
+    for i in range(size):
+        for j in range(size):
+            worst = max(worst, abs(entries[i][j] - entries[j][i]))
+            out[i, j] = (entries[i][j] + entries[j][i]) / 2
+    if scale > 0 and worst > symmetric_tolerance * scale:
+        raise HessianError(
+            name,
+            "a symmetric matrix",
+            value,
+            f"largest |A - A^T| entry {mpmath.nstr(worst, 3)} "
+            f"vs largest entry {mpmath.nstr(scale, 3)}",
+        )
+    return out
+
+
+def same_size(names: tuple[str, str], first: mpmath.matrix, second: mpmath.matrix) -> None:
+    if first.rows != second.rows:
+        raise ShapeError(
+            names[1],
+            f"a {first.rows}x{first.rows} matrix like {names[0]}",
+            f"{second.rows}x{second.cols}",
+        )
+
+
+def finite_float(name: str, value: Any) -> float:
+    """A finite float (for the float64 code paths)."""
+    result = float(real(name, value))
+    if not math.isfinite(result):
+        raise ParameterError(name, "a finite real number", value)
+    return result

@@ -1,0 +1,559 @@
+"""Escape times from Hessians: the theory layer's formulas evaluated at any precision.
+
+``escape_time`` takes the Hessians at the minimum and the saddle as matrices, checks them,
+eigen-decomposes them at the working precision, and evaluates the derived formula compiled to
+mpmath (the theory layer is the one source of the formulas). ``log_escape_time`` is the
+vectorized float64 (or torch) version for parameter sweeps: log τ, never τ itself.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from flatminima.errors import ParameterError, ShapeError, ValidityWarning
+from flatminima.theory import derive_escape_time, interpretation_alpha
+from flatminima.theory._conventions import ALPHA, interpretation_name, parse_noise
+
+from ._checks import check_dps, in_open_unit_interval, matrix, positive, same_size
+from ._eigen import EigenData, eigen_data
+
+__all__ = ["VALIDITY_BARRIER", "EscapeTime", "escape_time", "log_escape_time"]
+
+#: Below this quasi-potential barrier ΔΦ the asymptotic formula is off by 5–15% or more.
+#: Measured against mfpt_1d, the relative error is c/ΔΦ with c between 0.2 and 0.7: white noise
+#: 10% at ΔΦ = 5 on the double well x⁴/4 − x²/2 and 4.2% at ΔΦ = 5 on the Styblinski–Tang slice;
+#: SGD noise (switch model) 6.8% (Itô) to 5.1% (anti-Itô) at ΔΦ = 10 on the double well and
+#: 3.8–4.7% at ΔΦ = 9 on the Styblinski–Tang slice.
+VALIDITY_BARRIER = 5
+
+_NOISE_PARAMETERS = {
+    "white": {"diffusion"},
+    "sgd": {"lr", "batch_size", "s"},
+    "loss-dependent": {"lr", "batch_size", "loss_min", "loss_saddle", "h_star"},
+}
+
+
+@dataclass(frozen=True)
+class EscapeTime:
+    """An escape time evaluated from Hessians.
+
+    Attributes
+    ----------
+    tau, log_tau, rate
+        τ (continuous time, unit η·iterations), log τ and γ = 1/τ, as mpf at ``dps`` digits.
+    iterations, log_iterations
+        τ/η SGD iterations where a learning rate was given, else None.
+    quasi_potential
+        ΔΦ, the barrier in units of the noise; the formula is asymptotic in ΔΦ → ∞.
+    eigen
+        The eigen-data used (spectra, escape direction e, H_ae = eᵀH_a e, |H_be|, misalignment).
+    method, formula
+        How it was computed, and the formula (SymPy text) that was evaluated.
+    """
+
+    noise: str
+    interpretation: str
+    dps: int
+    tau: mpmath.mpf
+    log_tau: mpmath.mpf
+    rate: mpmath.mpf
+    iterations: mpmath.mpf | None
+    log_iterations: mpmath.mpf | None
+    quasi_potential: mpmath.mpf
+    eigen: EigenData
+    method: str
+    formula: str
+
+    def to_dict(self) -> dict[str, Any]:
+        def s(x: mpmath.mpf | None) -> str | None:
+            return None if x is None else mpmath.nstr(x, self.dps)
+
+        return {
+            "noise": self.noise,
+            "interpretation": self.interpretation,
+            "dps": self.dps,
+            "tau": s(self.tau),
+            "log_tau": s(self.log_tau),
+            "rate": s(self.rate),
+            "iterations": s(self.iterations),
+            "log_iterations": s(self.log_iterations),
+            "quasi_potential": s(self.quasi_potential),
+            "eigen": self.eigen.to_dict(),
+            "method": self.method,
+            "formula": self.formula,
+        }
+
+    def __repr__(self) -> str:
+        its = "" if self.iterations is None else f", iterations={mpmath.nstr(self.iterations, 10)}"
+        return (
+            f"EscapeTime(noise={self.noise!r}, interpretation={self.interpretation!r}, "
+            f"tau={mpmath.nstr(self.tau, 10)}, log_tau={mpmath.nstr(self.log_tau, 10)}{its})"
+        )
+
+
+def _interpretation(interpretation: Any) -> sp.Expr:
+    alpha = interpretation_alpha(interpretation)
+    if alpha == ALPHA:
+        raise ParameterError(
+            "interpretation",
+            "a named interpretation or a number α in [0, 1] (not symbolic)",
+            interpretation,
+        )
+    return alpha
+
+
+def _unused(noise: str, given: dict[str, Any]) -> None:
+    allowed = _NOISE_PARAMETERS[noise] | {"lr"}
+    for name, value in given.items():
+        if value is not None and name not in allowed:
+            raise ParameterError(
+                name, f"not given for {noise} noise (it takes {sorted(allowed)})", value
+            )
+
+
+@cache
+def _formula(noise: str, dim: int, alpha: sp.Expr) -> Any:
+    return derive_escape_time(noise, dim=dim, interpretation=alpha)
+
+
+def _compiled(noise: str, dim: int, alpha: sp.Expr, what: str, backend: str) -> Any:
+    derivation = _formula(noise, dim, alpha)
+    if what == "tau":
+        return derivation.compile(backend)
+    from flatminima.theory._compile import compile_formula
+
+    return compile_formula(
+        derivation.quasi_potential,
+        derivation.quasi_potential,
+        derivation.parameters,
+        backend,
+        "quasi_potential",
+    )
+
+
+def _curvature_arguments(noise: str, eig: EigenData) -> dict[str, Any]:
+    """Curvature values for the formula's symbols (direction 1 is e)."""
+    n = eig.dim
+    if n == 1:
+        return {"H_a": eig.min_eigenvalues[0], "H_b": eig.curvature_saddle_e}
+    values: dict[str, Any] = {}
+    if noise == "sgd":
+        values["H_a_1"] = eig.curvature_min_along_e
+    else:  # white and loss-dependent use det H_a: any order of the eigenvalues
+        for i, v in enumerate(eig.min_eigenvalues, 1):
+            values[f"H_a_{i}"] = v
+    values["H_b_1"] = eig.curvature_saddle_e
+    for i, v in enumerate(eig.saddle_eigenvalues[1:], 2):
+        values[f"H_b_{i}"] = v
+    return values
+
+
+def escape_time(
+    noise: str,
+    *,
+    hess_min: Any,
+    hess_saddle: Any,
+    barrier: Any = None,
+    lr: Any = None,
+    batch_size: Any = None,
+    diffusion: Any = None,
+    s: Any = None,
+    loss_min: Any = None,
+    loss_saddle: Any = None,
+    h_star: Any = None,
+    interpretation: Any = "ito",
+    dps: int = 30,
+) -> EscapeTime:
+    r"""Escape time of a valley from its Hessians, at ``dps`` digits, whatever its size.
+
+    Parameters
+    ----------
+    noise
+        ``"white"`` (needs ``diffusion``), ``"sgd"`` (needs ``lr``, ``batch_size``, ``s``) or
+        ``"loss-dependent"`` (needs ``lr``, ``batch_size``, ``loss_min``, ``loss_saddle``,
+        ``h_star``).
+    hess_min, hess_saddle
+        Hessians at the minimum (positive definite) and the saddle (exactly one negative
+        eigenvalue): numpy arrays, nested lists, mpmath matrices, or numbers in 1-D.
+    barrier
+        ΔL = L(saddle) − L(minimum) > 0 (white, sgd; for loss-dependent it is
+        ``loss_saddle − loss_min`` and may be omitted).
+    lr, batch_size
+        η > 0 and B > 0. B need not be an integer here: it only sets the noise scale κ = η/(2B).
+        ``lr`` also converts τ to iterations, for every noise.
+    diffusion
+        White-noise D > 0 (noise of std σ per GD step is D = σ²/(2η)).
+    s
+        SGD switch fraction in (0, 1): the fraction of the barrier climbed on the minimum's
+        side (THEORY.md §2). For a C¹ piecewise-quadratic valley s = |H_be|/(H_ae + |H_be|)
+        (:func:`flatminima.theory.derive_switch_fraction`).
+    interpretation
+        ``"ito"`` (default, discrete SGD), ``"stratonovich"``, ``"anti-ito"`` (the paper's
+        prefactor) or α ∈ [0, 1]. White noise does not depend on it.
+    dps
+        Decimal digits (15 to 10000). Strings are read at this precision: ``lr="0.1"``.
+
+    Returns
+    -------
+    EscapeTime
+        ``tau``, ``log_tau``, ``rate``, ``iterations`` (τ/η), the eigen-data and the method.
+
+    Warns
+    -----
+    ValidityWarning
+        When ΔΦ < 5 (the formula is asymptotic; the warning says by how much it is outside),
+        or, for SGD, when the escape direction e is not an eigenvector of H_a (misalignment
+        above 1e-3). The SGD formula assumes a common eigenbasis; with misalignment it uses the
+        curvature along e, H_ae = eᵀH_a e, which is only an approximation: on a 2-D landscape
+        with misalignment 0.26 the exact MFPT (``mfpt_2d``) differed from it by 12–14% at
+        ΔΦ = 10 and 22–23% at ΔΦ = 14 — the exponent itself is off, so the error grows with the
+        barrier.
+
+    Notes
+    -----
+    Formulas (derived by :func:`flatminima.theory.derive_escape_time`): white noise,
+    :math:`\tau = \frac{2\pi}{|H_{be}|}\sqrt{\frac{|\det H_b|}{\det H_a}}e^{\Delta L/D}`;
+    SGD, :math:`\tau = \frac{2\pi}{|H_{be}|}\left(\frac{|H_{be}|}{H_{ae}}\right)^{1-\alpha}
+    \exp\left[\frac{2B\Delta L}{\eta}\left(\frac{s}{H_{ae}}+\frac{1-s}{|H_{be}|}\right)\right]`.
+
+    Examples
+    --------
+    >>> r = escape_time("sgd", hess_min=[[2, 0], [0, 5]], hess_saddle=[[-1, 0], [0, 3]],
+    ...                 barrier="0.5", lr="0.1", batch_size=64, s="0.5", dps=20)
+    >>> mpmath.nstr(r.log_tau, 12), mpmath.nstr(r.log_iterations, 12)  # Itô: log(2π/H_ae) + ΔΦ
+    ('481.144729886', '483.447314979')
+
+    Good: pass decimals as strings (``lr="0.1"``) to get them at ``dps`` digits. Bad:
+    ``lr=0.1`` is the double 0.1000000000000000055…, exact for that double but not for 0.1.
+    """
+    noise = parse_noise(noise)
+    dps = check_dps(dps)
+    alpha = _interpretation(interpretation)
+    _unused(
+        noise,
+        {
+            "diffusion": diffusion,
+            "lr": lr,
+            "batch_size": batch_size,
+            "s": s,
+            "loss_min": loss_min,
+            "loss_saddle": loss_saddle,
+            "h_star": h_star,
+        },
+    )
+    with mpmath.workdps(dps + 10):
+        h_a = matrix("hess_min", hess_min)
+        h_b = matrix("hess_saddle", hess_saddle)
+        same_size(("hess_min", "hess_saddle"), h_a, h_b)
+        eig = eigen_data(h_a, h_b)
+        values = _curvature_arguments(noise, eig)
+        eta = positive("lr", lr) if lr is not None else None
+        if noise == "white":
+            values["D"] = _required("diffusion", diffusion, positive)
+            values["Delta_L"] = _required("barrier", barrier, positive)
+        elif noise == "sgd":
+            values["eta"] = _required("lr", lr, positive)
+            values["B"] = _required("batch_size", batch_size, positive)
+            values["s"] = _required(
+                "s",
+                s,
+                in_open_unit_interval,
+                "the fraction of the barrier climbed on the minimum's side; "
+                "s = |H_be|/(H_ae + |H_be|) for a C¹ piecewise-quadratic valley",
+            )
+            values["Delta_L"] = _required("barrier", barrier, positive)
+        else:
+            values["eta"] = _required("lr", lr, positive)
+            values["B"] = _required("batch_size", batch_size, positive)
+            values["h_star"] = _required("h_star", h_star, positive)
+            low = _required(
+                "loss_min",
+                loss_min,
+                positive,
+                "L(a) > 0: the loss-dependent noise needs a positive loss at the minimum",
+            )
+            high = _required("loss_saddle", loss_saddle, positive)
+            if high <= low:
+                raise ParameterError(
+                    "loss_saddle", f"a loss above loss_min = {mpmath.nstr(low, 8)}", loss_saddle
+                )
+            if (
+                barrier is not None
+                and abs(positive("barrier", barrier) - (high - low))
+                > mpmath.mpf(10) ** (-dps) * high
+            ):
+                raise ParameterError("barrier", "loss_saddle − loss_min (or leave it out)", barrier)
+            values["L_a"], values["L_b"] = low, high
+        compiled = _compiled(noise, eig.dim, alpha, "tau", "mpmath")
+        arguments = {name: values[name] for name in compiled.parameters}
+        tau = compiled.tau(**arguments)
+        log_tau = compiled.log_tau(**arguments)
+        phi = _compiled(noise, eig.dim, alpha, "phi", "mpmath").log_value(**arguments)
+        iterations = tau / eta if eta is not None else None
+        log_iterations = log_tau - mpmath.log(eta) if eta is not None else None
+    _warn_validity(noise, phi, eig)
+    derivation = _formula(noise, eig.dim, alpha)
+    method = (
+        f"{derivation.model}; formula derived by flatminima.theory (flux over population, "
+        f"dim {eig.dim}, {interpretation_name(alpha)}), compiled to mpmath; Hessians "
+        f"eigen-decomposed with mpmath.eigsy at {dps + 10} digits"
+    )
+    with mpmath.workdps(dps):
+        return EscapeTime(
+            noise=noise,
+            interpretation=interpretation_name(alpha),
+            dps=dps,
+            tau=+tau,
+            log_tau=+log_tau,
+            rate=1 / tau,
+            iterations=None if iterations is None else +iterations,
+            log_iterations=None if log_iterations is None else +log_iterations,
+            quasi_potential=+phi,
+            eigen=eig,
+            method=method,
+            formula=derivation.text(),
+        )
+
+
+def _required(name: str, value: Any, check: Any, detail: str = "") -> mpmath.mpf:
+    if value is None:
+        expected = {
+            "positive": "a positive finite number",
+            "in_open_unit_interval": "a number in (0, 1)",
+        }.get(check.__name__, "a value")
+        raise ParameterError(name, expected, None, detail or "it is required for this noise")
+    return check(name, value)
+
+
+def _warn_validity(noise: str, phi: mpmath.mpf, eig: EigenData) -> None:
+    if phi < VALIDITY_BARRIER:
+        low = min(0.2 / float(phi), 1.0) if phi > 0 else 1.0
+        high = min(0.7 / float(phi), 1.0) if phi > 0 else 1.0
+        warnings.warn(
+            f"the asymptotic escape-time formula is used at a quasi-potential barrier ΔΦ = "
+            f"{mpmath.nstr(phi, 4)} < {VALIDITY_BARRIER} (barrier not large against the noise); "
+            f"its relative error there is about {low:.0%} to {high:.0%} (measured 0.2/ΔΦ to "
+            "0.7/ΔΦ against exact MFPTs on test landscapes); use "
+            "flatminima.numerics.mfpt_1d for an exact value",
+            ValidityWarning,
+            stacklevel=3,
+        )
+    if noise == "sgd" and eig.dim > 1 and eig.misalignment > mpmath.mpf("1e-3"):
+        warnings.warn(
+            f"the escape direction e is not an eigenvector of hess_min (misalignment "
+            f"‖H_a e − H_ae e‖/‖H_a e‖ = {mpmath.nstr(eig.misalignment, 3)}); the SGD formula "
+            "assumes a common eigenbasis and here uses H_ae = eᵀ H_a e, an approximation whose "
+            "error grows with the barrier (measured on a 2-D landscape with misalignment 0.26: "
+            "12–14% at ΔΦ = 10, 22–23% at ΔΦ = 14 against the exact MFPT); check with "
+            "flatminima.numerics.mfpt_2d",
+            ValidityWarning,
+            stacklevel=3,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# vectorized log space
+
+
+def _is_torch(value: Any) -> bool:
+    return type(value).__module__.startswith("torch")
+
+
+def _array(
+    name: str, value: Any, xp: Any, positive_only: bool = True, upper: float | None = None
+) -> Any:
+    if value is None:
+        return None
+    arr: Any
+    if xp is np:
+        arr = np.asarray(value, dtype=np.float64)
+        finite = np.isfinite(arr)
+        ok = finite & (arr > 0) if positive_only else finite
+        if upper is not None:
+            ok &= arr < upper
+        if not np.all(ok):
+            index = np.unravel_index(int(np.argmin(ok)), arr.shape) if arr.ndim else ()
+            bad = arr[index] if arr.ndim else arr
+            expected = "finite values in (0, 1)" if upper is not None else "positive finite values"
+            raise ParameterError(
+                name, expected, f"{float(bad)!r} at index {tuple(int(i) for i in index)}"
+            )
+        return arr
+    import torch
+
+    arr = value if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=torch.float64)
+    ok = torch.isfinite(arr) & (arr > 0)
+    if upper is not None:
+        ok &= arr < upper
+    if not bool(torch.all(ok)):
+        bad = arr[~ok].flatten()[0].item()
+        expected = "finite values in (0, 1)" if upper is not None else "positive finite values"
+        raise ParameterError(name, expected, f"{bad!r}")
+    return arr
+
+
+def _batched_eigen(
+    name_min: str, h_a: Any, name_saddle: str, h_b: Any, xp: Any
+) -> tuple[Any, Any, Any, Any]:
+    """Eigenvalues of H_a, of H_b, |H_be| and H_ae = eᵀH_a e, batched over leading axes."""
+    a: Any
+    b: Any
+    if xp is np:
+        a = np.asarray(h_a, dtype=np.float64)
+        b = np.asarray(h_b, dtype=np.float64)
+        if a.ndim == 0:
+            a = a.reshape(1, 1)
+        if b.ndim == 0:
+            b = b.reshape(1, 1)
+        if a.shape[-2:] != (a.shape[-1],) * 2 or b.shape[-1] != a.shape[-1]:
+            raise ShapeError(
+                name_saddle,
+                f"square matrices of the size of {name_min} ({a.shape[-1]})",
+                f"shapes {a.shape} and {b.shape}",
+            )
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+            raise ParameterError(name_min, "finite matrices", "non-finite entries")
+        va, _ = np.linalg.eigh(a)
+        vb, wb = np.linalg.eigh(b)
+        e = wb[..., :, 0]
+        h_ae = np.einsum("...i,...ij,...j->...", e, a, e)
+    else:
+        import torch
+
+        a = torch.as_tensor(h_a, dtype=torch.float64) if not isinstance(h_a, torch.Tensor) else h_a
+        b = (
+            torch.as_tensor(h_b, dtype=a.dtype, device=a.device)
+            if not isinstance(h_b, torch.Tensor)
+            else h_b
+        )
+        if a.ndim == 0:
+            a = a.reshape(1, 1)
+        if b.ndim == 0:
+            b = b.reshape(1, 1)
+        if a.shape[-1] != b.shape[-1]:
+            raise ShapeError(
+                name_saddle,
+                f"square matrices of the size of {name_min}",
+                f"shapes {tuple(a.shape)} and {tuple(b.shape)}",
+            )
+        va = torch.linalg.eigvalsh(a)
+        vb, wb = torch.linalg.eigh(b)
+        e = wb[..., :, 0]
+        h_ae = torch.einsum("...i,...ij,...j->...", e, a, e)
+    if bool((va[..., 0] <= 0).any()):
+        raise ParameterError(
+            name_min, "positive definite matrices", "a matrix with an eigenvalue ≤ 0"
+        )
+    negatives = (vb < 0).sum(-1)
+    if bool((negatives != 1).any()) or bool((vb == 0).any()):
+        raise ParameterError(
+            name_saddle, "matrices with exactly one negative eigenvalue", "a matrix without"
+        )
+    return va, vb, -vb[..., 0], h_ae
+
+
+def log_escape_time(
+    noise: str,
+    *,
+    hess_min: Any,
+    hess_saddle: Any,
+    barrier: Any = None,
+    lr: Any = None,
+    batch_size: Any = None,
+    diffusion: Any = None,
+    s: Any = None,
+    loss_min: Any = None,
+    loss_saddle: Any = None,
+    h_star: Any = None,
+    interpretation: Any = "ito",
+) -> Any:
+    """log τ on arrays (numpy float64, or torch where any input is a tensor), for sweeps.
+
+    Same parameters as :func:`escape_time`; every scalar parameter may be an array, and the
+    Hessians may be batched (``(..., n, n)``); everything broadcasts. Never forms τ, so no
+    overflow whatever the barrier. Add ``-log(lr)`` for log iterations.
+
+    Examples
+    --------
+    >>> out = log_escape_time("sgd", hess_min=2.0, hess_saddle=-1.0, barrier=0.5,
+    ...                       lr=np.array([0.05, 0.1]), batch_size=64, s=0.5)
+    >>> np.round(out, 6)
+    array([961.14473, 481.14473])
+    """
+    noise = parse_noise(noise)
+    alpha = _interpretation(interpretation)
+    _unused(
+        noise,
+        {
+            "diffusion": diffusion,
+            "lr": lr,
+            "batch_size": batch_size,
+            "s": s,
+            "loss_min": loss_min,
+            "loss_saddle": loss_saddle,
+            "h_star": h_star,
+        },
+    )
+    inputs = [
+        hess_min,
+        hess_saddle,
+        barrier,
+        lr,
+        batch_size,
+        diffusion,
+        s,
+        loss_min,
+        loss_saddle,
+        h_star,
+    ]
+    xp: Any = np
+    backend = "numpy"
+    if any(_is_torch(v) for v in inputs):
+        import torch
+
+        xp, backend = torch, "torch"
+    va, vb, h_be, h_ae = _batched_eigen("hess_min", hess_min, "hess_saddle", hess_saddle, xp)
+    n = int(va.shape[-1])
+    values: dict[str, Any] = {}
+    if n == 1:
+        values["H_a"], values["H_b"] = va[..., 0], h_be
+    else:
+        if noise == "sgd":
+            values["H_a_1"] = h_ae
+        else:
+            for i in range(n):
+                values[f"H_a_{i + 1}"] = va[..., i]
+        values["H_b_1"] = h_be
+        for i in range(1, n):
+            values[f"H_b_{i + 1}"] = vb[..., i]
+    if noise == "white":
+        values["D"] = _array("diffusion", _need("diffusion", diffusion), xp)
+        values["Delta_L"] = _array("barrier", _need("barrier", barrier), xp)
+    elif noise == "sgd":
+        values["eta"] = _array("lr", _need("lr", lr), xp)
+        values["B"] = _array("batch_size", _need("batch_size", batch_size), xp)
+        values["s"] = _array("s", _need("s", s), xp, upper=1.0)
+        values["Delta_L"] = _array("barrier", _need("barrier", barrier), xp)
+    else:
+        values["eta"] = _array("lr", _need("lr", lr), xp)
+        values["B"] = _array("batch_size", _need("batch_size", batch_size), xp)
+        values["h_star"] = _array("h_star", _need("h_star", h_star), xp)
+        values["L_a"] = _array("loss_min", _need("loss_min", loss_min), xp)
+        values["L_b"] = _array("loss_saddle", _need("loss_saddle", loss_saddle), xp)
+        if bool((values["L_b"] <= values["L_a"]).any()):
+            raise ParameterError("loss_saddle", "values above loss_min", "a value ≤ loss_min")
+    compiled = _compiled(noise, n, alpha, "tau", backend)
+    return compiled.log_tau(**{name: values[name] for name in compiled.parameters})
+
+
+def _need(name: str, value: Any) -> Any:
+    if value is None:
+        raise ParameterError(name, "a value (it is required for this noise)", None)
+    return value

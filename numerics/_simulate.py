@@ -1,0 +1,410 @@
+"""Monte Carlo escape: many paths at once, numpy or torch.
+
+The update is Euler–Maruyama for ``dθ = −∇L dt + √(2D(θ)) dW`` (Itô):
+
+    θ ← θ − ∇L(θ) h + √(2 D(θ) h) ξ,   ξ ~ N(0, I).
+
+With ``h = η`` this *is* the discrete update: SGD with gradient-noise covariance C(θ)
+(``D = (η/2) C``) and GD with injected white noise (D constant; std σ per step ⇔ D = σ²/(2η)).
+For the continuous SDE take h small and check that the answer does not move when h is halved.
+Times are reported in continuous time (steps × h); iterations are steps.
+
+Escape is the first step at which a path is beyond the escape surface (by default the plane
+through ``saddle`` normal to ``direction``, moved ``margin`` further). Paths that escape stop
+costing work (the arrays are compacted) unless ``restart=True``, where they restart at ``start``
+and the rate is escapes over time at risk (renewal: 1/E[first-passage time]). Paths still in the
+valley at ``max_steps`` are censored: counted and reported, never averaged as if they escaped.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from flatminima.errors import ParameterError, ShapeError
+
+__all__ = ["EscapeSimulation", "simulate_escape"]
+
+
+@dataclass(frozen=True)
+class EscapeSimulation:
+    """Escape times from a batch of paths.
+
+    Attributes
+    ----------
+    times
+        First-passage times of the paths that escaped (continuous time; without restart).
+    n_paths, n_escaped, n_censored
+        Paths simulated; escapes seen; paths still inside at the end (without restart).
+    time_at_risk
+        Total time the paths spent inside the valley.
+    rate, rate_interval
+        Escapes per unit time at risk and its ``confidence`` interval (exact Poisson, which is
+        exact for exponential waiting times).
+    mean_time, mean_time_interval
+        Mean first-passage time: the sample mean with a normal interval when nothing was
+        censored, otherwise 1/rate (exponential assumption, said in ``method``).
+    """
+
+    times: np.ndarray
+    n_paths: int
+    n_escaped: int
+    n_censored: int
+    time_at_risk: float
+    rate: float
+    rate_interval: tuple[float, float]
+    mean_time: float
+    mean_time_interval: tuple[float, float]
+    confidence: float
+    step: float
+    steps: int
+    seed: int
+    backend: str
+    method: str
+
+    @property
+    def log_rate(self) -> float:
+        return math.log(self.rate) if self.rate > 0 else -math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_paths": self.n_paths,
+            "n_escaped": self.n_escaped,
+            "n_censored": self.n_censored,
+            "time_at_risk": self.time_at_risk,
+            "rate": self.rate,
+            "rate_interval": list(self.rate_interval),
+            "mean_time": self.mean_time,
+            "mean_time_interval": list(self.mean_time_interval),
+            "confidence": self.confidence,
+            "step": self.step,
+            "steps": self.steps,
+            "seed": self.seed,
+            "backend": self.backend,
+            "method": self.method,
+        }
+
+    def __repr__(self) -> str:
+        lo, hi = self.mean_time_interval
+        return (
+            f"EscapeSimulation(n_paths={self.n_paths}, escaped={self.n_escaped}, "
+            f"censored={self.n_censored}, "
+            f"mean_time={self.mean_time:.6g} [{lo:.6g}, {hi:.6g}], rate={self.rate:.6g})"
+        )
+
+
+def poisson_rate_interval(count: int, exposure: float, confidence: float) -> tuple[float, float]:
+    """Exact (Garwood) interval of a Poisson rate: count events in ``exposure`` time."""
+    tail = (1 - confidence) / 2
+    lower = 0.0 if count == 0 else stats.chi2.ppf(tail, 2 * count) / (2 * exposure)
+    upper = stats.chi2.ppf(1 - tail, 2 * count + 2) / (2 * exposure)
+    return float(lower), float(upper)
+
+
+class _Ops:
+    """The few array operations the loop needs, for numpy or torch."""
+
+    rng: Any
+    dtype: Any
+
+    def __init__(self, backend: str, seed: int, device: str, dtype: Any) -> None:
+        self.backend = backend
+        if backend == "numpy":
+            self.rng = np.random.Generator(np.random.PCG64(seed))
+            self.dtype = np.float64 if dtype is None else dtype
+        else:
+            import torch
+
+            self.torch = torch
+            self.device = torch.device(device)
+            self.dtype = torch.float64 if dtype is None else dtype
+            self.rng = torch.Generator(device=self.device)
+            self.rng.manual_seed(seed)
+
+    def array(self, value: Any) -> Any:
+        if self.backend == "numpy":
+            return np.array(value, dtype=self.dtype)
+        return self.torch.as_tensor(
+            np.asarray(value, dtype=np.float64), dtype=self.dtype, device=self.device
+        )
+
+    def normal(self, shape: tuple[int, ...]) -> Any:
+        if self.backend == "numpy":
+            return self.rng.standard_normal(shape, dtype=self.dtype)
+        return self.torch.randn(shape, generator=self.rng, dtype=self.dtype, device=self.device)
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        if self.backend == "numpy":
+            return np.asarray(value)
+        return value.detach().cpu().numpy()
+
+    def nonzero(self, mask: Any) -> np.ndarray:
+        return np.flatnonzero(self.to_numpy(mask))
+
+    def sqrt(self, value: Any) -> Any:
+        return np.sqrt(value) if self.backend == "numpy" else self.torch.sqrt(value)
+
+    def cholesky(self, value: Any) -> Any:
+        return (
+            np.linalg.cholesky(value)
+            if self.backend == "numpy"
+            else self.torch.linalg.cholesky(value)
+        )
+
+
+def _noise_factor(
+    ops: _Ops, diffusion: Any, dim: int, step: float
+) -> tuple[Callable[[Any], Any] | None, Any, str]:
+    """Returns (callable x -> factor, constant factor, kind) so that the noise is
+    factor * ξ (scalar or diagonal: elementwise; 'matrix': factor @ ξ)."""
+    if callable(diffusion):
+
+        def factor(x: Any) -> Any:
+            d = diffusion(x)
+            shape = tuple(d.shape)
+            n = x.shape[0]
+            if shape in ((n,), (n, 1)):
+                return ops.sqrt(2 * step * d.reshape(n, 1))
+            if shape == (n, dim):
+                return ops.sqrt(2 * step * d)
+            if shape == (n, dim, dim):
+                return ops.cholesky(2 * step * d)
+            raise ShapeError(
+                "diffusion",
+                f"an array of shape ({n},), ({n}, {dim}) or ({n}, {dim}, {dim})",
+                f"shape {shape}",
+            )
+
+        return factor, None, "field"
+    value = np.asarray(diffusion, dtype=float)
+    if value.ndim == 0:
+        if not (math.isfinite(float(value)) and float(value) > 0):
+            raise ParameterError(
+                "diffusion", "a positive finite number, matrix or callable", diffusion
+            )
+        return None, ops.array(math.sqrt(2 * step * float(value))), "scalar"
+    if value.shape == (dim, dim):
+        if not np.all(np.isfinite(value)) or np.any(
+            np.linalg.eigvalsh(0.5 * (value + value.T)) <= 0
+        ):
+            raise ParameterError("diffusion", "a positive definite matrix", diffusion)
+        return None, ops.array(np.linalg.cholesky(2 * step * value)), "matrix"
+    raise ShapeError(
+        "diffusion", f"a number, a {dim}x{dim} matrix or a callable", f"shape {value.shape}"
+    )
+
+
+def simulate_escape(
+    grad: Callable[[Any], Any],
+    *,
+    start: Any,
+    diffusion: Any,
+    step: float,
+    n_paths: int = 1000,
+    max_steps: int = 1_000_000,
+    escaped: Callable[[Any], Any] | None = None,
+    saddle: Any = None,
+    direction: Any = None,
+    margin: float | None = None,
+    restart: bool = False,
+    seed: int = 0,
+    backend: str = "numpy",
+    device: str = "cpu",
+    dtype: Any = None,
+    confidence: float = 0.95,
+    check_every: int = 1,
+    progress: bool = False,
+) -> EscapeSimulation:
+    """Simulate ``n_paths`` escapes at once and estimate the mean escape time and the rate.
+
+    Parameters
+    ----------
+    grad
+        ∇L on a batch: ``(n, dim)`` array (numpy, or torch tensor for ``backend="torch"``) →
+        array of the same shape.
+    start
+        Starting point, shape ``(dim,)`` (a number in 1-D).
+    diffusion
+        D: a positive number, a ``dim × dim`` matrix, or a callable batch → ``(n,)``, ``(n, dim)``
+        (diagonal) or ``(n, dim, dim)`` arrays (Itô: evaluated at the start of each step).
+    step
+        h: the time step of Euler–Maruyama; the learning rate η for discrete SGD / GD.
+    n_paths, max_steps
+        Batch size and the horizon in steps; paths not escaped by then are censored.
+    escaped
+        Callable batch → boolean ``(n,)``: True where a path has escaped. Default: the plane
+        through ``saddle`` normal to ``direction``, ``margin`` beyond it (margin default: a fifth
+        of the distance from start to the saddle along ``direction``).
+    restart
+        Renewal estimator: escaped paths restart at ``start``; the rate is escapes per unit time
+        at risk (cheapest when only the rate is needed).
+    seed, backend, device, dtype
+        Explicit seed (numpy PCG64 / torch.Generator): the same seed gives the same numbers on
+        the CPU. ``backend="torch"`` runs on ``device`` (CUDA where there is one).
+    confidence
+        Level of the reported intervals.
+    check_every
+        Check the escape surface every this many steps (escape times are then rounded up).
+    progress
+        Print progress to stderr about once a second.
+    """
+    if backend not in ("numpy", "torch"):
+        raise ParameterError("backend", "'numpy' or 'torch'", backend)
+    for name, value, low in (
+        ("n_paths", n_paths, 1),
+        ("max_steps", max_steps, 1),
+        ("check_every", check_every, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ParameterError(name, f"an integer ≥ {low}", value)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError("seed", "a non-negative integer", seed)
+    if (
+        isinstance(step, bool)
+        or not isinstance(step, int | float)
+        or not math.isfinite(step)
+        or step <= 0
+    ):
+        raise ParameterError(
+            "step", "a positive finite time step (the learning rate for discrete SGD)", step
+        )
+    if not 0 < confidence < 1:
+        raise ParameterError("confidence", "a level in (0, 1)", confidence)
+    if not callable(grad):
+        raise ParameterError("grad", "a callable returning ∇L on a batch of points", grad)
+    start_arr = np.atleast_1d(np.asarray(start, dtype=float))
+    if start_arr.ndim != 1 or not np.all(np.isfinite(start_arr)):
+        raise ShapeError("start", "a finite point of shape (dim,)", start)
+    dim = start_arr.size
+    ops = _Ops(backend, seed, device, dtype)
+    factor_fn, factor_const, kind = _noise_factor(ops, diffusion, dim, float(step))
+    if escaped is None:
+        if saddle is None:
+            raise ParameterError(
+                "escaped", "a callable, or saddle= and direction= for the default surface", None
+            )
+        saddle_arr = np.atleast_1d(np.asarray(saddle, dtype=float))
+        direction_arr = np.atleast_1d(
+            np.asarray(
+                direction if direction is not None else np.sign(saddle_arr - start_arr), dtype=float
+            )
+        )
+        if saddle_arr.shape != (dim,) or direction_arr.shape != (dim,) or not np.any(direction_arr):
+            raise ShapeError(
+                "saddle", f"a point and a non-zero direction of shape ({dim},)", (saddle, direction)
+            )
+        direction_arr = direction_arr / np.linalg.norm(direction_arr)
+        distance = float((saddle_arr - start_arr) @ direction_arr)
+        if distance <= 0:
+            raise ParameterError(
+                "direction", "a direction pointing from start towards the saddle", direction
+            )
+        m = 0.2 * distance if margin is None else float(margin)
+        if not math.isfinite(m) or m < 0:
+            raise ParameterError("margin", "a non-negative distance", margin)
+        s_t, e_t = ops.array(saddle_arr), ops.array(direction_arr)
+
+        def escaped(x: Any) -> Any:
+            return ((x - s_t) @ e_t) > m
+
+    x = ops.array(np.broadcast_to(start_arr, (n_paths, dim)).copy())
+    start_t = ops.array(start_arr)
+    ids = np.arange(n_paths)  # which original path each active row is
+    steps_done = np.zeros(n_paths, dtype=np.int64)
+    times: list[float] = []
+    escapes = 0
+    clock = time.monotonic()
+    step_f = float(step)
+    for k in range(1, max_steps + 1):
+        noise = ops.normal((x.shape[0], dim))
+        if kind == "scalar":
+            kick = factor_const * noise
+        elif kind == "matrix":
+            kick = noise @ factor_const.T
+        else:
+            factor = factor_fn(x)  # type: ignore[misc]
+            kick = (factor @ noise[..., None])[..., 0] if factor.ndim == 3 else factor * noise
+        g = grad(x)
+        if tuple(g.shape) != tuple(x.shape):
+            raise ShapeError(
+                "grad", f"an array of the batch's shape {tuple(x.shape)}", f"shape {tuple(g.shape)}"
+            )
+        x = x - step_f * g + kick
+        if k % check_every and k != max_steps:
+            continue
+        hit = ops.nonzero(escaped(x))
+        if hit.size:
+            escapes += hit.size
+            if restart:
+                x[hit] = start_t
+            else:
+                times.extend(k * step_f for _ in range(hit.size))
+                steps_done[ids[hit]] = k
+                keep = np.ones(x.shape[0], dtype=bool)
+                keep[hit] = False
+                ids = ids[keep]
+                x = x[keep] if backend == "numpy" else x[ops.torch.as_tensor(keep, device=x.device)]
+                if x.shape[0] == 0:
+                    break
+        if progress and time.monotonic() - clock > 1.0:
+            clock = time.monotonic()
+            print(
+                f"\rsimulate_escape: step {k}/{max_steps}, escaped {escapes}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+    if progress:
+        print(file=sys.stderr)
+    last = k
+    if restart:
+        time_at_risk = n_paths * last * step_f
+        censored = 0
+    else:
+        steps_done[ids] = last
+        time_at_risk = float(steps_done.sum()) * step_f
+        censored = int(ids.size)
+    rate = escapes / time_at_risk
+    rate_interval = poisson_rate_interval(escapes, time_at_risk, confidence)
+    times_arr = np.asarray(times)
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    if not restart and censored == 0 and times_arr.size > 1:
+        mean = float(times_arr.mean())
+        half = z * float(times_arr.std(ddof=1)) / math.sqrt(times_arr.size)
+        mean_interval = (mean - half, mean + half)
+        how = "sample mean of the escape times (nothing censored), normal interval"
+    else:
+        mean = 1 / rate if rate > 0 else math.inf
+        mean_interval = (
+            1 / rate_interval[1],
+            1 / rate_interval[0] if rate_interval[0] > 0 else math.inf,
+        )
+        how = "1/rate, rate = escapes / time at risk" + (
+            " (renewal with restart)"
+            if restart
+            else f" ({censored} censored paths; exponential waiting times assumed)"
+        )
+    return EscapeSimulation(
+        times=times_arr,
+        n_paths=n_paths,
+        n_escaped=escapes,
+        n_censored=censored,
+        time_at_risk=time_at_risk,
+        rate=rate,
+        rate_interval=rate_interval,
+        mean_time=mean,
+        mean_time_interval=mean_interval,
+        confidence=confidence,
+        step=step_f,
+        steps=last,
+        seed=seed,
+        backend=backend,
+        method=f"Euler–Maruyama (Itô), step {step_f:g}, {backend}; mean time: {how}",
+    )

@@ -1,0 +1,257 @@
+"""escape_time and log_escape_time against hand-written formulas with independent linear algebra
+(mpmath.det, rotations), overflow, precision, and every input error."""
+
+from __future__ import annotations
+
+import warnings
+
+import mpmath
+import numpy as np
+import pytest
+
+from flatminima.errors import FlatMinimaError, HessianError, ShapeError, ValidityWarning
+from flatminima.numerics import escape_time, log_escape_time
+
+HA = [[3.0, 0.8], [0.8, 2.0]]  # not diagonal, not aligned with HB's eigenvectors
+HB = [[-1.0, 0.5], [0.5, 4.0]]
+
+
+def rotation(theta: float) -> np.ndarray:
+    return np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+
+
+def test_white_noise_is_langer_for_general_hessians() -> None:
+    """τ = 2π/|λ₋(H_b)| · sqrt(|det H_b| / det H_a) · e^{ΔL/D}, with mpmath's det and eig."""
+    r = escape_time("white", hess_min=HA, hess_saddle=HB, barrier="1.5", diffusion="0.2", dps=40)
+    with mpmath.workdps(40):
+        a, b = mpmath.matrix(HA), mpmath.matrix(HB)
+        lam = min(mpmath.eig(b)[0], key=lambda v: mpmath.re(v))
+        ref = (
+            2
+            * mpmath.pi
+            / abs(lam)
+            * mpmath.sqrt(abs(mpmath.det(b)) / mpmath.det(a))
+            * mpmath.exp(mpmath.mpf("1.5") / mpmath.mpf("0.2"))
+        )
+        assert mpmath.almosteq(r.tau, ref, rel_eps=mpmath.mpf(10) ** -35)
+        assert mpmath.almosteq(r.rate * r.tau, 1, rel_eps=mpmath.mpf(10) ** -35)
+
+
+@pytest.mark.parametrize("noise", ["white", "sgd"])
+def test_invariant_under_a_common_rotation(noise: str) -> None:
+    kwargs = (
+        {"barrier": 2, "diffusion": "0.25"}
+        if noise == "white"
+        else {"barrier": 1, "lr": "0.1", "batch_size": 16, "s": "0.4"}
+    )
+    diag_a, diag_b = np.diag([2.0, 5.0]), np.diag([-1.0, 3.0])
+    base = escape_time(noise, hess_min=diag_a, hess_saddle=diag_b, dps=30, **kwargs)
+    for theta in (0.3, 1.1, 2.5):
+        q = rotation(theta)
+        turned = escape_time(
+            noise, hess_min=q @ diag_a @ q.T, hess_saddle=q @ diag_b @ q.T, dps=30, **kwargs
+        )
+        assert mpmath.almosteq(
+            turned.log_tau, base.log_tau, rel_eps=1e-13
+        )  # float64 rotation matrices
+
+
+def test_sgd_is_the_paper_formula_with_iterations() -> None:
+    r = escape_time(
+        "sgd",
+        hess_min=[[2, 0], [0, 5]],
+        hess_saddle=[[-1, 0], [0, 3]],
+        barrier="0.5",
+        lr="0.1",
+        batch_size=128,
+        s="0.5",
+        interpretation="anti-ito",
+        dps=30,
+    )
+    with mpmath.workdps(30):
+        eta = mpmath.mpf("0.1")
+        log_ref = mpmath.log(2 * mpmath.pi / 1) + 2 * 128 * mpmath.mpf("0.5") / eta * (
+            mpmath.mpf("0.5") / 2 + mpmath.mpf("0.5") / 1
+        )
+        assert mpmath.almosteq(r.log_tau, log_ref, rel_eps=mpmath.mpf(10) ** -25)
+        assert mpmath.almosteq(r.iterations, r.tau / eta, rel_eps=mpmath.mpf(10) ** -25)
+        assert mpmath.almosteq(
+            r.log_iterations, log_ref - mpmath.log(eta), rel_eps=mpmath.mpf(10) ** -25
+        )
+    assert r.log_tau > 709  # e^{log τ} overflows float64; the mpf does not
+
+
+def test_misaligned_escape_direction_uses_the_rayleigh_quotient_and_warns() -> None:
+    with pytest.warns(ValidityWarning, match="not an eigenvector"):
+        r = escape_time(
+            "sgd", hess_min=HA, hess_saddle=HB, barrier=1, lr="0.1", batch_size=8, s="0.4", dps=30
+        )
+    with mpmath.workdps(30):
+        b = mpmath.matrix(HB)
+        values, vectors = mpmath.eigsy(b)
+        k = min(range(2), key=lambda i: values[i])
+        e = vectors[:, k]
+        h_ae = (e.T * mpmath.matrix(HA) * e)[0]
+        assert mpmath.almosteq(r.eigen.curvature_min_along_e, h_ae, rel_eps=mpmath.mpf(10) ** -25)
+        assert r.eigen.misalignment > mpmath.mpf("1e-3")
+        log_ref = mpmath.log(2 * mpmath.pi / h_ae) + 2 * 8 / mpmath.mpf("0.1") * (
+            mpmath.mpf("0.4") / h_ae + mpmath.mpf("0.6") / -values[k]
+        )
+        assert mpmath.almosteq(r.log_tau, log_ref, rel_eps=mpmath.mpf(10) ** -25)
+
+
+def test_dps_and_double_dps_agree() -> None:
+    kwargs = {
+        "hess_min": [[2, "0.3"], ["0.3", 5]],
+        "hess_saddle": [[-1, "0.1"], ["0.1", 3]],
+        "barrier": "0.7",
+        "lr": "0.05",
+        "batch_size": 32,
+        "s": "0.45",
+    }
+    with pytest.warns(ValidityWarning, match="not an eigenvector"):
+        low = escape_time("sgd", dps=25, **kwargs)
+    with pytest.warns(ValidityWarning, match="not an eigenvector"):
+        high = escape_time("sgd", dps=50, **kwargs)
+    with mpmath.workdps(50):
+        assert mpmath.almosteq(low.tau, high.tau, rel_eps=mpmath.mpf(10) ** -20)
+
+
+def test_loss_dependent_power_law() -> None:
+    r = escape_time(
+        "loss-dependent",
+        hess_min=2,
+        hess_saddle=-1,
+        lr="0.1",
+        batch_size=4,
+        loss_min="0.1",
+        loss_saddle="0.4",
+        h_star=2,
+        dps=30,
+    )
+    with mpmath.workdps(30):
+        power = 4 / (mpmath.mpf("0.1") * 2) + mpmath.mpf(1) / 2  # Itô: B/(ηh*) + 1/2
+        ref = 2 * mpmath.pi / mpmath.sqrt(2) * mpmath.mpf(4) ** power
+        assert mpmath.almosteq(r.tau, ref, rel_eps=mpmath.mpf(10) ** -25)
+
+
+def test_validity_warning_says_how_far_outside() -> None:
+    with pytest.warns(ValidityWarning, match=r"ΔΦ = 2\.0 < 5"):
+        escape_time("white", hess_min=2, hess_saddle=-1, barrier=1, diffusion="0.5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        escape_time(
+            "white", hess_min=2, hess_saddle=-1, barrier=1, diffusion="0.05"
+        )  # ΔΦ = 20: silent
+
+
+def test_log_space_matches_mpmath_on_arrays_and_batched_hessians() -> None:
+    lrs = np.array([0.01, 0.05, 0.2])
+    batched_a = np.stack([np.array(HA) * k for k in (1.0, 2.0, 4.0)])
+    batched_b = np.stack([np.array(HB) * k for k in (1.0, 2.0, 4.0)])
+    out = log_escape_time(
+        "white", hess_min=batched_a, hess_saddle=batched_b, barrier=30.0, diffusion=lrs / 10
+    )
+    for i, k in enumerate((1.0, 2.0, 4.0)):
+        exact = escape_time(
+            "white",
+            hess_min=np.array(HA) * k,
+            hess_saddle=np.array(HB) * k,
+            barrier=30,
+            diffusion=lrs[i] / 10,
+        )
+        assert out[i] == pytest.approx(float(exact.log_tau), rel=1e-12)
+    assert out.max() > 709  # the log of an overflowing τ, exact
+
+
+def test_log_space_torch_matches_numpy() -> None:
+    torch = pytest.importorskip("torch")
+    kwargs = {"barrier": 1.0, "lr": 0.1, "s": 0.4, "interpretation": "stratonovich"}
+    n = log_escape_time(
+        "sgd",
+        hess_min=np.array(HA),
+        hess_saddle=np.array(HB),
+        batch_size=np.array([8.0, 64.0]),
+        **kwargs,
+    )
+    t = log_escape_time(
+        "sgd",
+        hess_min=torch.tensor(HA, dtype=torch.float64),
+        hess_saddle=torch.tensor(HB, dtype=torch.float64),
+        batch_size=torch.tensor([8.0, 64.0], dtype=torch.float64),
+        **kwargs,
+    )
+    assert isinstance(t, torch.Tensor)
+    assert np.allclose(t.numpy(), n, rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "parameter"),
+    [
+        ({"hess_min": [[-1, 0], [0, 2]]}, HessianError, "hess_min"),
+        ({"hess_min": [[1, 0], [0, 0]]}, HessianError, "hess_min"),
+        ({"hess_saddle": [[1, 0], [0, 2]]}, HessianError, "hess_saddle"),
+        ({"hess_saddle": [[-1, 0], [0, -2]]}, HessianError, "hess_saddle"),
+        ({"hess_saddle": [[-1, 0], [0, 0]]}, HessianError, "hess_saddle"),
+        ({"hess_min": [[2, 1], [0, 2]]}, HessianError, "hess_min"),  # not symmetric
+        ({"hess_min": [[2, 0, 0], [0, 2, 0], [0, 0, 2]]}, ShapeError, "hess_saddle"),
+        ({"hess_min": [[2, 0], [0]]}, ShapeError, "hess_min"),
+        ({"hess_min": [1, 2]}, ShapeError, "hess_min"),
+        ({"hess_min": [[float("nan"), 0], [0, 2]]}, FlatMinimaError, "hess_min"),
+        ({"hess_min": "matrix"}, FlatMinimaError, "hess_min"),
+        ({"barrier": 0}, FlatMinimaError, "barrier"),
+        ({"barrier": -1}, FlatMinimaError, "barrier"),
+        ({"barrier": float("inf")}, FlatMinimaError, "barrier"),
+        ({"lr": 0}, FlatMinimaError, "lr"),
+        ({"batch_size": -4}, FlatMinimaError, "batch_size"),
+        ({"s": 1}, FlatMinimaError, "s"),
+        ({"s": 0}, FlatMinimaError, "s"),
+        ({"s": None}, FlatMinimaError, "s"),
+        ({"diffusion": 0.1}, FlatMinimaError, "diffusion"),  # not an SGD parameter
+        ({"dps": 5}, FlatMinimaError, "dps"),
+        ({"dps": 30.5}, FlatMinimaError, "dps"),
+        ({"interpretation": "alpha"}, FlatMinimaError, "interpretation"),
+        ({"interpretation": -0.5}, FlatMinimaError, "interpretation"),
+        ({"lr": True}, FlatMinimaError, "lr"),
+    ],
+)
+def test_bad_input_names_the_parameter(kwargs: dict, error: type, parameter: str) -> None:
+    arguments = {
+        "hess_min": [[2, 0], [0, 5]],
+        "hess_saddle": [[-1, 0], [0, 3]],
+        "barrier": 1,
+        "lr": "0.1",
+        "batch_size": 8,
+        "s": "0.5",
+    }
+    arguments.update(kwargs)
+    with pytest.raises(error, match=parameter):
+        escape_time("sgd", **arguments)
+
+
+def test_bad_noise_and_missing_white_parameters() -> None:
+    with pytest.raises(FlatMinimaError, match="noise"):
+        escape_time("pink", hess_min=2, hess_saddle=-1, barrier=1)
+    with pytest.raises(FlatMinimaError, match="diffusion"):
+        escape_time("white", hess_min=2, hess_saddle=-1, barrier=1)
+    with pytest.raises(FlatMinimaError, match="loss_saddle"):
+        escape_time(
+            "loss-dependent",
+            hess_min=2,
+            hess_saddle=-1,
+            lr=1,
+            batch_size=1,
+            h_star=1,
+            loss_min=1,
+            loss_saddle="0.5",
+        )
+    with pytest.raises(FlatMinimaError, match="lr"):
+        log_escape_time(
+            "sgd",
+            hess_min=2.0,
+            hess_saddle=-1.0,
+            barrier=1.0,
+            lr=np.array([0.1, -0.1]),
+            batch_size=8,
+            s=0.5,
+        )
