@@ -4,6 +4,7 @@ Commands
 --------
 formula   print a derived escape-time formula (LaTeX, text or Python), optionally with its steps
 scaling   classify log τ against sharpness, batch size, learning rate, noise or loss ratio
+evaluate  evaluate an escape time from Hessian matrices at any precision
 report    the main job: derive, evaluate and write a report (``--quick`` for the demo)
 
 Every error a user can cause (a bad name, a dimension < 1, α outside [0, 1], …) prints one line
@@ -68,6 +69,89 @@ def _cmd_scaling(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_matrix(option: str, text: str) -> Any:
+    """A matrix from JSON text ("[[2, 0], [0, 5]]", "3.5") or a .json / .npy file."""
+    import json
+    from pathlib import Path
+
+    from flatminima.errors import ParameterError
+
+    path = Path(text)
+    if text.endswith((".npy", ".json")) or path.is_file():
+        if not path.is_file():
+            raise ParameterError(option, "a JSON matrix or an existing .json/.npy file", text)
+        if text.endswith(".npy"):
+            import numpy as np
+
+            try:
+                return np.load(path, allow_pickle=False)
+            except (ValueError, OSError) as exc:
+                raise ParameterError(
+                    option, "a readable .npy file of numbers", text, str(exc)
+                ) from None
+        text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParameterError(
+            option, "a JSON matrix such as [[2, 0], [0, 5]] or a .json/.npy file", text, exc.msg
+        ) from None
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+    import warnings
+
+    import mpmath
+
+    from flatminima.errors import ValidityWarning
+    from flatminima.numerics import escape_time
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ValidityWarning)
+        result = escape_time(
+            args.noise,
+            hess_min=_read_matrix("--hess-min", args.hess_min),
+            hess_saddle=_read_matrix("--hess-saddle", args.hess_saddle),
+            barrier=args.barrier,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            diffusion=args.diffusion,
+            s=args.s,
+            loss_min=args.loss_min,
+            loss_saddle=args.loss_saddle,
+            h_star=args.h_star,
+            interpretation=args.interpretation,
+            dps=args.dps,
+        )
+    for warning in caught:
+        print(f"flatminima: warning: {warning.message}", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    digits = result.dps
+
+    def show(value: Any) -> str:
+        return "-" if value is None else mpmath.nstr(value, digits)
+
+    eig = result.eigen
+    lines = [
+        f"tau            = {show(result.tau)}",
+        f"log tau        = {show(result.log_tau)}",
+        f"rate           = {show(result.rate)}",
+        f"iterations     = {show(result.iterations)}",
+        f"log iterations = {show(result.log_iterations)}",
+        f"quasi-potential barrier = {mpmath.nstr(result.quasi_potential, 10)}",
+        f"H_ae = {mpmath.nstr(eig.curvature_min_along_e, 10)}, "
+        f"|H_be| = {mpmath.nstr(eig.curvature_saddle_e, 10)}, "
+        f"misalignment = {mpmath.nstr(eig.misalignment, 3)}",
+        f"formula: {result.formula}",
+        f"method: {result.method}",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from flatminima.validation.report import run_report
 
@@ -113,6 +197,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="sharpness, batch_size, lr, loss_ratio, diffusion, barrier",
     )
     scaling.set_defaults(func=_cmd_scaling)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="evaluate an escape time from Hessians at any precision"
+    )
+    evaluate.add_argument("noise", choices=NOISES, help="noise model")
+    evaluate.add_argument(
+        "--hess-min",
+        required=True,
+        help="Hessian at the minimum: JSON ([[2,0],[0,5]] or 2) or a .json/.npy file",
+    )
+    evaluate.add_argument(
+        "--hess-saddle", required=True, help="Hessian at the saddle: JSON or a .json/.npy file"
+    )
+    evaluate.add_argument("--barrier", help="ΔL = L(saddle) − L(minimum)")
+    evaluate.add_argument("--lr", help="learning rate η (also turns τ into iterations)")
+    evaluate.add_argument("--batch-size", help="batch size B")
+    evaluate.add_argument("--s", help="SGD switch fraction in (0, 1)")
+    evaluate.add_argument("--diffusion", help="white-noise diffusion D")
+    evaluate.add_argument("--loss-min", help="loss at the minimum (loss-dependent noise)")
+    evaluate.add_argument("--loss-saddle", help="loss at the saddle (loss-dependent noise)")
+    evaluate.add_argument("--h-star", help="noise curvature h* (loss-dependent noise)")
+    evaluate.add_argument(
+        "--interpretation", default="ito", help="ito, stratonovich, anti-ito or α in [0, 1]"
+    )
+    evaluate.add_argument("--dps", type=int, default=30, help="decimal digits (15 to 10000)")
+    evaluate.add_argument("--format", choices=("text", "json"), default="text")
+    evaluate.set_defaults(func=_cmd_evaluate)
 
     report = sub.add_parser("report", help="the main job: derive, evaluate, write a report")
     report.add_argument(

@@ -92,3 +92,155 @@ def test_errors_are_one_line_exit_2(args) -> None:
 def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0 and result.stdout.startswith("flatminima ")
+
+
+def test_evaluate_text_and_json(tmp_path, capsys) -> None:
+    import json
+
+    import numpy as np
+
+    np.save(tmp_path / "hb.npy", np.array([[-1.0, 0.0], [0.0, 3.0]]))
+    args = [
+        "evaluate",
+        "sgd",
+        "--hess-min",
+        "[[2, 0], [0, 5]]",
+        "--hess-saddle",
+        str(tmp_path / "hb.npy"),
+    ]
+    args += [
+        "--barrier",
+        "0.5",
+        "--lr",
+        "0.1",
+        "--batch-size",
+        "128",
+        "--s",
+        "0.5",
+        "--interpretation",
+        "anti-ito",
+    ]
+    assert main([*args, "--dps", "25", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    with mpmath.workdps(25):
+        expected = mpmath.log(2 * mpmath.pi) + 2 * 128 * mpmath.mpf("0.5") / mpmath.mpf("0.1") * (
+            mpmath.mpf("0.5") / 2 + mpmath.mpf("0.5")
+        )
+        assert mpmath.almosteq(mpmath.mpf(data["log_tau"]), expected, rel_eps=mpmath.mpf(10) ** -20)
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "iterations" in out and "H_ae = 2.0" in out
+
+
+def test_evaluate_warns_on_stderr(capsys) -> None:
+    assert (
+        main(
+            [
+                "evaluate",
+                "white",
+                "--hess-min",
+                "2",
+                "--hess-saddle",
+                "-1",
+                "--barrier",
+                "1",
+                "--diffusion",
+                "0.5",
+            ]
+        )
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("flatminima: warning:") and "ΔΦ" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [
+            "evaluate",
+            "white",
+            "--hess-min",
+            "[[1, 2], [3",
+            "--hess-saddle",
+            "-1",
+            "--barrier",
+            "1",
+            "--diffusion",
+            "1",
+        ],
+        [
+            "evaluate",
+            "white",
+            "--hess-min",
+            "missing.npy",
+            "--hess-saddle",
+            "-1",
+            "--barrier",
+            "1",
+            "--diffusion",
+            "1",
+        ],
+        [
+            "evaluate",
+            "white",
+            "--hess-min",
+            "[[-1, 0], [0, 1]]",
+            "--hess-saddle",
+            "[[-1, 0], [0, 1]]",
+            "--barrier",
+            "1",
+            "--diffusion",
+            "1",
+        ],
+        [
+            "evaluate",
+            "sgd",
+            "--hess-min",
+            "2",
+            "--hess-saddle",
+            "-1",
+            "--barrier",
+            "1",
+            "--lr",
+            "0.1",
+            "--batch-size",
+            "4",
+        ],
+        [
+            "evaluate",
+            "white",
+            "--hess-min",
+            "2",
+            "--hess-saddle",
+            "-1",
+            "--barrier",
+            "-1",
+            "--diffusion",
+            "1",
+        ],
+        [
+            "evaluate",
+            "white",
+            "--hess-min",
+            "2",
+            "--hess-saddle",
+            "-1",
+            "--barrier",
+            "1",
+            "--diffusion",
+            "1",
+            "--dps",
+            "3",
+        ],
+    ],
+)
+def test_evaluate_errors_are_one_line(args) -> None:
+    result = run(*args)
+    assert result.returncode == 2, result.stderr
+    lines = [
+        line
+        for line in result.stderr.strip().splitlines()
+        if not line.startswith("flatminima: warning")
+    ]
+    assert len(lines) == 1 and lines[0].startswith("flatminima: error:")
