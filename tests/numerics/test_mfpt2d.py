@@ -191,6 +191,37 @@ def test_one_dimensional_limit_matches_mfpt_1d() -> None:
     assert abs(r.value - exact) <= 1.5 * r.error
 
 
+def test_full_diffusion_tensor_on_a_rotated_problem() -> None:
+    """A separable problem rotated by 45°: the constant anisotropic D has off-diagonal entries on
+    the grid (the central-difference part of the scheme), the absorbing half-plane is a
+    staircase. The MFPT depends on the u-motion only, so it must converge to mfpt_1d."""
+    import sympy as sp
+
+    x = sp.Symbol("x")
+    exact = float(
+        mfpt_1d(x**4 / 4 - x**2 / 2, sp.Rational(1, 16), start=-1, end="0.6", dps=20).value
+    )
+    r2 = math.sqrt(0.5)
+    rotation = np.array([[r2, -r2], [r2, r2]])  # columns e_u, e_v
+    tensor = rotation @ np.diag([1 / 16, 1 / 4]) @ rotation.T
+
+    def loss(xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+        u, v = (xx + yy) * r2, (yy - xx) * r2
+        return u**4 / 4 - u**2 / 2 + v**2
+
+    r = mfpt_2d(
+        loss,
+        tensor,
+        bounds=((-2.6, 2.0), (-2.6, 2.0)),
+        shape=(80, 80),
+        start=(-r2, -r2),
+        absorbing=lambda xx, yy: (xx + yy) * r2 > 0.6,
+        levels=3,
+    )
+    assert r.order is not None and 1.6 < r.order < 2.6
+    assert r.extrapolated == pytest.approx(exact, rel=3e-3)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "parameter"),
     [
