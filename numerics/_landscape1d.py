@@ -78,6 +78,8 @@ def _piecewise_breakpoints(expr: sp.Expr, x: sp.Symbol) -> list[mpmath.mpf]:
 
 
 def _polynomial_critical_points(gradient: sp.Expr, x: sp.Symbol) -> list[mpmath.mpf] | None:
+    if gradient.has(sp.Piecewise):
+        return None
     try:
         poly = sp.Poly(gradient, x)
     except sp.PolynomialError:
@@ -104,11 +106,13 @@ def landscape_1d(loss: Any, diffusion: Any) -> Landscape1D:
         gradient_expr = sp.diff(loss_expr, x)
         gradient_fn: Fn | None = sp.lambdify(x, gradient_expr, "mpmath")
         critical = _polynomial_critical_points(gradient_expr, x)
+        loss_breakpoints = _piecewise_breakpoints(loss_expr, x)
         description.append(f"L = {loss_expr}")
     elif callable(loss):
         loss_fn = loss
         gradient_fn = None
         critical = None
+        loss_breakpoints = []
         description.append("L = <callable>")
     else:
         raise ParameterError("loss", "a SymPy expression of one symbol or a callable", loss)
@@ -144,7 +148,7 @@ def landscape_1d(loss: Any, diffusion: Any) -> Landscape1D:
         diffusion=diffusion_fn,
         gradient=gradient_fn if constant is None else None,
         constant_diffusion=constant,
-        breakpoints=breakpoints,
+        breakpoints=sorted(set(breakpoints) | set(loss_breakpoints)),
         critical_points=critical,
         description="; ".join(description),
     )

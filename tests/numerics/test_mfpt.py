@@ -207,3 +207,21 @@ def test_bad_input_names_the_parameter(kwargs: dict, parameter: str) -> None:
     arguments.update(kwargs)
     with pytest.raises(FlatMinimaError, match=parameter):
         mfpt_1d(**arguments)
+
+
+def test_piecewise_loss_gets_its_joins_as_breakpoints() -> None:
+    """A C¹ piecewise-quadratic loss (curvature jumps at the joins): against scipy quadrature."""
+    loss = sp.Piecewise((x**2 / 2, x < 0), (2 * x**2, True))
+    m = mfpt_1d(loss, sp.Rational(1, 2), start=0, end=1, left=-3, dps=20)
+
+    def phi(t):
+        return (t**2 / 2 if t < 0 else 2 * t**2) / 0.5
+
+    def inner(y):
+        return quad(
+            lambda z: np.exp(-phi(z)), -3, y, points=[0] if y > 0 else None, epsabs=0, epsrel=1e-13
+        )[0]
+
+    reference = quad(lambda y: np.exp(phi(y)) * inner(y) / 0.5, 0, 1, epsabs=0, epsrel=1e-12)[0]
+    assert float(m.value) == pytest.approx(reference, rel=1e-9)
+    assert m.panels < 200  # the joins are breakpoints: no endless refinement at the kinks
