@@ -1,7 +1,50 @@
-"""The validation layer (torch, matplotlib): experiments, sweeps, fits, figures and the report.
+"""The validation layer (torch, matplotlib): experiments that test the theory, and the report.
 
-Today it holds the report's theory sections (:mod:`flatminima.validation.report`); the
-experiments arrive with issue 4.
+Public names
+------------
+validate, run_experiment, EXPERIMENT_NAMES
+    Run ``covariance``, ``sharpness``, ``batch-size``, ``learning-rate``, ``selection``,
+    ``network-sharpness`` (or ``"all"``), resumably, writing JSON, CSV, figures and a verdict.
+make_executor, Executor
+    Local processes (default), serial, or a Dask cluster (scheduler address or LocalCluster).
+landscape, LANDSCAPES, measure_rate
+    Test landscapes with real minibatch noise, and the batched escape-rate measurement.
+load_dataset, make_model, train_to_minimum
+    Small models and shipped/synthetic data sets.
+compare_laws, poisson_fit
+    Poisson fits of rate laws and the exponential-vs-polynomial decision.
+run_report
+    The HTML report (``flatminima report``).
 """
 
-__all__: list[str] = []
+from ._dynamics import RateMeasurement, measure_rate
+from ._fits import PoissonFit, ScalingComparison, compare_laws, poisson_fit
+from ._landscapes import LANDSCAPES, Landscape, landscape
+from ._models import DATASETS, load_dataset, make_model, train_to_minimum
+from ._runner import EXPERIMENT_NAMES, run_experiment, validate
+from ._sweep import Executor, PointStore, make_executor, run_sweep
+from .report import run_report
+
+__all__ = [
+    "DATASETS",
+    "EXPERIMENT_NAMES",
+    "LANDSCAPES",
+    "Executor",
+    "Landscape",
+    "PointStore",
+    "PoissonFit",
+    "RateMeasurement",
+    "ScalingComparison",
+    "compare_laws",
+    "landscape",
+    "load_dataset",
+    "make_executor",
+    "make_model",
+    "measure_rate",
+    "poisson_fit",
+    "run_experiment",
+    "run_report",
+    "run_sweep",
+    "train_to_minimum",
+    "validate",
+]

@@ -1,0 +1,284 @@
+"""Escape from a trained network's minimum under sharpness scaling, SGD against white noise.
+
+Setting: a one-hidden-layer tanh MLP on two overlapping Gaussian blobs (cross-entropy + weight
+decay, trained to ‖∇L‖ < 1e-7 by L-BFGS). Replicas start at the minimum θ*; each iteration is
+either real minibatch SGD (B samples drawn with replacement, per replica) or full-batch GD with
+injected white noise of diffusion D. All replicas run as one batched computation: the stacked
+parameters (R, P) go through the network with batched einsums and one backward pass gives every
+replica's gradient.
+
+Escape (stated in the results): the training loss rises more than ``delta`` above L(θ*),
+checked every ``check_every`` iterations; the replica is then counted and restarted at θ*
+(renewal estimator after a burn-in of ten relaxation times of the top of the spectrum, as on
+the landscapes). Gradients are hand-written backpropagation for the one-layer network, batched
+over replicas (checked against autograd in the tests).
+
+Sharpness k is run as step size (L_k(θ) = L(√kθ) with step η is L with step kη). Predictions:
+SGD's rate falls exponentially in 1/k, γ ∝ k·exp(−E/k) — for a level-set escape with D = κH
+the quasi-potential to the level δ is reached along the sharpest direction, E ≈ 2Bδ/(η λ_max);
+white noise: γ ∝ k exactly in the continuous limit (the MFPT in the rescaled coordinates does
+not depend on k; only the time unit does).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from flatminima.numerics._simulate import poisson_rate_interval
+
+from ._design import point_seed
+from ._fits import compare_laws
+from ._models import Model, load_dataset, make_model, train_to_minimum
+
+__all__ = ["NETWORK_SHARPNESS", "measure_network_rate", "plot_network"]
+
+NETWORK = {"dataset": "two-blobs", "size": 128, "hidden": 4, "weight_decay": 0.1, "seed": 3}
+
+
+def _setup(point: dict[str, Any]) -> tuple[Model, Any, torch.Tensor, float, np.ndarray]:
+    data = load_dataset(point["dataset"], seed=point["data_seed"], size=point["size"])
+    model = make_model("mlp", data, hidden=point["hidden"], weight_decay=point["weight_decay"])
+    theta, info = train_to_minimum(model, data, seed=point["data_seed"])
+    hessian = torch.func.hessian(lambda t: model.loss(t, data.x, data.y))(theta)
+    spectrum = torch.linalg.eigvalsh(0.5 * (hessian + hessian.T)).numpy()
+    return model, data, theta, info["loss"], spectrum
+
+
+def _batched_gradient(
+    model: Model, theta: torch.Tensor, x: torch.Tensor, onehot: torch.Tensor
+) -> torch.Tensor:
+    """Per-replica gradient of the mean cross-entropy on the replica's own batch plus weight
+    decay, by hand-written backpropagation (one tanh layer): θ (R, P), x (R, B, d),
+    onehot (R, B, C) → (R, P). Checked against torch.autograd in the tests."""
+    w1, b1, w2, b2 = model._unpack(theta)
+    a = torch.tanh(torch.einsum("rbd,rdh->rbh", x, w1) + b1.unsqueeze(1))
+    logits = torch.einsum("rbh,rhc->rbc", a, w2) + b2.unsqueeze(1)
+    dlogits = (torch.softmax(logits, -1) - onehot) / x.shape[1]
+    dw2 = torch.einsum("rbh,rbc->rhc", a, dlogits)
+    db2 = dlogits.sum(1)
+    dz = torch.einsum("rbc,rhc->rbh", dlogits, w2) * (1 - a**2)
+    dw1 = torch.einsum("rbd,rbh->rdh", x, dz)
+    db1 = dz.sum(1)
+    grad = torch.cat([dw1.reshape(len(theta), -1), db1, dw2.reshape(len(theta), -1), db2], dim=1)
+    return grad + model.weight_decay * theta
+
+
+def measure_network_rate(point: dict[str, Any]) -> dict[str, Any]:
+    """One network escape-rate point (see the module docstring)."""
+    model, data, theta_star, loss_star, spectrum = _setup(point)
+    device = torch.device(point.get("device", "cpu"))
+    generator = torch.Generator(device=device).manual_seed(point["seed"])
+    replicas, lr = point["replicas"], point["lr"]
+    x_all, y_all = data.x.to(device), data.y.to(device)
+    onehot_all = torch.nn.functional.one_hot(y_all, data.classes).to(x_all.dtype)
+    x_full = x_all.expand(replicas, *x_all.shape)
+    onehot_full = onehot_all.expand(replicas, *onehot_all.shape)
+    start = theta_star.to(device)
+    theta = start.repeat(replicas, 1)
+    # ten relaxation times of the top of the spectrum (the directions that carry the loss)
+    burn_in = math.ceil(10 / (lr * float(np.mean(spectrum[-5:]))))
+    check = point["check_every"]
+    delta = point["delta"]
+    escapes, steps = 0, 0
+    kick = math.sqrt(2 * point.get("diffusion", 0.0) * lr)
+    with torch.no_grad():
+        while steps < point["max_steps"] + burn_in:
+            steps += 1
+            if point["noise"] == "sgd":
+                idx = torch.randint(
+                    data.size, (replicas, point["batch_size"]), generator=generator, device=device
+                )
+                grad = _batched_gradient(model, theta, x_all[idx], onehot_all[idx])
+                theta = theta - lr * grad
+            else:
+                grad = _batched_gradient(model, theta, x_full, onehot_full)
+                theta = (
+                    theta
+                    - lr * grad
+                    + kick
+                    * torch.randn(
+                        theta.shape, generator=generator, dtype=theta.dtype, device=device
+                    )
+                )
+            if steps % check == 0:
+                jump = model.loss(theta, x_all, y_all) - loss_star
+                hit = jump > delta
+                count = int(hit.sum())
+                if count:
+                    if steps > burn_in:
+                        escapes += count
+                    theta[hit] = start
+                    if escapes >= point["target_escapes"]:
+                        break
+    exposure = float(replicas) * max(steps - burn_in, 1)
+    low, high = poisson_rate_interval(escapes, exposure, 0.95)
+    return {
+        "escapes": escapes,
+        "exposure": exposure,
+        "rate": escapes / exposure,
+        "rate_low": low,
+        "rate_high": high,
+        "steps": steps,
+        "burn_in": burn_in,
+        "loss_star": loss_star,
+        "lambda_max": float(spectrum[-1]),
+        "lambda_min": float(spectrum[0]),
+        "parameters": model.size,
+    }
+
+
+def _build(quick: bool, device: str) -> list[dict[str, Any]]:
+    # design from the trained network's spectrum: step bound ηλ_max·k_max = 0.1, E(k=1) target
+    base = {
+        "task": "network-rate",
+        "experiment": "network-sharpness",
+        **{k: v for k, v in NETWORK.items() if k != "seed"},
+    }
+    base["data_seed"] = NETWORK["seed"]
+    _, _, _, _, spectrum = _setup(base)
+    lam_max = float(spectrum[-1])
+    ks_sgd = [1.0, 1.5, 2.0, 3.0] if quick else [1.0, 1.25, 1.5, 2.0, 2.5, 3.0]
+    ks_white = [1.0, 2.0, 4.0] if quick else [1.0, 1.5, 2.0, 3.0, 4.0]
+    target = 150 if quick else 400
+    batch = 4
+    points = []
+    eta_sgd = 0.1 / (lam_max * max(ks_sgd))
+    e_target = 4.0 if quick else 5.0
+    delta = e_target * eta_sgd * lam_max / (2 * batch)
+    for k in ks_sgd:
+        points.append(
+            {
+                **base,
+                "noise": "sgd",
+                "k": k,
+                "lr": k * eta_sgd,
+                "batch_size": batch,
+                "delta": delta,
+                "predicted_E": 2 * batch * delta / (eta_sgd * lam_max),
+                "replicas": 256,
+                "target_escapes": target,
+                "max_steps": 200_000,
+                "check_every": 5,
+                "seed": point_seed("network-sharpness", "sgd", k),
+                "device": device,
+            }
+        )
+    eta_white = 0.1 / (lam_max * max(ks_white))
+    for k in ks_white:
+        points.append(
+            {
+                **base,
+                "noise": "white",
+                "k": k,
+                "lr": k * eta_white,
+                "diffusion": delta / 20,
+                "delta": delta,
+                "replicas": 256,
+                "target_escapes": target,
+                "max_steps": 200_000,
+                "check_every": 5,
+                "seed": point_seed("network-sharpness", "white", k),
+                "device": device,
+            }
+        )
+    return points
+
+
+def _analyse(points: list[dict[str, Any]], results: list[dict[str, Any]]) -> dict[str, Any]:
+    rows = [
+        {**{k: v for k, v in p.items() if k not in ("task", "device")}, **r}
+        for p, r in zip(points, results, strict=True)
+    ]
+    cases = []
+    for noise in ("sgd", "white"):
+        group = sorted((r for r in rows if r["noise"] == noise), key=lambda r: r["k"])
+        k = np.array([r["k"] for r in group])
+        comparison = compare_laws(
+            k,
+            np.array([r["escapes"] for r in group]),
+            np.array([r["exposure"] for r in group]),
+            variable="k",
+            inverse=True,
+            prefactor_power=1.0,
+        )
+        if noise == "sgd":
+            held = comparison.preferred == "exponential"
+            expected = "exponential in 1/k"
+        else:
+            p, p_se = comparison.power.coefficient("p")
+            held = comparison.preferred == "polynomial" and abs(p - 1) <= 3 * p_se
+            expected = "polynomial, rate ∝ k"
+        cases.append(
+            {
+                "model": f"mlp({NETWORK['hidden']})/{NETWORK['dataset']}",
+                "noise": noise,
+                "expected": expected,
+                "preferred": comparison.preferred,
+                "held": held,
+                "reason": comparison.reason,
+                "fits": comparison.to_dict(),
+                "predicted_E": group[0].get("predicted_E"),
+                "criterion": f"training loss more than δ = {group[0]['delta']:.4g} above the minimum's, checked every {group[0]['check_every']} iterations",
+                "points": group,
+            }
+        )
+    return {"cases": cases, "held": all(c["held"] for c in cases), "rows": rows}
+
+
+def plot_network(analysis: dict[str, Any], folder: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for i, case in enumerate(analysis["cases"]):
+        rows = case["points"]
+        k = np.array([r["k"] for r in rows])
+        y = np.log([r["rate"] for r in rows])
+        lo = y - np.log([max(r["rate_low"], 1e-300) for r in rows])
+        hi = np.log([r["rate_high"] for r in rows]) - y
+        ax = axes[i]
+        x = 1 / k if case["noise"] == "sgd" else np.log(k)
+        ax.errorbar(x, y, yerr=[lo, hi], fmt="o", label="measured (95%)")
+        fit = case["fits"]["exponential" if case["noise"] == "sgd" else "power"]
+        a, b = fit["coefficients"]
+        grid = np.linspace(k.min(), k.max(), 50)
+        line = a - b / grid + np.log(grid) if case["noise"] == "sgd" else a + b * np.log(grid)
+        ax.plot(
+            1 / grid if case["noise"] == "sgd" else np.log(grid), line, "--", label="fitted law"
+        )
+        if case["noise"] == "white":
+            ax.plot(np.log(grid), y[0] + np.log(grid / k[0]), ":", label="prediction: slope 1")
+        ax.set_xlabel("1/k" if case["noise"] == "sgd" else "log k")
+        ax.set_ylabel("log γ per iteration")
+        ax.set_title(
+            f"{case['noise']}: {case['preferred']} ({'held' if case['held'] else 'NOT held'})",
+            fontsize=9,
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("network at a trained minimum: escape (loss jump) rate vs sharpness k")
+    fig.tight_layout()
+    path = folder / "network_sharpness.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [path]
+
+
+class _NetworkSharpness:
+    name = "network-sharpness"
+    prediction = "network at a minimum: SGD escape rate exponential in 1/k, white noise ∝ k"
+
+    def build(self, quick: bool, device: str) -> list[dict[str, Any]]:
+        return _build(quick, device)
+
+    def analyse(
+        self, points: list[dict[str, Any]], results: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        return _analyse(points, results)
+
+
+NETWORK_SHARPNESS = _NetworkSharpness()

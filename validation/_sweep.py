@@ -1,0 +1,235 @@
+"""Sweeps: many independent points, one executor, results on disk as soon as each point ends.
+
+- A *point* is a JSON-able dict that says everything about one computation, its seed included
+  (seeds are per point, never per worker), so any executor gives the same numbers.
+- :func:`run_point` turns a point into a JSON-able result; it is a module-level function, so
+  local processes and Dask workers can import it.
+- :class:`PointStore` appends each finished point to ``points.jsonl`` (one line, flushed and
+  fsynced) and reads them back: a rerun skips finished points, and a sweep killed with SIGKILL
+  loses at most the points in flight. A torn last line (killed mid-write) is ignored.
+- Executors: ``serial`` (in process), ``processes`` (concurrent.futures with the spawn
+  context, one torch thread per worker; the default), ``dask`` (a ``distributed`` scheduler
+  address, or a ``LocalCluster`` of N workers on loopback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flatminima.errors import ParameterError
+
+__all__ = ["Executor", "PointStore", "make_executor", "point_key", "run_point", "run_sweep"]
+
+
+def point_key(point: dict[str, Any]) -> str:
+    """Canonical text of a point: the identity under which its result is stored."""
+    return json.dumps(point, sort_keys=True, separators=(",", ":"))
+
+
+class PointStore:
+    """Append-only JSONL of finished points: ``{"key": ..., "point": ..., "result": ...}``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        done: dict[str, dict[str, Any]] = {}
+        if not self.path.exists():
+            return done
+        with self.path.open(encoding="utf-8") as handle:
+            for line in handle:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # a line torn by a kill: the point reruns
+                    continue
+                done[record["key"]] = record
+        return done
+
+    def append(self, point: dict[str, Any], result: dict[str, Any]) -> None:
+        line = json.dumps(
+            {"key": point_key(point), "point": point, "result": result}, sort_keys=True
+        )
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_point(point: dict[str, Any]) -> dict[str, Any]:
+    """Compute one point (dispatch on ``point["task"]``)."""
+    from ._tasks import TASKS
+
+    task = point.get("task")
+    if task not in TASKS:
+        raise ParameterError("task", f"one of {sorted(TASKS)}", task)
+    start = time.perf_counter()
+    result = TASKS[task](point)
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+@dataclass
+class Executor:
+    """Where points run: ``kind`` is "serial", "processes" or "dask"."""
+
+    kind: str = "processes"
+    workers: int | None = None
+    scheduler: str | None = None
+    local_cluster: int | None = None
+
+    def describe(self) -> str:
+        if self.kind == "dask":
+            return f"dask ({self.scheduler or f'LocalCluster({self.local_cluster})'})"
+        if self.kind == "processes":
+            return f"local processes ({self.workers or _default_workers()})"
+        return "serial"
+
+    def map_unordered(
+        self, fn: Callable[[dict[str, Any]], dict[str, Any]], points: list[dict[str, Any]]
+    ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        if not points:
+            return
+        if (
+            self.kind == "serial"
+            or (self.kind == "processes" and (self.workers or _default_workers()) <= 1)
+            or (len(points) == 1 and self.kind == "processes")
+        ):
+            for point in points:
+                yield point, fn(point)
+            return
+        if self.kind == "processes":
+            yield from self._processes(fn, points)
+            return
+        yield from self._dask(fn, points)
+
+    def _processes(
+        self, fn: Callable[[dict[str, Any]], dict[str, Any]], points: list[dict[str, Any]]
+    ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        import multiprocessing
+
+        workers = min(self.workers or _default_workers(), len(points))
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_worker_init
+        ) as pool:
+            pending = {pool.submit(fn, point): point for point in points}
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    point = pending.pop(future)
+                    yield point, future.result()
+
+    def _dask(
+        self, fn: Callable[[dict[str, Any]], dict[str, Any]], points: list[dict[str, Any]]
+    ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        try:
+            from distributed import Client, LocalCluster, as_completed
+        except ImportError as exc:
+            raise ParameterError(
+                "scheduler", "the 'distributed' package installed", self.scheduler
+            ) from exc
+        cluster = None
+        if self.scheduler:
+            client = Client(self.scheduler)
+        else:
+            cluster = LocalCluster(
+                n_workers=self.local_cluster or 2,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
+            client = Client(cluster)
+        try:
+            client.run(_worker_init)
+            futures = {client.submit(fn, point, pure=False): point for point in points}
+            for future in as_completed(list(futures)):
+                yield futures[future], future.result()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 2))
+
+
+def make_executor(
+    workers: int | None = None, scheduler: str | None = None, local_cluster: int | None = None
+) -> Executor:
+    """The executor the options ask for: Dask when ``scheduler`` or ``local_cluster`` is given,
+    otherwise local processes (``workers`` = 0 or 1: serial)."""
+    if scheduler is not None and local_cluster is not None:
+        raise ParameterError(
+            "scheduler", "either a scheduler address or a local cluster, not both", scheduler
+        )
+    if scheduler is not None:
+        if not isinstance(scheduler, str) or not scheduler:
+            raise ParameterError("scheduler", "an address such as tcp://host:8786", scheduler)
+        return Executor("dask", scheduler=scheduler)
+    if local_cluster is not None:
+        if (
+            isinstance(local_cluster, bool)
+            or not isinstance(local_cluster, int)
+            or local_cluster < 1
+        ):
+            raise ParameterError("local_cluster", "a positive number of workers", local_cluster)
+        return Executor("dask", local_cluster=local_cluster)
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 0
+    ):
+        raise ParameterError("workers", "a non-negative integer", workers)
+    if workers is not None and workers <= 1:
+        return Executor("serial")
+    return Executor("processes", workers=workers)
+
+
+def run_sweep(
+    points: list[dict[str, Any]],
+    store: PointStore,
+    executor: Executor,
+    *,
+    label: str = "sweep",
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run the points not yet in ``store`` and return every point's result, in ``points`` order."""
+    done = store.load()
+    todo = [p for p in points if point_key(p) not in done]
+    if progress:
+        print(
+            f"  {label}: {len(points) - len(todo)} of {len(points)} points already done; "
+            f"running {len(todo)} on {executor.describe()}",
+            flush=True,
+        )
+    for count, (point, result) in enumerate(executor.map_unordered(run_point, todo), 1):
+        store.append(point, result)
+        done[point_key(point)] = {"point": point, "result": result}
+        if progress:
+            print(f"  {label}: {count}/{len(todo)} {_summary(point, result)}", flush=True)
+    return [done[point_key(p)]["result"] for p in points]
+
+
+def _summary(point: dict[str, Any], result: dict[str, Any]) -> str:
+    shown = {
+        k: point[k] for k in ("noise", "k", "lr", "batch_size", "model", "landscape") if k in point
+    }
+    extra = f"escapes={result['escapes']}" if "escapes" in result else ""
+    return f"{shown} {extra} ({result.get('seconds', 0):.1f} s)"
