@@ -5,6 +5,8 @@ Commands
 formula   print a derived escape-time formula (LaTeX, text or Python), optionally with its steps
 scaling   classify log τ against sharpness, batch size, learning rate, noise or loss ratio
 evaluate  evaluate an escape time from Hessian matrices at any precision
+validate  run an experiment (covariance, sharpness, batch-size, learning-rate, selection,
+          network-sharpness, all) and write results, figures and a verdict
 report    the main job: derive, evaluate and write a report (``--quick`` for the demo)
 
 Every error a user can cause (a bad name, a dimension < 1, α outside [0, 1], …) prints one line
@@ -152,11 +154,51 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _executor(args: argparse.Namespace) -> Any:
+    from flatminima.validation import make_executor
+
+    return make_executor(
+        workers=args.workers, scheduler=args.scheduler, local_cluster=args.local_cluster
+    )
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from flatminima.validation import validate
+
+    analyses = validate(
+        args.experiment, args.out, quick=args.quick, device=args.device, executor=_executor(args)
+    )
+    held = all(a["verdict"]["held"] for a in analyses.values())
+    print(
+        f"validate {args.experiment}: {'every prediction held' if held else 'some predictions did not hold'} (see {args.out})"
+    )
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from flatminima.validation.report import run_report
 
-    run_report(out=args.out, quick=args.quick, dps=args.dps)
+    run_report(
+        out=args.out, quick=args.quick, dps=args.dps, device=args.device, executor=_executor(args)
+    )
     return 0
+
+
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="local worker processes (0 or 1: in this process)"
+    )
+    parser.add_argument(
+        "--scheduler", default=None, help="run the sweep on a Dask scheduler, e.g. tcp://host:8786"
+    )
+    parser.add_argument(
+        "--local-cluster",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the sweep on a local Dask cluster of N workers",
+    )
 
 
 def _add_derivation_options(parser: argparse.ArgumentParser) -> None:
@@ -225,12 +267,31 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--format", choices=("text", "json"), default="text")
     evaluate.set_defaults(func=_cmd_evaluate)
 
+    validate = sub.add_parser("validate", help="run an experiment that tests the theory")
+    validate.add_argument(
+        "experiment",
+        choices=(
+            "covariance",
+            "sharpness",
+            "batch-size",
+            "learning-rate",
+            "selection",
+            "network-sharpness",
+            "all",
+        ),
+    )
+    validate.add_argument("--quick", action="store_true", help="the reduced version (minutes)")
+    validate.add_argument("--out", required=True, help="output folder (reruns resume from it)")
+    _add_executor_options(validate)
+    validate.set_defaults(func=_cmd_validate)
+
     report = sub.add_parser("report", help="the main job: derive, evaluate, write a report")
     report.add_argument(
         "--quick", action="store_true", help="the quick version (what `make demo` runs)"
     )
     report.add_argument("--out", default="flatminima-report", help="output folder")
     report.add_argument("--dps", type=int, default=30, help="decimal digits for mpmath values")
+    _add_executor_options(report)
     report.set_defaults(func=_cmd_report)
     return parser
 

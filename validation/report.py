@@ -154,21 +154,46 @@ def _figure_sharpness(path: Path, example: dict[str, Any]) -> None:
     plt.close(fig)
 
 
+def _case_label(case: dict[str, Any]) -> str:
+    return "/".join(str(case[k]) for k in ("landscape", "model", "dataset", "noise") if k in case)
+
+
+def _case_detail(case: dict[str, Any]) -> str:
+    if "reason" in case:
+        return str(case["reason"])
+    if "slope" in case and "slope_se" in case:
+        return (
+            f"slope {case['slope']:.4g} ± {case['slope_se']:.2g} "
+            f"(formula {case.get('slope_formula')}, exact {case.get('slope_exact')})"
+        )
+    return str(case.get("preferred", ""))
+
+
 def _section(title: str, body: str) -> str:
     return f"<section><h2>{html.escape(title)}</h2>\n{body}\n</section>"
 
 
-def run_report(out: str | Path = "flatminima-report", quick: bool = False, dps: int = 30) -> Path:
-    """Derive, evaluate and write the report to ``out``; returns the path of report.html.
+def run_report(
+    out: str | Path = "flatminima-report",
+    quick: bool = False,
+    dps: int = 30,
+    device: str = "cpu",
+    executor: Any = None,
+) -> Path:
+    """Derive, evaluate, run the experiments and write the report to ``out``; returns the path
+    of report.html.
 
     Parameters
     ----------
     out
-        Output folder (created if missing).
+        Output folder (created if missing). The experiments write to ``out/experiments`` and
+        resume from there when the report is run again.
     quick
-        The quick version (``make demo``); today both versions hold the same sections.
+        The quick version of every experiment (``make demo``: a few minutes on 2 cores).
     dps
         Decimal digits for the mpmath evaluations (at least 15).
+    device, executor
+        Where the experiments run (see :func:`flatminima.validation.validate`).
     """
     if isinstance(dps, bool) or not isinstance(dps, int) or dps < 15:
         raise PrecisionError("dps", "an integer of at least 15 digits", dps)
@@ -180,7 +205,7 @@ def run_report(out: str | Path = "flatminima-report", quick: bool = False, dps: 
     sections: list[str] = []
 
     # 1. formulas
-    print("[1/5] deriving the escape-time formulas ...", flush=True)
+    print("[1/6] deriving the escape-time formulas ...", flush=True)
     start = time.perf_counter()
     derived: dict[tuple[str, str, str], Any] = {}
     for noise in ("white", "sgd", "loss-dependent"):
@@ -211,7 +236,7 @@ def run_report(out: str | Path = "flatminima-report", quick: bool = False, dps: 
         print(f"      {shown[0]:>14} {shown[2]:>9}: {derived[shown].text()}", flush=True)
 
     # 2. scaling laws
-    print("[2/5] scaling laws of log tau ...", flush=True)
+    print("[2/6] scaling laws of log tau ...", flush=True)
     laws = []
     for noise, wrts in (
         ("sgd", ("sharpness", "batch_size", "lr")),
@@ -236,7 +261,7 @@ def run_report(out: str | Path = "flatminima-report", quick: bool = False, dps: 
     )
 
     # 3. worked example
-    print(f"[3/5] Styblinski-Tang slice evaluated at {dps} digits ...", flush=True)
+    print(f"[3/6] Styblinski-Tang slice evaluated at {dps} digits ...", flush=True)
     example = styblinski_tang_slice(dps)
     s_formula = derive_switch_fraction()
     with mpmath.workdps(dps):
@@ -297,7 +322,7 @@ def run_report(out: str | Path = "flatminima-report", quick: bool = False, dps: 
     )
 
     # 4. exact references
-    print("[4/5] exact first-passage times (mfpt_1d) against the formulas ...", flush=True)
+    print("[4/6] exact first-passage times (mfpt_1d) against the formulas ...", flush=True)
     checks = _exact_checks(example, dps)
     record["exact_checks"] = checks
     for row in checks:
@@ -323,7 +348,7 @@ def run_report(out: str | Path = "flatminima-report", quick: bool = False, dps: 
     )
 
     # 5. figure
-    print("[5/5] figure ...", flush=True)
+    print("[5/6] figure ...", flush=True)
     figure = folder / "figures" / "sharpness_theory.png"
     _figure_sharpness(figure, example)
     encoded = base64.b64encode(figure.read_bytes()).decode("ascii")
@@ -337,17 +362,39 @@ def run_report(out: str | Path = "flatminima-report", quick: bool = False, dps: 
         )
     )
     record["figures"] = [str(figure.relative_to(folder))]
-    record["pending"] = [
-        "validation: network and landscape experiments with measured rates (issue 4)",
-    ]
-    sections.append(
-        _section(
-            "Not in this report yet",
-            "<ul>"
-            + "".join(f"<li>{html.escape(item)}</li>" for item in record["pending"])
-            + "</ul>",
-        )
+
+    # 6. experiments
+    print(f"[6/6] experiments ({'quick' if quick else 'full'}) ...", flush=True)
+    from ._runner import validate
+
+    analyses = validate(
+        "all", folder / "experiments", quick=quick, device=device, executor=executor
     )
+    record["experiments"] = {}
+    for name, analysis in analyses.items():
+        verdict = analysis["verdict"]
+        record["experiments"][name] = {"verdict": verdict, "seconds": analysis["seconds"]}
+        images = "".join(
+            f'<img alt="{html.escape(fig)}" src="data:image/png;base64,'
+            f'{base64.b64encode((folder / "experiments" / name / fig).read_bytes()).decode("ascii")}">'
+            for fig in analysis["figures"]
+        )
+        cases = "".join(
+            f"<tr><td>{html.escape(_case_label(c))}</td>"
+            f"<td>{html.escape(str(c.get('expected', '')))}</td>"
+            f"<td>{'held' if c.get('held') else '<b>not held</b>'}</td>"
+            f"<td>{html.escape(_case_detail(c))}</td></tr>"
+            for c in analysis.get("cases", [])
+        )
+        sections.append(
+            _section(
+                f"Experiment: {name} — {'prediction held' if verdict['held'] else 'prediction NOT held'}",
+                f"<p>{html.escape(verdict['prediction'])}</p>"
+                "<table><tr><th>case</th><th>expected</th><th>verdict</th><th>measured</th></tr>"
+                f"{cases}</table>{images}"
+                f"<p>Data: experiments/{html.escape(name)}/results.json, results.csv, points.jsonl</p>",
+            )
+        )
 
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>flatminima report</title>"

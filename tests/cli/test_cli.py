@@ -244,3 +244,30 @@ def test_evaluate_errors_are_one_line(args) -> None:
         if not line.startswith("flatminima: warning")
     ]
     assert len(lines) == 1 and lines[0].startswith("flatminima: error:")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate", "everything", "--out", "/tmp/x"],
+        ["validate", "sharpness", "--quick"],  # --out is required
+        ["validate", "sharpness", "--quick", "--out", "/tmp/flatminima-never", "--device", "cuda"],
+        [
+            "validate",
+            "sharpness",
+            "--quick",
+            "--out",
+            "/tmp/flatminima-never",
+            "--scheduler",
+            "tcp://a:1",
+            "--local-cluster",
+            "2",
+        ],
+        ["validate", "sharpness", "--quick", "--out", "/tmp/flatminima-never", "--workers", "-3"],
+    ],
+)
+def test_validate_errors_are_one_line(args) -> None:
+    result = run(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("flatminima: error:"), result.stderr

@@ -25,12 +25,18 @@ def test_styblinski_tang_critical_points() -> None:
     assert float(p["s"]) == pytest.approx(0.449, abs=1e-3)
 
 
-def test_quick_report_writes_html_json_and_figure(tmp_path) -> None:
-    report = run_report(out=tmp_path, quick=True, dps=20)
-    assert report.exists() and report.stat().st_size > 10_000  # the figure is embedded
-    data = json.loads((tmp_path / "report.json").read_text())
+def test_quick_report_writes_html_json_and_figures(quick_run) -> None:
+    base, analyses = quick_run  # the quick experiments already ran there: the report resumes
+    report = run_report(out=base, quick=True, dps=20)
+    assert report.exists() and report.stat().st_size > 100_000  # the figures are embedded
+    data = json.loads((base / "report.json").read_text())
     assert len(data["formulas"]) == 27
-    assert (tmp_path / data["figures"][0]).exists()
+    assert (base / data["figures"][0]).exists()
+    assert set(data["experiments"]) == set(analyses)
+    page = report.read_text()
+    for name in analyses:
+        assert f"Experiment: {name}" in page
+    assert len(data["exact_checks"]) == 4
     kinds = {(law["noise"], law["wrt"]): law["kind"] for law in data["scaling_laws"]}
     assert kinds[("sgd", "sharpness")] == "exponential"
     assert kinds[("white", "sharpness")] == "polynomial"
