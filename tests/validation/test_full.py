@@ -10,9 +10,13 @@ import pytest
 def test_full_validation(tmp_path) -> None:
     from flatminima.validation import make_executor, validate
 
-    analyses = validate("all", tmp_path, quick=False, executor=make_executor(workers=2), progress=False)
+    analyses = validate(
+        "all", tmp_path, quick=False, executor=make_executor(workers=2), progress=False
+    )
     for name in ("sharpness", "batch-size", "learning-rate", "selection", "network-sharpness"):
         assert analyses[name]["verdict"]["held"], (name, analyses[name]["verdict"])
     covariance = analyses["covariance"]
-    minima = [c for c in covariance["cases"] if c["noise"] == "minimum" and c["dataset"] == "two-blobs"]
+    minima = [
+        c for c in covariance["cases"] if c["noise"] == "minimum" and c["dataset"] == "two-blobs"
+    ]
     assert minima and all(c["holds"] for c in minima)
