@@ -5,8 +5,8 @@ Commands
 formula   print a derived escape-time formula (LaTeX, text or Python), optionally with its steps
 scaling   classify log τ against sharpness, batch size, learning rate, noise or loss ratio
 evaluate  evaluate an escape time from Hessian matrices at any precision
-validate  run an experiment (covariance, sharpness, batch-size, learning-rate, selection,
-          network-sharpness, all) and write results, figures and a verdict
+validate  run an experiment (covariance, sharpness, batch-size, learning-rate, selection, all)
+          and write results, figures and a verdict
 report    the main job: derive, evaluate and write a report (``--quick`` for the demo)
 
 Every error a user can cause (a bad name, a dimension < 1, α outside [0, 1], …) prints one line
@@ -276,7 +276,6 @@ def build_parser() -> argparse.ArgumentParser:
             "batch-size",
             "learning-rate",
             "selection",
-            "network-sharpness",
             "all",
         ),
     )

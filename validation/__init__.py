@@ -3,8 +3,8 @@
 Public names
 ------------
 validate, run_experiment, EXPERIMENT_NAMES
-    Run ``covariance``, ``sharpness``, ``batch-size``, ``learning-rate``, ``selection``,
-    ``network-sharpness`` (or ``"all"``), resumably, writing JSON, CSV, figures and a verdict.
+    Run ``covariance``, ``sharpness``, ``batch-size``, ``learning-rate``, ``selection`` (or
+    ``"all"``), resumably, writing JSON, CSV, figures and a verdict.
 make_executor, Executor
     Local processes (default), serial, or a Dask cluster (scheduler address or LocalCluster).
 landscape, LANDSCAPES, measure_rate

@@ -505,12 +505,57 @@ def _selection_analysis(points: list[Point], results: list[dict[str, Any]]) -> d
     }
 
 
+def _split(
+    points: list[Point], results: list[dict[str, Any]], task: str
+) -> tuple[list[Point], list[dict[str, Any]], list[Point], list[dict[str, Any]]]:
+    mine = [(p, r) for p, r in zip(points, results, strict=True) if p["task"] == task]
+    rest = [(p, r) for p, r in zip(points, results, strict=True) if p["task"] != task]
+    return [p for p, _ in mine], [r for _, r in mine], [p for p, _ in rest], [r for _, r in rest]
+
+
+def _sharpness_all_points(quick: bool, device: str) -> list[Point]:
+    from ._network_escape import network_sharpness_points
+
+    return _sharpness_points(quick, device) + network_sharpness_points(quick, device)
+
+
+def _sharpness_all_analysis(points: list[Point], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Landscape cases and network cases (a trained MLP at its minimum), one verdict."""
+    from ._network_escape import network_sharpness_analysis
+
+    net_p, net_r, land_p, land_r = _split(points, results, "network-rate")
+    analysis = _sharpness_analysis(land_p, land_r)
+    network = network_sharpness_analysis(net_p, net_r)
+    analysis["cases"] += network["cases"]
+    analysis["rows"] += network["rows"]
+    analysis["held"] = all(c["held"] for c in analysis["cases"])
+    return analysis
+
+
+def _selection_all_points(quick: bool, device: str) -> list[Point]:
+    from ._network_selection import network_selection_points
+
+    return _selection_points(quick, device) + network_selection_points(quick, device)
+
+
+def _selection_all_analysis(points: list[Point], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The two-valley landscape (SGD and white noise) and two minima of a real MLP (SGD)."""
+    from ._network_selection import network_selection_analysis
+
+    net_p, net_r, land_p, land_r = _split(points, results, "network-rate")
+    analysis = _selection_analysis(land_p, land_r)
+    analysis["cases"] += network_selection_analysis(net_p, net_r)
+    analysis["rows"] += [{**p, **r} for p, r in zip(net_p, net_r, strict=True)]
+    analysis["held"] = all(c["held"] for c in analysis["cases"])
+    return analysis
+
+
 EXPERIMENTS: dict[str, LandscapeExperiment] = {
     "sharpness": LandscapeExperiment(
         "sharpness",
-        "SGD: log γ linear in 1/k (exponential); white noise: γ ∝ k (polynomial)",
-        _sharpness_points,
-        _sharpness_analysis,
+        "SGD: log γ linear in 1/k (exponential); white noise: γ ∝ k (polynomial) — on test landscapes and at a trained network's minimum",
+        _sharpness_all_points,
+        _sharpness_all_analysis,
     ),
     "batch-size": LandscapeExperiment(
         "batch-size",
@@ -526,8 +571,8 @@ EXPERIMENTS: dict[str, LandscapeExperiment] = {
     ),
     "selection": LandscapeExperiment(
         "selection",
-        "SGD's preference for the flat valley grows exponentially in B/η; white noise's does not",
-        _selection_points,
-        _selection_analysis,
+        "SGD's preference for the flat valley grows exponentially in B/η; white noise's does not — on a two-valley landscape and between two minima of a real MLP",
+        _selection_all_points,
+        _selection_all_analysis,
     ),
 }

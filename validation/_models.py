@@ -2,7 +2,8 @@
 replicas at once).
 
 Data (nothing is downloaded): ``two-blobs`` (two overlapping Gaussian classes in 2-D, seeded),
-and the data sets scikit-learn ships inside its package: ``breast-cancer``, ``wine``, ``iris``,
+``xor`` (four noisy clusters at (±1, ±1) labelled by XOR, seeded: small MLPs have several
+distinct minima on it), and the data sets scikit-learn ships inside its package: ``breast-cancer``, ``wine``, ``iris``,
 ``digits``. Features are standardised.
 
 Models: ``logistic`` (a linear softmax classifier) and ``mlp`` (one tanh hidden layer). The loss
@@ -23,7 +24,7 @@ from flatminima.errors import ConvergenceError, ParameterError
 
 __all__ = ["DATASETS", "Dataset", "Model", "load_dataset", "make_model", "train_to_minimum"]
 
-DATASETS = ("two-blobs", "breast-cancer", "wine", "iris", "digits")
+DATASETS = ("two-blobs", "xor", "breast-cancer", "wine", "iris", "digits")
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class Dataset:
 
 
 def load_dataset(name: str, *, seed: int = 0, size: int = 256) -> Dataset:
-    """A data set by name (see :data:`DATASETS`); ``size`` and ``seed`` apply to ``two-blobs``."""
+    """A data set by name (see :data:`DATASETS`); ``size`` and ``seed`` apply to the synthetic
+    ones (``two-blobs``, ``xor``)."""
     if name == "two-blobs":
         rng = np.random.default_rng(seed)
         half = size // 2
@@ -50,6 +52,11 @@ def load_dataset(name: str, *, seed: int = 0, size: int = 256) -> Dataset:
             ]
         )
         y = np.concatenate([np.zeros(half, dtype=np.int64), np.ones(size - half, dtype=np.int64)])
+    elif name == "xor":
+        rng = np.random.default_rng(seed)
+        corners = rng.integers(0, 2, (size, 2))
+        x = (2 * corners - 1) + 0.5 * rng.normal(size=(size, 2))
+        y = (corners[:, 0] ^ corners[:, 1]).astype(np.int64)
     elif name in ("breast-cancer", "wine", "iris", "digits"):
         from sklearn import datasets
 

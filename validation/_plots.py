@@ -37,8 +37,12 @@ def _theory(ax: Any, x: np.ndarray, rows: list[dict[str, Any]]) -> None:
 
 
 def _sharpness(analysis: dict[str, Any], folder: Path) -> list[Path]:
-    paths = []
+    from ._network_escape import plot_network
+
+    paths = plot_network(analysis, folder)
     for case in analysis["cases"]:
+        if case.get("network"):
+            continue
         rows = case["points"]
         k = np.array([r["k"] for r in rows])
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -93,8 +97,38 @@ def _slopes(
 
 
 def _selection(analysis: dict[str, Any], folder: Path) -> list[Path]:
+    paths = []
+    network = [c for c in analysis["cases"] if "model" in c]
+    if network:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        for case in network:
+            x = np.array(case["B_over_eta"])
+            ax.errorbar(
+                x,
+                case["log_odds"],
+                yerr=1.96 * np.array(case["log_odds_se"]),
+                fmt="o",
+                label=f"{case['model']} {case['noise']} measured (95%)",
+            )
+            intercept = float(np.mean(np.array(case["log_odds"]) - case["slope_formula"] * x))
+            ax.plot(
+                x,
+                intercept + case["slope_formula"] * x,
+                "--",
+                label="slope from the level-set estimate",
+            )
+        ax.set_xlabel("B/η")
+        ax.set_ylabel("log γ_sharp/γ_flat (odds of the flat minimum)")
+        ax.set_title("two minima of a real MLP (XOR data), SGD", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = folder / "selection_network.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for i, case in enumerate(analysis["cases"]):
+    for i, case in enumerate(c for c in analysis["cases"] if "model" not in c):
         x = np.array(case["B_over_eta"])
         ax.errorbar(
             x,
@@ -123,7 +157,7 @@ def _selection(analysis: dict[str, Any], folder: Path) -> list[Path]:
     path = folder / "selection.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    return [path]
+    return [path, *paths]
 
 
 def plot_experiment(name: str, analysis: dict[str, Any], folder: Path) -> list[Path]:
@@ -141,8 +175,4 @@ def plot_experiment(name: str, analysis: dict[str, Any], folder: Path) -> list[P
         from ._covariance import plot_covariance
 
         return plot_covariance(analysis, folder)
-    if name == "network-sharpness":
-        from ._network_escape import plot_network
-
-        return plot_network(analysis, folder)
     return []

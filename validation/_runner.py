@@ -27,16 +27,14 @@ EXPERIMENT_NAMES = (
     "batch-size",
     "learning-rate",
     "selection",
-    "network-sharpness",
 )
 
 
 def _registry() -> dict[str, Any]:
     from ._covariance import COVARIANCE
     from ._experiments import EXPERIMENTS
-    from ._network_escape import NETWORK_SHARPNESS
 
-    return {**EXPERIMENTS, "covariance": COVARIANCE, "network-sharpness": NETWORK_SHARPNESS}
+    return {**EXPERIMENTS, "covariance": COVARIANCE}
 
 
 def _jsonable(value: Any) -> Any:

@@ -58,18 +58,25 @@ def test_batch_size_and_learning_rate_slopes(quick_run) -> None:
 
 def test_selection_sgd_prefers_flat_exponentially_white_does_not(quick_run) -> None:
     analysis = quick_run[1]["selection"]
-    sgd = case(analysis, noise="sgd")
-    white = case(analysis, noise="white")
+    landscape_cases = {"cases": [c for c in analysis["cases"] if "model" not in c]}
+    sgd = case(landscape_cases, noise="sgd")
+    white = case(landscape_cases, noise="white")
     assert sgd["slope"] > 3 * sgd["slope_se"]
     assert abs(sgd["slope"] - sgd["slope_exact"]) < 3 * sgd["slope_se"] + 0.1 * sgd["slope_exact"]
     assert abs(white["slope"]) < 3 * white["slope_se"]
     assert sgd["fraction_flat"][-1] > white["fraction_flat"][-1]
 
 
+def test_selection_between_two_minima_of_a_network(quick_run) -> None:
+    network = case(quick_run[1]["selection"], model="mlp(3)/xor", noise="sgd")
+    assert network["minima"]["sharp"]["lambda_max"] > network["minima"]["flat"]["lambda_max"]
+    assert network["slope"] > 3 * network["slope_se"]  # the flat minimum's odds grow with B/η
+
+
 def test_network_sharpness(quick_run) -> None:
-    analysis = quick_run[1]["network-sharpness"]
-    sgd = case(analysis, noise="sgd")
-    white = case(analysis, noise="white")
+    analysis = quick_run[1]["sharpness"]
+    sgd = case(analysis, model="mlp(4)/two-blobs", noise="sgd")
+    white = case(analysis, model="mlp(4)/two-blobs", noise="white")
     assert sgd["preferred"] == "exponential" and sgd["held"]
     assert white["preferred"] == "polynomial" and white["held"]  # and its power within 3σ of 1
 

@@ -13,7 +13,7 @@ def test_full_validation(tmp_path) -> None:
     analyses = validate(
         "all", tmp_path, quick=False, executor=make_executor(workers=2), progress=False
     )
-    for name in ("sharpness", "batch-size", "learning-rate", "selection", "network-sharpness"):
+    for name in ("sharpness", "batch-size", "learning-rate", "selection"):
         assert analyses[name]["verdict"]["held"], (name, analyses[name]["verdict"])
     covariance = analyses["covariance"]
     minima = [
