@@ -103,10 +103,15 @@ def generate_source(
     if doc:
         lines.append(f'    """{doc}"""')
     numeric = [p for p in parameters if p != "n"]  # n, the symbolic dimension, stays an int
-    if numeric:
-        converter = {"mpmath": "_as_mpf", "numpy": "_as_float_arrays", "torch": "_as_tensors"}[
-            backend
-        ]
+    if numeric and backend == "mpmath":
+        # every argument an mpf before any arithmetic; an inline type test keeps the common
+        # case (already an mpf) cheap
+        for parameter in numeric:
+            lines.append(
+                f"    {parameter} = {parameter} if type({parameter}) is _mpf else _to_mpf({parameter})"
+            )
+    elif numeric:
+        converter = {"numpy": "_as_float_arrays", "torch": "_as_tensors"}[backend]
         names = ", ".join(numeric)
         lines.append(f"    {names}, = {converter}({names})")
     lines.append(f"    return {body}")
@@ -114,6 +119,8 @@ def generate_source(
 
 
 def _to_mpf(value: Any) -> Any:
+    """An argument as an mpf (sequences elementwise) before any arithmetic: Python floats
+    multiplied together first would round in float64 and spoil the working precision."""
     import mpmath
 
     if isinstance(value, mpmath.mpf | mpmath.mpc):
@@ -131,26 +138,20 @@ def _to_mpf(value: Any) -> Any:
     return mpmath.mpmathify(value)
 
 
-def _as_mpf(*values: Any) -> tuple[Any, ...]:
-    """Every argument as an mpf (sequences elementwise) before any arithmetic: Python floats
-    multiplied together first would round in float64 and spoil the working precision."""
-    return tuple(_to_mpf(v) for v in values)
-
-
 MPMATH_HEADER = '''\
 import builtins
 
 import mpmath
 
+_mpf = mpmath.mpf
 
-def _as_mpf(*values):
-    """Arguments as mpf (sequences elementwise) before any arithmetic, so that nothing is
-    rounded to float64 on the way."""
-    def one(v):
-        if isinstance(v, (list, tuple)):
-            return [one(x) for x in v]
-        return v if isinstance(v, mpmath.mpf) else mpmath.mpf(v)
-    return tuple(one(v) for v in values)
+
+def _to_mpf(v):
+    """An argument as an mpf (sequences elementwise) before any arithmetic, so that nothing is
+    rounded to float64 on the way; strings are read at the working precision."""
+    if isinstance(v, (list, tuple)):
+        return [_to_mpf(x) for x in v]
+    return mpmath.mpf(v)
 
 
 def _product(factors):
@@ -193,7 +194,13 @@ def _namespace(backend: str) -> dict[str, Any]:
     if backend == "mpmath":
         import mpmath
 
-        return {"mpmath": mpmath, "builtins": builtins, "_product": _product, "_as_mpf": _as_mpf}
+        return {
+            "mpmath": mpmath,
+            "builtins": builtins,
+            "_product": _product,
+            "_mpf": mpmath.mpf,
+            "_to_mpf": _to_mpf,
+        }
     if backend == "numpy":
         import numpy
 
@@ -261,6 +268,11 @@ class CompiledFormula:
         )
 
     def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        if not args and len(kwargs) == len(self.parameters):  # the common call: all by name
+            try:
+                return [kwargs[p] for p in self.parameters]
+            except KeyError:
+                pass  # fall through to the checks, which name the parameter
         if len(args) > len(self.parameters):
             raise ParameterError(
                 "args", f"at most {len(self.parameters)} positional values {self.parameters}", args
