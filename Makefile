@@ -11,7 +11,9 @@ STAMP  := $(VENV)/.flatminima-installed
 TORCH  := torch==2.13.0
 OUT    ?= demo-out
 
-.PHONY: all setup demo test lint typecheck pytest clean
+BENCH_STAMP := $(VENV)/.flatminima-bench-installed
+
+.PHONY: all setup demo test lint typecheck pytest bench clean
 
 all: test
 
@@ -37,6 +39,13 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[validation,dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(OUT)
