@@ -144,6 +144,21 @@ def test_sgd_formula_approaches_exact_mfpt_as_one_over_barrier(
     assert -1.25 < slope < -0.8, (ratios, phis, slope)
 
 
+def test_barrier_is_the_quasi_potential_climbed_not_the_range_of_phi() -> None:
+    """SGD switch noise on the double well: D = 2κ left of the inflection point c = −1/√3,
+    D = κ right of it. Φ climbs (L(c) − L(a))/(2κ) + (L(b) − L(c))/κ = 7/(36κ) from a to the
+    saddle, and falls further than that beyond the saddle (D is smaller there): the reported
+    barrier is the climb, the exponent of the Kramers formula."""
+    kappa = sp.Rational(1, 100)
+    diffusion = sp.Piecewise((2 * kappa, x < -1 / sp.sqrt(3)), (kappa, True))
+    m = mfpt_1d(DOUBLE_WELL, diffusion, start=-1, end=1, dps=20)
+    with mpmath.workdps(20):
+        assert mpmath.almosteq(m.barrier, mpmath.mpf(7) / 36 / mpmath.mpf("0.01"), rel_eps=1e-15)
+    right = mfpt_1d(DOUBLE_WELL, diffusion, start=1, end=-1, dps=20)  # mirrored: from b's side
+    with mpmath.workdps(20):
+        assert mpmath.almosteq(right.barrier, mpmath.mpf(1) / 4 / mpmath.mpf("0.01"), rel_eps=1e-15)
+
+
 @pytest.mark.parametrize("landscape", ["double-well", "styblinski-tang"])
 def test_white_formula_approaches_exact_mfpt(landscape: str) -> None:
     if landscape == "double-well":
