@@ -71,6 +71,7 @@ class MFPTResult:
     dps: int
     panels: int
     method: str
+    verified_digits: float | None = None  # set by verify=True: agreement with 2·dps digits
 
     @property
     def relative_error(self) -> mpmath.mpf:
@@ -108,6 +109,7 @@ class SplittingResult:
     error: mpmath.mpf
     dps: int
     method: str
+    verified_digits: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -405,6 +407,7 @@ def mfpt_1d(
     breakpoints: Iterable[Any] = (),
     degree: int | None = None,
     max_panels: int = 4000,
+    verify: bool = False,
 ) -> MFPTResult:
     r"""Exact mean first-passage time of the 1-D SDE from ``start`` to ``end``, at ``dps`` digits.
 
@@ -457,6 +460,29 @@ def mfpt_1d(
     good to 16 digits whatever ``dps`` is. Good: ``diffusion="0.05"`` or ``sp.Rational(1, 20)``.
     """
     dps = check_dps(dps)
+    if verify:
+        from ._verify import verified
+
+        points = list(breakpoints)
+        return verified(
+            lambda d: mfpt_1d(
+                loss,
+                diffusion,
+                start,
+                end,
+                left,
+                interpretation,
+                d,
+                right=right,
+                breakpoints=points,
+                degree=degree,
+                max_panels=max_panels,
+            ),
+            dps,
+            lambda r: r.log_value,
+            "mfpt_1d",
+            log=True,
+        )
     alpha, name = _interpretation(interpretation)
     degree = _check_method_options(degree, max_panels, dps)
     with mpmath.workdps(dps + GUARD_DIGITS):
@@ -580,6 +606,7 @@ def splitting_probability(
     breakpoints: Iterable[Any] = (),
     degree: int | None = None,
     max_panels: int = 4000,
+    verify: bool = False,
 ) -> SplittingResult:
     """Probability that the 1-D SDE started at ``start`` reaches ``upper`` before ``lower``.
 
@@ -587,6 +614,27 @@ def splitting_probability(
     boundaries absorbing; Gardiner §5.5.3).
     """
     dps = check_dps(dps)
+    if verify:
+        from ._verify import verified
+
+        points = list(breakpoints)
+        return verified(
+            lambda d: splitting_probability(
+                loss,
+                diffusion,
+                start,
+                lower,
+                upper,
+                interpretation,
+                d,
+                breakpoints=points,
+                degree=degree,
+                max_panels=max_panels,
+            ),
+            dps,
+            lambda r: r.value,
+            "splitting_probability",
+        )
     alpha, _ = _interpretation(interpretation)
     degree = _check_method_options(degree, max_panels, dps)
     with mpmath.workdps(dps + GUARD_DIGITS):

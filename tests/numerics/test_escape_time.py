@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import mpmath
 import numpy as np
 import pytest
+import sympy as sp
 
 from flatminima.errors import FlatMinimaError, HessianError, ShapeError, ValidityWarning
-from flatminima.numerics import escape_time, log_escape_time
+from flatminima.numerics import escape_time, log_escape_time, mfpt_1d
+
+X = sp.Symbol("x")
 
 HA = [[3.0, 0.8], [0.8, 2.0]]  # not diagonal, not aligned with HB's eigenvectors
 HB = [[-1.0, 0.5], [0.5, 4.0]]
@@ -143,6 +147,19 @@ def test_validity_warning_says_how_far_outside() -> None:
         escape_time(
             "white", hess_min=2, hess_saddle=-1, barrier=1, diffusion="0.05"
         )  # ΔΦ = 20: silent
+
+
+@pytest.mark.parametrize("diffusion", ["0.125", "0.1", "0.075", "0.0625"])
+def test_validity_warning_quotes_the_error_mfpt_1d_measures(diffusion: str) -> None:
+    """The band the warning quotes contains the error measured here, independently, against the
+    exact MFPT on the double well x⁴/4 − x²/2 (H_a = 2, |H_b| = 1, ΔL = 1/4; ΔΦ = 2, 2.5, 3.3, 4)."""
+    with pytest.warns(ValidityWarning) as record:
+        r = escape_time("white", hess_min=2, hess_saddle=-1, barrier="0.25", diffusion=diffusion)
+    message = str(record[0].message)
+    low, high = (float(v) / 100 for v in re.search(r"was (\d+)% to (\d+)%", message).groups())
+    exact = mfpt_1d(X**4 / 4 - X**2 / 2, sp.Float(diffusion, 30), start=-1, end=1, dps=20)
+    error = abs(float(r.tau / exact.value) - 1)
+    assert low <= error <= high, (message, error)
 
 
 def test_log_space_matches_mpmath_on_arrays_and_batched_hessians() -> None:
