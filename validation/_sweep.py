@@ -2,9 +2,9 @@
 
 - A *point* is a JSON-able dict that says everything about one computation, its seed included
   (seeds are per point, never per worker), so any executor gives the same numbers.
-- :func:`run_point` turns a point into a JSON-able result; it is a module-level function, so
+- `run_point` turns a point into a JSON-able result; it is a module-level function, so
   local processes and Dask workers can import it.
-- :class:`PointStore` appends each finished point to ``points.jsonl`` (one line, flushed and
+- [`PointStore`][flatminima.validation.PointStore] appends each finished point to ``points.jsonl`` (one line, flushed and
   fsynced) and reads them back: a rerun skips finished points, and a sweep killed with SIGKILL
   loses at most the points in flight. A torn last line (killed mid-write) is ignored.
 - Executors: ``serial`` (in process), ``processes`` (concurrent.futures with the spawn
@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,13 @@ class PointStore:
             handle.write(line + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def _spawn_can_import_main() -> bool:
+    """Whether spawned workers can re-import ``__main__``: not when it was read from stdin
+    (``python -``, ``__file__ == '<stdin>'``). A REPL or notebook has no ``__file__``: fine."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return path is None or os.path.exists(path)
 
 
 def _worker_init() -> None:
@@ -115,6 +125,11 @@ class Executor:
                 yield point, fn(point)
             return
         if self.kind == "processes":
+            if not _spawn_can_import_main():
+                # spawned workers re-import __main__; code read from stdin cannot be re-read
+                for point in points:
+                    yield point, fn(point)
+                return
             yield from self._processes(fn, points)
             return
         yield from self._dask(fn, points)
@@ -126,15 +141,30 @@ class Executor:
 
         workers = min(self.workers or _default_workers(), len(points))
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_worker_init
-        ) as pool:
-            pending = {pool.submit(fn, point): point for point in points}
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    point = pending.pop(future)
-                    yield point, future.result()
+        left = {point_key(p): p for p in points}
+        try:
+            with ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=_worker_init
+            ) as pool:
+                pending = {pool.submit(fn, point): point for point in points}
+                while pending:
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        point = pending.pop(future)
+                        result = future.result()
+                        left.pop(point_key(point), None)
+                        yield point, result
+        except BrokenProcessPool as exc:
+            warnings.warn(
+                f"the worker processes died ({exc}); running the {len(left)} remaining points "
+                "in this process. If you call flatminima from a script, put the call under "
+                "`if __name__ == '__main__':` (spawned workers re-import the script), or pass "
+                "executor=make_executor(workers=1)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            for point in left.values():
+                yield point, fn(point)
 
     def _dask(
         self, fn: Callable[[dict[str, Any]], dict[str, Any]], points: list[dict[str, Any]]

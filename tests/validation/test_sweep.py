@@ -99,6 +99,36 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path: Path) -> None:
     assert len(PointStore(target).load()) == 5
 
 
+def test_script_without_main_guard_still_runs_with_an_explanation(tmp_path: Path) -> None:
+    """Spawned workers re-import a script; without `if __name__ == "__main__":` they die while
+    bootstrapping. The sweep finishes in process, with a warning that says why and what to do,
+    and gives the same numbers as a serial run."""
+    script = tmp_path / "no_guard.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import json, sys
+            sys.path.insert(0, {str(Path(__file__).parent)!r})
+            from test_sweep import cheap_points, strip
+            from flatminima.validation import PointStore, make_executor, run_sweep
+            out = run_sweep(cheap_points(2), PointStore({str(tmp_path / "p.jsonl")!r}),
+                            make_executor(workers=2), progress=False)
+            print("RESULT", json.dumps(strip(out), sort_keys=True))
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "if __name__ == '__main__':" in done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    serial = run_sweep(
+        cheap_points(2), PointStore(tmp_path / "s.jsonl"), make_executor(workers=0), progress=False
+    )
+    assert json.loads(line[len("RESULT ") :]) == json.loads(json.dumps(strip(serial)))
+
+
 def test_bad_executor_options() -> None:
     with pytest.raises(FlatMinimaError, match="scheduler"):
         make_executor(scheduler="tcp://x:1", local_cluster=2)
