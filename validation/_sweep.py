@@ -63,8 +63,14 @@ class PointStore:
         line = json.dumps(
             {"key": point_key(point), "point": point, "result": result}, sort_keys=True
         )
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        data = (line + "\n").encode("utf-8")
+        with self.path.open("a+b") as handle:
+            # a line torn by a kill has no newline: end it, or this record would be glued to it
+            if handle.seek(0, os.SEEK_END) > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    data = b"\n" + data
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
 
