@@ -13,14 +13,14 @@ OUT    ?= demo-out
 
 BENCH_STAMP := $(VENV)/.flatminima-bench-installed
 
-.PHONY: all setup demo test lint typecheck pytest bench clean
+.PHONY: all setup demo test lint typecheck pytest docs bench clean
 
 all: test
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[validation,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[validation,dev,docs]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -38,14 +38,19 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+# The docs site: strict, so a broken link, a missing API name or a failing generated page
+# fails make test. Generated pages (derivations, benchmark table) come from docs/hooks.py.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+
+test: lint typecheck docs pytest
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[validation,dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[validation,dev,docs,bench]'
 	@touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(OUT)
+	rm -rf $(VENV) site build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(OUT)

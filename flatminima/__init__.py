@@ -1,11 +1,11 @@
 """flatminima: the density diffusion theory of SGD as formulas, numbers and experiments.
 
-Layers (each importable on its own; torch only under :mod:`flatminima.validation`):
+Layers (each importable on its own; torch only under `flatminima.validation`):
 
-- :mod:`flatminima.theory` — SymPy derives the escape-time formulas (``derive_escape_time``,
+- `flatminima.theory` — SymPy derives the escape-time formulas (``derive_escape_time``,
   ``scaling_law``).
-- :mod:`flatminima.numerics` — mpmath/numpy/scipy evaluation and exact references.
-- :mod:`flatminima.validation` — PyTorch experiments and the report.
+- `flatminima.numerics` — mpmath/numpy/scipy evaluation and exact references.
+- `flatminima.validation` — PyTorch experiments and the report.
 
 Reference: Z. Xie, I. Sato, M. Sugiyama, "A Diffusion Theory for Deep Learning Dynamics:
 Stochastic Gradient Descent Exponentially Favors Flat Minima", ICLR 2021.

@@ -1,7 +1,7 @@
 """Errors and warnings raised by flatminima.
 
 Every public function checks its inputs before it computes anything and raises a subclass of
-:class:`FlatMinimaError` (itself a :class:`ValueError`) whose message names the parameter, what
+[`FlatMinimaError`][flatminima.errors.FlatMinimaError] (itself a `ValueError`) whose message names the parameter, what
 was expected and what was given::
 
     >>> from flatminima.errors import ParameterError
@@ -12,7 +12,7 @@ was expected and what was given::
 
 The command line turns these into one line on stderr and exit status 2.
 
-An asymptotic formula used outside its regime warns with :class:`ValidityWarning`.
+An asymptotic formula used outside its regime warns with [`ValidityWarning`][flatminima.errors.ValidityWarning].
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class ParameterError(FlatMinimaError):
     expected
         What was expected, phrased to follow "expected" (``"a positive finite number"``).
     got
-        The value that was given; it is shown with :func:`repr`, shortened.
+        The value that was given; it is shown with `repr`, shortened.
     detail
         Optional extra sentence (how to fix it).
     """

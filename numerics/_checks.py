@@ -1,7 +1,7 @@
 """Input checks for the numerics layer: every public function calls these first.
 
 Each check converts what it accepts into the working type (``mpmath.mpf`` at the working
-precision, or an ``mpmath.matrix``) and raises a :class:`~flatminima.errors.FlatMinimaError`
+precision, or an ``mpmath.matrix``) and raises a [`FlatMinimaError`][flatminima.errors.FlatMinimaError]
 subclass naming the parameter otherwise: never a NaN, an inf or a traceback from deep inside.
 """
 

@@ -2,7 +2,7 @@
 
 ``H_b`` must have exactly one negative eigenvalue; its eigenvector is the escape direction e.
 The curvature of ``H_a`` along e is the Rayleigh quotient ``H_ae = eᵀ H_a e``. When e is not an
-eigenvector of H_a, :attr:`EigenData.misalignment` = ‖H_a e − H_ae e‖ / ‖H_a e‖ says by how much.
+eigenvector of H_a, `EigenData.misalignment` = ‖H_a e − H_ae e‖ / ‖H_a e‖ says by how much.
 """
 
 from __future__ import annotations

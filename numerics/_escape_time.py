@@ -228,7 +228,7 @@ def escape_time(
 
     Notes
     -----
-    Formulas (derived by :func:`flatminima.theory.derive_escape_time`): white noise,
+    Formulas (derived by [`flatminima.theory.derive_escape_time`][flatminima.theory.derive_escape_time]): white noise,
     :math:`\tau = \frac{2\pi}{|H_{be}|}\sqrt{\frac{|\det H_b|}{\det H_a}}e^{\Delta L/D}`;
     SGD, :math:`\tau = \frac{2\pi}{|H_{be}|}\left(\frac{|H_{be}|}{H_{ae}}\right)^{1-\alpha}
     \exp\left[\frac{2B\Delta L}{\eta}\left(\frac{s}{H_{ae}}+\frac{1-s}{|H_{be}|}\right)\right]`.
@@ -510,7 +510,7 @@ def log_escape_time(
 ) -> Any:
     """log τ on arrays (numpy float64, or torch where any input is a tensor), for sweeps.
 
-    Same parameters as :func:`escape_time`; every scalar parameter may be an array, and the
+    Same parameters as [`escape_time`][flatminima.numerics.escape_time]; every scalar parameter may be an array, and the
     Hessians may be batched (``(..., n, n)``); everything broadcasts. Never forms τ, so no
     overflow whatever the barrier. Add ``-log(lr)`` for log iterations.
 

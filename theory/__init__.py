@@ -4,7 +4,7 @@ Public names
 ------------
 derive_escape_time
     Flux-over-population derivation for white, SGD and loss-dependent noise, any dimension and
-    interpretation; returns a :class:`Derivation` with steps, LaTeX and compilers.
+    interpretation; returns a [`Derivation`][flatminima.theory.Derivation] with steps, LaTeX and compilers.
 """
 
 from ._combine import derive_occupation_ratio, derive_selection_ratio, derive_switch_fraction

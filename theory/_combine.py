@@ -104,7 +104,7 @@ def derive_occupation_ratio(
     The two-state master equation :math:`\dot P_a = -\gamma_a P_a + \gamma_c P_c`,
     :math:`P_a + P_c = 1`, is solved by SymPy; its stationary ratio is
     :math:`P_a/P_c = \gamma_c/\gamma_a = \tau_a/\tau_c`, with τ_a, τ_c from
-    :func:`derive_escape_time`'s engine. Barriers ``Delta_L_a`` = L(b) − L(a) and ``Delta_L_c``,
+    [`derive_escape_time`][flatminima.theory.derive_escape_time]'s engine. Barriers ``Delta_L_a`` = L(b) − L(a) and ``Delta_L_c``,
     switch fractions ``s_a``, ``s_c``; curvatures ``H_a``, ``H_c`` and the shared ``H_b``.
 
     Examples

@@ -239,11 +239,11 @@ class CompiledFormula:
     """A derived formula compiled for one backend.
 
     Call ``value``/``log_value`` (or, for escape times, ``tau``, ``log_tau``, ``rate``,
-    ``log_rate``) with the parameters by name (see :attr:`parameters`) or position.
+    ``log_rate``) with the parameters by name (see `parameters`) or position.
     For a symbolic dimension n, the eigenvalue parameters ``H_a``, ``H_b`` are sequences
     (entry 0 is direction 1, the escape direction) and ``n`` is their length.
     The functions are raw kernels: they do not check that values are positive; the numerics
-    layer (:func:`flatminima.numerics.escape_time`) does.
+    layer ([`flatminima.numerics.escape_time`][flatminima.numerics.escape_time]) does.
     """
 
     def __init__(

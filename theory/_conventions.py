@@ -41,12 +41,14 @@ __all__ = [
     "sym",
 ]
 
-#: Named interpretations and their α.
 INTERPRETATIONS: dict[str, sp.Rational] = {
     "ito": sp.Integer(0),
     "stratonovich": sp.Rational(1, 2),
     "anti-ito": sp.Integer(1),
 }
+"""Named interpretations of the stochastic integral and their α: Itô 0, Stratonovich 1/2,
+anti-Itô (Hänggi-Klimontovich, isothermal) 1. Aliases such as ``"itô"`` or ``"haenggi"`` are
+accepted by [`interpretation_alpha`][flatminima.theory.interpretation_alpha]."""
 _ALIASES = {
     "itô": "ito",
     "itoh": "ito",
@@ -60,8 +62,11 @@ _ALIASES = {
     "isothermal": "anti-ito",
 }
 
-#: Noise models that :func:`~flatminima.theory.derive_escape_time` knows.
 NOISE_MODELS = ("white", "sgd", "loss-dependent")
+"""Noise models that [`derive_escape_time`][flatminima.theory.derive_escape_time] knows: ``"white"``
+(D constant: GD with injected noise), ``"sgd"`` (D = η[H]⁺/(2B) near each critical point,
+harmonic switch model) and ``"loss-dependent"`` (D(θ) = η L(θ) H(a)/B for mean-square losses,
+Mori et al. 2022)."""
 _NOISE_ALIASES = {
     "loss_dependent": "loss-dependent",
     "lossdependent": "loss-dependent",

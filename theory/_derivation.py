@@ -155,7 +155,7 @@ def _latex_escape(text: str) -> str:
 class Derivation(Formula):
     """A derived escape time τ for one noise model, dimension and interpretation.
 
-    Attributes (besides :class:`Formula`'s)
+    Attributes (besides [`Formula`][flatminima.theory.Formula]'s)
     ---------------------------------------
     tau, log_tau, rate
         τ (continuous time, unit η·iterations), its log, and γ = 1/τ.

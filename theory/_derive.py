@@ -142,7 +142,7 @@ def _derive(noise: str, dim: Dim, alpha: sp.Expr, saddles: int) -> Derivation:
 
 
 def build_derivation(model: NoiseModel, crossings: list[Crossing], alpha: sp.Expr) -> Derivation:
-    """Run the engine on ``crossings`` and package the result as a :class:`Derivation`."""
+    """Run the engine on ``crossings`` and package the result as a [`Derivation`][flatminima.theory.Derivation]."""
     minimum = crossings[0].minimum
     dim = minimum.dim
     result = flux_over_population(model, crossings, alpha)

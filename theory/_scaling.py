@@ -209,7 +209,7 @@ def scaling_law(derivation: Formula, wrt: str = "sharpness") -> ScalingLaw:
     Parameters
     ----------
     derivation
-        A :class:`~flatminima.theory.Derivation` (or any Formula whose ``log_value`` is log τ).
+        A [`Derivation`][flatminima.theory.Derivation] (or any Formula whose ``log_value`` is log τ).
     wrt
         ``"sharpness"`` (k in L_k(θ) = L(√kθ): every Hessian eigenvalue × k), ``"batch_size"``
         (B), ``"lr"`` (η), ``"loss_ratio"`` (ρ = L(b)/L(a)), ``"diffusion"`` (D) or

@@ -4,7 +4,7 @@ one batched torch computation.
 Updates (one per iteration, every replica at once):
 
 - SGD: θ ← θ − η·(1/B)Σ_{i∈batch} ∇ℓ_i(θ), batches of B indices drawn with replacement from the
-  landscape's data set (:func:`~flatminima.validation._landscapes.minibatch_noise_table`);
+  landscape's data set (`minibatch_noise_table`);
 - white: θ ← θ − η λ∇L(θ) + √(2Dη) ξ, ξ ~ N(0, I).
 
 Estimator (renewal, THEORY.md §6): a replica that passes the escape surface is counted and

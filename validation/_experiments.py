@@ -1,6 +1,6 @@
 """The escape experiments on test landscapes: points to run, analysis, verdicts.
 
-Every experiment is a list of sweep points (run by :mod:`._sweep`, resumable) and an analysis
+Every experiment is a list of sweep points (run by `_sweep`, resumable) and an analysis
 that turns the measured rates into fits, theory comparisons and a verdict. Theory enters twice:
 the asymptotic formula (theory layer → numerics ``escape_time``) and the exact MFPT of the
 continuous SDE (``mfpt_1d``), so a disagreement can be placed: formula vs exact is the

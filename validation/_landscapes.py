@@ -303,6 +303,8 @@ LANDSCAPES: dict[str, Callable[..., Landscape]] = {
     "double-well": _double_well,
     "flat-sharp": _flat_sharp,
 }
+"""The test landscapes by name, each a factory taking keyword options; use
+[`landscape`][flatminima.validation.landscape] to build one."""
 
 
 def landscape(name: str, **options: Any) -> Landscape:

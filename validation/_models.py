@@ -25,6 +25,8 @@ from flatminima.errors import ConvergenceError, ParameterError
 __all__ = ["DATASETS", "Dataset", "Model", "load_dataset", "make_model", "train_to_minimum"]
 
 DATASETS = ("two-blobs", "xor", "breast-cancer", "wine", "iris", "digits")
+"""Data sets [`load_dataset`][flatminima.validation.load_dataset] knows: two synthetic ones and the
+scikit-learn sets that ship inside its package (nothing is downloaded)."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ EXPERIMENT_NAMES = (
     "learning-rate",
     "selection",
 )
+"""The experiments that ``flatminima validate`` and [`validate`][flatminima.validation.validate]
+run, in report order."""
 
 
 def _registry() -> dict[str, Any]:

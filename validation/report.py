@@ -193,7 +193,7 @@ def run_report(
     dps
         Decimal digits for the mpmath evaluations (at least 15).
     device, executor
-        Where the experiments run (see :func:`flatminima.validation.validate`).
+        Where the experiments run (see [`flatminima.validation.validate`][flatminima.validation.validate]).
     """
     if isinstance(dps, bool) or not isinstance(dps, int) or dps < 15:
         raise PrecisionError("dps", "an integer of at least 15 digits", dps)
