@@ -19,7 +19,7 @@ from flatminima.validation import PointStore, make_executor, run_sweep
 
 
 def cheap_points(n: int = 4) -> list[dict]:
-    # a white-noise rate on the double well at ΔΦ ≈ 2: about a second per point
+    # a white-noise rate on the double well at ΔΦ ≈ 2: a few hundredths of a second per point
     return [
         {
             "task": "rate",
@@ -80,7 +80,17 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path: Path) -> None:
         import json, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_sweep import cheap_points
+        import time
+        import flatminima.validation._sweep as sweep
         from flatminima.validation import PointStore, make_executor, run_sweep
+        real, calls = sweep.run_point, []
+        def run_point(point):  # the third point is a long computation: the kill lands in it
+            calls.append(point)
+            result = real(point)
+            if len(calls) == 3:
+                time.sleep(600)
+            return result
+        sweep.run_point = run_point
         run_sweep(cheap_points(5), PointStore({str(tmp_path / "killed.jsonl")!r}), make_executor(workers=0), progress=False)
         """
     )
@@ -92,10 +102,11 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path: Path) -> None:
         if target.exists() and len(PointStore(target).load()) >= 2:
             break
         time.sleep(0.05)
+    assert process.poll() is None, "the sweep ended before it could be killed"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     done_before = len(PointStore(target).load())
-    assert 2 <= done_before < 5, done_before  # killed in the middle of the sweep
+    assert done_before == 2, done_before  # killed in the middle of the sweep
     resumed = run_sweep(points, PointStore(target), make_executor(workers=0), progress=False)
     clean = run_sweep(
         points, PointStore(tmp_path / "clean.jsonl"), make_executor(workers=0), progress=False
