@@ -145,6 +145,11 @@ class Executor:
     ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
         import multiprocessing
 
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            # A spawned worker re-importing a script without `if __name__ == "__main__":` has
+            # reached the script's sweep. Leave quietly instead of multiprocessing's traceback;
+            # the parent sees its workers die and finishes in process, with the explanation.
+            raise SystemExit(1)
         workers = min(self.workers or _default_workers(), len(points))
         context = multiprocessing.get_context("spawn")
         left = {point_key(p): p for p in points}
