@@ -82,6 +82,22 @@ def _spawn_can_import_main() -> bool:
     return path is None or os.path.exists(path)
 
 
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside flatminima (the
+    user's call), however deep the generators and experiment code in between."""
+    files = [
+        getattr(module, "__file__", None)
+        for name, module in list(sys.modules.items())
+        if name.split(".")[0] == "flatminima"
+    ]
+    ours = {Path(f).resolve().parent for f in files if f}
+    frame: Any = sys._getframe(1)
+    level = 1
+    while frame is not None and Path(frame.f_code.co_filename).resolve().parent in ours:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _worker_init() -> None:
     import torch
 
@@ -172,7 +188,7 @@ class Executor:
                 "`if __name__ == '__main__':` (spawned workers re-import the script), or pass "
                 "executor=make_executor(workers=1)",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=_caller_stacklevel(),
             )
             for point in left.values():
                 yield point, fn(point)

@@ -139,6 +139,7 @@ def test_script_without_main_guard_still_runs_with_an_explanation(tmp_path: Path
     assert done.returncode == 0, done.stderr[-2000:]
     assert "if __name__ == '__main__':" in done.stderr
     assert "Traceback" not in done.stderr  # the workers leave quietly; one warning explains
+    assert f"{script}:" in done.stderr  # the warning points at the user's call, not at flatminima
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
     serial = run_sweep(
         cheap_points(2), PointStore(tmp_path / "s.jsonl"), make_executor(workers=0), progress=False
