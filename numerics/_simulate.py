@@ -264,6 +264,43 @@ def _noise_factor(
     )
 
 
+def _alpha(interpretation: Any) -> float:
+    from flatminima.theory import interpretation_alpha
+    from flatminima.theory._conventions import ALPHA
+
+    alpha = interpretation_alpha(interpretation)
+    if alpha == ALPHA:
+        raise ParameterError(
+            "interpretation", "a named interpretation or a number α in [0, 1]", interpretation
+        )
+    return float(alpha)
+
+
+def _divergence(diffusion: Callable[[Any], Any], dim: int) -> Callable[[Any], Any]:
+    """x ↦ (∇·D)(x), (∇·D)_i = Σ_j ∂_j D_ij, by central differences of the D callable (step
+    ε = 6·10⁻⁶·(1 + |x_j|), relative error ~1e-10 for a smooth D). A scalar D(x) is D·I, a
+    diagonal d(x) is diag(d)."""
+
+    def divergence(x: Any) -> Any:
+        n = x.shape[0]
+        out = x * 0
+        for j in range(dim):
+            eps = 6e-6 * (1 + abs(x[:, j : j + 1]))
+            shift = x * 0
+            shift[:, j : j + 1] = eps
+            up, down = diffusion(x + shift), diffusion(x - shift)
+            diff = (up - down) / (2 * eps.reshape((n,) + (1,) * (up.ndim - 1)))
+            if tuple(up.shape) in ((n,), (n, 1)):  # D·I: column j of the divergence is ∂_j D
+                out[:, j] = diff.reshape(n)
+            elif tuple(up.shape) == (n, dim):  # diag(d): ∂_j d_j
+                out[:, j] = diff[:, j]
+            else:  # full: Σ_i ∂_j D_ij adds to every row i
+                out = out + diff[:, :, j]
+        return out
+
+    return divergence
+
+
 def simulate_escape(
     grad: Callable[[Any], Any],
     *,
@@ -277,6 +314,7 @@ def simulate_escape(
     direction: Any = None,
     margin: float | None = None,
     restart: bool = False,
+    interpretation: Any = "ito",
     seed: int = 0,
     backend: str = "numpy",
     device: str = "cpu",
@@ -296,7 +334,7 @@ def simulate_escape(
         Starting point, shape ``(dim,)`` (a number in 1-D).
     diffusion
         D: a positive number, a ``dim × dim`` matrix, or a callable batch → ``(n,)``, ``(n, dim)``
-        (diagonal) or ``(n, dim, dim)`` arrays (Itô: evaluated at the start of each step).
+        (diagonal) or ``(n, dim, dim)`` arrays (evaluated at the start of each step).
     step
         h: the time step of Euler–Maruyama; the learning rate η for discrete SGD / GD.
     n_paths, max_steps
@@ -308,6 +346,14 @@ def simulate_escape(
     restart
         Renewal estimator: escaped paths restart at ``start``; the rate is escapes per unit time
         at risk (cheapest when only the rate is needed).
+    interpretation
+        Of the noise when D depends on θ: ``"ito"`` (default; discrete SGD), ``"stratonovich"``,
+        ``"anti-ito"`` or α ∈ [0, 1] — the SDE whose Fokker–Planck current is
+        J = −P∇L − D^α∇(D^(1−α)P), as in `mfpt_1d` and the escape-time formulas. It is run as
+        the equivalent Itô SDE, drift −∇L + α∇·D, with ∇·D by central differences of the
+        ``diffusion`` callable (2·dim extra calls per step): D must be differentiable — a
+        switch-model D with a jump has no divergence there, use Itô or ``mfpt_1d``. A
+        constant D makes every interpretation the same.
     seed, backend, device, dtype
         Explicit seed (numpy: two SFC64 streams spawned from it, filling each block of normals
         in parallel threads; torch: torch.Generator): the same seed gives the same numbers on
@@ -349,6 +395,8 @@ def simulate_escape(
     dim = start_arr.size
     ops = _Ops(backend, seed, device, dtype)
     factor_fn, factor_const, kind = _noise_factor(ops, diffusion, dim, float(step))
+    alpha = _alpha(interpretation)
+    divergence = _divergence(diffusion, dim) if alpha and kind == "field" else None
     if escaped is None:
         if saddle is None:
             raise ParameterError(
@@ -396,6 +444,8 @@ def simulate_escape(
             raise ShapeError(
                 "grad", f"an array of the batch's shape {tuple(x.shape)}", f"shape {tuple(g.shape)}"
             )
+        if divergence is not None:  # α-interpretation as Itô: drift −∇L + α∇·D
+            g = g - alpha * divergence(x)
         if scratch is not None:  # numpy: in place, into buffers of our own
             if kind == "field":
                 factor = factor_fn(x)  # type: ignore[misc]  # Itô: at the start of the step
@@ -490,5 +540,8 @@ def simulate_escape(
         steps=last,
         seed=seed,
         backend=backend,
-        method=f"Euler–Maruyama (Itô), step {step_f:g}, {backend}; mean time: {how}",
+        method=(
+            f"Euler–Maruyama (Itô{'' if divergence is None else f'; α = {alpha:g} as drift α∇·D'}"
+            f"), step {step_f:g}, {backend}; mean time: {how}"
+        ),
     )

@@ -145,6 +145,63 @@ def test_same_seed_same_numbers_and_torch_backend() -> None:
     )
 
 
+def test_interpretation_runs_the_alpha_sde_and_agrees_with_its_exact_mfpt() -> None:
+    """A smooth state-dependent D (larger at the minimum than at the saddle) makes the Itô,
+    Stratonovich and anti-Itô escape times differ by 60%; the simulated α-SDE (Itô with drift
+    α∇·D) must match mfpt_1d for the same α, and the anti-Itô run must be far from Itô's."""
+    smooth = sp.Rational(1, 20) * (sp.Rational(3, 2) - sp.tanh(3 * (x + sp.Rational(2, 5))) / 2)
+
+    def d(z):
+        return 0.05 * (1.5 - np.tanh(3 * (z[:, 0] + 0.4)) / 2)
+
+    exact = {
+        a: float(mfpt_1d(DOUBLE_WELL, smooth, start=-1, end="0.3", interpretation=a).value)
+        for a in ("ito", "stratonovich", "anti-ito")
+    }
+    assert exact["anti-ito"] / exact["ito"] > 1.5
+    for a in exact:
+        r = run(diffusion=d, step=0.01, max_steps=400_000, interpretation=a, seed=3)
+        assert_agrees(r, exact[a])
+        assert r.n_censored == 0
+    lo, hi = r.mean_time_interval  # anti-Itô: not the Itô value
+    assert (r.mean_time - exact["ito"]) / ((hi - lo) / 3.92) > 10
+
+
+def test_divergence_of_scalar_diagonal_and_full_diffusion_fields() -> None:
+    """(∇·D)_i = Σ_j ∂_j D_ij by central differences, against the analytic divergence."""
+    from flatminima.numerics._simulate import _divergence
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(7, 2))
+
+    def scalar(p):
+        return np.exp(p[:, 0]) * (2 + np.sin(p[:, 1]))
+
+    def diagonal(p):
+        return np.stack([p[:, 0] ** 2 + p[:, 1], np.cos(p[:, 0]) + 3 * p[:, 1] ** 3], axis=1)
+
+    def full(p):
+        a, b = p[:, 0], p[:, 1]
+        return np.stack(
+            [np.stack([a * b, np.sin(a)], -1), np.stack([np.sin(a) * b**2, a + b**2], -1)], 1
+        )
+
+    a, b = z[:, 0], z[:, 1]
+    cases = [
+        (scalar, np.stack([np.exp(a) * (2 + np.sin(b)), np.exp(a) * np.cos(b)], 1)),
+        (diagonal, np.stack([2 * a, 9 * b**2], 1)),
+        # row i: ∂_a D_i0 + ∂_b D_i1
+        (full, np.stack([b + 0 * a, np.cos(a) * b**2 + 2 * b], 1)),
+    ]
+    for field, expected in cases:
+        np.testing.assert_allclose(_divergence(field, 2)(z), expected, rtol=1e-7, atol=1e-8)
+    torch = pytest.importorskip("torch")
+    got = _divergence(lambda p: torch.exp(p[:, 0]) * (2 + torch.sin(p[:, 1])), 2)(
+        torch.as_tensor(z)
+    )
+    np.testing.assert_allclose(got.numpy(), cases[0][1], rtol=1e-7)
+
+
 def test_parallel_random_streams_are_deterministic_and_independent(monkeypatch) -> None:
     """The normals come from two SFC64 streams filled in parallel threads: the numbers must not
     depend on the threads (one worker gives the same), and the streams must be independent
@@ -185,6 +242,8 @@ def test_parallel_random_streams_are_deterministic_and_independent(monkeypatch) 
         ({"diffusion": -1.0}, "diffusion"),
         ({"diffusion": np.eye(3)}, "diffusion"),
         ({"backend": "jax"}, "backend"),
+        ({"interpretation": "sideways"}, "interpretation"),
+        ({"interpretation": 1.5}, "interpretation"),
         ({"direction": [-1.0]}, "direction"),
         ({"saddle": None, "direction": None}, "escaped"),
         ({"confidence": 1.5}, "confidence"),
