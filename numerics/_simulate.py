@@ -364,6 +364,29 @@ def simulate_escape(
         Check the escape surface every this many steps (escape times are then rounded up).
     progress
         Print progress to stderr about once a second.
+
+    Examples
+    --------
+    White noise D = 1/8 on the double well L = x⁴/4 − x²/2 (ΔL/D = 2), escape past x = 0.3,
+    against the exact mean first-passage time:
+
+    >>> import sympy as sp
+    >>> from flatminima.numerics import mfpt_1d
+    >>> x = sp.Symbol("x")
+    >>> exact = mfpt_1d(x**4 / 4 - x**2 / 2, sp.Rational(1, 8), start=-1, end="0.3", dps=15)
+    >>> sim = simulate_escape(
+    ...     lambda z: z * (z * z - 1), start=[-1.0], diffusion=0.125, step=0.01,
+    ...     n_paths=1000, max_steps=100_000, saddle=[0.0], direction=[1.0], margin=0.3, seed=1)
+    >>> sim.n_censored
+    0
+    >>> lo, hi = sim.mean_time_interval
+    >>> bool(lo < exact.value < hi)  # 95% interval around 30.3; exact 29.94
+    True
+
+    Write the gradient with products, as above: ``lambda z: z**3 - z`` gives the same paths,
+    but numpy's ``power`` made the simulation 8× slower here. And the time step is part of the
+    model: at ``step = η`` the result is the discrete update's escape time, which moves with η
+    (docs/numerics.md); for the SDE, halve ``step`` and check that the answer does not move.
     """
     if backend not in ("numpy", "torch"):
         raise ParameterError("backend", "'numpy' or 'torch'", backend)

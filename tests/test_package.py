@@ -62,6 +62,7 @@ def test_public_names() -> None:
         "flatminima.theory._combine",
         "flatminima.numerics._escape_time",
         "flatminima.numerics._mfpt",
+        "flatminima.numerics._simulate",
     ],
 )
 def test_doctests(module: str) -> None:
