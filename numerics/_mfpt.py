@@ -37,6 +37,7 @@ from flatminima.theory._conventions import ALPHA, interpretation_name
 from ._chebyshev import ChebRule, cheb_rule
 from ._checks import check_dps, real
 from ._landscape1d import Landscape1D, landscape_1d
+from ._verify import Discretisation, VerificationCheck, verify_1d
 
 __all__ = ["MFPTResult", "SplittingResult", "mfpt_1d", "splitting_probability"]
 
@@ -71,7 +72,8 @@ class MFPTResult:
     dps: int
     panels: int
     method: str
-    verified_digits: float | None = None  # set by verify=True: agreement with 2·dps digits
+    verified_digits: float | None = None  # set by verify=True: the smallest agreement found
+    checks: tuple[VerificationCheck, ...] = ()  # set by verify=True: what was checked, outcomes
 
     @property
     def relative_error(self) -> mpmath.mpf:
@@ -91,6 +93,8 @@ class MFPTResult:
             "dps": self.dps,
             "panels": self.panels,
             "method": self.method,
+            "verified_digits": self.verified_digits,
+            "checks": [check.to_dict() for check in self.checks],
         }
 
     def __repr__(self) -> str:
@@ -110,6 +114,7 @@ class SplittingResult:
     dps: int
     method: str
     verified_digits: float | None = None
+    checks: tuple[VerificationCheck, ...] = ()  # set by verify=True: what was checked, outcomes
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +122,8 @@ class SplittingResult:
             "error": mpmath.nstr(self.error, 3),
             "dps": self.dps,
             "method": self.method,
+            "verified_digits": self.verified_digits,
+            "checks": [check.to_dict() for check in self.checks],
         }
 
 
@@ -460,29 +467,44 @@ def mfpt_1d(
     good to 16 digits whatever ``dps`` is. Good: ``diffusion="0.05"`` or ``sp.Rational(1, 20)``.
     """
     dps = check_dps(dps)
-    if verify:
-        from ._verify import verified
+    points = list(breakpoints)
 
-        points = list(breakpoints)
-        return verified(
-            lambda d: mfpt_1d(
-                loss,
-                diffusion,
-                start,
-                end,
-                left,
-                interpretation,
-                d,
-                right=right,
-                breakpoints=points,
-                degree=degree,
-                max_panels=max_panels,
-            ),
-            dps,
-            lambda r: r.log_value,
-            "mfpt_1d",
-            log=True,
+    def compute(
+        digits: int, extra: list[mpmath.mpf], rule_degree: int | None
+    ) -> tuple[MFPTResult, Discretisation]:
+        return _mfpt_1d(
+            loss,
+            diffusion,
+            start,
+            end,
+            left,
+            interpretation,
+            digits,
+            right,
+            [*points, *extra],
+            rule_degree,
+            max_panels,
         )
+
+    if verify:
+        return verify_1d(compute, loss, diffusion, dps, degree, "mfpt_1d")
+    return compute(dps, [], degree)[0]
+
+
+def _mfpt_1d(
+    loss: Any,
+    diffusion: Any,
+    start: Any,
+    end: Any,
+    left: Any,
+    interpretation: Any,
+    dps: int,
+    right: Any,
+    breakpoints: list[Any],
+    degree: int | None,
+    max_panels: int,
+) -> tuple[MFPTResult, Discretisation]:
+    """mfpt_1d without verification; also returns the panels it used (for the checks)."""
     alpha, name = _interpretation(interpretation)
     degree = _check_method_options(degree, max_panels, dps)
     with mpmath.workdps(dps + GUARD_DIGITS):
@@ -552,6 +574,15 @@ def mfpt_1d(
             f"every panel halved; {land.description}"
         )
         reflecting_at = sign * fine_panels[0].a
+        grid = Discretisation(
+            kind="mfpt",
+            sign=sign,
+            bounds=[(p.a, p.b) for p in fine_panels],
+            start=u_start,
+            end=u_end,
+            alpha=float(alpha),
+            degree=degree,
+        )
     with mpmath.workdps(dps):
         return MFPTResult(
             value=+value,
@@ -565,7 +596,7 @@ def mfpt_1d(
             dps=dps,
             panels=len(fine_panels),
             method=method,
-        )
+        ), grid
 
 
 def _splitting_integrals(
@@ -614,27 +645,42 @@ def splitting_probability(
     boundaries absorbing; Gardiner §5.5.3).
     """
     dps = check_dps(dps)
-    if verify:
-        from ._verify import verified
+    points = list(breakpoints)
 
-        points = list(breakpoints)
-        return verified(
-            lambda d: splitting_probability(
-                loss,
-                diffusion,
-                start,
-                lower,
-                upper,
-                interpretation,
-                d,
-                breakpoints=points,
-                degree=degree,
-                max_panels=max_panels,
-            ),
-            dps,
-            lambda r: r.value,
-            "splitting_probability",
+    def compute(
+        digits: int, extra: list[mpmath.mpf], rule_degree: int | None
+    ) -> tuple[SplittingResult, Discretisation]:
+        return _splitting_probability(
+            loss,
+            diffusion,
+            start,
+            lower,
+            upper,
+            interpretation,
+            digits,
+            [*points, *extra],
+            rule_degree,
+            max_panels,
         )
+
+    if verify:
+        return verify_1d(compute, loss, diffusion, dps, degree, "splitting_probability")
+    return compute(dps, [], degree)[0]
+
+
+def _splitting_probability(
+    loss: Any,
+    diffusion: Any,
+    start: Any,
+    lower: Any,
+    upper: Any,
+    interpretation: Any,
+    dps: int,
+    breakpoints: list[Any],
+    degree: int | None,
+    max_panels: int,
+) -> tuple[SplittingResult, Discretisation]:
+    """splitting_probability without verification; also returns the panels it used."""
     alpha, _ = _interpretation(interpretation)
     degree = _check_method_options(degree, max_panels, dps)
     with mpmath.workdps(dps + GUARD_DIGITS):
@@ -659,11 +705,21 @@ def splitting_probability(
                     )
                 bounds = _split(bounds, flags)
             values.append(value)
+            final = [(p.a, p.b) for p in panels]
             bounds = _split(bounds, [True] * len(bounds))
+        grid = Discretisation(
+            kind="splitting",
+            sign=1,
+            bounds=final,
+            start=start_v,
+            end=upper_v,
+            alpha=float(alpha),
+            degree=degree,
+        )
     with mpmath.workdps(dps):
         return SplittingResult(
             value=+values[1],
             error=+abs(values[1] - values[0]),
             dps=dps,
             method="exact splitting probability ∫ψ/∫ψ, ψ = e^Φ D^(−α), adaptive Chebyshev panels",
-        )
+        ), grid
