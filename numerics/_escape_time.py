@@ -210,8 +210,9 @@ def escape_time(
     dps
         Decimal digits (15 to 10000). Strings are read at this precision: ``lr="0.1"``.
     verify
-        Evaluate again at 2·dps digits and require agreement to dps − 5 digits (else
-        [`ConvergenceError`][flatminima.errors.ConvergenceError]); ``verified_digits`` reports it.
+        Evaluate again at 2·dps digits and require τ itself to agree to dps − 5 digits (else
+        [`ConvergenceError`][flatminima.errors.ConvergenceError]); ``verified_digits`` and
+        ``checks`` report it.
 
     Returns
     -------

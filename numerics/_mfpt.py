@@ -59,6 +59,10 @@ class MFPTResult:
         ``end``: the largest ``Φ(y) − min_{z ≤ y} Φ(z)`` over y between start and end (z runs
         from the reflecting boundary; mirrored for leftward escape). For a single barrier this
         is Φ(saddle) − Φ(minimum), the exponent of the Kramers formulas.
+    verified_digits, checks
+        Set by ``verify=True``: the smallest agreement (significant digits) of the
+        independent recomputations, and the checks made, each a
+        [`VerificationCheck`][flatminima.numerics.VerificationCheck] (docs/reliability.md).
     """
 
     value: mpmath.mpf
@@ -440,8 +444,12 @@ def mfpt_1d(
         Chebyshev degree per panel (default: 32, or about dps above 30 digits) and the panel
         budget.
     verify
-        Compute again at 2·dps digits and require agreement to dps − 5 digits (else
-        [`ConvergenceError`][flatminima.errors.ConvergenceError]); ``verified_digits`` reports it.
+        Check the result four ways (docs/reliability.md): a float64 scan of the loss and the
+        diffusion against the panels' interpolants, which splits the panels where it finds a
+        feature they missed (a narrow bump or well, a near-jump) and computes again; a dense
+        float64 quadrature; other panels with another degree; 2·dps digits. Raises
+        [`ConvergenceError`][flatminima.errors.ConvergenceError] when a check fails and cannot
+        be repaired; ``verified_digits`` and ``checks`` report what was found.
 
     Returns
     -------
@@ -642,7 +650,8 @@ def splitting_probability(
     """Probability that the 1-D SDE started at ``start`` reaches ``upper`` before ``lower``.
 
     ``P = ∫_lower^start ψ / ∫_lower^upper ψ`` with the scale density ψ = e^{Φ} D^{−α} (both
-    boundaries absorbing; Gardiner §5.5.3).
+    boundaries absorbing; Gardiner §5.5.3). Parameters as for
+    [`mfpt_1d`][flatminima.numerics.mfpt_1d]; ``verify=True`` runs the same four checks.
     """
     dps = check_dps(dps)
     points = list(breakpoints)

@@ -166,12 +166,13 @@ def _float_function(arg: Any, name: str) -> tuple[FloatFn | float, bool]:
 
         def evaluate(xs: np.ndarray) -> np.ndarray:
             with np.errstate(all="ignore"):
-                try:
-                    out = np.asarray(numpy_fn(xs), dtype=np.float64)
-                except (TypeError, ValueError, AttributeError, NameError):
-                    return _pointwise(mp_fn)(xs)
+                out = np.asarray(numpy_fn(xs), dtype=np.float64)
             return np.broadcast_to(out, xs.shape).copy()
 
+        try:  # a function numpy does not know (NameError), or a non-real value: point by point
+            evaluate(np.linspace(-1.0, 1.0, 5))
+        except (TypeError, ValueError, AttributeError, NameError, KeyError):
+            return _pointwise(mp_fn), False
         return evaluate, True
     if callable(arg) and not isinstance(arg, sp.Basic):
         return _pointwise(arg), False
