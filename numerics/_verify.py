@@ -10,10 +10,12 @@ than dps to carry τ to dps digits).
 
 1. *feature scan* — the loss and the diffusion are sampled in float64 on a dense grid (about
    2²⁰ points over the domain the panels cover, 2¹⁴ for Python callables, plus the midpoints
-   between every two Chebyshev nodes of every panel) and compared with each panel's polynomial
-   interpolant. A deviation above float64 noise (≥ 10⁻⁸ in units of Φ = L/D) whose estimated
-   effect on the result (deviation × sensitivity of the result to Φ there) exceeds 10^−dps is
-   an unresolved feature (a narrow bump or well, a near-jump the panels stepped over): the
+   between every two Chebyshev nodes of every panel, plus 801 points over ±40 scales around
+   every symbolic hint: the centre and scale of each argument linear or quadratic in x that a
+   SymPy expression passes to exp, tanh, … or a negative power) and compared with each
+   panel's polynomial interpolant. A deviation above float64 noise (≥ 10⁻⁸ in units of
+   Φ = L/D) whose estimated effect on the result (deviation × sensitivity of the result to Φ
+   there) exceeds 10^−dps is an unresolved feature (a narrow bump or well, a near-jump the panels stepped over): the
    panels are split around it and everything is computed again, up to five rounds.
 2. *dense float64 quadrature* — the same samples give an independent trapezoid value of the
    result (its own error estimated by halving the samples); it must agree within that error
@@ -24,8 +26,8 @@ than dps to carry τ to dps digits).
 
 Any failure that refinement cannot fix raises
 [`ConvergenceError`][flatminima.errors.ConvergenceError]. What cannot be caught: a feature
-narrower than the scan's spacing that no sample lands on, and one whose effect on Φ is below
-10⁻⁸ (float64) while the panels do not see it (docs/reliability.md).
+narrower than the scan's spacing that no sample lands on and no hint names, and one whose
+effect on Φ is below 10⁻⁸ (float64) while the panels do not see it (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -180,6 +182,53 @@ def _float_function(arg: Any, name: str) -> tuple[FloatFn | float, bool]:
         return float(positive(name, arg)), True
 
 
+#: Symbolic hints: at most this many, each sampled at 801 points over ±40 of its own scale.
+MAX_HINTS = 64
+_HINT_OFFSETS = np.linspace(-40.0, 40.0, 801)
+
+
+def _symbolic_hints(arg: Any) -> list[tuple[float, float]]:
+    """(centre, scale) of the narrow features a SymPy expression can have: every argument of a
+    function (exp, tanh, sin, …) or of a negative or fractional power that is a polynomial of
+    degree 1 or 2 in the symbol — a·x + b changes by 1 over 1/|a| around −b/a, a quadratic
+    over 1/√|a₂| around its vertex. The scan samples there at that scale, so a feature far
+    narrower than its uniform spacing is not missed."""
+    if not isinstance(arg, sp.Basic) or arg.is_number:
+        return []
+    expr = sp.sympify(arg)
+    (symbol,) = expr.free_symbols
+    found: dict[tuple[float, float], None] = {}
+    for sub in sp.preorder_traversal(expr):
+        if isinstance(sub, sp.Function):
+            arguments = list(sub.args)
+        elif isinstance(sub, sp.Pow) and not (sub.exp.is_Integer and sub.exp > 0):
+            arguments = [sub.base]
+        else:
+            continue
+        for argument in arguments:
+            if not argument.has(symbol):
+                continue
+            try:
+                poly = sp.Poly(sp.expand(argument), symbol)
+            except (sp.PolynomialError, sp.GeneratorsNeeded, TypeError, AttributeError, ValueError):
+                continue
+            if not all(c.is_real for c in poly.all_coeffs()):
+                continue
+            coefficients = [float(c) for c in poly.all_coeffs()]
+            if poly.degree() == 1 and coefficients[0] != 0:
+                centre, scale = -coefficients[1] / coefficients[0], 1 / abs(coefficients[0])
+            elif poly.degree() == 2 and coefficients[0] != 0:
+                centre = -coefficients[1] / (2 * coefficients[0])
+                scale = 1 / math.sqrt(abs(coefficients[0]))
+            else:
+                continue
+            if math.isfinite(centre) and scale > 1e-12 * max(1.0, abs(centre)):
+                found[(centre, scale)] = None
+        if len(found) >= MAX_HINTS:
+            break
+    return list(found)
+
+
 # ---------------------------------------------------------------------------------------------
 # the scan
 
@@ -275,20 +324,30 @@ def _scan(
     vectorised: bool,
     grid: Discretisation,
     dps: int,
+    hints: Sequence[tuple[float, float]] = (),
 ) -> _Scan:
     assert callable(loss_fn)
     bounds = [(float(a), float(b)) for a, b in grid.bounds]
     lo, hi = bounds[0][0], bounds[-1][1]
     total = SCAN_SAMPLES if vectorised else SCAN_SAMPLES_POINTWISE
     spacing = (hi - lo) / total
-    sample_sets, node_sets, kept = [], [], []
+    sample_sets, node_sets = [], []
+    near = (
+        np.concatenate([grid.sign * c + scale * _HINT_OFFSETS for c, scale in hints])
+        if hints
+        else np.empty(0)
+    )
+    near = np.sort(near[(near > lo) & (near < hi)])
     for a, b in bounds:
         count = max(4, int(total * (b - a) / (hi - lo)))
         points = _panel_points(a, b, grid.degree, count)
         if points is not None:
-            sample_sets.append(points[0])
-            node_sets.append(points[1])
-            kept.append((a, b))
+            samples, nodes_ab = points
+            inside = near[(near > samples[0]) & (near < samples[-1])]
+            if len(inside):
+                samples = np.unique(np.concatenate([samples, inside]))
+            sample_sets.append(samples)
+            node_sets.append(nodes_ab)
     sizes = [len(s) for s in sample_sets]
     u = np.concatenate(sample_sets)
     nodes = np.concatenate(node_sets)
@@ -390,8 +449,8 @@ def _golden_points(grid: Discretisation, count: int = 9) -> list[mpmath.mpf]:
 def _where(grid: Discretisation, clusters: list[tuple[float, float, float]]) -> str:
     spots = []
     for u_lo, u_hi, effect in clusters[:3]:
-        theta = sorted((grid.sign * u_lo, grid.sign * u_hi))
-        spots.append(f"[{theta[0]:.6g}, {theta[1]:.6g}] (effect ~{effect:.1e})")
+        centre, half = grid.sign * (u_lo + u_hi) / 2, (u_hi - u_lo) / 2
+        spots.append(f"θ = {centre:.10g} ± {half:.2g} (effect ~{effect:.1e})")
     return ", ".join(spots)
 
 
@@ -409,6 +468,7 @@ def verify_1d(
     loss_fn, loss_vectorised = _float_function(loss, "loss")
     diffusion_fn, diffusion_vectorised = _float_function(diffusion, "diffusion")
     vectorised = loss_vectorised and diffusion_vectorised
+    hints = (_symbolic_hints(loss) + _symbolic_hints(diffusion))[:MAX_HINTS]
 
     def scanned(
         base: list[mpmath.mpf], rule_degree: int | None, label: str
@@ -418,7 +478,7 @@ def verify_1d(
         extra: list[mpmath.mpf] = []
         result, grid = compute(dps, base, rule_degree)
         for round_ in range(1, MAX_ROUNDS + 1):
-            scan = _scan(loss_fn, diffusion_fn, vectorised, grid, dps)
+            scan = _scan(loss_fn, diffusion_fn, vectorised, grid, dps, hints)
             if not scan.clusters:
                 return result, grid, scan, extra, found
             new = []
@@ -438,8 +498,8 @@ def verify_1d(
                     "feature scan",
                     "refined",
                     f"round {round_} on the {label}: their interpolant of the loss/diffusion "
-                    f"missed a feature near {_where(grid, scan.clusters)} (θ intervals, effect "
-                    "on the result estimated to first order); split there and computed again",
+                    f"missed a feature near {_where(grid, scan.clusters)} (effect on the result "
+                    "estimated to first order); split there and computed again",
                 )
             )
             extra += new
@@ -453,7 +513,9 @@ def verify_1d(
             "passed",
             f"{scan.samples} float64 samples of the loss and the diffusion (spacing "
             f"{scan.spacing:.2g}, and between every two nodes of the {len(grid.bounds)} "
-            f"panels) agree with the panels' interpolants"
+            f"panels"
+            + (f", and around {len(hints)} symbolic hints at their own scale" if hints else "")
+            + ") agree with the panels' interpolants"
             + (
                 f"; {scan.unchecked} samples not finite in float64, unchecked"
                 if scan.unchecked

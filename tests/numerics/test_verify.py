@@ -178,6 +178,21 @@ def test_features_between_panels_are_found_and_resolved(case: str) -> None:
     assert ("feature scan", "refined") in statuses(checked)
 
 
+def test_bump_narrower_than_the_scan_spacing_is_found_from_the_expression() -> None:
+    """A bump of width 10⁻⁷, 40× narrower than the scan's spacing: the samples would miss it,
+    but its exp argument −(10⁷(x + 2/5))² names its centre and scale, and the scan samples
+    there."""
+    loss = DOUBLE_WELL + sp.exp(-(((x + sp.Rational(2, 5)) * 10**7) ** 2)) / 2
+    reference = converged_reference(
+        lambda n: reference_log_mfpt(loss, sp.Rational(1, 20), -1, 1, -3, n=n, features=(-0.4,))
+    )
+    plain = mfpt_1d(loss, sp.Rational(1, 20), start=-1, end=1, dps=15)
+    assert abs(float(plain.log_value) - reference) > 1e-4
+    checked = mfpt_1d(loss, sp.Rational(1, 20), start=-1, end=1, dps=15, verify=True)
+    assert float(checked.log_value) == pytest.approx(reference, abs=2e-7)
+    assert ("feature scan", "refined") in statuses(checked)
+
+
 def test_steep_tanh_step_is_right_with_or_without_verify() -> None:
     """A near-jump (tanh of width 1e-4) straddled by nodes: the adaptive panels resolve it by
     themselves; verify confirms without a refinement."""
