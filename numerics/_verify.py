@@ -465,18 +465,22 @@ def verify_1d(
     """Run the four checks of the module docstring on ``compute(dps, extra_breakpoints,
     degree)``; return its result (refined if a feature was found) with ``verified_digits``
     (the smaller of the two mpmath agreements) and ``checks`` set."""
+    first = compute(dps, [], degree)  # checks every input before anything else
     loss_fn, loss_vectorised = _float_function(loss, "loss")
     diffusion_fn, diffusion_vectorised = _float_function(diffusion, "diffusion")
     vectorised = loss_vectorised and diffusion_vectorised
     hints = (_symbolic_hints(loss) + _symbolic_hints(diffusion))[:MAX_HINTS]
 
     def scanned(
-        base: list[mpmath.mpf], rule_degree: int | None, label: str
+        base: list[mpmath.mpf],
+        rule_degree: int | None,
+        label: str,
+        initial: tuple[Any, Discretisation] | None = None,
     ) -> tuple[Any, Discretisation, _Scan, list[mpmath.mpf], list[VerificationCheck]]:
         """compute on ``base`` breakpoints, scan, split at what the scan finds, repeat."""
         found: list[VerificationCheck] = []
         extra: list[mpmath.mpf] = []
-        result, grid = compute(dps, base, rule_degree)
+        result, grid = initial if initial is not None else compute(dps, base, rule_degree)
         for round_ in range(1, MAX_ROUNDS + 1):
             scan = _scan(loss_fn, diffusion_fn, vectorised, grid, dps, hints)
             if not scan.clusters:
@@ -506,7 +510,7 @@ def verify_1d(
             result, grid = compute(dps, [*base, *extra], rule_degree)
         raise AssertionError("unreachable")
 
-    result, grid, scan, extra, checks = scanned([], degree, "panels")
+    result, grid, scan, extra, checks = scanned([], degree, "panels", first)
     checks.append(
         VerificationCheck(
             "feature scan",

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from flatminima.errors import ConvergenceError
+from flatminima.errors import ConvergenceError, FlatMinimaError
 from flatminima.numerics import escape_time, mfpt_1d, splitting_probability
 
 x = sp.Symbol("x")
@@ -388,3 +388,18 @@ def test_escape_time_verify_still_raises_when_the_working_precision_is_short() -
     with mpmath.workdps(80):
         exact = _kramers_white("1e18", "3", 80)
         assert abs(plain.tau / exact - 1) > mpmath.mpf(10) ** -25
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"loss": x * sp.Symbol("y")}, "loss"),
+        ({"diffusion": -1}, "diffusion"),
+        ({"end": -1}, "end"),
+    ],
+)
+def test_bad_input_with_verify_names_the_parameter(kwargs: dict, parameter: str) -> None:
+    arguments = {"loss": DOUBLE_WELL, "diffusion": "0.05", "start": -1, "end": 1, "dps": 15}
+    arguments.update(kwargs)
+    with pytest.raises(FlatMinimaError, match=parameter):
+        mfpt_1d(**arguments, verify=True)
