@@ -193,6 +193,7 @@ def test_bump_narrower_than_the_scan_spacing_is_found_from_the_expression() -> N
     assert ("feature scan", "refined") in statuses(checked)
 
 
+@pytest.mark.slow
 def test_steep_tanh_step_is_right_with_or_without_verify() -> None:
     """A near-jump (tanh of width 1e-4) straddled by nodes: the adaptive panels resolve it by
     themselves; verify confirms without a refinement."""
@@ -255,14 +256,6 @@ NORMAL = {
         None,
         "ito",
     ),
-    "SGD switch model, anti-Itô": (
-        DOUBLE_WELL,
-        _switch_diffusion(sp.Rational(1, 40)),
-        -1,
-        1,
-        None,
-        "anti-ito",
-    ),
     "Piecewise loss": (
         sp.Piecewise((x**2 / 2, x < 0), (2 * x**2, True)),
         sp.Rational(1, 2),
@@ -275,6 +268,14 @@ NORMAL = {
 }
 
 SLOW_NORMAL = {
+    "SGD switch model, anti-Itô": (
+        DOUBLE_WELL,
+        _switch_diffusion(sp.Rational(1, 40)),
+        -1,
+        1,
+        None,
+        "anti-ito",
+    ),
     "Styblinski-Tang slice, leftward": (
         STYBLINSKI_TANG,
         sp.Integer(5),
