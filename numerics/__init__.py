@@ -8,6 +8,8 @@ escape_time, log_escape_time
     arrays for sweeps (log τ, numpy or torch).
 mfpt_1d, splitting_probability
     Exact 1-D references at any precision.
+VerificationCheck
+    One check made by ``verify=True`` (listed in the result's ``checks``).
 mfpt_2d
     2-D reference: the backward Kolmogorov equation on refined grids.
 simulate_escape
@@ -20,6 +22,7 @@ from ._escape_time import EscapeTime, escape_time, log_escape_time
 from ._mfpt import MFPTResult, SplittingResult, mfpt_1d, splitting_probability
 from ._mfpt2d import MFPT2DResult, mfpt_2d
 from ._simulate import EscapeSimulation, simulate_escape
+from ._verify import VerificationCheck
 
 __all__ = [
     "EigenData",
@@ -28,6 +31,7 @@ __all__ = [
     "MFPT2DResult",
     "MFPTResult",
     "SplittingResult",
+    "VerificationCheck",
     "escape_time",
     "log_escape_time",
     "mfpt_1d",

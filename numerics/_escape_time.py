@@ -23,6 +23,7 @@ from flatminima.theory._conventions import ALPHA, interpretation_name, parse_noi
 
 from ._checks import check_dps, in_open_unit_interval, matrix, positive, same_size
 from ._eigen import EigenData, eigen_data
+from ._verify import VerificationCheck
 
 __all__ = ["VALIDITY_BARRIER", "EscapeTime", "escape_time", "log_escape_time"]
 
@@ -75,6 +76,7 @@ class EscapeTime:
     method: str
     formula: str
     verified_digits: float | None = None  # set by verify=True: agreement with 2·dps digits
+    checks: tuple[VerificationCheck, ...] = ()  # set by verify=True: what was checked
 
     def to_dict(self) -> dict[str, Any]:
         def s(x: mpmath.mpf | None) -> str | None:
@@ -94,6 +96,7 @@ class EscapeTime:
             "method": self.method,
             "formula": self.formula,
             "verified_digits": self.verified_digits,
+            "checks": [check.to_dict() for check in self.checks],
         }
 
     def __repr__(self) -> str:
@@ -207,8 +210,9 @@ def escape_time(
     dps
         Decimal digits (15 to 10000). Strings are read at this precision: ``lr="0.1"``.
     verify
-        Evaluate again at 2·dps digits and require agreement to dps − 5 digits (else
-        [`ConvergenceError`][flatminima.errors.ConvergenceError]); ``verified_digits`` reports it.
+        Evaluate again at 2·dps digits and require τ itself to agree to dps − 5 digits (else
+        [`ConvergenceError`][flatminima.errors.ConvergenceError]); ``verified_digits`` and
+        ``checks`` report it.
 
     Returns
     -------
@@ -264,9 +268,8 @@ def escape_time(
         return verified(
             lambda d: escape_time(noise, dps=d, **arguments),
             dps,
-            lambda r: r.log_tau,
+            lambda r: r.tau,  # τ itself: log τ rounded to dps digits would lose log10(log τ)
             "escape_time",
-            log=True,
         )
     alpha = _interpretation(interpretation)
     _unused(

@@ -37,6 +37,7 @@ from flatminima.theory._conventions import ALPHA, interpretation_name
 from ._chebyshev import ChebRule, cheb_rule
 from ._checks import check_dps, real
 from ._landscape1d import Landscape1D, landscape_1d
+from ._verify import Discretisation, VerificationCheck, verify_1d
 
 __all__ = ["MFPTResult", "SplittingResult", "mfpt_1d", "splitting_probability"]
 
@@ -58,6 +59,10 @@ class MFPTResult:
         ``end``: the largest ``Φ(y) − min_{z ≤ y} Φ(z)`` over y between start and end (z runs
         from the reflecting boundary; mirrored for leftward escape). For a single barrier this
         is Φ(saddle) − Φ(minimum), the exponent of the Kramers formulas.
+    verified_digits, checks
+        Set by ``verify=True``: the smallest agreement (significant digits) of the
+        independent recomputations, and the checks made, each a
+        [`VerificationCheck`][flatminima.numerics.VerificationCheck] (docs/reliability.md).
     """
 
     value: mpmath.mpf
@@ -71,7 +76,8 @@ class MFPTResult:
     dps: int
     panels: int
     method: str
-    verified_digits: float | None = None  # set by verify=True: agreement with 2·dps digits
+    verified_digits: float | None = None  # set by verify=True: the smallest agreement found
+    checks: tuple[VerificationCheck, ...] = ()  # set by verify=True: what was checked, outcomes
 
     @property
     def relative_error(self) -> mpmath.mpf:
@@ -91,6 +97,8 @@ class MFPTResult:
             "dps": self.dps,
             "panels": self.panels,
             "method": self.method,
+            "verified_digits": self.verified_digits,
+            "checks": [check.to_dict() for check in self.checks],
         }
 
     def __repr__(self) -> str:
@@ -110,6 +118,7 @@ class SplittingResult:
     dps: int
     method: str
     verified_digits: float | None = None
+    checks: tuple[VerificationCheck, ...] = ()  # set by verify=True: what was checked, outcomes
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +126,8 @@ class SplittingResult:
             "error": mpmath.nstr(self.error, 3),
             "dps": self.dps,
             "method": self.method,
+            "verified_digits": self.verified_digits,
+            "checks": [check.to_dict() for check in self.checks],
         }
 
 
@@ -433,8 +444,12 @@ def mfpt_1d(
         Chebyshev degree per panel (default: 32, or about dps above 30 digits) and the panel
         budget.
     verify
-        Compute again at 2·dps digits and require agreement to dps − 5 digits (else
-        [`ConvergenceError`][flatminima.errors.ConvergenceError]); ``verified_digits`` reports it.
+        Check the result four ways (docs/reliability.md): a float64 scan of the loss and the
+        diffusion against the panels' interpolants, which splits the panels where it finds a
+        feature they missed (a narrow bump or well, a near-jump) and computes again; a dense
+        float64 quadrature; other panels with another degree; 2·dps digits. Raises
+        [`ConvergenceError`][flatminima.errors.ConvergenceError] when a check fails and cannot
+        be repaired; ``verified_digits`` and ``checks`` report what was found.
 
     Returns
     -------
@@ -460,29 +475,44 @@ def mfpt_1d(
     good to 16 digits whatever ``dps`` is. Good: ``diffusion="0.05"`` or ``sp.Rational(1, 20)``.
     """
     dps = check_dps(dps)
-    if verify:
-        from ._verify import verified
+    points = list(breakpoints)
 
-        points = list(breakpoints)
-        return verified(
-            lambda d: mfpt_1d(
-                loss,
-                diffusion,
-                start,
-                end,
-                left,
-                interpretation,
-                d,
-                right=right,
-                breakpoints=points,
-                degree=degree,
-                max_panels=max_panels,
-            ),
-            dps,
-            lambda r: r.log_value,
-            "mfpt_1d",
-            log=True,
+    def compute(
+        digits: int, extra: list[mpmath.mpf], rule_degree: int | None
+    ) -> tuple[MFPTResult, Discretisation]:
+        return _mfpt_1d(
+            loss,
+            diffusion,
+            start,
+            end,
+            left,
+            interpretation,
+            digits,
+            right,
+            [*points, *extra],
+            rule_degree,
+            max_panels,
         )
+
+    if verify:
+        return verify_1d(compute, loss, diffusion, dps, degree, "mfpt_1d")
+    return compute(dps, [], degree)[0]
+
+
+def _mfpt_1d(
+    loss: Any,
+    diffusion: Any,
+    start: Any,
+    end: Any,
+    left: Any,
+    interpretation: Any,
+    dps: int,
+    right: Any,
+    breakpoints: list[Any],
+    degree: int | None,
+    max_panels: int,
+) -> tuple[MFPTResult, Discretisation]:
+    """mfpt_1d without verification; also returns the panels it used (for the checks)."""
     alpha, name = _interpretation(interpretation)
     degree = _check_method_options(degree, max_panels, dps)
     with mpmath.workdps(dps + GUARD_DIGITS):
@@ -552,6 +582,15 @@ def mfpt_1d(
             f"every panel halved; {land.description}"
         )
         reflecting_at = sign * fine_panels[0].a
+        grid = Discretisation(
+            kind="mfpt",
+            sign=sign,
+            bounds=[(p.a, p.b) for p in fine_panels],
+            start=u_start,
+            end=u_end,
+            alpha=float(alpha),
+            degree=degree,
+        )
     with mpmath.workdps(dps):
         return MFPTResult(
             value=+value,
@@ -565,7 +604,7 @@ def mfpt_1d(
             dps=dps,
             panels=len(fine_panels),
             method=method,
-        )
+        ), grid
 
 
 def _splitting_integrals(
@@ -611,30 +650,46 @@ def splitting_probability(
     """Probability that the 1-D SDE started at ``start`` reaches ``upper`` before ``lower``.
 
     ``P = ∫_lower^start ψ / ∫_lower^upper ψ`` with the scale density ψ = e^{Φ} D^{−α} (both
-    boundaries absorbing; Gardiner §5.5.3).
+    boundaries absorbing; Gardiner §5.5.3). Parameters as for
+    [`mfpt_1d`][flatminima.numerics.mfpt_1d]; ``verify=True`` runs the same four checks.
     """
     dps = check_dps(dps)
-    if verify:
-        from ._verify import verified
+    points = list(breakpoints)
 
-        points = list(breakpoints)
-        return verified(
-            lambda d: splitting_probability(
-                loss,
-                diffusion,
-                start,
-                lower,
-                upper,
-                interpretation,
-                d,
-                breakpoints=points,
-                degree=degree,
-                max_panels=max_panels,
-            ),
-            dps,
-            lambda r: r.value,
-            "splitting_probability",
+    def compute(
+        digits: int, extra: list[mpmath.mpf], rule_degree: int | None
+    ) -> tuple[SplittingResult, Discretisation]:
+        return _splitting_probability(
+            loss,
+            diffusion,
+            start,
+            lower,
+            upper,
+            interpretation,
+            digits,
+            [*points, *extra],
+            rule_degree,
+            max_panels,
         )
+
+    if verify:
+        return verify_1d(compute, loss, diffusion, dps, degree, "splitting_probability")
+    return compute(dps, [], degree)[0]
+
+
+def _splitting_probability(
+    loss: Any,
+    diffusion: Any,
+    start: Any,
+    lower: Any,
+    upper: Any,
+    interpretation: Any,
+    dps: int,
+    breakpoints: list[Any],
+    degree: int | None,
+    max_panels: int,
+) -> tuple[SplittingResult, Discretisation]:
+    """splitting_probability without verification; also returns the panels it used."""
     alpha, _ = _interpretation(interpretation)
     degree = _check_method_options(degree, max_panels, dps)
     with mpmath.workdps(dps + GUARD_DIGITS):
@@ -659,11 +714,21 @@ def splitting_probability(
                     )
                 bounds = _split(bounds, flags)
             values.append(value)
+            final = [(p.a, p.b) for p in panels]
             bounds = _split(bounds, [True] * len(bounds))
+        grid = Discretisation(
+            kind="splitting",
+            sign=1,
+            bounds=final,
+            start=start_v,
+            end=upper_v,
+            alpha=float(alpha),
+            degree=degree,
+        )
     with mpmath.workdps(dps):
         return SplittingResult(
             value=+values[1],
             error=+abs(values[1] - values[0]),
             dps=dps,
             method="exact splitting probability ∫ψ/∫ψ, ψ = e^Φ D^(−α), adaptive Chebyshev panels",
-        )
+        ), grid
