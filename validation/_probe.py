@@ -410,8 +410,10 @@ def _stochastic_layers(model: nn.Module) -> list[str]:
 def _fingerprint(fm: FunctionalModel, settings: dict[str, Any]) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    h.update(fm.theta0.detach().double().cpu().numpy().tobytes())
-    h.update(np.asarray(fm.x.detach().double().cpu().numpy()).tobytes())
+    # parameters and data at float32 precision: a last-bit difference (a solver that is not
+    # bit-reproducible between calls) must not invalidate the stored stages
+    h.update(fm.theta0.detach().float().cpu().numpy().tobytes())
+    h.update(np.asarray(fm.x.detach().float().cpu().numpy()).tobytes())
     return h.hexdigest()[:20]
 
 

@@ -327,3 +327,99 @@ def test_user_model_untouched(wine_mlp):
     assert next(model.parameters()).dtype == dtype
     for a, b in zip(before, model.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+FACTORY = """
+import torch
+from torch import nn
+
+
+def make():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 2, generator=gen, dtype=torch.float64) @ torch.tensor(
+        [[1.0, 0.5], [0.0, 0.35]], dtype=torch.float64)
+    y = x @ torch.tensor([0.7, -1.2], dtype=torch.float64) + torch.randn(
+        300, generator=gen, dtype=torch.float64)
+    model = nn.Linear(2, 1, bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        model.weight.copy_(torch.linalg.lstsq(x, y.unsqueeze(1)).solution.T)
+    return model, lambda out, t: 0.5 * ((out.squeeze(-1) - t) ** 2).mean(), (x, y)
+"""
+
+
+def test_cli_probe_writes_results_and_resumes(tmp_path, capsys):
+    import json
+
+    from flatminima.cli import main
+
+    (tmp_path / "net.py").write_text(FACTORY)
+    out = tmp_path / "out"
+    argv = [
+        "probe",
+        f"{tmp_path / 'net.py'}:make",
+        "--lr",
+        "0.1",
+        "--batch-size",
+        "4",
+        "--k",
+        "2",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    first = capsys.readouterr()
+    assert "hessian: top 2 eigenpairs" in first.err and "probe: λ_1 = " in first.out
+    for name in (
+        "probe.json",
+        "directions.csv",
+        "index.html",
+        "spectrum.png",
+        "noise.png",
+        "rates.png",
+    ):
+        assert (out / name).exists(), name
+    data = json.loads((out / "probe.json").read_text())
+    assert len(data["hessian_top"]["values"]) == 2
+    assert len((out / "directions.csv").read_text().splitlines()) == 3
+    assert main(argv) == 0  # the second run reuses the stored stages
+    second = capsys.readouterr()
+    assert "hessian: reused from the store" in second.err
+    assert "noise: reused from the store" in second.err
+    again = json.loads((out / "probe.json").read_text())["hessian_top"]
+    assert again["values"] == data["hessian_top"]["values"]  # the stored stage, bit for bit
+    # bad input: one line, exit status 2
+    assert (
+        main(
+            [
+                "probe",
+                f"{tmp_path / 'missing.py'}:make",
+                "--lr",
+                "0.1",
+                "--batch-size",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("flatminima: error: FILE.py:factory: expected an existing Python file")
+    assert (
+        main(
+            [
+                "probe",
+                f"{tmp_path / 'net.py'}:make",
+                "--lr",
+                "0.1",
+                "--batch-size",
+                "4",
+                "--k",
+                "9",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
+    assert "k: expected an integer from 1 to 2" in capsys.readouterr().err
