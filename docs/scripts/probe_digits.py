@@ -45,7 +45,7 @@ def trained(folder: Path) -> nn.Module:
 
     start = time.perf_counter()
     adam = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for step in range(300):  # full-batch Adam to the basin
+    for _ in range(300):  # full-batch Adam to the basin
         adam.zero_grad()
         loss = total()
         loss.backward()

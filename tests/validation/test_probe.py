@@ -423,3 +423,18 @@ def test_cli_probe_writes_results_and_resumes(tmp_path, capsys):
         == 2
     )
     assert "k: expected an integer from 1 to 2" in capsys.readouterr().err
+
+
+def test_docs_probe_page_runs_and_prints_what_it_says(tmp_path, monkeypatch):
+    """docs/probe.md: both examples run and print what the page says (and save the figure)."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("_docs_checks", root / "tests" / "test_docs.py")
+    assert spec is not None and spec.loader is not None
+    docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(docs)
+    monkeypatch.chdir(tmp_path)
+    assert docs.run_blocks(root / "docs" / "probe.md") >= 9
+    assert (tmp_path / "probe_wine_noise.png").exists()
