@@ -16,6 +16,17 @@ from flatminima.validation import probe
 F64 = torch.float64
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small models: one torch thread is faster than two fighting over 2 busy cores (a
+    Hessian-vector product of the 207-parameter MLP took 0.3 ms with one, up to 0.5 s with two
+    on the loaded machine); the previous setting is restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _train(model: nn.Module, loss_fn, x, y, wd: float = 0.0, iters: int = 200) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.LBFGS(
