@@ -89,7 +89,15 @@ def wine_mlp():
 def test_eigenvalues_match_dense_hessian(wine_mlp):
     model, loss_fn, x, y, wd = wine_mlp
     r = probe(
-        model, loss_fn, (x, y), lr=0.1, batch_size=16, k=12, weight_decay=wd, keep_vectors=True
+        model,
+        loss_fn,
+        (x, y),
+        lr=0.1,
+        batch_size=16,
+        k=12,
+        weight_decay=wd,
+        keep_vectors=True,
+        chunk_size=64,  # the loss and its Hessian-vector products in 3 chunks
     )
     f, theta = _flat_loss(model, loss_fn, x, y, wd)
     dense = torch.linalg.eigvalsh(torch.func.hessian(f)(theta)).flip(0)[:12].numpy()
@@ -104,7 +112,17 @@ def test_eigenvalues_match_dense_hessian(wine_mlp):
 def test_noise_matches_per_sample_loop(wine_mlp):
     model, loss_fn, x, y, wd = wine_mlp
     b = 16
-    r = probe(model, loss_fn, (x, y), lr=0.1, batch_size=b, k=6, weight_decay=wd, keep_vectors=True)
+    r = probe(
+        model,
+        loss_fn,
+        (x, y),
+        lr=0.1,
+        batch_size=b,
+        k=6,
+        weight_decay=wd,
+        keep_vectors=True,
+        chunk_size=50,  # per-sample gradients in 4 chunks, the last one short
+    )
     v = r.hessian_top.vectors
     rows = []
     for i in range(x.shape[0]):
