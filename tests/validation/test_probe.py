@@ -467,3 +467,30 @@ def test_docs_probe_page_runs_and_prints_what_it_says(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert docs.run_blocks(root / "docs" / "probe.md") >= 9
     assert (tmp_path / "probe_wine_noise.png").exists()
+
+
+def test_lanczos_finds_repeated_eigenvalues_and_whole_spectrum():
+    """One Lanczos run sees one vector per eigenspace; the deflation rounds must find every
+    copy (a triple and a double eigenvalue here), and k = n must work on a rank-deficient H."""
+    from flatminima.validation._lanczos import lanczos_top
+
+    gen = torch.Generator().manual_seed(5)
+    n = 60
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=F64))
+    spectrum = torch.cat(
+        [
+            torch.tensor([5.0, 5.0, 5.0, 4.0, 3.0, 3.0], dtype=F64),
+            torch.rand(n - 6, generator=gen, dtype=F64) * 2.5 - 1.0,
+        ]
+    )
+    h = q @ torch.diag(spectrum) @ q.T
+    r = lanczos_top(lambda v: h @ v, n, 7, tol=1e-10)
+    expected = torch.sort(spectrum, descending=True).values[:7]
+    np.testing.assert_allclose(r.values.numpy(), expected.numpy(), atol=1e-9)
+    assert float(r.residuals.max()) < 1e-8
+    # rank 3 (exact zeros) and k = n: the whole spectrum
+    low = q[:, :3] @ torch.diag(torch.tensor([2.0, 1.0, 0.5], dtype=F64)) @ q[:, :3].T
+    r = lanczos_top(lambda v: low @ v, n, n, tol=1e-10)
+    np.testing.assert_allclose(r.values[:3].numpy(), [2.0, 1.0, 0.5], atol=1e-10)
+    assert float(r.values[3:].abs().max()) < 1e-10
+    np.testing.assert_allclose((r.vectors.T @ r.vectors).numpy(), np.eye(n), atol=1e-8)
