@@ -233,7 +233,7 @@ class Prediction:
             "exponent_measured": _nan_list(self.exponent_measured),
             "log_iterations_measured": _nan_list(self.log_iterations_measured),
             "log_iterations_white": _nan_list(self.log_iterations_white),
-            "white_diffusion": self.white_diffusion,
+            "white_diffusion": _finite(self.white_diffusion),
             "log_iterations_level": _nan_list(self.log_iterations_level),
             "log_rate_kappa": _finite(self.log_rate_kappa),
             "log_rate_measured": _finite(self.log_rate_measured),
@@ -272,8 +272,9 @@ class EscapeMeasurement:
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        for k in ("ratio_kappa", "ratio_measured", "ratio_level"):
-            out[k] = _finite(out[k])
+        for k, v in out.items():
+            if isinstance(v, float):
+                out[k] = _finite(v)  # an empty run has rate_high = inf: None in JSON
         return out
 
 

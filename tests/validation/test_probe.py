@@ -494,3 +494,27 @@ def test_lanczos_finds_repeated_eigenvalues_and_whole_spectrum():
     np.testing.assert_allclose(r.values[:3].numpy(), [2.0, 1.0, 0.5], atol=1e-10)
     assert float(r.values[3:].abs().max()) < 1e-10
     np.testing.assert_allclose((r.vectors.T @ r.vectors).numpy(), np.eye(n), atol=1e-8)
+
+
+def test_measurement_without_exposure_is_json_safe():
+    import json
+
+    model, loss_fn, x, y = _linear_problem()
+    r = probe(
+        model,
+        loss_fn,
+        (x, y),
+        lr=0.1,
+        batch_size=4,
+        k=2,
+        barrier=0.06,
+        measure=True,
+        replicas=8,
+        max_steps=10,
+        check_every=5,
+        burn_in=20,
+    )
+    m = r.measured
+    assert m is not None and m.escapes == 0 and m.exposure == 0 and m.rate_high == math.inf
+    out = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+    assert out["measured"]["rate_high"] is None
