@@ -251,7 +251,8 @@ class EscapeMeasurement:
     Criterion: a replica has escaped when its full-data loss L(θ) exceeds L(a) + ΔL, checked
     every ``check_every`` iterations. Rate per iteration = escapes / exposure (replica-iterations
     after ``burn_in``), with the exact Poisson (Garwood) 95% interval; ratios are measured /
-    predicted rate.
+    predicted rate; ``agrees[name]`` is True when that prediction lies within a factor 2 of
+    the 95% interval.
     """
 
     criterion: str

@@ -336,6 +336,30 @@ def test_batchnorm_and_dropout_refused_or_eval_and_mode_restored():
     )
     assert [m.training for m in model.modules()] == flags
     assert r.hessian_top.values[0] > 0
+    # BatchNorm in mode="eval": its running statistics are frozen buffers; they stay untouched
+    model = nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5), nn.Tanh(), nn.Linear(5, 2)).to(F64)
+    model.train()
+    model(x)  # one training-mode pass moves the running statistics
+    model.eval()
+    _train(model, nn.CrossEntropyLoss(), x, y, wd=1e-2)
+    model.train()
+    stats = [b.clone() for b in model.buffers()]
+    r = probe(
+        model,
+        nn.CrossEntropyLoss(),
+        (x, y),
+        lr=0.1,
+        batch_size=8,
+        k=3,
+        weight_decay=1e-2,
+        mode="eval",
+    )
+    assert model.training and all(
+        torch.equal(a, b) for a, b in zip(stats, model.buffers(), strict=True)
+    )
+    f, theta = _flat_loss(model.eval(), nn.CrossEntropyLoss(), x, y, 1e-2)
+    dense = torch.linalg.eigvalsh(torch.func.hessian(f)(theta)).flip(0)[:3].numpy()
+    np.testing.assert_allclose(r.hessian_top.values, dense, rtol=1e-8)
 
 
 def test_user_model_untouched(wine_mlp):
