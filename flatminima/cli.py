@@ -8,6 +8,7 @@ evaluate  evaluate an escape time from Hessian matrices at any precision
 validate  run an experiment (covariance, sharpness, batch-size, learning-rate, selection, all)
           and write results, figures and a verdict
 report    the main job: derive, evaluate and write a report (``--quick`` for the demo)
+probe     probe your own network (FILE.py:factory): Hessian top, gradient noise, escape
 
 Every error a user can cause (a bad name, a dimension < 1, α outside [0, 1], …) prints one line
 ``flatminima: error: …`` on stderr and exits with status 2; no traceback.
@@ -292,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--dps", type=int, default=30, help="decimal digits for mpmath values")
     _add_executor_options(report)
     report.set_defaults(func=_cmd_report)
+
+    from flatminima._probe_cli import add_probe_parser  # `flatminima probe` (one block)
+
+    add_probe_parser(sub)
     return parser
 
 

@@ -15,12 +15,23 @@ compare_laws, poisson_fit
     Poisson fits of rate laws and the exponential-vs-polynomial decision.
 run_report
     The HTML report (``flatminima report``).
+probe, ProbeResult, HessianTop, NoiseFit, Prediction, EscapeMeasurement
+    Probe a user's trained network: top Hessian eigenpairs, gradient noise against H/B, the
+    theory's escape predictions and (``measure=True``) a measured escape rate.
 """
 
 from ._dynamics import RateMeasurement, measure_rate
 from ._fits import PoissonFit, ScalingComparison, compare_laws, poisson_fit
 from ._landscapes import LANDSCAPES, Landscape, landscape
 from ._models import DATASETS, load_dataset, make_model, train_to_minimum
+from ._probe import (
+    EscapeMeasurement,
+    HessianTop,
+    NoiseFit,
+    Prediction,
+    ProbeResult,
+    probe,
+)
 from ._runner import EXPERIMENT_NAMES, run_experiment, validate
 from ._sweep import Executor, PointStore, make_executor, run_sweep
 from .report import run_report
@@ -29,10 +40,15 @@ __all__ = [
     "DATASETS",
     "EXPERIMENT_NAMES",
     "LANDSCAPES",
+    "EscapeMeasurement",
     "Executor",
+    "HessianTop",
     "Landscape",
+    "NoiseFit",
     "PointStore",
     "PoissonFit",
+    "Prediction",
+    "ProbeResult",
     "RateMeasurement",
     "ScalingComparison",
     "compare_laws",
@@ -42,6 +58,7 @@ __all__ = [
     "make_model",
     "measure_rate",
     "poisson_fit",
+    "probe",
     "run_experiment",
     "run_report",
     "run_sweep",

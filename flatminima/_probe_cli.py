@@ -1,0 +1,206 @@
+"""``flatminima probe FILE.py:factory``: the probe of a user's network from the command line.
+
+One self-contained block: ``add_probe_parser(sub)`` registers the sub-command (no torch import
+until it runs). ``factory()`` in FILE.py returns ``(model, loss_fn, dataset)`` with ``dataset``
+as ``probe`` accepts it ((x, y), a TensorDataset, or an object with ``.x`` and ``.y``). The run
+writes ``probe.json``, ``directions.csv``, ``spectrum.png``, ``noise.png``, ``rates.png`` and
+``index.html`` to ``--out``; finished stages are kept in ``--out/stages`` and reused by a rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+__all__ = ["add_probe_parser", "run_probe_command"]
+
+
+def add_probe_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``probe`` on an argparse sub-parsers object."""
+    p = sub.add_parser(
+        "probe",
+        help="probe your own network: Hessian top, gradient noise, escape prediction",
+        description="FILE.py:factory names a function returning (model, loss_fn, dataset).",
+    )
+    p.add_argument("target", metavar="FILE.py:factory", help="file and factory function")
+    p.add_argument("--lr", type=float, required=True, help="learning rate η")
+    p.add_argument("--batch-size", type=int, required=True, help="batch size B")
+    p.add_argument("--k", type=int, default=20, help="top Hessian eigenpairs (default 20)")
+    p.add_argument("--barrier", type=float, default=None, help="ΔL (default: exponent 10)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="½wd‖θ‖² added to the loss")
+    p.add_argument("--measure", action="store_true", help="measure escapes with SGD replicas")
+    p.add_argument("--replicas", type=int, default=64, help="SGD replicas (with --measure)")
+    p.add_argument("--max-steps", type=int, default=20000, help="iterations (with --measure)")
+    p.add_argument("--check-every", type=int, default=10, help="escape check period")
+    p.add_argument(
+        "--mode",
+        choices=("error", "eval"),
+        default="error",
+        help="BatchNorm/dropout: refuse (default) or probe as in eval mode",
+    )
+    p.add_argument("--grad-tol", type=float, default=1e-3, help="largest accepted ‖∇L‖")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder (reruns resume from it)")
+    p.set_defaults(func=run_probe_command)
+    return p
+
+
+def _load_factory(target: str) -> Any:
+    import importlib.util
+    from pathlib import Path
+
+    from flatminima.errors import ParameterError
+
+    path, sep, name = target.rpartition(":")
+    if not sep or not path or not name:
+        raise ParameterError("FILE.py:factory", "a file and a function, e.g. net.py:make", target)
+    file = Path(path)
+    if not file.is_file():
+        raise ParameterError("FILE.py:factory", "an existing Python file", path)
+    spec = importlib.util.spec_from_file_location(f"_flatminima_probe_{file.stem}", file)
+    if spec is None or spec.loader is None:
+        raise ParameterError("FILE.py:factory", "a Python file", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise ParameterError("FILE.py:factory", f"a function {name!r} in {path}", target)
+    made = factory()
+    if not isinstance(made, tuple) or len(made) != 3:
+        raise ParameterError(
+            "FILE.py:factory", "factory() returning (model, loss_fn, dataset)", type(made).__name__
+        )
+    return made
+
+
+def run_probe_command(args: argparse.Namespace) -> int:
+    import csv
+    import json
+    import math
+    from pathlib import Path
+
+    from flatminima.validation import probe
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+
+    def progress(line: str) -> None:
+        print(f"[{time.perf_counter() - start:7.1f} s] {line}", file=sys.stderr, flush=True)
+
+    progress(f"loading {args.target}")
+    model, loss_fn, dataset = _load_factory(args.target)
+    result = probe(
+        model,
+        loss_fn,
+        dataset,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        k=args.k,
+        device=args.device,
+        measure=args.measure,
+        barrier=args.barrier,
+        weight_decay=args.weight_decay,
+        mode=args.mode,
+        grad_tol=args.grad_tol,
+        replicas=args.replicas,
+        max_steps=args.max_steps,
+        check_every=args.check_every,
+        seed=args.seed,
+        store=out / "stages",
+        progress=progress,
+    )
+    data = result.to_dict()
+    (out / "probe.json").write_text(json.dumps(data, indent=1))
+    h, n, pr = result.hessian_top, result.noise, result.prediction
+    with open(out / "directions.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            [
+                "i",
+                "eigenvalue",
+                "residual",
+                "C_ii",
+                "B*C_ii/lambda",
+                "exponent_kappa",
+                "log_iterations_kappa",
+                "exponent_measured",
+                "log_iterations_measured",
+                "log_iterations_level",
+                "kept",
+            ]
+        )
+        for i in range(len(h.values)):
+            w.writerow(
+                [
+                    i + 1,
+                    h.values[i],
+                    h.residuals[i],
+                    n.covariance[i, i],
+                    n.ratios[i],
+                    pr.exponent_kappa[i],
+                    pr.log_iterations_kappa[i],
+                    pr.exponent_measured[i],
+                    pr.log_iterations_measured[i],
+                    pr.log_iterations_level[i],
+                    i in pr.kept,
+                ]
+            )
+    figures = result.figures()
+    for name, fig in figures.items():
+        fig.savefig(out / f"{name}.png", dpi=110)
+    (out / "index.html").write_text(_html(result, list(figures)))
+    m = result.measured
+    summary = (
+        f"probe: λ_1 = {h.values[0]:.4g}, {n.verdict}; predicted log rate per iteration "
+        f"κH {pr.log_rate_kappa:.3f}, measured C {pr.log_rate_measured:.3f}"
+    )
+    if m is not None:
+        lr_m = math.log(m.rate) if m.rate > 0 else -math.inf
+        summary += f"; measured {lr_m:.3f} ({m.escapes} escapes)"
+    print(summary)
+    print(f"wrote {out}/probe.json, directions.csv, index.html and figures")
+    return 0
+
+
+def _html(result: Any, figures: list[str]) -> str:
+    import html
+    import json
+
+    h, n, pr, m = result.hessian_top, result.noise, result.prediction, result.measured
+    rows = "".join(
+        f"<tr><td>{i + 1}</td><td>{h.values[i]:.6g}</td><td>{h.residuals[i]:.2g}</td>"
+        f"<td>{n.covariance[i, i]:.4g}</td><td>{n.ratios[i]:.3g}</td>"
+        f"<td>{pr.exponent_kappa[i]:.4g}</td><td>{pr.exponent_measured[i]:.4g}</td></tr>"
+        for i in range(len(h.values))
+    )
+    meas = (
+        "<p>not measured (use --measure)</p>"
+        if m is None
+        else (
+            f"<p>{html.escape(m.criterion)}: {m.escapes} escapes in {m.exposure:.3g} "
+            f"replica-iterations, rate {m.rate:.3g} [{m.rate_low:.3g}, {m.rate_high:.3g}] per "
+            f"iteration; measured/predicted: κH {m.ratio_kappa:.3g}, measured C "
+            f"{m.ratio_measured:.3g}, level passage {m.ratio_level:.3g}</p>"
+        )
+    )
+    imgs = "".join(f'<p><img src="{f}.png" alt="{f}"></p>' for f in figures)
+    notes = "".join(f"<li>{html.escape(t)}</li>" for t in pr.notes)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>flatminima probe</title>"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:auto}"
+        "td,th{padding:2px 8px;text-align:right}</style></head><body>"
+        f"<h1>flatminima probe</h1><p>{h.parameters} parameters, {h.samples} samples, "
+        f"loss {h.loss:.6g}, ‖∇L‖ {h.gradient_norm:.3g}</p>"
+        f"<h2>Noise</h2><p>{html.escape(n.verdict)}</p>"
+        f"<h2>Prediction (ΔL = {pr.barrier:.4g})</h2><p>log rate per iteration: κH "
+        f"{pr.log_rate_kappa:.4g}, measured C {pr.log_rate_measured:.4g}, level passage "
+        f"{pr.log_rate_level:.4g}, white {pr.log_rate_white:.4g}</p><ul>{notes}</ul>"
+        f"<h2>Measured</h2>{meas}<h2>Directions</h2><table><tr><th>i</th><th>λ</th>"
+        "<th>residual</th><th>C_ii</th><th>B·C/λ</th><th>ΔΦ κH</th><th>ΔΦ measured</th></tr>"
+        f"{rows}</table>{imgs}<h2>Settings</h2><pre>"
+        f"{html.escape(json.dumps(result.settings, indent=1))}</pre></body></html>"
+    )

@@ -1,0 +1,95 @@
+"""Figures of a probe: the top spectrum, C against H/B, predicted and measured escape rates."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["probe_figures"]
+
+
+def probe_figures(result: Any) -> dict[str, Any]:
+    h, noise, pred, meas = result.hessian_top, result.noise, result.prediction, result.measured
+    figures: dict[str, Any] = {}
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    idx = np.arange(1, len(h.values) + 1)
+    pos = h.values > 0
+    ax.semilogy(idx[pos], h.values[pos], "o", color="C0", label="λ_i (Lanczos)")
+    ax.errorbar(
+        idx[pos],
+        h.values[pos],
+        yerr=np.minimum(h.residuals[pos], 0.99 * h.values[pos]),
+        fmt="none",
+        color="C0",
+        alpha=0.6,
+    )
+    if pred.zero_modes:
+        ax.plot(
+            idx[pred.zero_modes],
+            np.full(len(pred.zero_modes), h.values[pos].min() / 10),
+            "x",
+            color="C3",
+            label="projected out ([H]⁺)",
+        )
+    ax.set_xlabel("index i")
+    ax.set_ylabel("Hessian eigenvalue")
+    ax.set_title(f"top {len(h.values)} of {h.parameters} parameters")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    figures["spectrum"] = fig
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    lam = h.values - float(result.settings.get("weight_decay", 0.0))
+    c = np.diag(noise.covariance)
+    ok = (lam > 0) & (c > 0)
+    ax.loglog(lam[ok] / noise.batch_size, c[ok], "o", color="C0", label="C_ii (measured)")
+    if ok.any():
+        grid = np.geomspace(lam[ok].min(), lam[ok].max(), 20) / noise.batch_size
+        ax.loglog(
+            grid,
+            grid * noise.replacement_factor,
+            "--",
+            color="C1",
+            label="C = H/B (× without-replacement factor)",
+        )
+    ax.set_xlabel("λ_i / B")
+    ax.set_ylabel("C_ii in H's eigenbasis")
+    ax.set_title(
+        f"slope {noise.slope:.3g}, scale {noise.scale:.3g}: "
+        f"{'holds' if noise.holds else 'does not hold'}",
+        fontsize=9,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    figures["noise"] = fig
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    labels = ["κH (paper)", "measured C", "measured C, level", "white"]
+    logs = [pred.log_rate_kappa, pred.log_rate_measured, pred.log_rate_level, pred.log_rate_white]
+    ys = np.arange(len(labels))
+    vals = [v / math.log(10) if math.isfinite(v) else np.nan for v in logs]
+    ax.barh(ys, vals, color=["C1", "C2", "C4", "C7"], alpha=0.7, label="predicted")
+    if meas is not None and meas.rate > 0:
+        lo = math.log10(max(meas.rate_low, 1e-300))
+        hi = math.log10(meas.rate_high)
+        ax.axvspan(lo, hi, color="C0", alpha=0.25, label="measured 95%")
+        ax.axvline(math.log10(meas.rate), color="C0", label="measured")
+    elif meas is not None:
+        ax.axvline(math.log10(meas.rate_high), color="C0", ls=":", label="measured upper bound")
+    ax.set_yticks(ys, labels)
+    ax.set_xlabel("log10 escape rate per iteration")
+    ax.set_title(f"ΔL = {pred.barrier:.3g}, η = {pred.lr:g}, B = {pred.batch_size}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    figures["rates"] = fig
+    return figures
