@@ -136,6 +136,8 @@ class _RawPrinter:
         raise _Unsupported(type(expr).__name__)
 
     def _add(self, expr: sp.Add) -> str:
+        if self.folding and expr.is_number:  # 1 − π/4: one cached constant
+            return self.constant(expr)
         terms = list(expr.as_ordered_terms())
         if self.folding and any(t.is_number and not t.is_Rational for t in terms):
             numbers = [t for t in terms if t.is_number]  # one cached constant, added last
