@@ -34,6 +34,7 @@ from flatminima.errors import ConvergenceError, ParameterError
 from flatminima.theory import interpretation_alpha
 from flatminima.theory._conventions import ALPHA, interpretation_name
 
+from ._budget import check_mfpt_request
 from ._chebyshev import ChebRule, cheb_rule
 from ._checks import check_dps, real
 from ._landscape1d import Landscape1D, landscape_1d
@@ -460,6 +461,14 @@ def mfpt_1d(
     good to 16 digits whatever ``dps`` is. Good: ``diffusion="0.05"`` or ``sp.Rational(1, 20)``.
     """
     dps = check_dps(dps)
+    check_mfpt_request(
+        loss,
+        diffusion,
+        {"start": start, "end": end, "left": left, "right": right},
+        dps,
+        degree,
+        breakpoints,
+    )  # budgets and argument checks first (numerics/_budget.py)
     if verify:
         from ._verify import verified
 
@@ -614,6 +623,9 @@ def splitting_probability(
     boundaries absorbing; Gardiner §5.5.3).
     """
     dps = check_dps(dps)
+    check_mfpt_request(
+        loss, diffusion, {"start": start, "lower": lower, "upper": upper}, dps, degree, breakpoints
+    )  # budgets and argument checks first (numerics/_budget.py)
     if verify:
         from ._verify import verified
 
