@@ -16,7 +16,7 @@ from typing import Any
 
 from flatminima.errors import BudgetError
 
-__all__ = ["BUDGET", "BUDGET_SECONDS", "check_derivation_budget"]
+__all__ = ["BUDGET", "BUDGET_SECONDS", "check_derivation_budget", "check_dimension_budget"]
 
 #: Default budget of estimated work per call (seconds).
 BUDGET_SECONDS = 600.0
@@ -37,6 +37,13 @@ def _over(name: str, value: Any, estimate: float, how: str) -> None:
 
 def check_derivation_budget(dim: Any, saddles: int) -> None:
     """Refuse a derivation whose estimated time is beyond the budget."""
-    _over("saddles", saddles, 1.4 * (saddles / 40) ** 2, "≈ 1.4 s·(saddles/40)²")
+    count = min(saddles, 10**12)  # the estimate only needs to be large, not exact
+    _over("saddles", saddles, 1.4 * (count / 40) ** 2, "≈ 1.4 s·(saddles/40)²")
     if isinstance(dim, int):
-        _over("dim", dim, 0.035 * dim * saddles, "≈ 0.035 s·dim per saddle")
+        _over("dim", dim, 0.035 * min(dim, 10**12) * count, "≈ 0.035 s·dim per saddle")
+
+
+def check_dimension_budget(dim: int) -> None:
+    """Refuse a dimension whose derivation alone is beyond the budget (``parse_dim`` calls it,
+    so every derivation and combination does)."""
+    _over("dim", dim, 0.035 * min(dim, 10**12), "≈ 0.035 s·dim")

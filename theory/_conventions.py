@@ -28,6 +28,8 @@ import sympy as sp
 
 from flatminima.errors import DimensionError, InterpretationError, NoiseModelError
 
+from ._budget import check_dimension_budget
+
 __all__ = [
     "INTERPRETATIONS",
     "LATEX_NAMES",
@@ -263,16 +265,19 @@ def parse_dim(dim: Any) -> Dim:
         if text == "n":
             return N_DIM
         if text.isdigit() and int(text) >= 1:
+            check_dimension_budget(int(text))
             return int(text)
         raise DimensionError("dim", expected, dim)
     if isinstance(dim, sp.Symbol) and dim.name == "n":
         return N_DIM
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral | sp.Integer):
         if isinstance(dim, float) and dim.is_integer() and dim >= 1:
+            check_dimension_budget(int(dim))
             return int(dim)
         raise DimensionError("dim", expected, dim)
     if int(dim) < 1:
         raise DimensionError("dim", expected, dim)
+    check_dimension_budget(int(dim))
     return int(dim)
 
 
