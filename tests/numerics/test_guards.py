@@ -232,3 +232,44 @@ def test_healthy_runs_are_unchanged() -> None:
     assert sim.n_censored == 0
     lo, hi = sim.mean_time_interval
     assert lo < 29.94 < hi
+
+
+# --- issue 15: log_escape_time reproducers ------------------------------------------------------
+
+
+def test_log_escape_time_takes_torch_tensors_as_parameters() -> None:
+    """`barrier=torch.tensor([0.1])` raised `TypeError: new(): invalid data type 'str'`."""
+    torch = pytest.importorskip("torch")
+    kwargs = {"hess_min": 2.0, "hess_saddle": -1.0, "lr": 0.1, "batch_size": 4, "s": 0.5}
+    # Itô, 1-D: log τ = log(2π/H_a) + (2BΔL/η)(s/H_a + (1 − s)/|H_b|)
+    expected = np.log(2 * np.pi / 2.0) + 2 * 4 * 0.1 / 0.1 * (0.5 / 2.0 + 0.5 / 1.0)
+    out = log_escape_time("sgd", barrier=torch.tensor([0.1], dtype=torch.float64), **kwargs)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
+    assert float(out[0]) == pytest.approx(expected, rel=1e-12)
+    single = log_escape_time("sgd", barrier=torch.tensor([0.1]), **kwargs)  # float32 kept
+    assert float(single[0]) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("change", "name"),
+    [({"barrier": "abc"}, "barrier"), ({"lr": 1e-308}, "lr"), ({"barrier": 1e308}, "barrier")],
+    ids=["word", "tiny-lr-overflows", "huge-barrier-overflows"],
+)
+def test_log_escape_time_never_returns_inf_or_raw_errors(change: dict, name: str) -> None:
+    kwargs = {"hess_min": 2.0, "hess_saddle": -1.0, "lr": 0.1, "batch_size": 4, "s": 0.5}
+    kwargs["barrier"] = 1
+    with pytest.raises(ParameterError) as info:
+        log_escape_time("sgd", **{**kwargs, **change})
+    assert str(info.value).startswith(name)
+
+
+def test_escape_time_computes_what_the_array_path_cannot() -> None:
+    """The same lr = 1e-308 in mpmath: a finite log τ of ~6e308, as the message suggests."""
+    r = escape_time(
+        "sgd", hess_min=2, hess_saddle=-1, barrier=1, lr="1e-308", batch_size=4, s="0.5", dps=20
+    )
+    import mpmath
+
+    with mpmath.workdps(40):
+        expected = mpmath.log(mpmath.pi) + 8 / mpmath.mpf("1e-308") * mpmath.mpf("0.75")
+        assert mpmath.almosteq(r.log_tau, expected, rel_eps=mpmath.mpf(10) ** -18)
