@@ -27,6 +27,7 @@ Error: the grid is refined (each level halves h); ``error`` is the Richardson es
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -337,7 +338,7 @@ def mfpt_2d(
             "interpretation", "a named interpretation or a number in [0, 1]", interpretation
         )
     alpha = float(alpha_expr)
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+    if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or levels < 2:
         raise ParameterError(
             "levels", "an integer ≥ 2 (grid refinement measures the error)", levels
         )
@@ -360,7 +361,9 @@ def mfpt_2d(
     if (
         not isinstance(shape, tuple | list)
         or len(shape) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 4 for v in shape)
+        or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 4 for v in shape
+        )
     ):
         raise ShapeError("shape", "(nx, ny), integers ≥ 4", shape)
     point = real_array("start", start)
@@ -371,7 +374,8 @@ def mfpt_2d(
         raise ParameterError("start", "a point inside bounds", start)
     if not callable(absorbing):
         raise ParameterError("absorbing", "a mask function (x, y) -> bool array", absorbing)
-    cells = shape[0] * shape[1] * 4 ** (levels - 1)
+    shape, levels = (int(shape[0]), int(shape[1])), int(levels)
+    cells = float(shape[0]) * float(shape[1]) * 4.0 ** min(levels - 1, 200)
     if max_memory is None:
         budget = _available_memory() / 2
     else:
@@ -380,11 +384,13 @@ def mfpt_2d(
             raise ParameterError("max_memory", "a positive number of bytes", max_memory)
     estimate = cells * BYTES_PER_CELL
     if estimate > budget:
+        refinement = 4.0 ** min(levels - 1, 200)
+        blamed = "levels" if refinement > shape[0] * shape[1] else "shape"
         raise BudgetError(
-            "shape",
+            blamed,
             f"a grid whose finest level fits the memory budget of {budget / 2**30:.3g} GiB",
-            shape,
-            f"{levels} levels end at {cells:.3g} cells, about {estimate / 2**30:.3g} GiB; use "
+            shape if blamed == "shape" else levels,
+            f"{levels} levels of {shape} end at {cells:.3g} cells, about {estimate / 2**30:.3g} GiB; use "
             "a coarser shape, fewer levels, or max_memory= (bytes) to raise the budget",
         )
     inside = np.asarray(absorbing(np.array([sx]), np.array([sy])))

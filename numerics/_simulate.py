@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from flatminima.errors import DivergenceError, ParameterError, ShapeError
+from flatminima.errors import BudgetError, DivergenceError, ParameterError, ShapeError
 
 from ._checks import real, real_array
 
@@ -337,6 +337,38 @@ def _diverged(ops: _Ops, x: Any, k: int, step: float, where: str) -> None:
     )
 
 
+def _memory_budget(n_paths: int, start: Any) -> None:
+    """The paths' arrays (state, scratch, escape test: about 4 float64 per coordinate) must fit
+    in half the memory available now."""
+    from ._mfpt2d import _available_memory
+
+    try:
+        dim = max(1, int(np.size(start)))
+    except (TypeError, ValueError):
+        dim = 1
+    estimate = 4 * 8 * n_paths * dim
+    budget = _available_memory() / 2
+    if estimate > budget:
+        raise BudgetError(
+            "n_paths",
+            f"a batch that fits the memory budget of {budget / 2**30:.3g} GiB",
+            n_paths,
+            f"{n_paths} paths × {dim} coordinates need about {estimate / 2**30:.3g} GiB; run "
+            "fewer paths per call (several seeds) or use restart=True with fewer paths",
+        )
+
+
+def _integer(name: str, value: Any, low: int) -> int:
+    """An integer ≥ low: int or numpy integer (not bool, not a float, not a string)."""
+    import numbers
+
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise ParameterError(name, f"an integer ≥ {low}", value)
+    if int(value) < low:
+        raise ParameterError(name, f"an integer ≥ {low}", value)
+    return int(value)
+
+
 def _alpha(interpretation: Any) -> float:
     from flatminima.theory import interpretation_alpha
     from flatminima.theory._conventions import ALPHA
@@ -463,15 +495,16 @@ def simulate_escape(
     """
     if backend not in ("numpy", "torch"):
         raise ParameterError("backend", "'numpy' or 'torch'", backend)
-    for name, value, low in (
-        ("n_paths", n_paths, 1),
-        ("max_steps", max_steps, 1),
-        ("check_every", check_every, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ParameterError(name, f"an integer ≥ {low}", value)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ParameterError("seed", "a non-negative integer", seed)
+    n_paths, max_steps, check_every, seed = (
+        _integer(name, value, low)
+        for name, value, low in (
+            ("n_paths", n_paths, 1),
+            ("max_steps", max_steps, 1),
+            ("check_every", check_every, 1),
+            ("seed", seed, 0),
+        )
+    )
+    _memory_budget(n_paths, start)
     step = float(real("step", step))
     if step <= 0:
         raise ParameterError(

@@ -273,3 +273,16 @@ def test_escape_time_computes_what_the_array_path_cannot() -> None:
     with mpmath.workdps(40):
         expected = mpmath.log(mpmath.pi) + 8 / mpmath.mpf("1e-308") * mpmath.mpf("0.75")
         assert mpmath.almosteq(r.log_tau, expected, rel_eps=mpmath.mpf(10) ** -18)
+
+
+def test_numpy_integers_are_integers_and_huge_sizes_are_budgeted() -> None:
+    sim = simulate_escape(
+        _grad, step=0.01, **{**SIM, "n_paths": np.int64(20), "max_steps": np.int32(500)}
+    )
+    assert sim.n_paths == 20
+    with pytest.raises(BudgetError, match=r"n_paths.*GiB"):
+        simulate_escape(_grad, step=0.01, **{**SIM, "n_paths": 10**12})
+    result = mfpt_2d(_double_well, 0.5, absorbing=_absorb, **{**GRID, "shape": (np.int64(8), 8)})
+    assert result.shapes[0] == (8, 8)
+    with pytest.raises(BudgetError, match="levels"):
+        mfpt_2d(_double_well, 0.5, absorbing=_absorb, levels=10**9, **GRID)
