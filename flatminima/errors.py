@@ -20,8 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "BudgetError",
     "ConvergenceError",
     "DimensionError",
+    "DivergenceError",
     "FlatMinimaError",
     "HessianError",
     "InterpretationError",
@@ -100,6 +102,17 @@ class PrecisionError(ParameterError):
 class ConvergenceError(FlatMinimaError):
     """A numerical method could not reach the accuracy asked for (the message says what to
     change: a breakpoint, a larger panel budget, a finite boundary)."""
+
+
+class DivergenceError(ParameterError):
+    """A simulation left the finite numbers or blew up: paths that reached NaN or ±inf, an
+    Euler step unstable at the start. Never averaged into a result; the message names the
+    parameter to change (usually ``step``) and what was seen."""
+
+
+class BudgetError(ParameterError):
+    """A request whose estimated cost (time or memory) is beyond the documented budget; the
+    message gives the estimate, the parameter that drives it and how to raise the budget."""
 
 
 class ValidityWarning(UserWarning):

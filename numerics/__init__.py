@@ -12,11 +12,14 @@ VerificationCheck
     One check made by ``verify=True`` (listed in the result's ``checks``).
 mfpt_2d
     2-D reference: the backward Kolmogorov equation on refined grids.
+work_budget
+    A ``with`` block that raises the budget of estimated work per call (default 600 s).
 simulate_escape
     Batched Monte Carlo escapes (Euler–Maruyama, which with step = η is the discrete SGD /
     white-noise GD update), numpy or torch.
 """
 
+from ._budget import work_budget
 from ._eigen import EigenData
 from ._escape_time import EscapeTime, escape_time, log_escape_time
 from ._mfpt import MFPTResult, SplittingResult, mfpt_1d, splitting_probability
@@ -38,4 +41,5 @@ __all__ = [
     "mfpt_2d",
     "simulate_escape",
     "splitting_probability",
+    "work_budget",
 ]

@@ -1,18 +1,27 @@
 """Input checks for the numerics layer: every public function calls these first.
 
 Each check converts what it accepts into the working type (``mpmath.mpf`` at the working
-precision, or an ``mpmath.matrix``) and raises a [`FlatMinimaError`][flatminima.errors.FlatMinimaError]
-subclass naming the parameter otherwise: never a NaN, an inf or a traceback from deep inside.
+precision, an ``mpmath.matrix``, or a float64 array for the array functions) and raises a
+[`FlatMinimaError`][flatminima.errors.FlatMinimaError] subclass naming the parameter otherwise:
+never a NaN, an inf or a traceback from deep inside.
+
+The scalar and the array paths accept the same real numbers: int, float, numpy scalars and
+0-d arrays, torch tensors, Fraction, Decimal, mpmath ``mpf``, SymPy numbers (``pi/4``) and
+strings that are decimal numbers (``"0.1"``, ``"1e-3"``). They refuse ``bool``, complex values
+(even with a zero imaginary part in a complex dtype), other strings (``"abc"``, ``"1_000"``),
+None, NaN and ±inf.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import re
 from decimal import Decimal
 from typing import Any
 
 import mpmath
+import numpy as np
 
 from flatminima.errors import HessianError, ParameterError, PrecisionError, ShapeError
 
@@ -23,7 +32,12 @@ __all__ = [
     "matrix",
     "positive",
     "real",
+    "real_array",
+    "symmetric_arrays",
 ]
+
+#: A decimal number as text: digits, one point, an exponent; no underscores, no words.
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 #: Below this many digits mpmath evaluation gains nothing over float64.
 MIN_DPS = 15
@@ -50,12 +64,18 @@ def real(name: str, value: Any) -> mpmath.mpf:
     Accepts int, float, str (read at the working precision: ``"0.1"`` is 0.1 to dps digits),
     Fraction, Decimal, mpf, numpy scalars and SymPy numbers.
     """
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool | np.bool_) or value is None:
         raise ParameterError(name, "a finite real number", value)
+    if _is_tensor(value):
+        if value.numel() != 1 or value.is_complex() or value.dtype == _torch_bool():
+            raise ParameterError(name, "a finite real number (a one-element real tensor)", value)
+        return real(name, value.detach().cpu().item())
     try:
         if isinstance(value, mpmath.mpf):
             result = value
         elif isinstance(value, str):
+            if not _NUMBER.fullmatch(value.strip()):
+                raise ValueError
             result = mpmath.mpf(value.strip())
         elif isinstance(value, numbers.Rational):  # int, Fraction, SymPy Rational: exact p/q
             result = mpmath.mpf(int(value.numerator)) / int(value.denominator)
@@ -69,9 +89,11 @@ def real(name: str, value: Any) -> mpmath.mpf:
             result = mpmath.mpf(float(value))
         elif hasattr(value, "shape") and getattr(value, "shape", None) == ():  # 0-d array
             return real(name, value.item())
+        elif hasattr(value, "is_number") and getattr(value, "is_number", False):
+            raise ParameterError(name, "a finite real number, not a complex one", value)
         else:
             raise TypeError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, AttributeError):
         raise ParameterError(name, "a finite real number", value) from None
     if not mpmath.isfinite(result):
         raise ParameterError(name, "a finite real number", value)
@@ -165,3 +187,98 @@ def finite_float(name: str, value: Any) -> float:
     if not math.isfinite(result):
         raise ParameterError(name, "a finite real number", value)
     return result
+
+
+def _is_tensor(value: Any) -> bool:
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def _torch_bool() -> Any:
+    import torch
+
+    return torch.bool
+
+
+def real_array(
+    name: str,
+    value: Any,
+    *,
+    positive_only: bool = False,
+    upper: float | None = None,
+    allow_empty: bool = False,
+) -> np.ndarray:
+    """A float64 array of finite real numbers, from anything [`real`][] accepts or nested
+    sequences and arrays of them (numpy, torch).
+
+    Refuses bool, complex and non-numeric entries, empty arrays (unless ``allow_empty``),
+    NaN, ±inf and magnitudes beyond float64 (10⁴⁰⁰); with ``positive_only`` values ≤ 0; with
+    ``upper`` values ≥ upper. The message names the parameter and the first bad entry.
+    """
+    expected = "finite real numbers"
+    if positive_only:
+        expected = "positive finite numbers"
+    if upper is not None:
+        expected = f"finite numbers in (0, {upper:g})"
+    if value is None or isinstance(value, bool | np.bool_ | str | bytes):
+        if isinstance(value, str):
+            return np.asarray(float(real(name, value)))
+        raise ParameterError(name, expected, value)
+    if _is_tensor(value):
+        if value.is_complex() or value.dtype == _torch_bool():
+            raise ParameterError(name, f"{expected} (a real tensor)", f"a {value.dtype} tensor")
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError):  # ragged nesting
+        raise ShapeError(name, f"a number or a regular array of {expected}", value) from None
+    kind = arr.dtype.kind
+    if kind == "b":
+        raise ParameterError(name, f"{expected}, not booleans", value)
+    if kind == "c":
+        raise ParameterError(name, f"{expected}, not complex numbers", value)
+    if kind in "OUS":  # mpf, SymPy, Decimal, strings: each through the scalar check
+        flat = [float(real(name, v)) for v in arr.reshape(-1)]
+        arr = np.asarray(flat, dtype=np.float64).reshape(arr.shape)
+    elif kind not in "iuf":
+        raise ParameterError(name, expected, value)
+    with np.errstate(over="ignore"):
+        try:
+            arr = arr.astype(np.float64)
+        except OverflowError:
+            raise ParameterError(name, expected, "a value beyond float64") from None
+    if arr.size == 0 and not allow_empty:
+        raise ShapeError(name, f"a non-empty array of {expected}", value)
+    ok = np.isfinite(arr)
+    if positive_only or upper is not None:
+        ok &= arr > 0
+    if upper is not None:
+        ok &= arr < upper
+    if not np.all(ok):
+        index = np.unravel_index(int(np.argmin(ok)), arr.shape) if arr.ndim else ()
+        bad = float(arr[index])
+        where = f" at index {tuple(int(i) for i in index)}" if arr.ndim else ""
+        raise ParameterError(name, expected, f"{bad!r}{where}")
+    return arr
+
+
+def symmetric_arrays(name: str, value: Any, symmetric_tolerance: float = 1e-10) -> np.ndarray:
+    """A (batch of) finite, real, symmetric square matrices as float64 ``(..., n, n)``; a
+    number is a 1×1 matrix. Asymmetry up to ``symmetric_tolerance`` of the largest entry
+    (round-off) is averaged away; more is a [`HessianError`][flatminima.errors.HessianError],
+    as in [`matrix`][]."""
+    arr = real_array(name, value)
+    if arr.ndim == 0:
+        arr = arr.reshape(1, 1)
+    if arr.ndim < 2 or arr.shape[-1] != arr.shape[-2]:
+        raise ShapeError(name, "square matrices (..., n, n)", f"an array of shape {arr.shape}")
+    transposed = np.swapaxes(arr, -1, -2)
+    scale = float(np.max(np.abs(arr)))
+    worst = float(np.max(np.abs(arr - transposed)))
+    if scale > 0 and worst > symmetric_tolerance * scale:
+        raise HessianError(
+            name,
+            "symmetric matrices",
+            value,
+            f"largest |A - A^T| entry {worst:.3g} vs largest entry {scale:.3g}",
+        )
+    return 0.5 * (arr + transposed)

@@ -17,11 +17,19 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from flatminima.errors import ParameterError, ShapeError, ValidityWarning
+from flatminima.errors import HessianError, ParameterError, ShapeError, ValidityWarning
 from flatminima.theory import derive_escape_time, interpretation_alpha
 from flatminima.theory._conventions import ALPHA, interpretation_name, parse_noise
 
-from ._checks import check_dps, in_open_unit_interval, matrix, positive, same_size
+from ._checks import (
+    check_dps,
+    in_open_unit_interval,
+    matrix,
+    positive,
+    real_array,
+    same_size,
+    symmetric_arrays,
+)
 from ._eigen import EigenData, eigen_data
 from ._verify import VerificationCheck
 
@@ -406,57 +414,40 @@ def _is_torch(value: Any) -> bool:
 def _array(
     name: str, value: Any, xp: Any, positive_only: bool = True, upper: float | None = None
 ) -> Any:
+    """A parameter for the array path: checked by the shared ``real_array`` (numbers, arrays,
+    tensors, mpmath/SymPy numbers, decimal strings; no bool, complex, NaN, inf, empty); torch
+    tensors are kept as they are (device, dtype, autograd) once their values passed."""
     if value is None:
         return None
-    arr: Any
+    arr = real_array(name, value, positive_only=positive_only, upper=upper)
     if xp is np:
-        arr = np.asarray(value, dtype=np.float64)
-        finite = np.isfinite(arr)
-        ok = finite & (arr > 0) if positive_only else finite
-        if upper is not None:
-            ok &= arr < upper
-        if not np.all(ok):
-            index = np.unravel_index(int(np.argmin(ok)), arr.shape) if arr.ndim else ()
-            bad = arr[index] if arr.ndim else arr
-            expected = "finite values in (0, 1)" if upper is not None else "positive finite values"
-            raise ParameterError(
-                name, expected, f"{float(bad)!r} at index {tuple(int(i) for i in index)}"
-            )
         return arr
     import torch
 
-    arr = value if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=torch.float64)
-    ok = torch.isfinite(arr) & (arr > 0)
-    if upper is not None:
-        ok &= arr < upper
-    if not bool(torch.all(ok)):
-        bad = arr[~ok].flatten()[0].item()
-        expected = "finite values in (0, 1)" if upper is not None else "positive finite values"
-        raise ParameterError(name, expected, f"{bad!r}")
-    return arr
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value
+    return torch.as_tensor(arr, dtype=torch.float64)
 
 
 def _batched_eigen(
     name_min: str, h_a: Any, name_saddle: str, h_b: Any, xp: Any
 ) -> tuple[Any, Any, Any, Any]:
-    """Eigenvalues of H_a, of H_b, |H_be| and H_ae = eᵀH_a e, batched over leading axes."""
+    """Eigenvalues of H_a, of H_b, |H_be| and H_ae = eᵀH_a e, batched over leading axes.
+
+    Both are checked as escape_time checks them (finite, real, symmetric square matrices of
+    one size) before any decomposition."""
+    a_checked = symmetric_arrays(name_min, h_a)
+    b_checked = symmetric_arrays(name_saddle, h_b)
+    if b_checked.shape[-1] != a_checked.shape[-1]:
+        raise ShapeError(
+            name_saddle,
+            f"square matrices of the size of {name_min} ({a_checked.shape[-1]})",
+            f"shapes {a_checked.shape} and {b_checked.shape}",
+        )
     a: Any
     b: Any
     if xp is np:
-        a = np.asarray(h_a, dtype=np.float64)
-        b = np.asarray(h_b, dtype=np.float64)
-        if a.ndim == 0:
-            a = a.reshape(1, 1)
-        if b.ndim == 0:
-            b = b.reshape(1, 1)
-        if a.shape[-2:] != (a.shape[-1],) * 2 or b.shape[-1] != a.shape[-1]:
-            raise ShapeError(
-                name_saddle,
-                f"square matrices of the size of {name_min} ({a.shape[-1]})",
-                f"shapes {a.shape} and {b.shape}",
-            )
-        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-            raise ParameterError(name_min, "finite matrices", "non-finite entries")
+        a, b = a_checked, b_checked
         va, _ = np.linalg.eigh(a)
         vb, wb = np.linalg.eigh(b)
         e = wb[..., :, 0]
@@ -464,33 +455,29 @@ def _batched_eigen(
     else:
         import torch
 
-        a = torch.as_tensor(h_a, dtype=torch.float64) if not isinstance(h_a, torch.Tensor) else h_a
-        b = (
-            torch.as_tensor(h_b, dtype=a.dtype, device=a.device)
-            if not isinstance(h_b, torch.Tensor)
-            else h_b
-        )
-        if a.ndim == 0:
-            a = a.reshape(1, 1)
-        if b.ndim == 0:
-            b = b.reshape(1, 1)
-        if a.shape[-1] != b.shape[-1]:
-            raise ShapeError(
-                name_saddle,
-                f"square matrices of the size of {name_min}",
-                f"shapes {tuple(a.shape)} and {tuple(b.shape)}",
-            )
+        def tensor(original: Any, checked: np.ndarray, like: Any = None) -> Any:
+            if isinstance(original, torch.Tensor) and original.is_floating_point():
+                t = original.reshape(checked.shape)
+                return 0.5 * (t + t.transpose(-1, -2))
+            if like is not None:
+                return torch.as_tensor(checked, dtype=like.dtype, device=like.device)
+            return torch.as_tensor(checked, dtype=torch.float64)
+
+        a = tensor(h_a, a_checked)
+        b = tensor(h_b, b_checked, like=a)
+        if b.dtype != a.dtype or b.device != a.device:
+            b = b.to(dtype=a.dtype, device=a.device)
         va = torch.linalg.eigvalsh(a)
         vb, wb = torch.linalg.eigh(b)
         e = wb[..., :, 0]
         h_ae = torch.einsum("...i,...ij,...j->...", e, a, e)
     if bool((va[..., 0] <= 0).any()):
-        raise ParameterError(
+        raise HessianError(
             name_min, "positive definite matrices", "a matrix with an eigenvalue ≤ 0"
         )
     negatives = (vb < 0).sum(-1)
     if bool((negatives != 1).any()) or bool((vb == 0).any()):
-        raise ParameterError(
+        raise HessianError(
             name_saddle, "matrices with exactly one negative eigenvalue", "a matrix without"
         )
     return va, vb, -vb[..., 0], h_ae
@@ -587,7 +574,57 @@ def log_escape_time(
         if bool((values["L_b"] <= values["L_a"]).any()):
             raise ParameterError("loss_saddle", "values above loss_min", "a value ≤ loss_min")
     compiled = _compiled(noise, n, alpha, "tau", backend)
-    return compiled.log_tau(**{name: values[name] for name in compiled.parameters})
+    arguments = {name: values[name] for name in compiled.parameters}
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        out = compiled.log_tau(**arguments)
+    if not _all_finite(out, xp):
+        _blame_overflow(compiled, arguments, xp)
+    return out
+
+
+#: The user's name of each formula symbol (curvatures: the Hessians).
+_USER_NAMES = {
+    "D": "diffusion",
+    "Delta_L": "barrier",
+    "eta": "lr",
+    "B": "batch_size",
+    "s": "s",
+    "h_star": "h_star",
+    "L_a": "loss_min",
+    "L_b": "loss_saddle",
+}
+
+
+def _all_finite(out: Any, xp: Any) -> bool:
+    if xp is np:
+        return bool(np.all(np.isfinite(out)))
+    return bool(xp.all(xp.isfinite(out)))
+
+
+def _blame_overflow(compiled: Any, arguments: dict[str, Any], xp: Any) -> None:
+    """log τ is not finite in float64 (2BΔL/η beyond 1.8·10³⁰⁸, η = 10⁻³⁰⁸): raise naming the
+    parameter that, set to an ordinary value, makes it finite."""
+    for symbol, value in arguments.items():
+        trial = dict(arguments)
+        trial[symbol] = value * 0 + (0.5 if symbol == "s" else 1.0)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if _all_finite(compiled.log_tau(**trial), xp):
+                break
+    else:
+        symbol = next(iter(arguments))
+    name = _USER_NAMES.get(symbol, "hess_saddle" if symbol.startswith("H_b") else "hess_min")
+    shown = arguments[symbol]
+    if name in ("hess_min", "hess_saddle"):
+        shown = "its eigenvalues"
+    elif xp is not np or np.ndim(shown):
+        shown = f"values from {float(shown.min()):g} to {float(shown.max()):g}"
+    raise ParameterError(
+        name,
+        "a value for which log τ fits in float64 (|log τ| < 1.8e308)",
+        shown,
+        "log τ overflows the float64 array evaluation; escape_time evaluates it at any size "
+        "in mpmath",
+    )
 
 
 def _need(name: str, value: Any) -> Any:

@@ -34,6 +34,7 @@ from flatminima.errors import ConvergenceError, ParameterError
 from flatminima.theory import interpretation_alpha
 from flatminima.theory._conventions import ALPHA, interpretation_name
 
+from ._budget import check_mfpt_request
 from ._chebyshev import ChebRule, cheb_rule
 from ._checks import check_dps, real
 from ._landscape1d import Landscape1D, landscape_1d
@@ -475,6 +476,14 @@ def mfpt_1d(
     good to 16 digits whatever ``dps`` is. Good: ``diffusion="0.05"`` or ``sp.Rational(1, 20)``.
     """
     dps = check_dps(dps)
+    check_mfpt_request(
+        loss,
+        diffusion,
+        {"start": start, "end": end, "left": left, "right": right},
+        dps,
+        degree,
+        breakpoints,
+    )  # budgets and argument checks first (numerics/_budget.py)
     points = list(breakpoints)
 
     def compute(
@@ -654,6 +663,9 @@ def splitting_probability(
     [`mfpt_1d`][flatminima.numerics.mfpt_1d]; ``verify=True`` runs the same four checks.
     """
     dps = check_dps(dps)
+    check_mfpt_request(
+        loss, diffusion, {"start": start, "lower": lower, "upper": upper}, dps, degree, breakpoints
+    )  # budgets and argument checks first (numerics/_budget.py)
     points = list(breakpoints)
 
     def compute(

@@ -27,6 +27,7 @@ Error: the grid is refined (each level halves h); ``error`` is the Richardson es
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,9 +36,11 @@ import numpy as np
 import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 
-from flatminima.errors import ParameterError, ShapeError
+from flatminima.errors import BudgetError, ParameterError, ShapeError
 from flatminima.theory import interpretation_alpha
 from flatminima.theory._conventions import ALPHA, interpretation_name
+
+from ._checks import real, real_array
 
 __all__ = ["MFPT2DResult", "mfpt_2d"]
 
@@ -72,6 +75,38 @@ class MFPT2DResult:
 
 Field = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
+#: Peak memory per grid cell of the finest level (bytes), measured: the grid arrays, the sparse
+#: matrix and SuperLU's fill-in (``benchmarks``-style measurement in tests/numerics).
+BYTES_PER_CELL = 2_000
+
+
+def _available_memory() -> int:
+    """Physical memory available now (bytes), from /proc/meminfo; 8 GiB where unknown."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30
+
+
+def _real_grid(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Values of a user's field on the grid: real, of the grid's shape (+ trailing axes)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "c":
+        raise ParameterError(name, "real values on the grid", "complex values")
+    if arr.dtype.kind not in "iuf":
+        raise ParameterError(name, "real numbers on the grid", f"values of dtype {arr.dtype}")
+    if arr.shape[: len(shape)] != shape:
+        raise ShapeError(
+            name,
+            f"a function of numpy arrays returning the grid's shape {shape}",
+            f"shape {arr.shape}",
+        )
+    return arr.astype(float)
+
 
 def _loss_function(loss: Any) -> Field:
     if callable(loss) and not hasattr(loss, "free_symbols"):
@@ -95,7 +130,10 @@ def _diffusion_field(diffusion: Any) -> Callable[[np.ndarray, np.ndarray], np.nd
     if callable(diffusion):
 
         def field(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-            value = np.asarray(diffusion(x, y), dtype=float)
+            raw = np.asarray(diffusion(x, y))
+            if raw.shape == () and x.shape != ():
+                raw = np.broadcast_to(raw, x.shape)
+            value = _real_grid("diffusion", raw, x.shape)
             if value.shape == x.shape:  # isotropic scalar field
                 out = np.zeros((*x.shape, 2, 2))
                 out[..., 0, 0] = out[..., 1, 1] = value
@@ -113,7 +151,7 @@ def _diffusion_field(diffusion: Any) -> Callable[[np.ndarray, np.ndarray], np.nd
             )
 
         return field
-    constant = np.asarray(diffusion, dtype=float)
+    constant = real_array("diffusion", diffusion)
     if constant.ndim == 0:
         constant = constant * np.eye(2)
     if constant.shape != (2, 2):
@@ -138,12 +176,11 @@ def _solve(
     xc = x0 + hx * (np.arange(nx) + 0.5)
     yc = y0 + hy * (np.arange(ny) + 0.5)
     X, Y = np.meshgrid(xc, yc, indexing="ij")
-    L = np.asarray(loss(X, Y), dtype=float)
+    L = _real_grid("loss", loss(X, Y), X.shape)
     Dm = diffusion(X, Y)
-    if not (np.all(np.isfinite(L)) and np.all(np.isfinite(Dm))):
-        raise ParameterError(
-            "loss", "finite loss and diffusion values on the grid", "non-finite values"
-        )
+    for name, field in (("loss", L), ("diffusion", Dm)):
+        if not np.all(np.isfinite(field)):
+            raise ParameterError(name, "finite values on the grid", "NaN or ±inf values")
     dxx, dyy, dxy = Dm[..., 0, 0], Dm[..., 1, 1], 0.5 * (Dm[..., 0, 1] + Dm[..., 1, 0])
     if np.any(dxx <= 0) or np.any(dyy <= 0) or np.any(dxx * dyy - dxy**2 <= 0):
         raise ParameterError(
@@ -233,7 +270,7 @@ def _solve(
         shape=(n, n),
     ).tocsc()
     solution = sparse_linalg.spsolve(matrix, -np.ones(n))
-    if not np.all(np.isfinite(solution)):
+    if not np.all(np.isfinite(solution)) or not np.all(solution > 0):
         raise ParameterError("shape", "a grid on which the linear system is solvable", shape)
     T = np.zeros(X.shape)
     T[free] = solution
@@ -262,6 +299,7 @@ def mfpt_2d(
     absorbing: Callable[[np.ndarray, np.ndarray], np.ndarray],
     interpretation: Any = "ito",
     levels: int = 2,
+    max_memory: float | None = None,
 ) -> MFPT2DResult:
     """Mean first-passage time of a 2-D SDE from ``start`` to the ``absorbing`` set, on grids.
 
@@ -288,6 +326,11 @@ def mfpt_2d(
         α of the state-dependent noise (Itô, Stratonovich, anti-Itô or a number).
     levels
         Number of grids (≥ 2): the error estimate needs two, the measured order three.
+    max_memory
+        Memory budget in bytes (default: half the physical memory available now). The finest
+        grid needs about ``BYTES_PER_CELL`` (2 kB) per cell; a request beyond the budget is a
+        [`BudgetError`][flatminima.errors.BudgetError] naming ``shape`` before anything is
+        allocated.
     """
     alpha_expr = interpretation_alpha(interpretation)
     if alpha_expr == ALPHA:
@@ -295,14 +338,19 @@ def mfpt_2d(
             "interpretation", "a named interpretation or a number in [0, 1]", interpretation
         )
     alpha = float(alpha_expr)
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+    if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or levels < 2:
         raise ParameterError(
             "levels", "an integer ≥ 2 (grid refinement measures the error)", levels
         )
     try:
         (x0, x1), (y0, y1) = bounds
-        bounds_f = ((float(x0), float(x1)), (float(y0), float(y1)))
-    except (TypeError, ValueError):
+        bounds_f = (
+            (float(real("bounds", x0)), float(real("bounds", x1))),
+            (float(real("bounds", y0)), float(real("bounds", y1))),
+        )
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ParameterError):
+            raise
         raise ShapeError("bounds", "((x0, x1), (y0, y1))", bounds) from None
     if (
         not all(math.isfinite(v) for pair in bounds_f for v in pair)
@@ -313,17 +361,43 @@ def mfpt_2d(
     if (
         not isinstance(shape, tuple | list)
         or len(shape) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 4 for v in shape)
+        or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 4 for v in shape
+        )
     ):
         raise ShapeError("shape", "(nx, ny), integers ≥ 4", shape)
-    try:
-        sx, sy = (float(v) for v in start)
-    except (TypeError, ValueError):
-        raise ShapeError("start", "a point (x, y)", start) from None
+    point = real_array("start", start)
+    if point.shape != (2,):
+        raise ShapeError("start", "a point (x, y)", start)
+    sx, sy = (float(v) for v in point)
     if not (bounds_f[0][0] < sx < bounds_f[0][1] and bounds_f[1][0] < sy < bounds_f[1][1]):
         raise ParameterError("start", "a point inside bounds", start)
     if not callable(absorbing):
         raise ParameterError("absorbing", "a mask function (x, y) -> bool array", absorbing)
+    shape, levels = (int(shape[0]), int(shape[1])), int(levels)
+    cells = float(shape[0]) * float(shape[1]) * 4.0 ** min(levels - 1, 200)
+    if max_memory is None:
+        budget = _available_memory() / 2
+    else:
+        budget = float(real("max_memory", max_memory))
+        if budget <= 0:
+            raise ParameterError("max_memory", "a positive number of bytes", max_memory)
+    estimate = cells * BYTES_PER_CELL
+    if estimate > budget:
+        refinement = 4.0 ** min(levels - 1, 200)
+        blamed = "levels" if refinement > shape[0] * shape[1] else "shape"
+        raise BudgetError(
+            blamed,
+            f"a grid whose finest level fits the memory budget of {budget / 2**30:.3g} GiB",
+            shape if blamed == "shape" else levels,
+            f"{levels} levels of {shape} end at {cells:.3g} cells, about {estimate / 2**30:.3g} GiB; use "
+            "a coarser shape, fewer levels, or max_memory= (bytes) to raise the budget",
+        )
+    inside = np.asarray(absorbing(np.array([sx]), np.array([sy])))
+    if inside.shape == (1,) and inside.dtype.kind == "b" and bool(inside[0]):
+        raise ParameterError(
+            "absorbing", "a set that does not contain start (T would be 0)", (sx, sy)
+        )
     loss_fn = _loss_function(loss)
     diffusion_fn = _diffusion_field(diffusion)
     shapes, values = [], []

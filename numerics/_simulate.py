@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from flatminima.errors import ParameterError, ShapeError
+from flatminima.errors import BudgetError, DivergenceError, ParameterError, ShapeError
+
+from ._checks import real, real_array
 
 __all__ = ["EscapeSimulation", "simulate_escape"]
 
@@ -231,14 +233,19 @@ def _noise_factor(
 
         def factor(x: Any) -> Any:
             d = diffusion(x)
-            shape = tuple(d.shape)
+            shape = tuple(getattr(d, "shape", ()))
             n = x.shape[0]
-            if shape in ((n,), (n, 1)):
-                return ops.sqrt(2 * step * d.reshape(n, 1))
-            if shape == (n, dim):
-                return ops.sqrt(2 * step * d)
+            if shape in ((n,), (n, 1), (n, dim)):
+                if not bool((d >= 0).all()):  # NaN fails too
+                    _bad_diffusion(ops, x, d, "non-negative finite values")
+                return ops.sqrt(2 * step * (d.reshape(n, 1) if len(shape) == 1 else d))
             if shape == (n, dim, dim):
-                return ops.cholesky(2 * step * d)
+                try:
+                    return ops.cholesky(2 * step * d)
+                except Exception as exc:  # numpy LinAlgError, torch linalg error
+                    if "LinAlg" not in type(exc).__name__ and "linalg" not in str(exc).lower():
+                        raise
+                    _bad_diffusion(ops, x, d, "positive definite matrices")
             raise ShapeError(
                 "diffusion",
                 f"an array of shape ({n},), ({n}, {dim}) or ({n}, {dim}, {dim})",
@@ -262,6 +269,104 @@ def _noise_factor(
     raise ShapeError(
         "diffusion", f"a number, a {dim}x{dim} matrix or a callable", f"shape {value.shape}"
     )
+
+
+def _bad_diffusion(ops: _Ops, x: Any, d: Any, expected: str) -> None:
+    """Raise naming ``diffusion`` and the first point where its value is not acceptable."""
+    values = ops.to_numpy(d)
+    points = ops.to_numpy(x)
+    n = values.shape[0]
+    flat = values.reshape(n, -1)
+    if values.ndim == 3:
+        ok = np.array(
+            [np.all(np.isfinite(m)) and np.all(np.linalg.eigvalsh(m) > 0) for m in values]
+        )
+    else:
+        ok = np.all(np.isfinite(flat) & (flat >= 0), axis=1)
+    i = int(np.argmin(ok))
+    raise ParameterError(
+        "diffusion",
+        f"a callable returning {expected} (D is a diffusion coefficient)",
+        f"{flat[i].tolist()} at the point {points[i].tolist()}",
+    )
+
+
+def _check_start(grad: Callable[[Any], Any], ops: _Ops, start: np.ndarray, step: float) -> None:
+    """∇L at start must be finite and of the batch's shape, and one Euler step must be stable
+    there: step × (largest curvature at start) < 2, else the discrete iteration moves away
+    from the minimum by itself, growing without bound (no escape time exists)."""
+    dim = start.size
+    spread = 1e-4 * (1 + np.abs(start))
+    points = np.vstack([start, start + np.diag(spread), start - np.diag(spread)])
+    g = ops.to_numpy(grad(ops.array(points)))
+    if tuple(g.shape) != points.shape:
+        raise ShapeError(
+            "grad", f"an array of the batch's shape {points.shape}", f"shape {tuple(g.shape)}"
+        )
+    if not np.all(np.isfinite(g)):
+        i = int(np.argmin(np.all(np.isfinite(g), axis=1)))
+        raise ParameterError(
+            "grad",
+            "a callable returning finite gradients",
+            f"{g[i].tolist()} at the point {points[i].tolist()}",
+        )
+    jacobian = (g[1 : dim + 1] - g[dim + 1 :]).T / (2 * spread)  # column j: ∂∇L/∂θ_j
+    curvature = float(np.max(np.linalg.eigvalsh(0.5 * (jacobian + jacobian.T))))
+    if step * curvature > 2:
+        raise DivergenceError(
+            "step",
+            f"a step below 2/curvature = {2 / curvature:.4g} (the Euler update is unstable "
+            "at start otherwise)",
+            step,
+            f"the largest curvature of the loss at start is {curvature:.4g}, so "
+            f"step × curvature = {step * curvature:.4g} > 2: paths leave the minimum by "
+            "overshooting and grow without bound, not by escaping",
+        )
+
+
+def _diverged(ops: _Ops, x: Any, k: int, step: float, where: str) -> None:
+    points = ops.to_numpy(x)
+    bad = ~np.all(np.isfinite(points), axis=1)
+    raise DivergenceError(
+        "step",
+        "paths that stay finite (a smaller step, a finite gradient and diffusion)",
+        f"{int(bad.sum())} of {points.shape[0]} paths non-finite {where} at step {k} "
+        f"(time {k * step:g})",
+        "a path reached NaN or ±inf: the step is too large for the loss's curvature there, or "
+        "grad or diffusion returned NaN/inf; no escape time is reported from such paths",
+    )
+
+
+def _memory_budget(n_paths: int, start: Any) -> None:
+    """The paths' arrays (state, scratch, escape test: about 4 float64 per coordinate) must fit
+    in half the memory available now."""
+    from ._mfpt2d import _available_memory
+
+    try:
+        dim = max(1, int(np.size(start)))
+    except (TypeError, ValueError):
+        dim = 1
+    estimate = 4 * 8 * n_paths * dim
+    budget = _available_memory() / 2
+    if estimate > budget:
+        raise BudgetError(
+            "n_paths",
+            f"a batch that fits the memory budget of {budget / 2**30:.3g} GiB",
+            n_paths,
+            f"{n_paths} paths × {dim} coordinates need about {estimate / 2**30:.3g} GiB; run "
+            "fewer paths per call (several seeds) or use restart=True with fewer paths",
+        )
+
+
+def _integer(name: str, value: Any, low: int) -> int:
+    """An integer ≥ low: int or numpy integer (not bool, not a float, not a string)."""
+    import numbers
+
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise ParameterError(name, f"an integer ≥ {low}", value)
+    if int(value) < low:
+        raise ParameterError(name, f"an integer ≥ {low}", value)
+    return int(value)
 
 
 def _alpha(interpretation: Any) -> float:
@@ -390,34 +495,38 @@ def simulate_escape(
     """
     if backend not in ("numpy", "torch"):
         raise ParameterError("backend", "'numpy' or 'torch'", backend)
-    for name, value, low in (
-        ("n_paths", n_paths, 1),
-        ("max_steps", max_steps, 1),
-        ("check_every", check_every, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ParameterError(name, f"an integer ≥ {low}", value)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ParameterError("seed", "a non-negative integer", seed)
-    if (
-        isinstance(step, bool)
-        or not isinstance(step, int | float)
-        or not math.isfinite(step)
-        or step <= 0
-    ):
+    n_paths, max_steps, check_every, seed = (
+        _integer(name, value, low)
+        for name, value, low in (
+            ("n_paths", n_paths, 1),
+            ("max_steps", max_steps, 1),
+            ("check_every", check_every, 1),
+            ("seed", seed, 0),
+        )
+    )
+    _memory_budget(n_paths, start)
+    step = float(real("step", step))
+    if step <= 0:
         raise ParameterError(
             "step", "a positive finite time step (the learning rate for discrete SGD)", step
         )
-    if not 0 < confidence < 1:
+    level = float(real("confidence", confidence))
+    if not 0 < level < 1:
         raise ParameterError("confidence", "a level in (0, 1)", confidence)
+    confidence = level
     if not callable(grad):
         raise ParameterError("grad", "a callable returning ∇L on a batch of points", grad)
-    start_arr = np.atleast_1d(np.asarray(start, dtype=float))
-    if start_arr.ndim != 1 or not np.all(np.isfinite(start_arr)):
+    start_arr = np.atleast_1d(real_array("start", start))
+    if start_arr.ndim != 1:
         raise ShapeError("start", "a finite point of shape (dim,)", start)
     dim = start_arr.size
     ops = _Ops(backend, seed, device, dtype)
+    if not callable(diffusion):
+        diffusion = real_array("diffusion", diffusion)
     factor_fn, factor_const, kind = _noise_factor(ops, diffusion, dim, float(step))
+    _check_start(grad, ops, start_arr, float(step))
+    if factor_fn is not None:
+        factor_fn(ops.array(start_arr[None, :]))  # a bad D at start: an error naming it now
     alpha = _alpha(interpretation)
     divergence = _divergence(diffusion, dim) if alpha and kind == "field" else None
     if escaped is None:
@@ -425,11 +534,11 @@ def simulate_escape(
             raise ParameterError(
                 "escaped", "a callable, or saddle= and direction= for the default surface", None
             )
-        saddle_arr = np.atleast_1d(np.asarray(saddle, dtype=float))
+        saddle_arr = np.atleast_1d(real_array("saddle", saddle))
         direction_arr = np.atleast_1d(
-            np.asarray(
-                direction if direction is not None else np.sign(saddle_arr - start_arr), dtype=float
-            )
+            real_array("direction", direction)
+            if direction is not None
+            else np.sign(saddle_arr - start_arr)
         )
         if saddle_arr.shape != (dim,) or direction_arr.shape != (dim,) or not np.any(direction_arr):
             raise ShapeError(
@@ -441,13 +550,32 @@ def simulate_escape(
             raise ParameterError(
                 "direction", "a direction pointing from start towards the saddle", direction
             )
-        m = 0.2 * distance if margin is None else float(margin)
-        if not math.isfinite(m) or m < 0:
+        m = 0.2 * distance if margin is None else float(real("margin", margin))
+        if m < 0:
             raise ParameterError("margin", "a non-negative distance", margin)
         s_t, e_t = ops.array(saddle_arr), ops.array(direction_arr)
 
-        def escaped(x: Any) -> Any:
-            return ((x - s_t) @ e_t) > m
+        def crossing(x: Any) -> Any:
+            # the projection is NaN or ±inf exactly when a coordinate is (inf·0 is NaN)
+            projection = (x - s_t) @ e_t
+            if backend == "numpy":
+                if not np.isfinite(projection.sum()):
+                    _diverged(ops, x, k, step_f, "before the escape check")
+            elif not bool(ops.torch.isfinite(projection).all()):
+                _diverged(ops, x, k, step_f, "before the escape check")
+            return projection > m
+
+        escaped = crossing
+    else:
+        user_escaped = escaped
+
+        def checked(x: Any) -> Any:
+            finite = np.isfinite(x).all() if backend == "numpy" else ops.torch.isfinite(x).all()
+            if not bool(finite):
+                _diverged(ops, x, k, step_f, "before the escape check")
+            return user_escaped(x)
+
+        escaped = checked
 
     x = ops.array(np.broadcast_to(start_arr, (n_paths, dim)).copy())
     start_t = ops.array(start_arr)

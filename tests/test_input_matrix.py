@@ -370,3 +370,47 @@ def test_cli_errors_are_one_line_exit_2(label, args, bad_files) -> None:
 
 def test_the_matrix_is_large_enough() -> None:
     assert len(CASES) + len(CLI_CASES) >= 40
+
+
+#: (label, change to the valid SGD call, parameter): each must be refused the same way by the
+#: scalar (mpmath) and the array (numpy, torch) evaluation (issue 16 item 4, issue 15).
+BOTH_PATHS = [
+    ("non-symmetric minimum", {"hess_min": [[2, 100], [0, 5]]}, "hess_min"),
+    ("non-symmetric saddle", {"hess_saddle": [[-1, 7], [0, 3]]}, "hess_saddle"),
+    ("complex minimum", {"hess_min": np.array([[2, 0.5j], [-0.5j, 5]])}, "hess_min"),
+    ("complex dtype, zero imaginary part", {"hess_min": np.eye(2, dtype=complex)}, "hess_min"),
+    ("NaN entry", {"hess_saddle": [[-1, 0], [0, math.nan]]}, "hess_saddle"),
+    ("inf entry", {"hess_min": [[math.inf, 0], [0, 5]]}, "hess_min"),
+    ("not square", {"hess_min": [[2, 0, 0], [0, 5, 0]]}, "hess_min"),
+    ("sizes differ", {"hess_saddle": [[-1, 0, 0], [0, 3, 0], [0, 0, 3]]}, "hess_saddle"),
+    ("minimum not positive definite", {"hess_min": [[2, 0], [0, -5]]}, "hess_min"),
+    ("saddle with two negative directions", {"hess_saddle": [[-1, 0], [0, -3]]}, "hess_saddle"),
+    ("bool barrier", {"barrier": True}, "barrier"),
+    ("word barrier", {"barrier": "abc"}, "barrier"),
+    ("underscore batch size", {"batch_size": "1_000"}, "batch_size"),
+    ("empty learning rate", {"lr": []}, "lr"),
+    ("complex learning rate", {"lr": 0.1 + 1j}, "lr"),
+    ("s = 1", {"s": 1}, "s"),
+    ("missing s", {"s": None}, "s"),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "change", "parameter"), BOTH_PATHS, ids=[c[0] for c in BOTH_PATHS]
+)
+@pytest.mark.parametrize("path", ["escape_time", "log_escape_time", "log_escape_time-torch"])
+def test_the_same_checks_on_every_path(label, change, parameter, path) -> None:
+    arguments = {**SGD, **change}
+    if path == "escape_time":
+        call = lambda: escape_time("sgd", dps=15, **arguments)  # noqa: E731
+    else:
+        if path.endswith("torch"):  # one tensor argument selects the torch backend
+            arguments["batch_size"] = (
+                torch.tensor(8.0) if "batch_size" not in change else arguments["batch_size"]
+            )
+            if "batch_size" in change:
+                arguments["s"] = torch.tensor(0.5) if "s" not in change else arguments["s"]
+        call = lambda: log_escape_time("sgd", **arguments)  # noqa: E731
+    with pytest.raises(FlatMinimaError) as info:
+        call()
+    assert str(info.value).startswith(parameter), (label, path, str(info.value))

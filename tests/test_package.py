@@ -63,6 +63,7 @@ def test_public_names() -> None:
         "flatminima.numerics._escape_time",
         "flatminima.numerics._mfpt",
         "flatminima.numerics._simulate",
+        "flatminima.numerics._budget",
     ],
 )
 def test_doctests(module: str) -> None:

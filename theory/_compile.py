@@ -10,6 +10,10 @@
   overflows to inf past log τ ≈ 709 (THEORY.md trap 3).
 
 The generated source is kept on the compiled object (``.source``) and is exactly what runs.
+It has no nesting limit: sums, products and log-sum-exps of more than ``CHUNK`` terms (the
+determinants of a 1000-dimensional Hessian, many saddles) are accumulated over statements, so
+Python's parser (200 nested parentheses) and compiler (one recursion per nested operation)
+accept any dimension.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from sympy.printing.pycode import MpmathPrinter
 from flatminima.errors import ParameterError
 
 from ._libmp import RAW_NAMESPACE_SOURCE, raw_body
+from ._logsumexp import LogSumExp
 
 __all__ = ["BACKENDS", "CompiledFormula", "compile_formula", "generate_source"]
 
@@ -93,6 +98,38 @@ def _product(factors: Any) -> Any:
     return result
 
 
+#: Sums, products and log-sum-exps of more terms than this are split over statements.
+CHUNK = 32
+
+
+def _flat(expr: sp.Expr, printer: Any) -> tuple[list[str], str]:
+    """``(statements, expression)``: code for ``expr`` in which no sum, product or log-sum-exp
+    has more than ``CHUNK`` terms; longer ones are accumulated in temporaries ``_f0``, ``_f1``
+    … by the statements (run them first). Small expressions print as ``printer`` prints them."""
+    lines: list[str] = []
+
+    def temporary() -> sp.Symbol:
+        return sp.Symbol(f"_f{len(lines)}")
+
+    def visit(node: sp.Basic) -> sp.Basic:
+        if not node.args or isinstance(node, sp.Sum | sp.Product | sp.Indexed):
+            return node  # bound indices: a temporary outside the loop could not see them
+        args = [visit(arg) for arg in node.args]
+        if len(args) > CHUNK and isinstance(node, sp.Add | sp.Mul | LogSumExp):
+            name = temporary()
+            chunks = [args[i : i + CHUNK] for i in range(0, len(args), CHUNK)]
+            lines.append(f"{name} = {printer.doprint(node.func(*chunks[0]))}")
+            for chunk in chunks[1:]:
+                lines.append(f"{name} = {printer.doprint(node.func(name, *chunk))}")
+            return name
+        if all(new is old for new, old in zip(args, node.args, strict=True)):
+            return node
+        return node.func(*args)
+
+    body = printer.doprint(visit(expr))
+    return lines, body
+
+
 def generate_source(
     name: str,
     parameters: Sequence[str],
@@ -112,11 +149,12 @@ def generate_source(
         _check_exact(expr)
     else:
         expr = _fold_constants(expr)
-    body = _printer(backend).doprint(expr)
+    flat, body = _flat(expr, _printer(backend))
     args = ", ".join(parameters)
     numeric = [p for p in parameters if p != "n"]  # n, the symbolic dimension, stays an int
     raw = raw_body(expr, list(parameters)) if fast and backend == "mpmath" else None
     lines = [*raw[1], ""] if raw and raw[1] else []
+    flat_lines = [f"    {line}" for line in flat]
     lines.append(f"def {name}({args}):")
     if doc:
         lines.append(f'    """{doc}"""')
@@ -127,11 +165,14 @@ def generate_source(
         lines.append(f"    if {other}:")
         lines += [f"        {p} = {p} if type({p}) is _mpf else _to_mpf({p})" for p in numeric]
         lines.append(f"        if {other}:")
+        lines += [f"        {line}" for line in flat_lines]
         lines.append(f"            return {body}")
         lines.append("    try:  # real arguments: libmp on the raw tuples, rounded as mpf rounds")
         lines.append("        p = mpmath.mp.prec")
+        lines += [f"        {line}" for line in raw[2]]
         lines.append(f"        return _make({raw[0]})")
         lines.append("    except _ComplexResult:  # a complex intermediate: mpf arithmetic")
+        lines += [f"    {line}" for line in flat_lines]
         lines.append(f"        return {body}")
         return "\n".join(lines) + "\n"
     if numeric and backend == "mpmath":
@@ -145,6 +186,7 @@ def generate_source(
         converter = {"numpy": "_as_float_arrays", "torch": "_as_tensors"}[backend]
         names = ", ".join(numeric)
         lines.append(f"    {names}, = {converter}({names})")
+    lines += flat_lines
     lines.append(f"    return {body}")
     return "\n".join(lines) + "\n"
 

@@ -28,6 +28,8 @@ import sympy as sp
 
 from flatminima.errors import DimensionError, InterpretationError, NoiseModelError
 
+from ._budget import check_dimension_budget
+
 __all__ = [
     "INTERPRETATIONS",
     "LATEX_NAMES",
@@ -152,8 +154,9 @@ def interpretation_alpha(interpretation: Any) -> sp.Expr:
     ----------
     interpretation
         ``"ito"`` (α = 0), ``"stratonovich"`` (α = ½), ``"anti-ito"`` (α = 1), a number in
-        [0, 1] (int, float, Fraction, SymPy Rational, or a string such as ``"0.25"``/``"1/4"``),
-        or ``"alpha"`` to keep α as the symbol α.
+        [0, 1] (int, float, numpy scalar, Fraction, Decimal, mpmath or SymPy number such as
+        ``pi/4``, one-element tensor, or a string such as ``"0.25"``/``"1/4"``), or ``"alpha"``
+        to keep α as the symbol α.
 
     Returns
     -------
@@ -188,7 +191,17 @@ def interpretation_alpha(interpretation: Any) -> sp.Expr:
             raise InterpretationError("interpretation", expected, interpretation) from None
     if isinstance(value, sp.Symbol) and value.name in {"alpha", "α"}:
         return ALPHA
+    value = _plain_number(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Number | sp.Basic):
+        raise InterpretationError("interpretation", expected, interpretation)
+    if (
+        isinstance(value, sp.Basic)
+        and value.is_number
+        and value.is_extended_real
+        and not (value.is_Rational or value.is_Float)
+    ):  # π/4, √2/2: kept exact
+        if value.is_finite and bool(0 <= value <= 1):
+            return value
         raise InterpretationError("interpretation", expected, interpretation)
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -207,6 +220,35 @@ def interpretation_alpha(interpretation: Any) -> sp.Expr:
     return sp.Rational(rational)
 
 
+def _plain_number(value: Any) -> Any:
+    """numpy scalars and 0-d arrays, one-element torch tensors, Decimal and mpmath ``mpf`` as a
+    float, Fraction or SymPy number, through their decimal text (np.float32(0.3) → 3/10)."""
+    from decimal import Decimal
+
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return value
+    if hasattr(value, "detach") and hasattr(value, "numel"):  # torch
+        if value.numel() != 1 or value.is_complex() or str(value.dtype) == "torch.bool":
+            return None
+        return _plain_number(value.detach().cpu().item())
+    if hasattr(value, "shape") and hasattr(value, "item") and value.shape == ():  # numpy
+        kind = getattr(getattr(value, "dtype", None), "kind", "")
+        if kind == "b":
+            return True  # refused below as a bool
+        if kind == "f":
+            return sp.Rational(str(value[()]))  # the shortest decimal of its own precision
+        if kind in "iu":
+            return int(value.item())
+        return value.item() if kind != "c" else None
+    if isinstance(value, Decimal):
+        return sp.Rational(str(value)) if value.is_finite() else None
+    if type(value).__module__.startswith("mpmath") and hasattr(value, "_mpf_"):
+        import mpmath
+
+        return sp.Rational(mpmath.nstr(value, 17)) if mpmath.isfinite(value) else None
+    return value
+
+
 def interpretation_name(alpha: sp.Expr) -> str:
     """The conventional name of α, or ``"alpha=<value>"``."""
     for name, value in INTERPRETATIONS.items():
@@ -223,16 +265,19 @@ def parse_dim(dim: Any) -> Dim:
         if text == "n":
             return N_DIM
         if text.isdigit() and int(text) >= 1:
+            check_dimension_budget(int(text))
             return int(text)
         raise DimensionError("dim", expected, dim)
     if isinstance(dim, sp.Symbol) and dim.name == "n":
         return N_DIM
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral | sp.Integer):
         if isinstance(dim, float) and dim.is_integer() and dim >= 1:
+            check_dimension_budget(int(dim))
             return int(dim)
         raise DimensionError("dim", expected, dim)
     if int(dim) < 1:
         raise DimensionError("dim", expected, dim)
+    check_dimension_budget(int(dim))
     return int(dim)
 
 

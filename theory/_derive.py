@@ -10,6 +10,7 @@ import sympy as sp
 
 from flatminima.errors import ParameterError
 
+from ._budget import check_derivation_budget
 from ._conventions import (
     ALPHA,
     INDEX,
@@ -110,11 +111,10 @@ def derive_escape_time(
     ...
     flatminima.errors.NoiseModelError: noise: expected one of 'white', 'sgd', ...
     """
+    dim_value, saddle_count = parse_dim(dim), _parse_saddles(saddles)
+    check_derivation_budget(dim_value, saddle_count)
     return _derive(
-        parse_noise(noise),
-        parse_dim(dim),
-        interpretation_alpha(interpretation),
-        _parse_saddles(saddles),
+        parse_noise(noise), dim_value, interpretation_alpha(interpretation), saddle_count
     )
 
 

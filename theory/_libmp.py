@@ -15,6 +15,11 @@ symbolic dimension's ``Product``/``Sum``/``Indexed``) has no fast path: ``raw_bo
 ``None`` and the backend keeps ``mpf`` arithmetic. A complex intermediate (``libmp`` raises
 ``ComplexResult``: the log or square root of a negative number) also falls back to ``mpf``
 arithmetic at run time, which then returns what mpmath returns.
+
+The code is flat: a sum or product of many terms (a 1000-dimensional determinant) is
+accumulated in statements, ``_r3 = _mul(_r2, …)``, every ``CHAIN`` terms, so no generated
+line nests calls deeper than a few levels whatever the dimension (Python's parser refuses 200
+nested parentheses, its compiler recurses once per nested call).
 """
 
 from __future__ import annotations
@@ -23,7 +28,11 @@ import sympy as sp
 
 from ._logsumexp import LogSumExp
 
-__all__ = ["RAW_NAMESPACE_SOURCE", "raw_body"]
+__all__ = ["CHAIN", "RAW_NAMESPACE_SOURCE", "raw_body"]
+
+#: At most this many operations are nested in one expression of generated code; longer sums and
+#: products continue in a new statement.
+CHAIN = 16
 
 #: Names the raw code uses, as source (the generated module runs it once).
 RAW_NAMESPACE_SOURCE = """\
@@ -55,8 +64,18 @@ class _RawPrinter:
     def __init__(self, variables: dict[str, str]) -> None:
         self.variables = variables
         self.constants: dict[int, str] = {}
-        self.cached: list[str] = []  # raw code of constant subexpressions, cached per precision
+        # raw code (statements, expression) of constant subexpressions, cached per precision
+        self.cached: list[tuple[list[str], str]] = []
         self.folding = True  # False while printing a cached constant's own code
+        self.lines: list[str] = []  # statements that compute temporaries, in order
+        self.temporaries = 0
+
+    def hoist(self, code: str) -> str:
+        """Assign ``code`` to a new temporary (a statement) and return its name."""
+        name = f"_r{self.temporaries}"
+        self.temporaries += 1
+        self.lines.append(f"{name} = {code}")
+        return name
 
     def constant(self, expr: sp.Basic) -> str:
         """A constant subexpression (2π, log 2 + log π): computed once per precision."""
@@ -65,12 +84,15 @@ class _RawPrinter:
         if not self.folding:
             return self.print(expr)
         self.folding = False
+        outer, self.lines = self.lines, []
         try:
             code = self.print(expr)
+            lines = self.lines
         finally:
             self.folding = True
+            self.lines = outer
         k = len(self.cached)
-        self.cached.append(code)
+        self.cached.append((lines, code))
         return f"(_cache_{k}.get(p) or _fill(_cache_{k}, p, _constant_{k}))"
 
     def integer(self, value: int) -> str:
@@ -106,18 +128,24 @@ class _RawPrinter:
         if isinstance(expr, LogSumExp):
             terms = [f"_exp({self.print(a)}, p, 'n')" for a in expr.args]
             code = terms[0]
-            for term in terms[1:]:
+            for i, term in enumerate(terms[1:], 1):
                 code = f"_add({code}, {term}, p, 'n')"
+                if i % CHAIN == 0:
+                    code = self.hoist(code)
             return f"_log({code}, p, 'n')"
         raise _Unsupported(type(expr).__name__)
 
     def _add(self, expr: sp.Add) -> str:
+        if self.folding and expr.is_number:  # 1 − π/4: one cached constant
+            return self.constant(expr)
         terms = list(expr.as_ordered_terms())
         if self.folding and any(t.is_number and not t.is_Rational for t in terms):
             numbers = [t for t in terms if t.is_number]  # one cached constant, added last
             terms = [t for t in terms if not t.is_number] + [sp.Add(*numbers)]
         code = self.print(terms[0])
-        for term in terms[1:]:
+        for i, term in enumerate(terms[1:], 1):
+            if i % CHAIN == 0:
+                code = self.hoist(code)
             if term.is_number and not term.is_Rational and self.folding:
                 code = f"_add({code}, {self.constant(term)}, p, 'n')"
                 continue
@@ -132,7 +160,9 @@ class _RawPrinter:
 
     def _product(self, factors: list[sp.Basic]) -> str:
         code = self._factor(factors[0])
-        for factor in factors[1:]:
+        for i, factor in enumerate(factors[1:], 1):
+            if i % CHAIN == 0:
+                code = self.hoist(code)
             code = f"_mul({code}, {self._factor(factor)}, p, 'n')"
         return code
 
@@ -183,9 +213,10 @@ def _twos(value: int) -> int:
     return (value & -value).bit_length() - 1
 
 
-def raw_body(expr: sp.Expr, parameters: list[str]) -> tuple[str, list[str]] | None:
-    """``(expression code, constant definitions)`` in libmp over the parameters' raw tuples
-    (``<parameter>._mpf_``) and the precision ``p``, or ``None`` where there is no fast path."""
+def raw_body(expr: sp.Expr, parameters: list[str]) -> tuple[str, list[str], list[str]] | None:
+    """``(expression code, constant definitions, statements)`` in libmp over the parameters'
+    raw tuples (``<parameter>._mpf_``) and the precision ``p``, or ``None`` where there is no
+    fast path. The statements compute temporaries the expression uses; run them first."""
     printer = _RawPrinter({name: f"{name}._mpf_" for name in parameters})
     try:
         code = printer.print(expr)
@@ -194,6 +225,7 @@ def raw_body(expr: sp.Expr, parameters: list[str]) -> tuple[str, list[str]] | No
     constants = [
         f"{name} = _from_int({value})" for value, name in sorted(printer.constants.items())
     ]
-    for k, constant in enumerate(printer.cached):
-        constants += [f"_cache_{k} = {{}}", f"def _constant_{k}(p): return {constant}"]
-    return code, constants
+    for k, (lines, constant) in enumerate(printer.cached):
+        constants += [f"_cache_{k} = {{}}", f"def _constant_{k}(p):"]
+        constants += [f"    {line}" for line in lines] + [f"    return {constant}"]
+    return code, constants, printer.lines
