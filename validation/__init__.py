@@ -15,6 +15,8 @@ compare_laws, poisson_fit
     Poisson fits of rate laws and the exponential-vs-polynomial decision.
 run_report
     The HTML report (``flatminima report``).
+plot_tau, plot_comparison, save_figure
+    Figures (matplotlib) of the derived τ and of measured against predicted rates; PNG/PDF/SVG.
 """
 
 from ._dynamics import RateMeasurement, measure_rate
@@ -23,6 +25,7 @@ from ._landscapes import LANDSCAPES, Landscape, landscape
 from ._models import DATASETS, load_dataset, make_model, train_to_minimum
 from ._runner import EXPERIMENT_NAMES, run_experiment, validate
 from ._sweep import Executor, PointStore, make_executor, run_sweep
+from .plots import plot_comparison, plot_tau, save_figure
 from .report import run_report
 
 __all__ = [
@@ -41,10 +44,13 @@ __all__ = [
     "make_executor",
     "make_model",
     "measure_rate",
+    "plot_comparison",
+    "plot_tau",
     "poisson_fit",
     "run_experiment",
     "run_report",
     "run_sweep",
+    "save_figure",
     "train_to_minimum",
     "validate",
 ]
