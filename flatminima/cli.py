@@ -245,12 +245,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         f"quasi-potential barrier = {mpmath.nstr(result.quasi_potential, 10)}",
         f"H_ae = {mpmath.nstr(eig.curvature_min_along_e, 10)}, "
         f"|H_be| = {mpmath.nstr(eig.curvature_saddle_e, 10)}, "
-        f"misalignment = {mpmath.nstr(eig.misalignment, 3)}",
+        f"misalignment = {_tidy(eig.misalignment)}",
         f"formula: {result.formula}",
         f"method: {result.method}",
     ]
     print("\n".join(lines))
     return 0
+
+
+def _tidy(value: Any, digits: int = 3, floor: float = 1e-12) -> str:
+    """A relative quantity to ``digits`` digits, and 0 where it is rounding noise (``1.46e-17``
+    from float input means aligned)."""
+    import mpmath
+
+    return "0" if abs(value) < floor else mpmath.nstr(value, digits)
 
 
 def _executor(args: argparse.Namespace) -> Any:

@@ -193,3 +193,24 @@ def test_help_documents_every_argument_and_its_default() -> None:
     validate_help = subparsers.choices["validate"].format_help()
     assert "Exit status: 0 every prediction held, 1" in " ".join(validate_help.split())
     assert "(default: 0)" in validate_help  # --seed
+
+
+def test_rounding_noise_prints_as_zero(capsys) -> None:
+    """Rotated diagonal Hessians share their eigenvectors: the misalignment is exactly 0, and
+    float input gives ~1e-16 of rounding noise, which the CLI prints as 0."""
+    import json
+
+    import numpy as np
+
+    c, s = np.cos(0.3), np.sin(0.3)
+    rotation = np.array([[c, -s], [s, c]])
+    h_min = (rotation @ np.diag([2.0, 5.0]) @ rotation.T).tolist()
+    h_saddle = (rotation @ np.diag([-1.0, 3.0]) @ rotation.T).tolist()
+    args = ["evaluate", "sgd", "--hess-min", json.dumps(h_min), "--hess-saddle",
+            json.dumps(h_saddle), "--barrier", "1", "--lr", "0.1", "--batch-size", "4", "--s", "0.5"]  # fmt: skip
+    assert main(args) == 0
+    assert "misalignment = 0\n" in capsys.readouterr().out
+    h_min[0][1] = h_min[1][0] = h_min[0][1] + 0.3  # now really misaligned
+    assert main([*args[:3], json.dumps(h_min), *args[4:]]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "misalignment" in x)
+    assert float(line.rsplit("= ", 1)[1]) > 0.01
