@@ -83,6 +83,8 @@ LATEX_NAMES: dict[str, str] = {
     "D_a": r"D_{a}",
     "D_b": r"D_{b}",
     "ell": r"\ell",
+    "log_tau": r"\log \tau",
+    "rho": r"\rho",
 }
 
 Dim: TypeAlias = int | sp.Symbol

@@ -380,9 +380,13 @@ def run_report(
     sections.append(
         _section(
             "Scaling laws (derived from log τ)",
+            "<p>k is the sharpness (every Hessian eigenvalue times k), B the batch size, η the "
+            "learning rate, ρ the loss ratio L(b)/L(a), D the white-noise diffusion; C collects "
+            "every term that does not depend on the variable.</p>"
             "<table><tr><th>noise</th><th>variable</th><th>kind</th><th>law</th></tr>"
             + "".join(
-                f"<tr><td>{law['noise']}</td><td>{law['wrt']}</td><td>{law['kind']}</td><td><code>{html.escape(law['statement'])}</code></td></tr>"
+                f"<tr><td>{law['noise']}</td><td>{law['wrt']}</td><td>{law['kind']}</td>"
+                f"<td>{_math(law['latex'])}</td></tr>"
                 for law in laws
             )
             + "</table>",
