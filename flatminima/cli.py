@@ -336,6 +336,8 @@ class _FORMATTER(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.default is None or action.default is False or action.required:
             return action.help
+        if isinstance(action.default, list):  # as typed on the command line
+            return f"{action.help} (default: {' '.join(map(str, action.default))})"
         return super()._get_help_string(action)
 
 

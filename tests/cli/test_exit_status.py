@@ -179,7 +179,8 @@ def test_scaling_says_what_k_and_c_are(capsys) -> None:
     assert "slope 2*B*Delta_L*((1 - s)/H_b + s/H_a)/eta" in out  # the E₁ of the conventions
 
 
-def test_help_documents_every_argument_and_its_default() -> None:
+def test_help_documents_every_argument_and_its_default(monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option: no wrap inside a default
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
     for name, sub in subparsers.choices.items():
@@ -189,7 +190,9 @@ def test_help_documents_every_argument_and_its_default() -> None:
                 continue
             assert action.help, (name, action.dest)
             if action.default not in (None, False) and not action.required:
-                assert f"(default: {action.default})" in " ".join(text.split()), (name, action)
+                default = action.default
+                shown = " ".join(default) if isinstance(default, list) else default
+                assert f"(default: {shown})" in " ".join(text.split()), (name, action)
     validate_help = subparsers.choices["validate"].format_help()
     assert "Exit status: 0 every prediction held, 1" in " ".join(validate_help.split())
     assert "(default: 0)" in validate_help  # --seed
