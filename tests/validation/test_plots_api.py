@@ -81,3 +81,20 @@ def test_repr_latex_of_laws_and_derivations() -> None:
     law = scaling_law(derive_escape_time("white"), "sharpness")
     assert law._repr_latex_().startswith("$$") and r"\log" in law._repr_latex_()
     assert derive_escape_time("white")._repr_latex_().startswith(r"$\tau = ")
+
+
+def test_what_you_see_page_example_runs(tmp_path: Path, monkeypatch) -> None:
+    """docs/what-you-see.md's Python block runs as printed and writes PNG, PDF and SVG."""
+    import re
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "what-you-see.md").read_text("utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
+    assert blocks
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block, "what-you-see.md", "exec"), {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "tau_vs_sharpness.pdf",
+        "tau_vs_sharpness.png",
+        "tau_vs_sharpness.svg",
+    ]
