@@ -13,7 +13,7 @@ OUT    ?= demo-out
 
 BENCH_STAMP := $(VENV)/.flatminima-bench-installed
 
-.PHONY: all setup demo test lint typecheck pytest docs bench clean
+.PHONY: all setup demo test lint typecheck pytest docs bench clean check-ui ui-deps
 
 all: test
 
@@ -45,6 +45,33 @@ docs: $(STAMP)
 
 test: lint typecheck docs pytest
 
+# What a user sees, in a real browser, offline: the demo report and the docs site open in
+# headless Chromium (Debian's package); formulas must be rendered (no raw \frac in the visible
+# text), figures must load, the covariance section must state its rule. pdflatex
+# (texlive-latex-base) compiles `formula --format latex --steps` (tests/cli/test_latex.py).
+# ui-deps installs both with apt when they are missing; without apt it says so and stops.
+UI_SHOTS ?=
+
+ui-deps:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v pdflatex >/dev/null 2>&1; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium texlive-latex-base >/dev/null) \
+	      || { echo "check-ui: apt-get could not install chromium/texlive-latex-base"; exit 1; }; \
+	  else \
+	    echo "check-ui: SKIPPED: chromium or pdflatex missing and no apt-get to install them"; \
+	  fi; \
+	fi
+
+check-ui: $(STAMP) ui-deps
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "check-ui: SKIPPED: no chromium (install Debian's chromium package)"; exit 0; fi; \
+	$(BIN)/flatminima report --quick --out $(OUT) >$(OUT).log 2>&1 \
+	  || { tail -20 $(OUT).log; exit 1; }; \
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site && \
+	$(BIN)/python tests/ui/check_ui.py $(OUT)/report.html site $(if $(UI_SHOTS),--screenshots $(UI_SHOTS)) && \
+	$(BIN)/pytest -q tests/cli/test_latex.py
+
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[validation,dev,docs,bench]'
 	@touch $(BENCH_STAMP)
@@ -53,4 +80,4 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) site build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(OUT)
+	rm -rf $(VENV) site build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(OUT) $(OUT).log

@@ -2,6 +2,8 @@
 
 - ``generated/derivations.md``: each derivation's own steps, from ``derive_escape_time``.
 - ``generated/benchmarks.md``: the table ``make bench`` last wrote to ``benchmarks/RESULTS.md``.
+- ``assets/katex/``: the KaTeX that ships inside the package (``flatminima/_vendor/katex``),
+  added to the site so that maths renders offline (no CDN).
 """
 
 from __future__ import annotations
@@ -73,3 +75,16 @@ def on_pre_build(config: Any, **kwargs: Any) -> None:
     generated.mkdir(exist_ok=True)
     (generated / "derivations.md").write_text(_derivations(), encoding="utf-8")
     (generated / "benchmarks.md").write_text(_benchmarks(docs.parent), encoding="utf-8")
+
+
+def on_files(files: Any, config: Any, **kwargs: Any) -> Any:
+    """Add the vendored KaTeX (scripts, CSS, woff2 fonts) under ``assets/katex/``."""
+    from mkdocs.structure.files import File
+
+    from flatminima._katex import KATEX_DIR
+
+    for path in sorted(KATEX_DIR.rglob("*")):
+        if path.suffix in (".js", ".css", ".woff2"):
+            rel = "assets/katex/" + path.relative_to(KATEX_DIR).as_posix()
+            files.append(File.generated(config, rel, abs_src_path=str(path)))
+    return files

@@ -10,8 +10,14 @@ validate  run an experiment (covariance, sharpness, batch-size, learning-rate, s
 report    the main job: derive, evaluate and write a report (``--quick`` for the demo)
 probe     probe your own network (FILE.py:factory): Hessian top, gradient noise, escape
 
-Every error a user can cause (a bad name, a dimension < 1, α outside [0, 1], …) prints one line
-``flatminima: error: …`` on stderr and exits with status 2; no traceback.
+Exit status: 0 success (for ``validate``: every prediction held), 1 (``validate`` only) some
+prediction did not hold, 2 a usage error, 130 interrupted.
+
+Every error a user can cause (a bad name, a dimension < 1, α outside [0, 1], an output path that
+is a file, a folder that cannot be written, an optional package that is not installed) prints
+one line ``flatminima: error: …`` on stderr, saying what to do, and exits with status 2; no
+traceback. Choices are case-insensitive (``SGD``, ``ITO``); names use one vocabulary: ``lr``
+and ``batch-size`` (``batch_size`` is accepted too).
 """
 
 from __future__ import annotations
@@ -27,6 +33,36 @@ from flatminima.errors import FlatMinimaError
 __all__ = ["main"]
 
 NOISES = ("white", "sgd", "loss-dependent")
+EXPERIMENTS = ("covariance", "sharpness", "batch-size", "learning-rate", "selection", "all")
+WRT = ("sharpness", "batch-size", "lr", "loss-ratio", "diffusion", "barrier")
+#: Optional packages and the extra that installs them.
+OPTIONAL = {
+    "torch": "validation",
+    "matplotlib": "validation",
+    "sklearn": "validation",
+    "distributed": "validation",
+    "dask": "validation",
+    "tqdm": "validation",
+}
+
+EXIT_OK, EXIT_NOT_HELD, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _choice(*names: str, aliases: dict[str, str] | None = None) -> Callable[[str], str]:
+    """An argparse type: case-insensitive choice (``-``/``_`` alike), with aliases."""
+
+    def parse(text: str) -> str:
+        key = text.strip().lower()
+        for name in names:
+            if key.replace("_", "-") == name.replace("_", "-"):
+                return name
+        if aliases and key in aliases:
+            return aliases[key]
+        shown = ", ".join(names)
+        raise argparse.ArgumentTypeError(f"expected one of {shown}, got {text!r}")
+
+    parse.__name__ = "choice"
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +70,63 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"flatminima: error: {message} (see '{self.prog} --help')\n")
+
+
+#: What each symbol of a derivation means (for the legend of ``formula --format latex --steps``).
+SYMBOL_MEANINGS = {
+    "H_a": "curvature at the minimum a along the escape direction e",
+    "H_b": "curvature magnitude at the saddle b along e",
+    "Delta_L": "barrier L(b) - L(a)",
+    "eta": "learning rate",
+    "B": "batch size",
+    "s": "switch fraction: share of the barrier climbed on the minimum's side",
+    "D": "white-noise diffusion",
+    "D_a": "diffusion along e at the minimum",
+    "D_b": "diffusion along e at the saddle",
+    "alpha": "interpretation (0 Ito, 1/2 Stratonovich, 1 anti-Ito)",
+    "theta": "coordinate along the escape direction e",
+    "ell": "loss level, the coordinate of the barrier integral",
+    "L_a": "loss at the minimum",
+    "L_b": "loss at the saddle",
+    "h_star": "noise curvature h* (loss-dependent noise)",
+    "Phi_a": "quasi-potential at the minimum",
+    "Phi_b": "quasi-potential at the saddle",
+    "p_s": "quasi-stationary density",
+    "N": "population of the valley",
+    "I_b": "probability current through the saddle b",
+    "tau": "escape time, in units of eta times iterations",
+    "sigma": "variance of the stationary density along one eigen-direction at the minimum",
+    "d": "one diagonal entry of $D_{a}$ in the eigenbasis",
+    "h": "the matching diagonal entry (eigenvalue) of $H_{a}$",
+    "n": "dimension",
+    "i": "index of an eigen-direction",
+}
+
+
+def _latex_symbols(derivation: Any) -> str:
+    """A paragraph that defines every symbol the steps use (functions P, L, D, Phi of θ too)."""
+    import sympy as sp
+
+    from flatminima.theory._derivation import to_latex
+
+    found: dict[str, Any] = {}
+    for _, expr in derivation.steps:
+        for symbol in sorted(expr.free_symbols, key=str):
+            name = str(getattr(symbol, "label", symbol))
+            found.setdefault(name, symbol)
+    parts = []
+    for name, symbol in found.items():
+        meaning = SYMBOL_MEANINGS.get(name)
+        if meaning is None:
+            head = name.rsplit("_", 1)[0] if name[-1].isdigit() else name
+            meaning = SYMBOL_MEANINGS.get(head, "a symbol of the derivation")
+        shown = to_latex(symbol if isinstance(symbol, sp.Basic) else sp.Symbol(name))
+        parts.append(f"${shown}$: {meaning}")
+    functions = (
+        "$P(\\theta)$: probability density; $L(\\theta)$: loss; $D(\\theta)$: diffusion "
+        "along e; $J(\\theta)$: probability current; $\\Phi(\\theta)$: quasi-potential"
+    )
+    return "\\noindent Symbols: " + "; ".join(parts) + ". Functions: " + functions + "."
 
 
 def _cmd_formula(args: argparse.Namespace) -> int:
@@ -46,7 +139,8 @@ def _cmd_formula(args: argparse.Namespace) -> int:
     if args.format == "latex":
         if args.steps:
             out.append(derivation.format_steps("latex"))
-        out.append(derivation.latex(equation=True))
+            out.append(_latex_symbols(derivation))
+        out.append(f"\\[ {derivation.latex(equation=True)} \\]")
     elif args.format == "python":
         out.append(derivation.python())
     else:
@@ -67,8 +161,13 @@ def _cmd_scaling(args: argparse.Namespace) -> int:
 
     derivation = derive_escape_time(args.noise, dim=args.dim, interpretation=args.interpretation)
     for wrt in args.wrt:
-        law = scaling_law(derivation, wrt=wrt)
-        print(f"{law.wrt}: {law.statement}")
+        law = scaling_law(derivation, wrt=wrt.replace("-", "_"))
+        print(f"{wrt}: {law.statement}")
+        print(f"    {law.explanation}")
+    print(
+        "C is a constant that does not depend on the variable; k multiplies every Hessian "
+        "eigenvalue (L_k(θ) = L(√k θ)); log_tau is log τ, τ in units of η·iterations."
+    )
     return 0
 
 
@@ -147,12 +246,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         f"quasi-potential barrier = {mpmath.nstr(result.quasi_potential, 10)}",
         f"H_ae = {mpmath.nstr(eig.curvature_min_along_e, 10)}, "
         f"|H_be| = {mpmath.nstr(eig.curvature_saddle_e, 10)}, "
-        f"misalignment = {mpmath.nstr(eig.misalignment, 3)}",
+        f"misalignment = {_tidy(eig.misalignment)}",
         f"formula: {result.formula}",
         f"method: {result.method}",
     ]
     print("\n".join(lines))
     return 0
+
+
+def _tidy(value: Any, digits: int = 3, floor: float = 1e-12) -> str:
+    """A relative quantity to ``digits`` digits, and 0 where it is rounding noise (``1.46e-17``
+    from float input means aligned)."""
+    import mpmath
+
+    return "0" if abs(value) < floor else mpmath.nstr(value, digits)
 
 
 def _executor(args: argparse.Namespace) -> Any:
@@ -163,32 +270,85 @@ def _executor(args: argparse.Namespace) -> Any:
     )
 
 
+def _output_folder(option: str, text: str) -> Any:
+    """``--out``: a folder that exists or can be made (never an existing file)."""
+    from pathlib import Path
+
+    from flatminima.errors import ParameterError
+
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise ParameterError(
+            option,
+            "a folder (it is created if missing)",
+            text,
+            "that is a file: choose another path",
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(
+            option, "a folder that can be created", text, f"{exc.strerror}: choose another path"
+        ) from None
+    return path
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
+    out = _output_folder("--out", args.out)
     from flatminima.validation import validate
 
     analyses = validate(
-        args.experiment, args.out, quick=args.quick, device=args.device, executor=_executor(args)
+        args.experiment,
+        out,
+        quick=args.quick,
+        device=args.device,
+        executor=_executor(args),
+        seed=args.seed,
     )
-    held = all(a["verdict"]["held"] for a in analyses.values())
-    print(
-        f"validate {args.experiment}: {'every prediction held' if held else 'some predictions did not hold'} (see {args.out})"
-    )
-    return 0
+    not_held = [name for name, a in analyses.items() if not a["verdict"]["held"]]
+    if not_held:
+        print(
+            f"validate {args.experiment}: did not hold: {', '.join(not_held)} "
+            f"(exit status 1; see {out})"
+        )
+        return EXIT_NOT_HELD
+    print(f"validate {args.experiment}: every prediction held (see {out})")
+    return EXIT_OK
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    out = _output_folder("--out", args.out)
     from flatminima.validation.report import run_report
 
     run_report(
-        out=args.out, quick=args.quick, dps=args.dps, device=args.device, executor=_executor(args)
+        out=out,
+        quick=args.quick,
+        dps=args.dps,
+        device=args.device,
+        executor=_executor(args),
+        seed=args.seed,
     )
-    return 0
+    return EXIT_OK
+
+
+class _FORMATTER(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each argument's default, except where there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.required:
+            return action.help
+        if isinstance(action.default, list):  # as typed on the command line
+            return f"{action.help} (default: {' '.join(map(str, action.default))})"
+        return super()._get_help_string(action)
 
 
 def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1)")
     parser.add_argument(
-        "--workers", type=int, default=None, help="local worker processes (0 or 1: in this process)"
+        "--workers",
+        type=int,
+        default=None,
+        help="local worker processes (0 or 1: in this process; default: up to 2)",
     )
     parser.add_argument(
         "--scheduler", default=None, help="run the sweep on a Dask scheduler, e.g. tcp://host:8786"
@@ -200,15 +360,24 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="run the sweep on a local Dask cluster of N workers",
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="0 reproduces the recorded results; another integer re-draws every random choice "
+        "(data, initialisations, noise) for an independent repetition",
+    )
 
 
 def _add_derivation_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("noise", choices=NOISES, help="noise model")
-    parser.add_argument("--dim", default="1", help="dimension: 1, 2, … or n (symbolic); default 1")
+    parser.add_argument(
+        "noise", type=_choice(*NOISES), metavar="noise", help=f"noise model: {', '.join(NOISES)}"
+    )
+    parser.add_argument("--dim", default="1", help="dimension: 1, 2, … or n (symbolic)")
     parser.add_argument(
         "--interpretation",
         default="ito",
-        help="ito (α=0, default), stratonovich (α=1/2), anti-ito (α=1, the paper's prefactor), "
+        help="ito (α=0), stratonovich (α=1/2), anti-ito (α=1, the paper's prefactor), "
         "a number α in [0, 1], or alpha (symbolic)",
     )
 
@@ -218,33 +387,55 @@ def build_parser() -> argparse.ArgumentParser:
         prog="flatminima",
         description="Density diffusion theory of SGD: derived escape-time formulas, exact "
         "references and escape experiments.",
+        epilog="Exit status: 0 success (validate: every prediction held), 1 validate: a "
+        "prediction did not hold, 2 usage error (one line on stderr), 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"flatminima {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    formula = sub.add_parser("formula", help="print a derived escape-time formula")
+    formula = sub.add_parser(
+        "formula", help="print a derived escape-time formula", formatter_class=_FORMATTER
+    )
     _add_derivation_options(formula)
-    formula.add_argument("--format", choices=("latex", "text", "python"), default="text")
-    formula.add_argument("--steps", action="store_true", help="print the derivation steps")
+    formula.add_argument(
+        "--format",
+        type=_choice("latex", "text", "python"),
+        default="text",
+        help="text, latex (a LaTeX fragment that pdflatex compiles inside a document with "
+        "amsmath) or python (a function)",
+    )
+    formula.add_argument("--steps", action="store_true", help="print the derivation steps too")
     formula.add_argument(
         "--saddles", type=int, default=1, help="number of escape saddles (rates add)"
     )
-    formula.set_defaults(func=_cmd_formula)
+    formula.set_defaults(func=_cmd_formula, subparser=formula)
 
-    scaling = sub.add_parser("scaling", help="classify log τ against a variable")
+    scaling = sub.add_parser(
+        "scaling",
+        help="classify log τ against a variable",
+        formatter_class=_FORMATTER,
+        description="How log τ depends on one variable, everything else fixed: exponential "
+        "(log τ linear in x or 1/x) or a power law, with the coefficient.",
+    )
     _add_derivation_options(scaling)
     scaling.add_argument(
         "--wrt",
         nargs="+",
-        default=["sharpness", "batch_size", "lr"],
-        help="sharpness, batch_size, lr, loss_ratio, diffusion, barrier",
+        type=_choice(*WRT),
+        default=["sharpness", "batch-size", "lr"],
+        metavar="VARIABLE",
+        help=f"variables: {', '.join(WRT)} (sharpness k multiplies every Hessian eigenvalue)",
     )
-    scaling.set_defaults(func=_cmd_scaling)
+    scaling.set_defaults(func=_cmd_scaling, subparser=scaling)
 
     evaluate = sub.add_parser(
-        "evaluate", help="evaluate an escape time from Hessians at any precision"
+        "evaluate",
+        help="evaluate an escape time from Hessians at any precision",
+        formatter_class=_FORMATTER,
     )
-    evaluate.add_argument("noise", choices=NOISES, help="noise model")
+    evaluate.add_argument(
+        "noise", type=_choice(*NOISES), metavar="noise", help=f"noise model: {', '.join(NOISES)}"
+    )
     evaluate.add_argument(
         "--hess-min",
         required=True,
@@ -253,9 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--hess-saddle", required=True, help="Hessian at the saddle: JSON or a .json/.npy file"
     )
-    evaluate.add_argument("--barrier", help="ΔL = L(saddle) − L(minimum)")
+    evaluate.add_argument("--barrier", help="ΔL = L(saddle) − L(minimum) (white, sgd)")
     evaluate.add_argument("--lr", help="learning rate η (also turns τ into iterations)")
-    evaluate.add_argument("--batch-size", help="batch size B")
+    evaluate.add_argument("--batch-size", help="batch size B (sgd, loss-dependent)")
     evaluate.add_argument("--s", help="SGD switch fraction in (0, 1)")
     evaluate.add_argument("--diffusion", help="white-noise diffusion D")
     evaluate.add_argument("--loss-min", help="loss at the minimum (loss-dependent noise)")
@@ -265,34 +456,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--interpretation", default="ito", help="ito, stratonovich, anti-ito or α in [0, 1]"
     )
     evaluate.add_argument("--dps", type=int, default=30, help="decimal digits (15 to 10000)")
-    evaluate.add_argument("--format", choices=("text", "json"), default="text")
-    evaluate.set_defaults(func=_cmd_evaluate)
+    evaluate.add_argument(
+        "--format", type=_choice("text", "json"), default="text", help="text or json"
+    )
+    evaluate.set_defaults(func=_cmd_evaluate, subparser=evaluate)
 
-    validate = sub.add_parser("validate", help="run an experiment that tests the theory")
+    validate = sub.add_parser(
+        "validate",
+        help="run an experiment that tests the theory",
+        formatter_class=_FORMATTER,
+        epilog="Exit status: 0 every prediction held, 1 a prediction did not hold, 2 usage "
+        "error (bad option, --out is a file, torch not installed).",
+    )
     validate.add_argument(
         "experiment",
-        choices=(
-            "covariance",
-            "sharpness",
-            "batch-size",
-            "learning-rate",
-            "selection",
-            "all",
-        ),
+        type=_choice(*EXPERIMENTS, aliases={"lr": "learning-rate", "batch_size": "batch-size"}),
+        metavar="experiment",
+        help=f"{', '.join(EXPERIMENTS)} (lr is learning-rate)",
     )
     validate.add_argument("--quick", action="store_true", help="the reduced version (minutes)")
     validate.add_argument("--out", required=True, help="output folder (reruns resume from it)")
     _add_executor_options(validate)
-    validate.set_defaults(func=_cmd_validate)
+    validate.set_defaults(func=_cmd_validate, subparser=validate)
 
-    report = sub.add_parser("report", help="the main job: derive, evaluate, write a report")
+    report = sub.add_parser(
+        "report",
+        help="the main job: derive, evaluate, write a report",
+        formatter_class=_FORMATTER,
+    )
     report.add_argument(
         "--quick", action="store_true", help="the quick version (what `make demo` runs)"
     )
     report.add_argument("--out", default="flatminima-report", help="output folder")
     report.add_argument("--dps", type=int, default=30, help="decimal digits for mpmath values")
     _add_executor_options(report)
-    report.set_defaults(func=_cmd_report)
+    report.set_defaults(func=_cmd_report, subparser=report)
 
     from flatminima._probe_cli import add_probe_parser  # `flatminima probe` (one block)
 
@@ -300,19 +498,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flag_message(exc: FlatMinimaError, subparser: Any) -> str:
+    """The error's message with a Python parameter name (``hess_min``) as its flag
+    (``--hess-min``) when the command has that flag."""
+    message = str(exc)
+    parameter = getattr(exc, "parameter", None)
+    if not isinstance(parameter, str) or subparser is None:
+        return message
+    flag = "--" + parameter.replace("_", "-")
+    if flag in getattr(subparser, "_option_string_actions", {}) and message.startswith(
+        f"{parameter}:"
+    ):
+        return flag + message[len(parameter) :]
+    return message
+
+
+def _missing_module(exc: ModuleNotFoundError) -> str:
+    name = (exc.name or "").split(".")[0]
+    extra = OPTIONAL.get(name)
+    if extra:
+        return (
+            f"this command needs the optional package '{name}', which is not installed: "
+            f"pip install 'flatminima[{extra}]'"
+        )
+    return f"the package '{name}' is missing: reinstall flatminima (pip install flatminima)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``flatminima`` command."""
+    """Entry point of the ``flatminima`` command; returns the exit status (see the module)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[Any], int] = args.func
     try:
         return func(args)
     except FlatMinimaError as exc:
-        print(f"flatminima: error: {exc}", file=sys.stderr)
-        return 2
+        message = _flag_message(exc, getattr(args, "subparser", None))
+        print(f"flatminima: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        print(f"flatminima: error: {_missing_module(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"flatminima: error: cannot use{where}: {exc.strerror or exc} "
+            "(check the path and its permissions, or choose another)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("flatminima: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -114,6 +114,22 @@ class EscapeTime:
             f"tau={mpmath.nstr(self.tau, 10)}, log_tau={mpmath.nstr(self.log_tau, 10)}{its})"
         )
 
+    def _repr_latex_(self) -> str:
+        """Jupyter: the formula evaluated and its value, τ to 10 digits."""
+        try:
+            from flatminima.theory._derivation import to_latex
+
+            formula = to_latex(sp.sympify(self.formula.split("=", 1)[-1]))
+        except (sp.SympifyError, TypeError, SyntaxError):
+            formula = ""
+        value = (
+            mpmath.nstr(self.tau, 10).replace("e+", r"\times 10^{").replace("e-", r"\times 10^{-")
+        )
+        if r"\times" in value:
+            value += "}"
+        head = rf"\tau = {formula} = " if formula else r"\tau = "
+        return f"$${head}{value}$$"
+
 
 def _interpretation(interpretation: Any) -> sp.Expr:
     alpha = interpretation_alpha(interpretation)
@@ -172,6 +188,28 @@ def _curvature_arguments(noise: str, eig: EigenData) -> dict[str, Any]:
     return values
 
 
+def _from_symbol_names(names: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """escape_time's keywords for the formula's symbol names (eta → lr, B → batch_size, …)."""
+    from flatminima.theory._compile import ALIASES
+
+    symbols = {v: k for k, v in ALIASES.items()}
+    out: dict[str, Any] = {}
+    for name, value in names.items():
+        if name not in symbols:
+            raise ParameterError(
+                name,
+                "a parameter of escape_time (hess_min, hess_saddle, barrier, lr, batch_size, "
+                "diffusion, s, loss_min, loss_saddle, h_star, interpretation, dps, verify) or a "
+                f"symbol name ({', '.join(symbols)})",
+                name,
+            )
+        keyword = symbols[name]
+        if given[keyword] is not None:
+            raise ParameterError(name, f"either {keyword}= or {name}=, not both", value)
+        out[keyword] = value
+    return out
+
+
 def escape_time(
     noise: str,
     *,
@@ -188,6 +226,7 @@ def escape_time(
     interpretation: Any = "ito",
     dps: int = 30,
     verify: bool = False,
+    **symbol_names: Any,
 ) -> EscapeTime:
     r"""Escape time of a valley from its Hessians, at ``dps`` digits, whatever its size.
 
@@ -210,7 +249,7 @@ def escape_time(
         White-noise D > 0 (noise of std σ per GD step is D = σ²/(2η)).
     s
         SGD switch fraction in (0, 1): the fraction of the barrier climbed on the minimum's
-        side (THEORY.md §2). For a C¹ piecewise-quadratic valley s = |H_be|/(H_ae + |H_be|)
+        side (docs/conventions.md §2). For a C¹ piecewise-quadratic valley s = |H_be|/(H_ae + |H_be|)
         ([`flatminima.theory.derive_switch_fraction`][flatminima.theory.derive_switch_fraction]).
     interpretation
         ``"ito"`` (default, discrete SGD), ``"stratonovich"``, ``"anti-ito"`` (the paper's
@@ -221,6 +260,11 @@ def escape_time(
         Evaluate again at 2·dps digits and require τ itself to agree to dps − 5 digits (else
         [`ConvergenceError`][flatminima.errors.ConvergenceError]); ``verified_digits`` and
         ``checks`` report it.
+    **symbol_names
+        The formula's symbol names are accepted for the same values: ``eta`` (= ``lr``), ``B``
+        (= ``batch_size``), ``Delta_L`` (= ``barrier``), ``D`` (= ``diffusion``), ``L_a``
+        (= ``loss_min``), ``L_b`` (= ``loss_saddle``). Any other name, or both names of one
+        value, raises [`ParameterError`][flatminima.errors.ParameterError].
 
     Returns
     -------
@@ -255,6 +299,22 @@ def escape_time(
     Good: pass decimals as strings (``lr="0.1"``) to get them at ``dps`` digits. Bad:
     ``lr=0.1`` is the double 0.1000000000000000055…, exact for that double but not for 0.1.
     """
+    if symbol_names:
+        given = {
+            "lr": lr,
+            "batch_size": batch_size,
+            "barrier": barrier,
+            "diffusion": diffusion,
+            "loss_min": loss_min,
+            "loss_saddle": loss_saddle,
+        }
+        given.update(_from_symbol_names(symbol_names, given))
+        lr, batch_size, barrier = given["lr"], given["batch_size"], given["barrier"]
+        diffusion, loss_min, loss_saddle = (
+            given["diffusion"],
+            given["loss_min"],
+            given["loss_saddle"],
+        )
     noise = parse_noise(noise)
     dps = check_dps(dps)
     if verify:

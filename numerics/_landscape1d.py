@@ -1,7 +1,7 @@
 """A 1-D loss and diffusion, from SymPy expressions or callables, ready for mpmath.
 
 SymPy input is differentiated symbolically, its Float literals are turned into the exact
-rationals of their decimal form (THEORY.md trap 4), the jumps of a ``Piecewise`` diffusion are
+rationals of their decimal form (docs/conventions.md trap 4), the jumps of a ``Piecewise`` diffusion are
 found and used as breakpoints, and the critical points of a polynomial loss are found at working
 precision. Callables are used as they are (mpf in, mpf out); their derivative is taken with
 ``mpmath.diff`` only when the diffusion is not constant.

@@ -11,7 +11,7 @@ For ``dθ = −L'(θ) dt + √(2D(θ)) dW`` with interpretation α (current
 probability of reaching ``upper`` before ``lower`` is ``∫_lower^start ψ / ∫_lower^upper ψ`` with
 the scale density ``ψ = e^{Φ} D^{−α}``.
 
-Numerics: the integrands are sharply peaked (e^{±Φ}, THEORY.md trap 6). Both are written with
+Numerics: the integrands are sharply peaked (e^{±Φ}, docs/conventions.md trap 6). Both are written with
 the extreme values of Φ factored out, ``T = e^{Φ_max − Φ_min} ∫ f·I`` with f, g ≤ O(1), and
 computed on adaptive Chebyshev–Lobatto panels split at the critical points of L, the jumps of D
 and ``start``: Φ and the inner integral I(y) are spectral cumulative integrals on the same nodes,

@@ -1,7 +1,7 @@
 """Exact 2-D reference: the mean first-passage time on a grid, from the backward Kolmogorov
 equation, solved with scipy.sparse.
 
-Equation (THEORY.md §1): for ``dθ = −∇L dt + √(2D) dW`` with interpretation α, the Fokker–Planck
+Equation (docs/conventions.md §1): for ``dθ = −∇L dt + √(2D) dW`` with interpretation α, the Fokker–Planck
 current is ``J = −P∇L − D∇P − (1−α)(∇·D)P`` and the generator is
 
     𝓛u = (−∇L + α ∇·D)·∇u + D : ∇∇u,

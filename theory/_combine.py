@@ -5,7 +5,7 @@ switch fraction s of a piecewise-quadratic valley.
   ``dP_a/dt = −γ_a P_a + γ_c P_c`` has the stationary ratio ``P_a/P_c = γ_c/γ_a = τ_a/τ_c``.
 - Flat and sharp minima with the same barrier ΔL, switch fraction s and saddle: the rate ratio
   ``γ_sharp/γ_flat = τ_flat/τ_sharp``. SGD (α = 1): ``exp[(2BΔLs/η)(1/H_flat − 1/H_sharp)]``,
-  exponential; white noise: ``√(det H_sharp/det H_flat)``, polynomial (THEORY.md §3).
+  exponential; white noise: ``√(det H_sharp/det H_flat)``, polynomial (docs/conventions.md §3).
 - A C¹ valley made of the parabola ``L(a) + H_a u²/2`` glued to the inverted parabola
   ``L(b) − |H_b|(u − ℓ)²/2`` with matching value and slope: ``s = |H_b|/(H_a + |H_b|)``.
 """

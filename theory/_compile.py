@@ -1,13 +1,13 @@
 """Compile derived expressions to mpmath, numpy or torch functions, once, with a cache.
 
 - ``"mpmath"``: exact at any working precision. The expression holds only Integer, Rational,
-  π and symbols (THEORY.md trap 4: no double-precision Float literal), and the mpmath printer
+  π and symbols (docs/conventions.md trap 4: no double-precision Float literal), and the mpmath printer
   writes a rational p/q as ``mpf(p)/mpf(q)``, so it is evaluated at ``mpmath.mp.dps``. Real
   arguments run straight-line ``mpmath.libmp`` code (``_libmp``), rounded as ``mpf``
   arithmetic rounds, 2× faster; the ``mpf`` expression is the fallback.
 - ``"numpy"`` and ``"torch"``: float64 (or the tensors' dtype) on arrays, broadcasting. Use
   ``log_tau``: it never exponentiates the barrier, so e^(10^5) is no overflow; ``tau`` itself
-  overflows to inf past log τ ≈ 709 (THEORY.md trap 3).
+  overflows to inf past log τ ≈ 709 (docs/conventions.md trap 3).
 
 The generated source is kept on the compiled object (``.source``) and is exactly what runs.
 It has no nesting limit: sums, products and log-sum-exps of more than ``CHUNK`` terms (the
@@ -34,7 +34,18 @@ from flatminima.errors import ParameterError
 from ._libmp import RAW_NAMESPACE_SOURCE, raw_body
 from ._logsumexp import LogSumExp
 
-__all__ = ["BACKENDS", "CompiledFormula", "compile_formula", "generate_source"]
+__all__ = ["ALIASES", "BACKENDS", "CompiledFormula", "compile_formula", "generate_source"]
+
+#: The names ``escape_time`` and the command line use, accepted by compiled formulas beside the
+#: symbol names: one vocabulary (lr = η, batch_size = B, barrier = ΔL, diffusion = D).
+ALIASES: dict[str, str] = {
+    "lr": "eta",
+    "batch_size": "B",
+    "barrier": "Delta_L",
+    "diffusion": "D",
+    "loss_min": "L_a",
+    "loss_saddle": "L_b",
+}
 
 BACKENDS = ("mpmath", "numpy", "torch")
 
@@ -353,9 +364,15 @@ class CompiledFormula:
                 "args", f"at most {len(self.parameters)} positional values {self.parameters}", args
             )
         values = dict(zip(self.parameters, args, strict=False))
-        for key, val in kwargs.items():
+        for name, val in kwargs.items():
+            key = name if name in self.parameters else ALIASES.get(name, name)
             if key not in self.parameters:
-                raise ParameterError(key, f"one of the parameters {self.parameters}", key)
+                raise ParameterError(
+                    name,
+                    f"one of the parameters {self.parameters} (or the names escape_time uses: "
+                    f"{', '.join(k for k, v in ALIASES.items() if v in self.parameters)})",
+                    name,
+                )
             if key in values:
                 raise ParameterError(key, "the value once (positional or keyword)", val)
             values[key] = val

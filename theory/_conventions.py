@@ -1,6 +1,6 @@
 """Conventions in one place: symbols, their LaTeX names, interpretations, dimensions, noise names.
 
-Conventions (shared/THEORY.md §1)
+Conventions (docs/conventions.md §1)
 ---------------------------------
 - Continuous dynamics ``dθ = −∇L(θ) dt + √(2 D(θ)) dW_t``; the time unit is ``t = η·(iterations)``,
   so a continuous escape time τ is τ/η iterations.
@@ -13,7 +13,7 @@ Conventions (shared/THEORY.md §1)
 
 Every symbol is created here, once, with its assumptions (positive, real) so that SymPy can
 simplify square roots and logarithms without ``force=True``. Expressions are built from
-Integer/Rational/symbols only: never a Python float (THEORY.md trap 4).
+Integer/Rational/symbols only: never a Python float (docs/conventions.md trap 4).
 """
 
 from __future__ import annotations
@@ -85,6 +85,8 @@ LATEX_NAMES: dict[str, str] = {
     "D_a": r"D_{a}",
     "D_b": r"D_{b}",
     "ell": r"\ell",
+    "log_tau": r"\log \tau",
+    "rho": r"\rho",
 }
 
 Dim: TypeAlias = int | sp.Symbol

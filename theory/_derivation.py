@@ -139,16 +139,92 @@ class Formula:
         return compile_formula(self.value, self.log_value, self.parameters, backend, self.quantity)
 
 
+#: Characters of step titles that pdflatex's text mode cannot typeset, as math.
+_TEXT_MATH = {
+    "α": r"\alpha",
+    "β": r"\beta",
+    "γ": r"\gamma",
+    "δ": r"\delta",
+    "Δ": r"\Delta",
+    "η": r"\eta",
+    "θ": r"\theta",
+    "κ": r"\kappa",
+    "λ": r"\lambda",
+    "μ": r"\mu",
+    "ξ": r"\xi",
+    "π": r"\pi",
+    "ρ": r"\rho",
+    "σ": r"\sigma",
+    "Σ": r"\Sigma",
+    "τ": r"\tau",
+    "φ": r"\varphi",
+    "Φ": r"\Phi",
+    "ψ": r"\psi",
+    "ω": r"\omega",
+    "ℓ": r"\ell",
+    "∇": r"\nabla",
+    "∂": r"\partial",
+    "×": r"\times",
+    "·": r"\cdot",
+    "−": "-",
+    "–": "--",
+    "—": "---",
+    "≈": r"\approx",
+    "≤": r"\leq",
+    "≥": r"\geq",
+    "≠": r"\neq",
+    "→": r"\to",
+    "∞": r"\infty",
+    "∈": r"\in",
+    "±": r"\pm",
+    "√": r"\surd",
+    "½": r"\tfrac{1}{2}",
+    "⁺": "^{+}",
+    "⁻": "^{-}",
+    "ᵀ": "^{T}",
+    "¹": "^{1}",
+    "²": "^{2}",
+    "³": "^{3}",
+    "⁴": "^{4}",
+    "ₐ": "_{a}",
+    "ₑ": "_{e}",
+}
+_TEXT_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "_": r"\_",
+    "%": r"\%",
+    "&": r"\&",
+    "#": r"\#",
+    "$": r"\$",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
 def _latex_escape(text: str) -> str:
-    for char, repl in (
-        ("\\", r"\textbackslash{}"),
-        ("_", r"\_"),
-        ("%", r"\%"),
-        ("&", r"\&"),
-        ("#", r"\#"),
-    ):
-        text = text.replace(char, repl)
-    return text
+    """Plain text for LaTeX's text mode (inside ``\\text{}``): ASCII only, special characters
+    escaped, Greek letters and maths signs as inline maths, accented letters as accents."""
+    import unicodedata
+
+    out = []
+    for char in text:
+        if char in _TEXT_ESCAPES:
+            out.append(_TEXT_ESCAPES[char])
+        elif char in _TEXT_MATH:
+            out.append(f"${_TEXT_MATH[char]}$")
+        elif ord(char) < 128:
+            out.append(char)
+        else:
+            base = unicodedata.normalize("NFD", char)
+            accent = {"\u0302": "^", "\u0308": '"', "\u0301": "'", "\u0300": "`"}.get(base[1:], "")
+            if accent and base[0].isascii():
+                out.append(f"\\{accent}{{{base[0]}}}")
+            else:
+                ascii_form = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
+                out.append(ascii_form or "?")
+    return "".join(out)
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -85,7 +85,7 @@ def derive_escape_time(
     Notes
     -----
     Conventions: time unit η·iterations; curvature symbols are magnitudes (``H_b`` is |H_be|);
-    the barrier is ``Delta_L`` = L(b) − L(a). Results (THEORY.md §2):
+    the barrier is ``Delta_L`` = L(b) − L(a). Results (docs/conventions.md §2):
 
     - white, 1-D: :math:`\tau = \frac{2\pi}{\sqrt{H_a H_b}} e^{\Delta L/D}`;
       n-D: :math:`\tau = \frac{2\pi}{|H_{be}|}\sqrt{\frac{|\det H_b|}{\det H_a}} e^{\Delta L/D}`

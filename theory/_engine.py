@@ -1,6 +1,6 @@
 """The flux-over-population engine: SymPy derives the escape time step by step.
 
-Method (Kramers 1940; Hänggi, Talkner, Borkovec 1990 §IV; THEORY.md §2)
+Method (Kramers 1940; Hänggi, Talkner, Borkovec 1990 §IV; docs/conventions.md §2)
 -----------------------------------------------------------------------
 For ``dθ = −∇L dt + √(2D) dW`` with Fokker–Planck current (interpretation α, D diagonal in the
 common eigenbasis) ``J_e = −P ∂_e L − D_e ∂_e P − (1−α)(∂_e D_e) P``:

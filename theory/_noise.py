@@ -7,7 +7,7 @@ Each model says, for the flux-over-population engine,
   from the minimum (ℓ = L(a)) to the saddle (ℓ = L(b)), from which the quasi-potential
   ``Φ(b) − Φ(a) = ∫ ∇L·D⁻¹ dθ = ∫ dℓ / D_e(ℓ)`` follows,
 
-and which physical model the resulting formula belongs to (THEORY.md §1–2).
+and which physical model the resulting formula belongs to (docs/conventions.md §1–2).
 
 Models
 ------
@@ -17,7 +17,7 @@ sgd
     SGD near critical points (Xie et al. 2021): ``D = κ[H]⁺``, ``κ = η/(2B)``, in the *harmonic
     switch* model: ``D = κH_a`` on a's side of a surface normal to e at loss level
     ``L(a) + sΔL``, ``D = κ|H_b|`` on b's side; H_a and H_b diagonal in a common eigenbasis.
-    (``D = κ|L''|`` on a smooth path vanishes at the inflection point: THEORY.md trap 2.)
+    (``D = κ|L''|`` on a smooth path vanishes at the inflection point: docs/conventions.md trap 2.)
 loss-dependent
     Mean-square losses near a minimum with ``L(a) > 0`` (Mori, Ziyin, Liu, Ueda 2022):
     ``D(θ) = (η L(θ) / B) H(a)``, with the outlier curvature of H(a) in the noise taken as one

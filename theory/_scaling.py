@@ -15,7 +15,7 @@ parameter, its elasticity x ∂log τ/∂x by numerical differentiation at sever
 symbolic dimension, sums over an index, by SymPy's ``simplify``). The coefficients are then
 derived symbolically, and one that is the same rational number at every point is that number.
 
-Sharpness follows THEORY.md §3: ``L_k(θ) = L(√k θ)`` multiplies every Hessian eigenvalue (and
+Sharpness follows docs/conventions.md §3: ``L_k(θ) = L(√k θ)`` multiplies every Hessian eigenvalue (and
 the noise curvature h*) by k and leaves ΔL, s and the losses unchanged.
 """
 
@@ -107,8 +107,37 @@ class ScalingLaw:
         argument = self.argument if self.kind == "exponential" else x
         return f"{self.kind} in {sp.sstr(argument)}: log_tau = {sp.sstr(self.law.rhs)}"
 
+    @property
+    def explanation(self) -> str:
+        """What the law says in words: the variable, the slope and what C is."""
+        x = self.variable
+        what = {
+            "k": "k = sharpness: L_k(θ) = L(√k θ) multiplies every Hessian eigenvalue by k",
+            "B": "B = batch size",
+            "eta": "eta = learning rate η",
+            "D": "D = white-noise diffusion",
+            "Delta_L": "Delta_L = barrier ΔL",
+        }.get(x.name, f"{x} = {self.wrt}")
+        if self.kind == "exponential":
+            slope = sp.sstr(self.coefficient)
+            pre = "" if self.power == 0 else f" times a prefactor ∝ {x}^{sp.sstr(self.power)}"
+            return (
+                f"{what}; log τ grows linearly in {sp.sstr(self.argument)} with slope {slope}"
+                f"{pre}; C collects every term that does not depend on {x}"
+            )
+        if self.kind in ("polynomial", "power-law"):
+            return (
+                f"{what}; τ ∝ {x}^p with p = {sp.sstr(self.coefficient)}; C collects every "
+                f"term that does not depend on {x}"
+            )
+        return what
+
     def latex(self) -> str:
         return to_latex(self.law)
+
+    def _repr_latex_(self) -> str:
+        """Jupyter: the law as displayed maths."""
+        return f"$${self.latex()}$$"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -18,6 +18,8 @@ run_report
 probe, ProbeResult, HessianTop, NoiseFit, Prediction, EscapeMeasurement
     Probe a user's trained network: top Hessian eigenpairs, gradient noise against H/B, the
     theory's escape predictions and (``measure=True``) a measured escape rate.
+plot_tau, plot_comparison, save_figure
+    Figures (matplotlib) of the derived τ and of measured against predicted rates; PNG/PDF/SVG.
 """
 
 from ._dynamics import RateMeasurement, measure_rate
@@ -34,6 +36,7 @@ from ._probe import (
 )
 from ._runner import EXPERIMENT_NAMES, run_experiment, validate
 from ._sweep import Executor, PointStore, make_executor, run_sweep
+from .plots import plot_comparison, plot_tau, save_figure
 from .report import run_report
 
 __all__ = [
@@ -57,11 +60,14 @@ __all__ = [
     "make_executor",
     "make_model",
     "measure_rate",
+    "plot_comparison",
+    "plot_tau",
     "poisson_fit",
     "probe",
     "run_experiment",
     "run_report",
     "run_sweep",
+    "save_figure",
     "train_to_minimum",
     "validate",
 ]

@@ -9,7 +9,7 @@ For a model at θ (a minimum reached by full-batch L-BFGS, or the random initial
   C = Σ/B;
 - both in H's eigenbasis V: λ_i = (VᵀHV)_ii, c_i = (VᵀΣV)_ii. In that basis H is diagonal, so
   the comparison is on the diagonal (the off-diagonal of VᵀΣV is reported as a fraction);
-- the claim C ≈ H/B (THEORY.md trap 8) means log c_i ≈ log λ_i along the top directions:
+- the claim C ≈ H/B (docs/conventions.md trap 8) means log c_i ≈ log λ_i along the top directions:
   slope 1, intercept 0 (−log B for C = Σ/B). The verdict uses the leading eigenspace (the top
   3 directions, where escapes happen); the same fit on the top 10 and on every direction with
   λ_i ≥ 10⁻³ λ_max is reported beside it. (A first version judged on that wide range: the
@@ -202,10 +202,10 @@ def _analyse(points: list[dict[str, Any]], results: list[dict[str, Any]]) -> dic
                 "model": point["model"],
                 "dataset": point["dataset"],
                 "noise": point["state"],
-                "expected": "C ≈ H/B" if expected else "C ≈ H/B fails",
+                "expected": "noise matches H/B" if expected else "noise does not match H/B",
                 "preferred": (
-                    f"C ≈ H/B {'holds' if result['holds'] else 'fails'}: slope {result['slope']:.3f}, "
-                    f"scale {result['scale']:.3f}"
+                    f"noise {'matches' if result['holds'] else 'does not match'} H/B: "
+                    f"slope {result['slope']:.3f}, scale {result['scale']:.3f}"
                 ),
                 "held": held,
                 **{k: v for k, v in result.items() if k not in ("log_lambda", "log_c")},
@@ -225,30 +225,43 @@ def _analyse(points: list[dict[str, Any]], results: list[dict[str, Any]]) -> dic
 
 
 def plot_covariance(analysis: dict[str, Any], folder: Path) -> list[Path]:
+    """One panel per case: log Σ_ii against log λ_i. Filled markers: the top ``LEADING``
+    directions the verdict fits; hollow grey: the other directions, shown for context only."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     cases = analysis["cases"]
     columns = 2
     rows = math.ceil(len(cases) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(8, 2.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(9, 3.2 * rows), squeeze=False)
     for ax, case in zip(axes.ravel(), cases, strict=False):
         lam, c = np.array(case["log_lambda"]), np.array(case["log_c"])
-        ax.plot(lam, c, "o", ms=3, label="measured Σ_ii vs λ_i")
+        lead = min(case.get("leading_directions", LEADING), lam.size)
+        ax.plot(lam[lead:], c[lead:], "o", ms=4, mfc="none", color="0.6", label="other (unused)")
+        ax.plot(lam[:lead], c[:lead], "o", ms=6, color="C0", label=f"top {lead} (verdict)")
         line = np.linspace(lam.min(), lam.max(), 10)
-        ax.plot(line, line, "--", color="C1", label="C = H/B (B = 1)")
+        ax.plot(line, line, "--", color="C1", label="Σ = H (C = H/B)")
+        match = "matches" if case["holds"] else "does not match"
+        state = "minimum" if case["noise"] == "minimum" else "init"
         ax.set_title(
-            f"{case['model']}/{case['dataset']} at {case['noise']}: slope {case['slope']:.2f}, scale {case['scale']:.2f}",
+            f"{case['model']}/{case['dataset']} at {state}: {match}\n"
+            f"slope {case['slope']:.2f}, scale {case['scale']:.2f}",
             fontsize=8,
         )
         ax.set_xlabel("log λ_i (Hessian)", fontsize=8)
         ax.set_ylabel("log Σ_ii", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.yaxis.set_major_locator(MaxNLocator(5))
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(cases) :]:
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=7)
     fig.tight_layout()
     path = folder / "covariance.png"
-    fig.savefig(path, dpi=100)
+    from ._plots import save_all
+
+    save_all(fig, path)
     plt.close(fig)
     return [path]
 

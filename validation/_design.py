@@ -3,7 +3,7 @@ quasi-potential barrier ΔΦ and the time-discretization parameter ηλH are whe
 
 SGD: ΔΦ = (2B/η)·Q with Q = ΔL(s/H_a + (1 − s)/|H_b|) (independent of the loss scale λ), so
 η = 2BQ/ΔΦ. White noise: ΔΦ = λΔL/D. The largest step multiplier (k_max for sharpness, the
-largest η for a learning-rate sweep) fixes λ through h_max = k_max·η·λ·max|H| (THEORY.md §6:
+largest η for a learning-rate sweep) fixes λ through h_max = k_max·η·λ·max|H| (docs/conventions.md §6:
 keep it ≲ 0.05, the discrete chain runs hotter by about 1/(1 − hH/2)).
 """
 

@@ -7,7 +7,7 @@ Updates (one per iteration, every replica at once):
   landscape's data set (`minibatch_noise_table`);
 - white: θ ← θ − η λ∇L(θ) + √(2Dη) ξ, ξ ~ N(0, I).
 
-Estimator (renewal, THEORY.md §6): a replica that passes the escape surface is counted and
+Estimator (renewal, docs/conventions.md §6): a replica that passes the escape surface is counted and
 restarted at the minimum; the rate per iteration is escapes / (replicas × iterations), the mean
 first-passage time from the minimum in iterations is its inverse (renewal theorem), and the
 interval is the exact Poisson (Garwood) one. All replicas start together at the minimum, so the

@@ -7,7 +7,7 @@ continuous SDE (``mfpt_1d``), so a disagreement can be placed: formula vs exact 
 asymptotic error, measured vs exact is the discrete chain and the statistics.
 
 Sharpness k (L_k(θ) = L(√kθ)) is run as step size: SGD or white-noise GD on L_k with step η is
-exactly the same update on L with step kη (THEORY.md §6; checked in the tests), so a point with
+exactly the same update on L with step kη (docs/conventions.md §6; checked in the tests), so a point with
 multiplier k runs with ``lr = kη`` and its rate per iteration is the rate on L_k.
 """
 

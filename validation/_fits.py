@@ -5,7 +5,7 @@ a log-linear model ``log γ_j = Σ_m β_m f_m(x_j) + o_j`` (o a known offset); i
 maximum likelihood (IRLS), with standard errors from the Fisher information, the deviance as
 goodness of fit (χ² with n − p degrees of freedom) and the AIC for comparison.
 
-The two laws the theory opposes (THEORY.md §3):
+The two laws the theory opposes (docs/conventions.md §3):
 
 - exponential in 1/x: ``log γ = a − E/x + q log x`` (q = 1 for sharpness and learning rate:
   the iteration rate carries one power of the step; ``x`` = k or η);

@@ -8,12 +8,12 @@ and a synthetic data set that makes minibatch SGD on it real: the per-sample los
 with ε a fixed table of N samples, centred and whitened (mean 0, covariance I over the data set).
 The full-batch loss is λL; the per-sample gradient covariance is λ·diag(H_j(θ_j)), where H_j is
 the *harmonic switch* curvature: |L''| at the minimum on the minimum's side of the switch point
-c_j, |L''| at the saddle on the saddle's side (THEORY.md §1, trap 2). So a minibatch of B samples
+c_j, |L''| at the saddle on the saddle's side (docs/conventions.md §1, trap 2). So a minibatch of B samples
 drawn with replacement has gradient-noise covariance C = λH_switch/B exactly: the SGD noise model
 of the theory layer, produced by sampling data, not by adding Gaussian noise.
 
 λ (``loss_scale``) sets the time-discretization parameter ηλH without changing the SGD
-exponent, which depends on B/η only (THEORY.md §6: "scale the loss down to use ordinary η and B").
+exponent, which depends on B/η only (docs/conventions.md §6: "scale the loss down to use ordinary η and B").
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ distinct minima on it), and the data sets scikit-learn ships inside its package:
 
 Models: ``logistic`` (a linear softmax classifier) and ``mlp`` (one tanh hidden layer). The loss
 is the mean cross-entropy plus ``½ weight_decay ‖θ‖²``; the weight decay makes the minimum
-isolated (without it a separable problem drifts to zero loss, THEORY.md §6).
+isolated (without it a separable problem drifts to zero loss, docs/conventions.md §6).
 """
 
 from __future__ import annotations

@@ -11,7 +11,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_experiment"]
+__all__ = ["plot_experiment", "save_all"]
+
+
+def save_all(fig: Any, path: Path) -> None:
+    """``path`` (PNG, embedded in the report) and the same figure as PDF and SVG beside it."""
+    fig.savefig(path, dpi=100)
+    for suffix in (".pdf", ".svg"):
+        fig.savefig(path.with_suffix(suffix))
 
 
 def _errorbars(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,7 +66,7 @@ def _sharpness(analysis: dict[str, Any], folder: Path) -> list[Path]:
         )
         fig.tight_layout()
         path = folder / f"sharpness_{case['landscape']}_{case['noise']}.png"
-        fig.savefig(path, dpi=100)
+        save_all(fig, path)
         plt.close(fig)
         paths.append(path)
     return paths
@@ -90,7 +97,7 @@ def _slopes(
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = folder / f"{name}_{case['landscape']}.png"
-        fig.savefig(path, dpi=100)
+        save_all(fig, path)
         plt.close(fig)
         paths.append(path)
     return paths
@@ -124,7 +131,7 @@ def _selection(analysis: dict[str, Any], folder: Path) -> list[Path]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         path = folder / "selection_network.png"
-        fig.savefig(path, dpi=100)
+        save_all(fig, path)
         plt.close(fig)
         paths.append(path)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -155,7 +162,7 @@ def _selection(analysis: dict[str, Any], folder: Path) -> list[Path]:
     ax.legend(fontsize=7)
     fig.tight_layout()
     path = folder / "selection.png"
-    fig.savefig(path, dpi=100)
+    save_all(fig, path)
     plt.close(fig)
     return [path, *paths]
 

@@ -80,11 +80,19 @@ def run_experiment(
     device: str = "cpu",
     executor: Executor | None = None,
     progress: bool = True,
+    seed: int = 0,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """Run one experiment (resuming from ``out/<name>/points.jsonl``) and write its results.
 
+    ``seed`` = 0 (the default) reproduces the recorded results; any other integer re-draws every
+    point's seed (data, initialisation, noise) from it, so a rerun with another seed is an
+    independent repetition. ``label`` names the experiment in progress lines.
+
     Returns the analysis with ``verdict`` = {"prediction", "held", "summary"}.
     """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError("seed", "a non-negative integer", seed)
     registry = _registry()
     if name not in registry:
         raise ParameterError("experiment", f"one of {sorted(registry)}", name)
@@ -102,11 +110,17 @@ def run_experiment(
     if progress:
         print(f"[{name}] {experiment.prediction}", flush=True)
     points = experiment.build(quick, device)
+    if seed:
+        from ._design import point_seed
+
+        for point in points:
+            if "seed" in point:
+                point["seed"] = point_seed(seed, point["seed"])
     results = run_sweep(
         points,
         PointStore(folder / "points.jsonl"),
         executor or make_executor(),
-        label=name,
+        label=label or name,
         progress=progress,
     )
     analysis = experiment.analyse(points, results)
@@ -134,7 +148,7 @@ def run_experiment(
 
 def _case_summary(case: dict[str, Any]) -> str:
     where = "/".join(str(case[k]) for k in ("landscape", "model", "dataset", "noise") if k in case)
-    verdict = "held" if case.get("held") else "not held"
+    verdict = "as predicted" if case.get("held") else "NOT as predicted"
     detail = case.get("preferred") or (
         f"slope {case['slope']:.3g} ± {case['slope_se']:.2g}" if "slope" in case else ""
     )
@@ -149,10 +163,23 @@ def validate(
     device: str = "cpu",
     executor: Executor | None = None,
     progress: bool = True,
+    seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
-    """Run one experiment or ``"all"``; returns the analyses by experiment name."""
+    """Run one experiment or ``"all"``; returns the analyses by experiment name.
+
+    ``seed``: see [`run_experiment`][flatminima.validation.run_experiment].
+    """
     names = EXPERIMENT_NAMES if experiment == "all" else (experiment,)
     return {
-        n: run_experiment(n, out, quick=quick, device=device, executor=executor, progress=progress)
-        for n in names
+        n: run_experiment(
+            n,
+            out,
+            quick=quick,
+            device=device,
+            executor=executor,
+            progress=progress,
+            seed=seed,
+            label=f"{n} {i}/{len(names)}" if len(names) > 1 else n,
+        )
+        for i, n in enumerate(names, 1)
     }

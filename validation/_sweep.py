@@ -276,17 +276,16 @@ def run_sweep(
             f"running {len(todo)} on {executor.describe()}",
             flush=True,
         )
-    for count, (point, result) in enumerate(executor.map_unordered(run_point, todo), 1):
-        store.append(point, result)
-        done[point_key(point)] = {"point": point, "result": result}
-        if progress:
-            print(f"  {label}: {count}/{len(todo)} {_summary(point, result)}", flush=True)
+    from ._progress import Progress, format_point
+
+    bar = Progress(len(todo), label) if progress else None
+    try:
+        for point, result in executor.map_unordered(run_point, todo):
+            store.append(point, result)
+            done[point_key(point)] = {"point": point, "result": result}
+            if bar is not None:
+                bar.update(format_point(point, result))
+    finally:
+        if bar is not None:
+            bar.close()
     return [done[point_key(p)]["result"] for p in points]
-
-
-def _summary(point: dict[str, Any], result: dict[str, Any]) -> str:
-    shown = {
-        k: point[k] for k in ("noise", "k", "lr", "batch_size", "model", "landscape") if k in point
-    }
-    extra = f"escapes={result['escapes']}" if "escapes" in result else ""
-    return f"{shown} {extra} ({result.get('seconds', 0):.1f} s)"

@@ -26,6 +26,7 @@ import mpmath
 import sympy as sp
 
 from flatminima import __version__
+from flatminima._katex import katex_head
 from flatminima.errors import ParameterError, PrecisionError
 from flatminima.theory import (
     derive_escape_time,
@@ -43,7 +44,7 @@ def styblinski_tang_slice(dps: int = 30) -> dict[str, mpmath.mpf]:
     Returns the local minimum a (≈ 2.7468), the saddle (local maximum) b (≈ 0.1567), the
     curvatures H_a = f''(a), H_b = |f''(b)|, the barrier ΔL = f(b) − f(a), the inflection point
     c = √(8/3) between them and the switch fraction s = (f(c) − f(a))/ΔL of the harmonic switch
-    model placed at c (THEORY.md §6). The values carry ``dps`` digits whatever the ambient
+    model placed at c (docs: Conventions). The values carry ``dps`` digits whatever the ambient
     ``mpmath.mp.dps``.
     """
     x = sp.Symbol("x", real=True)
@@ -169,8 +170,130 @@ def _case_detail(case: dict[str, Any]) -> str:
     return str(case.get("preferred", ""))
 
 
-def _section(title: str, body: str) -> str:
-    return f"<section><h2>{html.escape(title)}</h2>\n{body}\n</section>"
+# After load, the page records how many of its figures failed to decode (make check-ui reads it).
+_IMAGE_CHECK = (
+    "<script>window.addEventListener('load',function(){var n=0;"
+    "document.querySelectorAll('img').forEach(function(i){if(!i.complete||i.naturalWidth===0)"
+    "{n++;}});document.body.setAttribute('data-images',document.images.length);"
+    "document.body.setAttribute('data-broken-images',n);});</script>"
+)
+
+
+def _math(latex: str, display: bool = False) -> str:
+    """LaTeX for the page's KaTeX: ``\\(...\\)`` inline, ``\\[...\\]`` displayed (HTML-escaped)."""
+    return html.escape(f"\\[{latex}\\]" if display else f"\\({latex}\\)")
+
+
+def _section(title: str, body: str, anchor: str = "") -> str:
+    ident = f' id="{html.escape(anchor)}"' if anchor else ""
+    return f"<section{ident}><h2>{html.escape(title)}</h2>\n{body}\n</section>"
+
+
+def _images(analysis: dict[str, Any], folder: Path) -> str:
+    return "".join(
+        f'<img alt="{html.escape(fig)}" src="data:image/png;base64,'
+        f'{base64.b64encode((folder / fig).read_bytes()).decode("ascii")}">'
+        for fig in analysis["figures"]
+        if fig.endswith(".png")
+    )
+
+
+def _yes(flag: Any) -> str:
+    return "yes" if flag else "<b>no</b>"
+
+
+def _covariance_body(analysis: dict[str, Any]) -> str:
+    """The covariance section in plain words: the rule, then what held and what did not."""
+    from ._covariance import LEADING, SCALE_RANGE, SLOPE_RANGE
+
+    cases = analysis.get("cases", [])
+    at_min = [c for c in cases if c.get("noise") == "minimum"]
+    at_init = [c for c in cases if c.get("noise") != "minimum"]
+
+    def name(c: dict[str, Any]) -> str:
+        return f"{c['model']}/{c['dataset']}"
+
+    def listing(items: list[dict[str, Any]]) -> str:
+        return ", ".join(html.escape(name(c)) for c in items) or "none"
+
+    matched = [c for c in at_min if c.get("holds")]
+    unmatched = [c for c in at_min if not c.get("holds")]
+    init_ok = [c for c in at_init if not c.get("holds")]
+    init_bad = [c for c in at_init if c.get("holds")]
+    scales = ", ".join(f"{c['scale']:.2f}" for c in unmatched)
+    rule = (
+        '<p class="rule"><b>Rule.</b> In the eigenbasis of the Hessian H, fit log Σ<sub>ii</sub> '
+        f"(per-sample gradient covariance) against log λ<sub>i</sub> over the {LEADING} "
+        "directions of largest curvature (the filled markers in the figure; the hollow ones are "
+        "shown for context and are not used). The noise <i>matches</i> H/B when the slope lies in "
+        f"[{SLOPE_RANGE[0]}, {SLOPE_RANGE[1]}], the scale e<sup>intercept</sup> in "
+        f"[{SCALE_RANGE[0]}, {SCALE_RANGE[1]}] and H is positive definite. The theory predicts a "
+        "match at a trained minimum and no match at random initialisation; a case passes when "
+        "the measurement agrees with that prediction.</p>"
+    )
+    summary = (
+        '<p class="summary"><b>What held.</b> At the minimum the noise matched H/B on: '
+        f"{listing(matched)}. At random initialisation it did not match, as predicted, on: "
+        f"{listing(init_ok)}.</p>"
+        '<p class="summary"><b>What did not hold.</b> At the minimum the noise did not match '
+        f"H/B on: {listing(unmatched)}"
+        + (
+            f" (scale {scales} × H/B: less gradient noise than the Hessian predicts)"
+            if unmatched
+            else ""
+        )
+        + f". At random initialisation it matched unexpectedly on: {listing(init_bad)}.</p>"
+    )
+    rows = "".join(
+        f"<tr><td>{html.escape(name(c))}</td>"
+        f"<td>{'trained minimum' if c.get('noise') == 'minimum' else 'random initialisation'}</td>"
+        f"<td>{c['slope']:.2f}</td><td>{c['scale']:.2f}</td>"
+        f"<td>{_yes(c.get('holds'))}</td>"
+        f"<td>{'yes' if c.get('noise') == 'minimum' else 'no'}</td>"
+        f"<td>{'pass' if c.get('held') else '<b>FAIL</b>'}</td></tr>"
+        for c in cases
+    )
+    table = (
+        f"<table><tr><th>model/data</th><th>state</th><th>slope (top {LEADING})</th>"
+        f"<th>scale (top {LEADING})</th><th>noise matches H/B?</th><th>theory expects a match?"
+        f"</th><th>case</th></tr>{rows}</table>"
+    )
+    return rule + summary + table
+
+
+def _experiment_section(name: str, analysis: dict[str, Any], folder: Path) -> str:
+    verdict = analysis["verdict"]
+    held = verdict["held"]
+    cases = analysis.get("cases", [])
+    passed = sum(1 for c in cases if c.get("held"))
+    headline = (
+        f"<p><b>Prediction:</b> {html.escape(verdict['prediction'])}<br>"
+        f"<b>Outcome:</b> {passed} of {len(cases)} cases as predicted — "
+        f"{'the prediction held' if held else 'the prediction did not hold on every case'}.</p>"
+    )
+    if name == "covariance":
+        body = _covariance_body(analysis)
+    else:
+        rows = "".join(
+            f"<tr><td>{html.escape(_case_label(c))}</td>"
+            f"<td>{html.escape(str(c.get('expected', '')))}</td>"
+            f"<td>{html.escape(_case_detail(c))}</td>"
+            f"<td>{'pass' if c.get('held') else '<b>FAIL</b>'}</td></tr>"
+            for c in cases
+        )
+        body = (
+            "<table><tr><th>case</th><th>expected</th><th>measured</th><th>case</th></tr>"
+            f"{rows}</table>"
+        )
+    title = f"Experiment: {name} — {'held' if held else 'not held on every case'}"
+    return _section(
+        title,
+        headline
+        + body
+        + _images(analysis, folder)
+        + f"<p>Data: experiments/{html.escape(name)}/results.json, results.csv, points.jsonl</p>",
+        anchor=f"experiment-{name}",
+    )
 
 
 def run_report(
@@ -179,6 +302,7 @@ def run_report(
     dps: int = 30,
     device: str = "cpu",
     executor: Any = None,
+    seed: int = 0,
 ) -> Path:
     """Derive, evaluate, run the experiments and write the report to ``out``; returns the path
     of report.html.
@@ -194,6 +318,9 @@ def run_report(
         Decimal digits for the mpmath evaluations (at least 15).
     device, executor
         Where the experiments run (see [`flatminima.validation.validate`][flatminima.validation.validate]).
+    seed
+        0 reproduces the recorded results; another integer repeats the experiments with other
+        random draws.
     """
     if isinstance(dps, bool) or not isinstance(dps, int) or dps < 15:
         raise PrecisionError("dps", "an integer of at least 15 digits", dps)
@@ -219,15 +346,17 @@ def run_report(
     record["formulas"] = {" / ".join(key): d.to_dict() for key, d in derived.items()}
     rows = "".join(
         f"<tr><td>{html.escape(n)}</td><td>{html.escape(dim)}</td><td>{html.escape(it)}</td>"
-        f"<td><code>{html.escape(d.latex())}</code></td></tr>"
+        f'<td class="formula">{_math(d.latex())}</td></tr>'
         for (n, dim, it), d in derived.items()
-        if dim != "2"
     )
     sections.append(
         _section(
             "Derived escape times τ (continuous time, unit η·iterations)",
-            f"<p>{len(derived)} derivations by flux over population in {elapsed:.2f} s.</p>"
-            "<table><tr><th>noise</th><th>dim</th><th>interpretation</th><th>τ (LaTeX)</th></tr>"
+            f"<p>{len(derived)} derivations by flux over population in {elapsed:.2f} s "
+            f"(every one below: {len(derived)} rows). Symbols: H_a, H_b the curvatures at the "
+            "minimum and the saddle (magnitudes), ΔL the barrier, η the learning rate, B the "
+            "batch size, s the switch fraction, D the white-noise diffusion.</p>"
+            "<table><tr><th>noise</th><th>dim</th><th>interpretation</th><th>τ</th></tr>"
             f"{rows}</table>",
         )
     )
@@ -251,9 +380,13 @@ def run_report(
     sections.append(
         _section(
             "Scaling laws (derived from log τ)",
+            "<p>k is the sharpness (every Hessian eigenvalue times k), B the batch size, η the "
+            "learning rate, ρ the loss ratio L(b)/L(a), D the white-noise diffusion; C collects "
+            "every term that does not depend on the variable.</p>"
             "<table><tr><th>noise</th><th>variable</th><th>kind</th><th>law</th></tr>"
             + "".join(
-                f"<tr><td>{law['noise']}</td><td>{law['wrt']}</td><td>{law['kind']}</td><td><code>{html.escape(law['statement'])}</code></td></tr>"
+                f"<tr><td>{law['noise']}</td><td>{law['wrt']}</td><td>{law['kind']}</td>"
+                f"<td>{_math(law['latex'])}</td></tr>"
                 for law in laws
             )
             + "</table>",
@@ -357,8 +490,8 @@ def run_report(
         _section(
             "Predicted sharpness dependence",
             f'<img alt="log rate vs sharpness" src="data:image/png;base64,{encoded}">'
-            "<p>Flat vs sharp (SGD, anti-Itô): γ_sharp/γ_flat = "
-            f"<code>{html.escape(selection.text())}</code></p>",
+            "<p>Flat vs sharp (SGD, anti-Itô): "
+            f"{_math(selection.latex(equation=True), display=True)}</p>",
         )
     )
     record["figures"] = [str(figure.relative_to(folder))]
@@ -368,41 +501,25 @@ def run_report(
     from ._runner import validate
 
     analyses = validate(
-        "all", folder / "experiments", quick=quick, device=device, executor=executor
+        "all", folder / "experiments", quick=quick, device=device, executor=executor, seed=seed
     )
     record["experiments"] = {}
     for name, analysis in analyses.items():
         verdict = analysis["verdict"]
         record["experiments"][name] = {"verdict": verdict, "seconds": analysis["seconds"]}
-        images = "".join(
-            f'<img alt="{html.escape(fig)}" src="data:image/png;base64,'
-            f'{base64.b64encode((folder / "experiments" / name / fig).read_bytes()).decode("ascii")}">'
-            for fig in analysis["figures"]
-        )
-        cases = "".join(
-            f"<tr><td>{html.escape(_case_label(c))}</td>"
-            f"<td>{html.escape(str(c.get('expected', '')))}</td>"
-            f"<td>{'held' if c.get('held') else '<b>not held</b>'}</td>"
-            f"<td>{html.escape(_case_detail(c))}</td></tr>"
-            for c in analysis.get("cases", [])
-        )
-        sections.append(
-            _section(
-                f"Experiment: {name} — {'prediction held' if verdict['held'] else 'prediction NOT held'}",
-                f"<p>{html.escape(verdict['prediction'])}</p>"
-                "<table><tr><th>case</th><th>expected</th><th>verdict</th><th>measured</th></tr>"
-                f"{cases}</table>{images}"
-                f"<p>Data: experiments/{html.escape(name)}/results.json, results.csv, points.jsonl</p>",
-            )
-        )
+        sections.append(_experiment_section(name, analysis, folder / "experiments" / name))
 
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>flatminima report</title>"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
+        + katex_head()
+        + "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-        "vertical-align:top}code{font-size:90%}img{max-width:100%}</style></head><body>"
+        "vertical-align:top}code{font-size:90%}img{max-width:100%}td.formula{overflow-x:auto;"
+        "max-width:700px}p.rule{background:#f4f6fa;padding:.6em;border-left:4px solid #4a6fa5}"
+        "</style></head><body>"
         f"<h1>flatminima {html.escape(__version__)} report{' (quick)' if quick else ''}</h1>"
         + "\n".join(sections)
+        + _IMAGE_CHECK
         + "</body></html>"
     )
     report = folder / "report.html"

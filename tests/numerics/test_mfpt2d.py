@@ -129,7 +129,7 @@ def test_sgd_formula_on_a_coupled_landscape(interpretation: str) -> None:
 
 
 def test_sgd_prefactor_ratio_between_interpretations() -> None:
-    """τ_anti-Itô / τ_Itô = H_ae / |H_be| in the switch model, in any dimension (THEORY.md §2)."""
+    """τ_anti-Itô / τ_Itô = H_ae / |H_be| in the switch model, in any dimension (docs/conventions.md §2)."""
     h_a, h_b = np.diag([st2(A), stiffness(A)]), np.diag([st2(B), stiffness(B)])
     field = switch_diffusion(0.09, h_a, h_b)
     ito = mfpt_2d(coupled, field, interpretation="ito", **GRID)

@@ -1,5 +1,5 @@
 """Occupation ratio, flat-vs-sharp selection and the switch fraction, against independent
-references (Gibbs integrals, THEORY.md §3's ratios, a numerical root-find)."""
+references (Gibbs integrals, docs/conventions.md §3's ratios, a numerical root-find)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_occupation_ratio_is_the_ratio_of_escape_times(interpretation: str) -> N
 
 
 def test_sgd_selection_is_exponential_as_in_theory() -> None:
-    """THEORY.md §3: γ_sharp/γ_flat = exp[(2BΔLs/η)(1/H_flat − 1/H_sharp)] (anti-Itô)."""
+    """docs/conventions.md §3: γ_sharp/γ_flat = exp[(2BΔLs/η)(1/H_flat − 1/H_sharp)] (anti-Itô)."""
     h_f, h_s = P("H_flat"), P("H_sharp")
     reference = sp.exp(2 * B * dL * s / eta * (1 / h_f - 1 / h_s))
     assert equal(derive_selection_ratio("sgd", 1, "anti-ito").value, reference)
@@ -59,7 +59,7 @@ def test_sgd_selection_is_exponential_as_in_theory() -> None:
 
 @pytest.mark.parametrize("dim", [1, 2, 3])
 def test_white_selection_is_polynomial(dim: int) -> None:
-    """THEORY.md §3: white noise only sqrt(det H_sharp / det H_flat)."""
+    """docs/conventions.md §3: white noise only sqrt(det H_sharp / det H_flat)."""
     if dim == 1:
         h_f, h_s = [P("H_flat")], [P("H_sharp")]
     else:

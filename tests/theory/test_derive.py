@@ -1,7 +1,7 @@
 """The engine must reproduce, by derivation, the textbook and published escape times.
 
 References are typed here from their sources (Eyring–Kramers; Xie, Sato, Sugiyama 2021; Mori,
-Ziyin, Liu, Ueda 2022; the 1-D α-family of THEORY.md §2, itself checked against exact MFPT
+Ziyin, Liu, Ueda 2022; the 1-D α-family of docs/conventions.md §2, itself checked against exact MFPT
 quadrature by the numerics layer), never copied from the code's output. Each result is checked
 symbolically (the difference simplifies to 0) and numerically with mpmath at 50 digits.
 """
@@ -85,7 +85,7 @@ def test_sgd_anti_ito_is_the_paper_formula(dim: int, rng) -> None:
 
 
 def test_sgd_1d_alpha_family(rng) -> None:
-    """THEORY.md §2: τ = 2π/sqrt(H_a|H_b|) · (D_a/D_b)^(α−½) · e^ΔΦ, D = κ|H|."""
+    """docs/conventions.md §2: τ = 2π/sqrt(H_a|H_b|) · (D_a/D_b)^(α−½) · e^ΔΦ, D = κ|H|."""
     h_a, h_b = P("H_a"), P("H_b")
     kappa = eta / (2 * B)
     delta_phi = dL / kappa * (s / h_a + (1 - s) / h_b)
@@ -98,7 +98,7 @@ def test_sgd_1d_alpha_family(rng) -> None:
     )
     d = derive_escape_time("sgd", dim=1, interpretation="alpha")
     assert_same(d.tau, reference, rng)
-    # the three named interpretations: 2π/H_a, 2π/sqrt(H_a H_b), 2π/H_b (THEORY.md §2)
+    # the three named interpretations: 2π/H_a, 2π/sqrt(H_a H_b), 2π/H_b (docs/conventions.md §2)
     for name, pref in (
         ("ito", 2 * pi / h_a),
         ("stratonovich", 2 * pi / sp.sqrt(h_a * h_b)),
@@ -109,7 +109,7 @@ def test_sgd_1d_alpha_family(rng) -> None:
 
 @pytest.mark.parametrize("dim", [2, 3])
 def test_sgd_nd_alpha_prefactor_follows_the_switch_hint(dim: int, rng) -> None:
-    """THEORY.md §2 hint: τ_α = τ_anti-Itô · (|H_be|/H_ae)^(1−α) in any dimension (Itô: 2π/H_ae)."""
+    """docs/conventions.md §2 hint: τ_α = τ_anti-Itô · (|H_be|/H_ae)^(1−α) in any dimension (Itô: 2π/H_ae)."""
     h_ae, h_be = hess("a", dim)[0], hess("b", dim)[0]
     reference = paper_sgd(dim) * (h_be / h_ae) ** (1 - alpha)
     assert_same(derive_escape_time("sgd", dim=dim, interpretation="alpha").tau, reference, rng)

@@ -1,5 +1,5 @@
 """scaling_law must read the kind of dependence off log τ, and its coefficient must match both the
-paper's exponent (THEORY.md §3) and a numerical fit of the compiled formula."""
+paper's exponent (docs/conventions.md §3) and a numerical fit of the compiled formula."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ B, eta, s, dL, h_star = P("B"), P("eta"), P("s"), P("Delta_L"), P("h_star")
 
 
 def E1(h_a: sp.Expr, h_b: sp.Expr) -> sp.Expr:
-    """THEORY.md §3: E₁ = (2BΔL/η)(s/H_ae + (1 − s)/|H_be|)."""
+    """docs/conventions.md §3: E₁ = (2BΔL/η)(s/H_ae + (1 − s)/|H_be|)."""
     return 2 * B * dL / eta * (s / h_a + (1 - s) / h_b)
 
 
@@ -28,7 +28,7 @@ def test_sgd_is_exponential_in_inverse_sharpness(interpretation: str, dim: int) 
     assert law.kind == "exponential"
     assert law.argument == 1 / k
     assert sp.simplify(law.coefficient - E1(h_a, h_b)) == 0
-    assert law.power == -1  # τ ∝ k⁻¹ e^{E₁/k}: log(2π/(k|H_be|)) (THEORY.md §3)
+    assert law.power == -1  # τ ∝ k⁻¹ e^{E₁/k}: log(2π/(k|H_be|)) (docs/conventions.md §3)
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3, 5, "n"])
@@ -83,7 +83,7 @@ def test_the_symbolic_law_matches_a_fit_of_the_compiled_formula() -> None:
     slope, _ = np.polyfit(1 / k, log_tau - float(law.power) * np.log(k), 1)
     predicted = float(law.coefficient.subs({P(n): v for n, v in values.items()}))
     assert slope == pytest.approx(predicted, rel=1e-10)
-    # the raw fit without the log k term is biased, as THEORY.md §6 warns
+    # the raw fit without the log k term is biased, as docs/conventions.md §6 warns
     raw_slope, _ = np.polyfit(1 / k, log_tau, 1)
     assert abs(raw_slope - predicted) > 1e-3 * predicted
 

@@ -35,7 +35,7 @@ def _values(names: tuple[str, ...], seed: int) -> dict[str, mpmath.mpf]:
 
 
 def _scaled(values: dict[str, mpmath.mpf], wrt: str, x: mpmath.mpf) -> dict[str, mpmath.mpf]:
-    """The parameters with the variable scaled (THEORY.md §3 for the sharpness)."""
+    """The parameters with the variable scaled (docs/conventions.md §3 for the sharpness)."""
     out = dict(values)
     for name in values:
         if wrt == "sharpness" and (name.startswith("H_") or name == "h_star"):

@@ -12,7 +12,7 @@ from flatminima.validation.report import run_report, styblinski_tang_slice
 
 
 def test_styblinski_tang_critical_points() -> None:
-    """Independent check: f'(a) = f'(b) = 0 to 30 digits, and THEORY.md §6's rounded values."""
+    """Independent check: f'(a) = f'(b) = 0 to 30 digits, and docs/conventions.md §6's rounded values."""
     p = styblinski_tang_slice(dps=40)
     with mpmath.workdps(40):
         df = lambda x: 2 * x**3 - 16 * x + mpmath.mpf(5) / 2  # noqa: E731
