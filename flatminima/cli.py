@@ -494,7 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from flatminima._probe_cli import add_probe_parser  # `flatminima probe` (one block)
 
-    add_probe_parser(sub)
+    probe = add_probe_parser(sub)
+    probe.formatter_class = _FORMATTER
+    probe.set_defaults(subparser=probe)  # errors name the flag (--batch-size), as elsewhere
     return parser
 
 
