@@ -85,3 +85,35 @@ def test_bad_input_names_the_parameter() -> None:
         minimum_action_path(CURVED + 0.5 * X, "white", minimum=A, saddle=B, diffusion=1)
     with pytest.raises(FlatMinimaError, match="saddle"):
         minimum_action_path(CURVED, "white", minimum=A, saddle=[0.0, 0.0, 0.0], diffusion=1)
+
+
+def test_loss_dependent_barrier_is_the_log_of_the_loss_ratio() -> None:
+    """1-D, D = (ηL(θ)/B)H_a: Φ' = L'/D, so ΔΦ = B/(ηH_a)·log(L(b)/L(a)) exactly."""
+    x = sp.Symbol("x")
+    loss = x**4 / 4 - x**2 / 2 + sp.Rational(7, 20)  # L(−1) = 1/10, L(0) = 7/20
+    lr, batch = 0.1, 2.0
+    p = minimum_action_path(
+        loss, "loss-dependent", minimum=[-1.0], saddle=[0.0], lr=lr, batch_size=batch, points=8
+    )
+    h_a = 2.0  # L'' = 3x² − 1 at −1
+    expected = batch / (lr * h_a) * np.log((7 / 20) / (1 / 10))
+    assert abs(p.barrier / expected - 1) < 1e-4
+
+
+def test_measured_constant_covariance_equals_anisotropic() -> None:
+    sigma = np.array([[2.0, 0.3], [0.3, 0.5]])
+    lr, batch = 0.2, 4.0
+    p = minimum_action_path(
+        CURVED,
+        "measured",
+        minimum=A,
+        saddle=B,
+        diffusion=lambda t: np.broadcast_to(sigma, (*np.shape(t)[:-1], 2, 2)),
+        lr=lr,
+        batch_size=batch,
+        points=8,
+    )
+    q = minimum_action_path(
+        CURVED, "anisotropic", minimum=A, saddle=B, diffusion=lr * sigma / (2 * batch), points=8
+    )
+    assert abs(p.barrier / q.barrier - 1) < 1e-6
