@@ -117,3 +117,29 @@ def test_measured_constant_covariance_equals_anisotropic() -> None:
         CURVED, "anisotropic", minimum=A, saddle=B, diffusion=lr * sigma / (2 * batch), points=8
     )
     assert abs(p.barrier / q.barrier - 1) < 1e-6
+
+
+@pytest.mark.slow
+def test_ten_dimensions_rotated_valley_converges() -> None:
+    """n = 10: a curved double well in rotated coordinates (a rational near-rotation), with
+    transverse stiffnesses 1 … 5.5 and a diagonal anisotropic D; the action converges with a
+    measured order near 2 (2.41 measured once; ~5 min on a loaded 2-core machine)."""
+    n = 10
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    rot = sp.Matrix(n, n, lambda i, j: sp.Rational(round(q[i, j] * 1000), 1000))
+    xs = sp.symbols(f"x0:{n}")
+    u = rot * sp.Matrix(xs)
+    loss = (u[0] ** 2 - 1) ** 2 + sum(
+        sp.Rational(k + 2, 2) * (u[k] - u[0] ** 2 / 2) ** 2 for k in range(1, n)
+    )
+    rot_f = np.array(rot.tolist(), dtype=float)
+    a = np.linalg.solve(rot_f, np.r_[-1.0, 0.5 * np.ones(n - 1)])
+    d = np.diag(np.linspace(0.05, 0.2, n))
+    p = minimum_action_path(
+        loss, "anisotropic", minimum=a, saddle=np.zeros(n), diffusion=d, points=8
+    )
+    assert p.converged
+    assert p.order is not None and 1.5 < p.order < 3.0
+    # bounds from d_min I ⪯ D ⪯ d_max I (ΔL = 1)
+    assert 1 / 0.2 < p.barrier < 1 / 0.05
