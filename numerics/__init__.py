@@ -10,6 +10,10 @@ mfpt_1d, splitting_probability
     Exact 1-D references at any precision.
 VerificationCheck
     One check made by ``verify=True`` (listed in the result's ``checks``).
+minimum_action_path, landscape_escape_time
+    Any landscape (a SymPy or torch loss) and any noise D(θ): the quasi-potential barrier and
+    the minimum-action path (gMAM), and the escape time with the non-reversible
+    Eyring–Kramers prefactor (Bouchet–Reygner).
 mfpt_2d
     2-D reference: the backward Kolmogorov equation on refined grids.
 work_budget
@@ -19,9 +23,11 @@ simulate_escape
     white-noise GD update), numpy or torch.
 """
 
+from ._action import MinimumActionPath, minimum_action_path
 from ._budget import work_budget
 from ._eigen import EigenData
 from ._escape_time import EscapeTime, escape_time, log_escape_time
+from ._landscape import LandscapeEscapeTime, landscape_escape_time
 from ._mfpt import MFPTResult, SplittingResult, mfpt_1d, splitting_probability
 from ._mfpt2d import MFPT2DResult, mfpt_2d
 from ._simulate import EscapeSimulation, simulate_escape
@@ -31,14 +37,18 @@ __all__ = [
     "EigenData",
     "EscapeSimulation",
     "EscapeTime",
+    "LandscapeEscapeTime",
     "MFPT2DResult",
     "MFPTResult",
+    "MinimumActionPath",
     "SplittingResult",
     "VerificationCheck",
     "escape_time",
+    "landscape_escape_time",
     "log_escape_time",
     "mfpt_1d",
     "mfpt_2d",
+    "minimum_action_path",
     "simulate_escape",
     "splitting_probability",
     "work_budget",

@@ -1,0 +1,424 @@
+"""The minimum-action (instanton) path and the Freidlin–Wentzell quasi-potential barrier.
+
+For ``dθ = b(θ) dt + √(2 D(θ)) dW`` with b = −∇L, the probability of a path is ≈ e^{−S} with
+the Freidlin–Wentzell action S = ¼ ∫ (θ̇ − b)ᵀ D⁻¹ (θ̇ − b) dt, and the quasi-potential barrier
+ΔΦ is the least action of a path from the minimum a to the saddle b (in any time). Minimized over
+time, the action becomes the geometric action of Heymann and Vanden-Eijnden (gMAM, 2008),
+
+    Ŝ[φ] = ½ ∫ ( |φ'|_M |b(φ)|_M − ⟨φ', b(φ)⟩_M ) ds,   M = D(φ)⁻¹, |v|_M² = vᵀMv,
+
+which does not depend on how the curve φ is parametrized. Here the curve is a string of N + 1
+points with fixed ends a and b; Ŝ is discretized by the midpoint rule on each segment and
+minimized over the interior points by L-BFGS with its exact gradient (the loss's Hessian at the
+midpoints; D's derivative for a state-dependent D), and the string is reparametrized to equal
+arc length between rounds (as in the string method), until the action stops changing. The
+barrier is computed on N, 2N and 4N points, which measures the convergence order in N and gives
+a Richardson-extrapolated ΔΦ with an error estimate.
+
+For white noise D = d·I the minimizer climbs along −b and ΔΦ = ΔL/d exactly; for anisotropic or
+state-dependent D the dynamics is not reversible and ΔΦ is neither ΔL/d nor ΔL/(eᵀDe).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.interpolate import CubicSpline
+from scipy.optimize import minimize
+
+from flatminima.errors import ConvergenceError, ParameterError, ShapeError
+
+from ._loss_model import LossModel, critical_point, loss_model
+from ._noise_models import NoiseModel, noise_model
+
+__all__ = ["MinimumActionPath", "minimum_action_path"]
+
+Array = np.ndarray
+_TINY = 1e-300
+
+
+@dataclass(frozen=True)
+class MinimumActionPath:
+    """The minimum-action path from a minimum to a saddle and its action.
+
+    Attributes
+    ----------
+    path
+        (N + 1, n) points from the minimum to the saddle, equally spaced in arc length (finest
+        string).
+    action
+        The geometric action of the finest string.
+    barrier
+        ΔΦ, Richardson-extrapolated from the three strings (the finest action if the measured
+        order is not in (0.5, 6)).
+    error
+        A conservative bound on ``barrier``'s error: the estimated error of the finest string,
+        |S_2N − S_4N| / (2^p − 1) (the extrapolated value is usually far better).
+    order
+        Measured convergence order of the action in the number of points (about 2).
+    actions, points
+        Action on each string and its number of segments, coarse to fine.
+    iterations
+        L-BFGS iterations, all rounds and strings together.
+    converged
+        Whether every string's last round changed the action by less than ``tol`` (relative)
+        and the measured order is sensible.
+    residual
+        The last round's relative change of the action on the finest string.
+    minimum, saddle
+        The critical points after Newton refinement.
+    noise
+        The noise model's description.
+    """
+
+    path: Array
+    action: float
+    barrier: float
+    error: float
+    order: float | None
+    actions: tuple[float, ...]
+    points: tuple[int, ...]
+    iterations: int
+    converged: bool
+    residual: float
+    minimum: Array
+    saddle: Array
+    noise: str
+    method: str = field(default="")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path.tolist(),
+            "action": self.action,
+            "barrier": self.barrier,
+            "error": self.error,
+            "order": self.order,
+            "actions": list(self.actions),
+            "points": list(self.points),
+            "iterations": self.iterations,
+            "converged": self.converged,
+            "residual": self.residual,
+            "minimum": self.minimum.tolist(),
+            "saddle": self.saddle.tolist(),
+            "noise": self.noise,
+            "method": self.method,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"MinimumActionPath(barrier={self.barrier:.10g} ± {self.error:.2g}, "
+            f"order={self.order if self.order is None else round(self.order, 2)}, "
+            f"points={self.points[-1] + 1}, dim={self.path.shape[1]}, "
+            f"converged={self.converged})"
+        )
+
+
+def geometric_action(
+    phi: Array, loss: LossModel, noise: NoiseModel, gradient: bool = True
+) -> tuple[float, Array]:
+    """Midpoint-rule geometric action of the string ``phi`` (N + 1, n) and its gradient with
+    respect to every point (zero rows for the fixed ends)."""
+    delta = np.diff(phi, axis=0)
+    mid = 0.5 * (phi[1:] + phi[:-1])
+    drift = -loss.gradient(mid)
+    if noise.constant is not None:
+        metric = np.linalg.inv(noise.constant)
+        m_delta, m_drift = delta @ metric, drift @ metric
+    else:
+        metric = np.linalg.inv(noise.field(mid))
+        m_delta = np.einsum("mij,mj->mi", metric, delta)
+        m_drift = np.einsum("mij,mj->mi", metric, drift)
+    u = np.sqrt(np.maximum(np.einsum("mi,mi->m", delta, m_delta), 0.0))
+    v = np.sqrt(np.maximum(np.einsum("mi,mi->m", drift, m_drift), 0.0))
+    w = np.einsum("mi,mi->m", delta, m_drift)
+    action = 0.5 * float(np.sum(u * v - w))
+    if not gradient:
+        return action, np.zeros_like(phi)
+    us, vs = np.maximum(u, _TINY), np.maximum(v, _TINY)
+    d_delta = 0.5 * ((v / us)[:, None] * m_delta - m_drift)
+    hess = loss.hessian(mid)
+    # ∂/∂x of ½(u v − w) through b(x) = −∇L(x): J = −H (symmetric)
+    d_mid = 0.5 * (
+        -(u / vs)[:, None] * np.einsum("mij,mj->mi", hess, m_drift)
+        + np.einsum("mij,mj->mi", hess, m_delta)
+    )
+    if noise.constant is None:  # ∂_k M = −M ∂_k D M
+        dd = noise.derivative(mid)  # [m, i, j, k]
+        quad_dd = np.einsum("mi,mijk,mj->mk", m_delta, dd, m_delta)
+        quad_bb = np.einsum("mi,mijk,mj->mk", m_drift, dd, m_drift)
+        quad_db = np.einsum("mi,mijk,mj->mk", m_delta, dd, m_drift)
+        d_mid += 0.5 * (
+            -(v / (2 * us))[:, None] * quad_dd - (u / (2 * vs))[:, None] * quad_bb + quad_db
+        )
+    grad = np.zeros_like(phi)
+    grad[1:-1] = d_delta[:-1] - d_delta[1:] + 0.5 * (d_mid[:-1] + d_mid[1:])
+    return action, grad
+
+
+def reparametrize(phi: Array, points: int) -> Array:
+    """The string resampled at ``points + 1`` points equally spaced in arc length."""
+    lengths = np.linalg.norm(np.diff(phi, axis=0), axis=1)
+    keep = np.concatenate([[True], lengths > 1e-14 * max(float(lengths.sum()), 1e-300)])
+    phi = phi[keep]
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(phi, axis=0), axis=1))])
+    target = np.linspace(0.0, s[-1], points + 1)
+    if phi.shape[0] < 4:
+        return np.stack([np.interp(target, s, phi[:, k]) for k in range(phi.shape[1])], axis=1)
+    out = np.asarray(CubicSpline(s, phi, axis=0)(target))
+    out[0], out[-1] = phi[0], phi[-1]
+    return out
+
+
+def _spacing_penalty(phi: Array, weight: float) -> tuple[float, Array]:
+    """weight · Σ (|Δ_{i+1}| − |Δ_i|)²: zero for a string equally spaced in arc length. It
+    removes the tangential freedom of the geometric action (which does not depend on the
+    parametrization) so that the minimizer is well posed."""
+    delta = np.diff(phi, axis=0)
+    d = np.maximum(np.linalg.norm(delta, axis=1), _TINY)
+    jump = np.diff(d)
+    value = weight * float(np.sum(jump**2))
+    d_d = np.zeros_like(d)
+    d_d[1:] += 2 * weight * jump
+    d_d[:-1] -= 2 * weight * jump
+    unit = delta / d[:, None]
+    grad = np.zeros_like(phi)
+    grad[1:] += d_d[:, None] * unit
+    grad[:-1] -= d_d[:, None] * unit
+    return value, grad
+
+
+def _relax(
+    phi: Array, loss: LossModel, noise: NoiseModel, tol: float, max_iterations: int
+) -> tuple[Array, float, int, float, bool]:
+    """Minimize action + spacing penalty over the interior points with L-BFGS."""
+    n_seg = phi.shape[0] - 1
+    ends = phi[[0, -1]]
+    scale = max(abs(geometric_action(phi, loss, noise, gradient=False)[0]), 1e-12)
+    chord = float(np.sum(np.linalg.norm(np.diff(phi, axis=0), axis=1)))
+    weight = scale * n_seg / chord**2
+
+    def fun(z: Array) -> tuple[float, Array]:
+        full = np.vstack([ends[0], z.reshape(n_seg - 1, -1), ends[1]])
+        s, g = geometric_action(full, loss, noise)
+        pv, pg = _spacing_penalty(full, weight)
+        return s + pv, (g + pg)[1:-1].ravel()
+
+    result = minimize(
+        fun,
+        phi[1:-1].ravel(),
+        jac=True,
+        method="L-BFGS-B",
+        options={
+            "maxiter": max_iterations,
+            "maxfun": 2 * max_iterations,
+            "ftol": tol,
+            "gtol": 1e-12 * scale,
+            "maxcor": 50,
+        },
+    )
+    relaxed = np.vstack([ends[0], result.x.reshape(n_seg - 1, -1), ends[1]])
+    action = geometric_action(relaxed, loss, noise, gradient=False)[0]
+    if not math.isfinite(action):
+        raise ConvergenceError(
+            "minimum_action_path: the action became non-finite (the path left the region "
+            "where the loss and D are defined); give an initial path"
+        )
+    grad = float(np.linalg.norm(fun(result.x)[1])) / scale
+    ok = bool(result.success) or grad < 1e-8
+    return relaxed, action, int(result.nit), grad, ok
+
+
+def _as_point(name: str, value: Any) -> Array:
+    try:
+        point = np.asarray(
+            value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=float
+        ).reshape(-1)
+    except (TypeError, ValueError):
+        raise ShapeError(name, "a point: a sequence of n numbers", value) from None
+    if point.size == 0 or not np.all(np.isfinite(point)):
+        raise ParameterError(name, "a point with finite coordinates", value)
+    return point
+
+
+def _prepare(
+    loss: Any,
+    noise: Any,
+    minimum: Any,
+    saddle: Any,
+    diffusion: Any,
+    lr: Any,
+    batch_size: Any,
+    gradient: Any,
+    hessian: Any,
+) -> tuple[LossModel, NoiseModel, Array, Array, Array, Array]:
+    a0 = _as_point("minimum", minimum)
+    b0 = _as_point("saddle", saddle)
+    if a0.shape != b0.shape:
+        raise ShapeError("saddle", f"a point with {a0.size} coordinates like minimum", b0.tolist())
+    model = loss_model(loss, a0, gradient, hessian)
+    a, h_a = critical_point(model, a0, "minimum", 0)
+    b, h_b = critical_point(model, b0, "saddle", 1)
+    if np.linalg.norm(a - b) < 1e-8 * (1 + np.linalg.norm(a)):
+        raise ParameterError("saddle", "a saddle point distinct from the minimum", b0.tolist())
+    if float(model.value(b[None])[0]) <= float(model.value(a[None])[0]):
+        raise ParameterError(
+            "saddle", "a saddle above the minimum (L(saddle) > L(minimum))", b0.tolist()
+        )
+    lr_f = None if lr is None else float(lr)
+    bs_f = None if batch_size is None else float(batch_size)
+    nm = noise_model(noise, model, a, diffusion=diffusion, lr=lr_f, batch_size=bs_f)
+    return model, nm, a, b, h_a, h_b
+
+
+def action_path(
+    model: LossModel,
+    nm: NoiseModel,
+    a: Array,
+    b: Array,
+    points: int,
+    tol: float,
+    initial: Array | None,
+    max_iterations: int = 20000,
+) -> MinimumActionPath:
+    """gMAM on N, 2N and 4N segments (see the module docstring)."""
+    if initial is None:
+        t = np.linspace(0.0, 1.0, points + 1)[:, None]
+        phi = a + t * (b - a)
+    else:
+        phi = reparametrize(np.vstack([a, initial[1:-1], b]), points)
+    actions, counts = [], []
+    iterations = 0
+    converged = True
+    change = math.inf
+    for level in range(3):
+        n_seg = points * 2**level
+        if level:
+            phi = reparametrize(phi, n_seg)
+        phi, action, its, change, ok = _relax(phi, model, nm, tol, max_iterations)
+        iterations += its
+        converged &= ok
+        actions.append(action)
+        counts.append(n_seg)
+    order = None
+    d1, d2 = actions[0] - actions[1], actions[1] - actions[2]
+    if d1 != 0 and d2 != 0 and d1 / d2 > 0:
+        order = math.log2(d1 / d2)
+    if order is not None and 0.5 < order < 6:
+        factor = 2**order - 1
+        barrier = actions[2] + (actions[2] - actions[1]) / factor
+        # conservative: the finest string's own error (the extrapolated value is better)
+        error = abs(actions[2] - actions[1]) / factor
+    else:
+        barrier = actions[2]
+        error = max(abs(d1), abs(d2))
+    if not (barrier > 0 and math.isfinite(barrier)):
+        raise ConvergenceError(
+            f"minimum_action_path: the action did not converge to a positive barrier "
+            f"(actions {actions}); give an initial path or more points"
+        )
+    return MinimumActionPath(
+        path=phi,
+        action=actions[2],
+        barrier=barrier,
+        error=error,
+        order=order,
+        actions=tuple(actions),
+        points=tuple(counts),
+        iterations=iterations,
+        converged=bool(converged),
+        residual=change,
+        minimum=a,
+        saddle=b,
+        noise=nm.description,
+        method=(
+            "geometric minimum action method (Heymann & Vanden-Eijnden 2008): midpoint-rule "
+            "geometric action minimized by L-BFGS with its exact gradient, string reparametrized "
+            f"to equal arc length between rounds; {counts} segments, Richardson extrapolation"
+        ),
+    )
+
+
+def minimum_action_path(
+    loss: Any,
+    noise: Any = "white",
+    *,
+    minimum: Any,
+    saddle: Any,
+    diffusion: Any = None,
+    lr: Any = None,
+    batch_size: Any = None,
+    points: int = 32,
+    tol: float = 1e-11,
+    initial: Any = None,
+    gradient: Any = None,
+    hessian: Any = None,
+) -> MinimumActionPath:
+    r"""Minimum-action path and quasi-potential barrier ΔΦ from a minimum to a saddle.
+
+    Parameters
+    ----------
+    loss
+        A SymPy expression of n symbols (ordered by name; no float literals), or a callable on
+        torch tensors of shape (m, n) returning m values (derivatives by autograd), or any
+        callable with ``gradient=`` and ``hessian=`` callables (same batch convention).
+    noise
+        ``"white"`` (``diffusion=d``), ``"anisotropic"`` (``diffusion=D``, a constant SPD
+        matrix), ``"loss-dependent"`` (``lr``, ``batch_size``), ``"measured"`` (``diffusion=Σ``
+        a callable θ → per-sample gradient covariance, ``lr``, ``batch_size``; D = ηΣ/(2B)) or a
+        callable θ → D(θ). ``"sgd"`` (the literal κ[H]⁺) is refused: its D is singular on the
+        path.
+    minimum, saddle
+        Points near a minimum and an index-1 saddle; both are refined by Newton's method and
+        checked (positive definite Hessian; exactly one negative eigenvalue).
+    points
+        Segments N of the coarsest string (the action is computed on N, 2N and 4N).
+    tol
+        Relative change of the action between rounds that ends the relaxation.
+    initial
+        An initial path (m, n) from near the minimum to near the saddle (default: straight).
+
+    Returns
+    -------
+    MinimumActionPath
+        ``path``, ``action``, ``barrier`` (ΔΦ), ``error``, ``order``, ``converged``.
+
+    Notes
+    -----
+    Geometric action :math:`\hat S[\varphi] = \tfrac12\int(|\varphi'|_M|b|_M -
+    \langle\varphi', b\rangle_M)\,ds` with b = −∇L and M = D⁻¹ (Freidlin & Wentzell; Heymann &
+    Vanden-Eijnden, Comm. Pure Appl. Math. 61, 1052 (2008)). The dynamics is
+    dθ = −∇L dt + √(2D) dW, so for white noise ΔΦ = ΔL/d.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> x, y = sp.symbols("x y")
+    >>> L = (x**2 - 1)**2 + (y - x**2 / 2)**2
+    >>> p = minimum_action_path(L, "white", minimum=[-1, 0.5], saddle=[0, 0], diffusion=0.25,
+    ...                         points=8)
+    >>> abs(p.barrier - 4) < 1e-3  # ΔL / D = 1 / 0.25
+    True
+    """
+    model, nm, a, b, _, _ = _prepare(
+        loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian
+    )
+    if isinstance(points, bool) or not isinstance(points, int) or points < 4:
+        raise ParameterError("points", "an integer ≥ 4", points)
+    if not (isinstance(tol, float | int) and 0 < tol < 1e-3):
+        raise ParameterError("tol", "a relative tolerance in (0, 1e-3)", tol)
+    init = None
+    if initial is not None:
+        init = np.asarray(initial, dtype=float)
+        if init.ndim != 2 or init.shape[1] != a.size or init.shape[0] < 3:
+            raise ShapeError("initial", f"an array of shape (m ≥ 3, {a.size})", init.shape)
+    result = action_path(model, nm, a, b, points, float(tol), init)
+    if not result.converged:
+        raise ConvergenceError(
+            f"minimum_action_path: the string did not converge (last relative change "
+            f"{result.residual:.2g} > tol = {tol:g}, measured order {result.order}); raise "
+            "points, loosen tol, or give an initial path"
+        )
+    return result

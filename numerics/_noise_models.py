@@ -1,0 +1,255 @@
+"""Noise models D(θ) for ``dθ = −∇L dt + √(2 D(θ)) dW`` on a landscape of n variables.
+
+- ``"white"``: D = d·I, d > 0 a number (``diffusion=d``);
+- ``"anisotropic"``: a constant symmetric positive definite matrix (``diffusion=D``);
+- ``"loss-dependent"`` (Mori, Ziyin, Liu, Ueda 2022): D(θ) = (η L(θ)/B) H(a), needs L(a) > 0;
+- ``"measured"``: ``diffusion=Σ``, a callable θ → per-sample gradient-noise covariance Σ(θ)
+  (for instance measured from data), D = η Σ / (2B);
+- ``"sgd"``: D = κ[H(θ)]⁺ with κ = η/(2B). The literal model is singular wherever an eigenvalue
+  of H changes sign between the minimum and the saddle (always the case on the path: H is
+  positive definite at a and has a negative eigenvalue at b), so its quasi-potential barrier is
+  infinite and it never escapes in continuous time; it is refused with an error. Use the
+  harmonic switch model of the 1-D and aligned formulas (``escape_time``) or give D(θ);
+- a callable θ → D(θ): batched ``(m, n) → (m, n, n)`` (or one point ``(n,) → (n, n)``).
+
+Derivatives of a state-dependent D (needed by the action's gradient and the prefactor) are
+exact for ``"loss-dependent"`` and central differences of the user's D otherwise (a user's noise
+model has no automatic derivative).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from flatminima.errors import NoiseModelError, ParameterError, ShapeError
+
+from ._loss_model import LossModel
+
+__all__ = ["NoiseModel", "noise_model"]
+
+Array = np.ndarray
+
+
+@dataclass
+class NoiseModel:
+    """D(θ) on batches of points, its derivative, and what it is."""
+
+    name: str
+    dim: int
+    field: Callable[[Array], Array]  # (m, n) -> (m, n, n)
+    constant: Array | None  # the matrix when D does not depend on θ
+    scalar: float | None  # d when D = d·I
+    derivative: Callable[[Array], Array]  # (m, n) -> (m, n, n, n): [.., i, j, k] = ∂_k D_ij
+    description: str
+
+    def second_derivative_form(self, x: Array, p: Array) -> Array:
+        """∂_i ∂_j (pᵀ D(x) p) with p held fixed, (m, n, n), by central differences."""
+        m, n = x.shape
+        if self.constant is not None:
+            return np.zeros((m, n, n))
+        h = 1e-4 * np.maximum(1.0, np.abs(x))
+
+        def g(y: Array) -> Array:
+            return np.einsum("mi,mij,mj->m", p, self.field(y), p)
+
+        out = np.zeros((m, n, n))
+        base = g(x)
+        for i in range(n):
+            ei = np.zeros(n)
+            ei[i] = 1
+            for j in range(i, n):
+                ej = np.zeros(n)
+                ej[j] = 1
+                hi, hj = h[:, i : i + 1], h[:, j : j + 1]
+                if i == j:
+                    val = (g(x + hi * ei) - 2 * base + g(x - hi * ei)) / (hi[:, 0] ** 2)
+                else:
+                    val = (
+                        g(x + hi * ei + hj * ej)
+                        - g(x + hi * ei - hj * ej)
+                        - g(x - hi * ei + hj * ej)
+                        + g(x - hi * ei - hj * ej)
+                    ) / (4 * hi[:, 0] * hj[:, 0])
+                out[:, i, j] = out[:, j, i] = val
+        return out
+
+
+def _check_spd(name: str, d: Array, where: str = "") -> None:
+    if not np.all(np.isfinite(d)):
+        raise ParameterError(name, "a finite diffusion matrix", f"non-finite entries{where}")
+    if np.max(np.abs(d - np.swapaxes(d, -1, -2))) > 1e-10 * max(1.0, float(np.max(np.abs(d)))):
+        raise ParameterError(name, "a symmetric diffusion matrix", f"an asymmetric one{where}")
+    smallest = np.linalg.eigvalsh(d)[..., 0]
+    if np.any(smallest <= 0):
+        raise ParameterError(
+            name,
+            "a positive definite diffusion matrix D (the escape needs noise in every direction)",
+            f"smallest eigenvalue {float(np.min(smallest)):.3g}{where}",
+        )
+
+
+def _central_derivative(field: Callable[[Array], Array], x: Array) -> Array:
+    m, n = x.shape
+    out = np.zeros((m, n, n, n))
+    for k in range(n):
+        h = 1e-5 * np.maximum(1.0, np.abs(x[:, k]))
+        step = np.zeros_like(x)
+        step[:, k] = h
+        out[..., k] = (field(x + step) - field(x - step)) / (2 * h[:, None, None])
+    return out
+
+
+def _constant(name: str, matrix: Array, description: str, scalar: float | None) -> NoiseModel:
+    n = matrix.shape[0]
+    return NoiseModel(
+        name=name,
+        dim=n,
+        field=lambda x: np.broadcast_to(matrix, (x.shape[0], n, n)).copy(),
+        constant=matrix,
+        scalar=scalar,
+        derivative=lambda x: np.zeros((x.shape[0], n, n, n)),
+        description=description,
+    )
+
+
+def _user_field(fn: Callable[..., Any], n: int, name: str) -> Callable[[Array], Array]:
+    def field(x: Array) -> Array:
+        try:
+            out = np.asarray(fn(x), dtype=float)
+        except Exception:
+            out = None
+        if out is not None and out.shape == (x.shape[0],):  # scalar D(θ): isotropic
+            return out[:, None, None] * np.eye(n)
+        if out is None or out.shape != (x.shape[0], n, n):
+            out = np.stack([np.asarray(fn(row), dtype=float) for row in x])
+            if out.shape == (x.shape[0],):  # scalar D(θ): isotropic
+                out = out[:, None, None] * np.eye(n)
+            if out.shape != (x.shape[0], n, n):
+                raise ShapeError(
+                    name, f"a callable θ -> {n}x{n} matrix", f"values of shape {out.shape[1:]}"
+                )
+        return out
+
+    return field
+
+
+def noise_model(
+    noise: Any,
+    loss: LossModel,
+    minimum: Array,
+    *,
+    diffusion: Any = None,
+    lr: float | None = None,
+    batch_size: float | None = None,
+) -> NoiseModel:
+    """Build the noise model named by ``noise`` (see the module docstring)."""
+    n = loss.dim
+    if callable(noise) and not isinstance(noise, str):
+        field = _user_field(noise, n, "noise")
+        _check_spd("noise", field(minimum[None]), " at the minimum")
+        return NoiseModel(
+            "callable",
+            n,
+            field,
+            None,
+            None,
+            lambda x: _central_derivative(field, x),
+            "D(θ) given as a callable",
+        )
+    if not isinstance(noise, str):
+        raise NoiseModelError(
+            "noise",
+            "'white', 'anisotropic', 'sgd', 'loss-dependent', 'measured' or a callable θ -> D(θ)",
+            noise,
+        )
+    key = noise.lower().replace("_", "-")
+    if key == "white":
+        try:
+            d = float(diffusion)
+        except (TypeError, ValueError):
+            raise ParameterError(
+                "diffusion", "a positive number D for white noise", diffusion
+            ) from None
+        if not np.isfinite(d) or d <= 0:
+            raise ParameterError("diffusion", "a positive finite number D", diffusion)
+        return _constant("white", d * np.eye(n), f"white noise, D = {d:g}·I", d)
+    if key == "anisotropic":
+        if diffusion is None:
+            raise ParameterError("diffusion", f"a constant {n}x{n} SPD matrix", None)
+        matrix = np.asarray(diffusion, dtype=float)
+        if matrix.ndim == 0:
+            matrix = float(matrix) * np.eye(n)
+        if matrix.shape != (n, n):
+            raise ShapeError("diffusion", f"a {n}x{n} matrix", f"shape {matrix.shape}")
+        matrix = (matrix + matrix.T) / 2
+        _check_spd("diffusion", matrix)
+        return _constant("anisotropic", matrix, "constant anisotropic D", None)
+    if key in ("sgd", "loss-dependent", "measured"):
+        for name, value in (("lr", lr), ("batch_size", batch_size)):
+            if value is None or not np.isfinite(float(value)) or float(value) <= 0:
+                raise ParameterError(name, f"a positive number for {key} noise", value)
+        assert lr is not None and batch_size is not None
+        kappa = float(lr) / (2 * float(batch_size))
+    if key == "sgd":
+        raise NoiseModelError(
+            "noise",
+            "a noise model whose D is positive definite on the whole path",
+            noise,
+            "the literal SGD model D = κ[H(θ)]⁺ is singular where an eigenvalue of H changes "
+            "sign between the minimum and the saddle, so its barrier is infinite and the "
+            "continuous process never escapes; use escape_time('sgd', ...) for the harmonic "
+            "switch model, or pass D(θ) (a callable) or noise='measured'",
+        )
+    if key == "loss-dependent":
+        h_a = loss.hessian(minimum[None])[0]
+        l_a = float(loss.value(minimum[None])[0])
+        if l_a <= 0:
+            raise ParameterError("loss", "L(minimum) > 0 for loss-dependent noise (D ∝ L(θ))", l_a)
+        scale = 2 * kappa  # η/B
+
+        def field(x: Array) -> Array:
+            return scale * loss.value(x)[:, None, None] * h_a
+
+        def derivative(x: Array) -> Array:
+            return scale * np.einsum("ij,mk->mijk", h_a, loss.gradient(x))
+
+        return NoiseModel(
+            "loss-dependent",
+            n,
+            field,
+            None,
+            None,
+            derivative,
+            "loss-dependent noise D = (η L(θ)/B) H(a) (Mori et al. 2022)",
+        )
+    if key == "measured":
+        if not callable(diffusion):
+            raise ParameterError(
+                "diffusion",
+                "a callable θ -> per-sample gradient-noise covariance Σ(θ) for measured noise",
+                diffusion,
+            )
+        sigma = _user_field(diffusion, n, "diffusion")
+
+        def measured(x: Array) -> Array:
+            return kappa * sigma(x)
+
+        _check_spd("diffusion", measured(minimum[None]), " at the minimum")
+        return NoiseModel(
+            "measured",
+            n,
+            measured,
+            None,
+            None,
+            lambda x: _central_derivative(measured, x),
+            "measured gradient-noise covariance, D = η Σ(θ)/(2B)",
+        )
+    raise NoiseModelError(
+        "noise",
+        "'white', 'anisotropic', 'sgd', 'loss-dependent', 'measured' or a callable θ -> D(θ)",
+        noise,
+    )

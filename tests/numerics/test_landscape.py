@@ -1,0 +1,153 @@
+"""landscape_escape_time against independent references: the Eyring–Kramers formula of
+escape_time (white noise, to the digits asked), exact 1-D MFPT quadrature (state-dependent D,
+three interpretations) and the 2-D backward-Kolmogorov solve (constant anisotropic D on a
+curved, rotated, non-separable valley)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+
+from flatminima.errors import ConvergenceError, ValidityWarning
+from flatminima.numerics import escape_time, landscape_escape_time, mfpt_1d, mfpt_2d
+
+X, Y = sp.symbols("x y")
+CURVED = (X**2 - 1) ** 2 + 3 * (Y - X**2 / 2) ** 2
+A, B = [-1.0, 0.5], [0.0, 0.0]
+
+
+def _hessian(expr: sp.Expr, point: dict[sp.Symbol, sp.Expr]) -> list[list[sp.Expr]]:
+    return [[sp.diff(expr, u, v).subs(point) for v in (X, Y)] for u in (X, Y)]
+
+
+def test_white_noise_reduces_to_eyring_kramers_to_the_digits_asked() -> None:
+    r = landscape_escape_time(
+        CURVED, "white", minimum=A, saddle=B, diffusion="0.1", lr="0.01", dps=40, points=8
+    )
+    half = sp.Rational(1, 2)
+    reference = escape_time(
+        "white",
+        hess_min=_hessian(CURVED, {X: -1, Y: half}),
+        hess_saddle=_hessian(CURVED, {X: 0, Y: 0}),
+        barrier=1,
+        diffusion="0.1",
+        lr="0.01",
+        dps=40,
+    )
+    assert r.dps == 40
+    with mpmath.workdps(40):
+        assert abs(r.log_tau - reference.log_tau) < mpmath.mpf(10) ** -37
+        assert abs(r.barrier - 10) < mpmath.mpf(10) ** -37
+        assert abs(r.iterations / reference.iterations - 1) < mpmath.mpf(10) ** -37
+    assert r.non_gibbs == 0
+    assert "Eyring" in r.method
+    d = r.to_dict()
+    assert d["barrier"].startswith("10.0") and len(d["path"]) == r.path.shape[0]
+    assert "LandscapeEscapeTime" in repr(r)
+
+
+def test_general_prefactor_on_white_noise_has_no_non_gibbs_term() -> None:
+    """The Bouchet–Reygner machinery (Riccati flow, Lyapunov Hessians, gMAM barrier) applied
+    to a reversible case must reproduce Eyring–Kramers: I ≈ 0 and the same τ."""
+    ek = landscape_escape_time(CURVED, "white", minimum=A, saddle=B, diffusion=0.1, points=8)
+    br = landscape_escape_time(
+        CURVED, "white", minimum=A, saddle=B, diffusion=0.1, points=8, prefactor="bouchet-reygner"
+    )
+    assert abs(br.non_gibbs) < 5e-3
+    assert abs(float(br.log_tau - ek.log_tau)) < 5e-3
+
+
+@pytest.mark.parametrize("interpretation", ["ito", "stratonovich", "anti-ito"])
+def test_one_dimensional_state_dependent_noise_against_mfpt_1d(interpretation: str) -> None:
+    """D(x) = ε(1 + x²) on the double well x⁴/4 − x²/2: the error against the exact MFPT to the
+    other minimum falls like 1/ΔΦ (halving ε halves it)."""
+    x = sp.Symbol("x0")
+    loss = x**4 / 4 - x**2 / 2
+    errors, barriers = [], []
+    for eps in (sp.Rational(1, 30), sp.Rational(1, 60)):
+        e = float(eps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ValidityWarning)
+            r = landscape_escape_time(
+                loss,
+                lambda t, e=e: e * (1 + t[..., 0] ** 2),
+                minimum=[-1.0],
+                saddle=[0.0],
+                interpretation=interpretation,
+                points=8,
+            )
+        exact = mfpt_1d(loss, eps * (1 + x**2), start=-1, end=1, interpretation=interpretation)
+        errors.append(abs(float(r.tau / exact.value) - 1))
+        barriers.append(float(r.barrier))
+    slope = math.log(errors[1] / errors[0]) / math.log(barriers[1] / barriers[0])
+    assert errors[1] < 0.8 / barriers[1]  # c/ΔΦ with c = 0.26–0.6 measured for the 1-D formulas
+    assert -1.3 < slope < -0.7
+
+
+def test_anisotropic_escape_time_against_mfpt_2d_reduced() -> None:
+    """One point of the slow sweep below (ΔΦ ≈ 6.2, coarse grid): within 20%, where the
+    aligned workaround D = eᵀDe gives the wrong exponent."""
+    pytest.importorskip("scipy")
+    rot = _rotation(0.5)
+    d = 0.3 * rot @ np.diag([1.0, 0.25]) @ rot.T
+    r = landscape_escape_time(CURVED, "anisotropic", minimum=A, saddle=B, diffusion=d, points=8)
+    exact = mfpt_2d(_curved_np, d, levels=2, **GRID_CURVED)
+    assert 6 < float(r.barrier) < 6.4
+    assert abs(float(r.tau) / exact.extrapolated - 1) < 0.2
+
+
+def _rotation(angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s], [s, c]])
+
+
+def _curved_np(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x**2 - 1) ** 2 + 3 * (y - x**2 / 2) ** 2
+
+
+# the absorbing line x = 0.52 is on a cell face at each level, deep in the other basin's slope
+GRID_CURVED = {
+    "bounds": ((-2.2, 0.6), (-1.5, 2.5)),
+    "shape": (70, 100),
+    "start": (-1.0, 0.5),
+    "absorbing": lambda x, y: x > 0.52,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="measured slope −3.1 (errors 6.0%, 2.3%, 0.7% at ΔΦ 6.2, 9.2, 12.3): the non-Gibbs "
+    "integral I is known only to ±0.04 because Q reaches the saddle a few % off Q_b "
+    "(docs/numerics.md, Any landscape)",
+    strict=False,
+)
+def test_anisotropic_error_falls_like_one_over_the_barrier() -> None:
+    """ΔΦ ≈ 6, 9, 12: |τ/τ_exact − 1| falls with log-log slope in [−1.3, −0.7]."""
+    rot = _rotation(0.5)
+    errors, barriers = [], []
+    for eps, shape in ((0.3, (70, 100)), (0.2, (140, 200)), (0.15, (140, 200))):
+        d = eps * rot @ np.diag([1.0, 0.25]) @ rot.T
+        r = landscape_escape_time(
+            CURVED, "anisotropic", minimum=A, saddle=B, diffusion=d, points=16
+        )
+        exact = mfpt_2d(_curved_np, d, levels=2, **{**GRID_CURVED, "shape": shape})
+        assert exact.error / exact.value < 0.01
+        errors.append(abs(float(r.tau) / exact.extrapolated - 1))
+        barriers.append(float(r.barrier))
+    slope = np.polyfit(np.log(barriers), np.log(errors), 1)[0]
+    assert -1.3 < slope < -0.7
+
+
+def test_non_generic_saddle_is_refused() -> None:
+    """|λ_b| above the saddle's stable curvature: the quasi-potential is not C² at the saddle
+    and the prefactor formula does not apply; a clear error, not a number."""
+    shallow = (X**2 - 1) ** 2 + (Y - X**2 / 2) ** 2  # H_b = diag(−4, 2)
+    with pytest.raises(ConvergenceError, match="stable curvature"):
+        landscape_escape_time(
+            shallow, "anisotropic", minimum=A, saddle=B, diffusion=[[0.2, 0], [0, 0.05]], points=8
+        )
