@@ -42,7 +42,7 @@ def add_probe_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--grad-tol", type=float, default=1e-3, help="largest accepted ‖∇L‖")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     p.add_argument("--out", required=True, help="output folder (reruns resume from it)")
     p.set_defaults(func=run_probe_command)
     return p
