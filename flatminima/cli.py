@@ -16,8 +16,10 @@ Every error a user can cause (a bad name, a dimension < 1, α outside [0, 1], �
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from flatminima import __version__
@@ -295,13 +297,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Warnings print as one line ``flatminima: warning: …`` (a source line of the code that
+    warned would tell a command-line user nothing)."""
+
+    def show(
+        message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
+        print(f"flatminima: warning: {message}", file=file or sys.stderr, flush=True)
+
+    saved = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flatminima`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[Any], int] = args.func
     try:
-        return func(args)
+        with _one_line_warnings():
+            return func(args)
     except FlatMinimaError as exc:
         print(f"flatminima: error: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,12 @@ validate, run_experiment, EXPERIMENT_NAMES
     ``"all"``), resumably, writing JSON, CSV, figures and a verdict.
 make_executor, Executor
     Local processes (default), serial, or a Dask cluster (scheduler address or LocalCluster).
+PointStore, run_sweep
+    The checksummed, resumable store of finished points and the sweep that shares its points
+    with concurrent sweeps on the same folder.
+SchedulerError, OutputError, RecordWarning
+    A Dask scheduler unreachable or lost; an output folder that cannot be written; a line of
+    ``points.jsonl`` rejected and recomputed.
 landscape, LANDSCAPES, measure_rate
     Test landscapes with real minibatch noise, and the batched escape-rate measurement.
 load_dataset, make_model, train_to_minimum
@@ -22,7 +28,8 @@ from ._fits import PoissonFit, ScalingComparison, compare_laws, poisson_fit
 from ._landscapes import LANDSCAPES, Landscape, landscape
 from ._models import DATASETS, load_dataset, make_model, train_to_minimum
 from ._runner import EXPERIMENT_NAMES, run_experiment, validate
-from ._sweep import Executor, PointStore, make_executor, run_sweep
+from ._store import OutputError, PointStore, RecordWarning
+from ._sweep import Executor, SchedulerError, make_executor, run_sweep
 from .report import run_report
 
 __all__ = [
@@ -31,10 +38,13 @@ __all__ = [
     "LANDSCAPES",
     "Executor",
     "Landscape",
+    "OutputError",
     "PointStore",
     "PoissonFit",
     "RateMeasurement",
+    "RecordWarning",
     "ScalingComparison",
+    "SchedulerError",
     "compare_laws",
     "landscape",
     "load_dataset",
