@@ -44,6 +44,9 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = ["Claim", "OutputError", "PointStore", "RecordWarning", "point_key", "record_checksum"]
 
 
+_WARN_LINES = 10  # rejected lines warned about one by one; beyond, one warning for the rest
+
+
 class OutputError(ParameterError):
     """The output folder or one of its files cannot be created, read or written."""
 
@@ -264,15 +267,23 @@ class PointStore:
             reason, record = _describe_line(line, last)
             if record is None:
                 rejected += 1
-                warnings.warn(
-                    f"{self.path}:{number}: {reason}; line ignored (moved to "
-                    f"{self.rejected_path.name}), its point is recomputed",
-                    RecordWarning,
-                    stacklevel=caller_stacklevel(),
-                )
+                if rejected <= _WARN_LINES:
+                    warnings.warn(
+                        f"{self.path}:{number}: {reason}; line ignored (moved to "
+                        f"{self.rejected_path.name}), its point is recomputed",
+                        RecordWarning,
+                        stacklevel=caller_stacklevel(),
+                    )
             elif record["key"] not in self._seen:
                 self._seen.add(record["key"])
                 records[record["key"]] = record
+        if rejected > _WARN_LINES:
+            warnings.warn(
+                f"{self.path}: {rejected - _WARN_LINES} more lines rejected (moved to "
+                f"{self.rejected_path.name}), their points are recomputed",
+                RecordWarning,
+                stacklevel=caller_stacklevel(),
+            )
         self._offset += end
         self._line_number += data[:end].count(b"\n")
         return records, rejected

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -367,6 +368,29 @@ class Executor:
             pool.close(failed)
 
 
+def _probe_scheduler(address: str) -> None:
+    """Check that ``address`` parses as a Dask address and, for tcp/tls/ws/wss, that something
+    accepts a connection there within `SCHEDULER_TIMEOUT` seconds (a bare TCP connect)."""
+    try:
+        from distributed.comm.addressing import parse_address, parse_host_port
+        from distributed.comm.registry import backends
+    except ImportError:  # the pool says the package is missing
+        return
+    expected = "the address of a running Dask scheduler, such as tcp://host:8786"
+    try:
+        scheme, location = parse_address(address)
+        if scheme not in backends:
+            raise ValueError(f"unknown scheme {scheme!r}: one of {', '.join(sorted(backends))}")
+        if scheme in {"tcp", "tls", "ws", "wss"}:
+            host, port = parse_host_port(location, default_port=8786)
+            socket.create_connection((host, port), timeout=SCHEDULER_TIMEOUT).close()
+    except (OSError, ValueError, TypeError) as exc:
+        detail = _one_line(exc)
+        if isinstance(exc, OSError):
+            detail = f"nothing answers there within {SCHEDULER_TIMEOUT:g} s: {detail}"
+        raise SchedulerError("scheduler", expected, address, detail) from None
+
+
 def _default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 2))
 
@@ -387,6 +411,7 @@ def make_executor(
             or any(c.isspace() for c in scheduler)
         ):
             raise SchedulerError("scheduler", "an address such as tcp://host:8786", scheduler)
+        _probe_scheduler(scheduler)
         return Executor("dask", scheduler=scheduler)
     if local_cluster is not None:
         if (

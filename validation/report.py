@@ -199,6 +199,9 @@ def run_report(
         raise PrecisionError("dps", "an integer of at least 15 digits", dps)
     if not isinstance(out, str | Path) or not str(out):
         raise ParameterError("out", "a folder path", out)
+    from ._runner import _check_device
+
+    _check_device(device)  # before minutes of work, not after
     folder = Path(out)
     try:
         (folder / "figures").mkdir(parents=True, exist_ok=True)

@@ -163,6 +163,17 @@ def test_tampered_and_malformed_records_are_rejected_and_recomputed(tmp_path: Pa
         warnings.simplefilter("error", RecordWarning)  # set aside once: no warning again
         records = PointStore(path).load()
     assert len(records) == 3 and len(path.read_bytes().splitlines()) == 3
+    # a file of many bad lines (say from an old version): ten named, then one summary
+    with path.open("ab") as handle:
+        handle.write(b"{}\n" * 25)
+    with pytest.warns(RecordWarning) as caught:
+        assert len(PointStore(path).load()) == 3
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 11 and messages[9].startswith(f"{path}:13: not a record")
+    assert messages[10] == (
+        f"{path}: 15 more lines rejected (moved to points.jsonl.rejected), "
+        "their points are recomputed"
+    )
 
 
 def test_executors_give_identical_numbers(tmp_path: Path) -> None:
@@ -431,17 +442,27 @@ def test_dask_worker_killed_then_scheduler_killed(tmp_path: Path) -> None:
 
 
 def test_unreachable_scheduler_is_a_prompt_one_line_error(tmp_path: Path) -> None:
-    for address in ("tcp://127.0.0.1:1", "nonsense://x:1"):
+    """It was a traceback after Dask's 30 s connect timeout. Now make_executor checks the
+    address (parse, TCP connect), and the sweep's own connection gives up after 5 s."""
+    for address in ("tcp://127.0.0.1:1", "nonsense://x:1", "host-without-port", "tcp://:x"):
         start = time.monotonic()
         with pytest.raises(SchedulerError, match="scheduler") as caught:
-            run_sweep(
-                cheap_points(1),
-                PointStore(tmp_path / "p.jsonl"),
-                make_executor(scheduler=address),
-                progress=False,
-            )
-        assert time.monotonic() - start < 20
+            make_executor(scheduler=address)
+        assert time.monotonic() - start < 10
         assert address in str(caught.value) and "\n" not in str(caught.value)
+    # past the check (a scheduler that went away since): the sweep's connection times out
+    from flatminima.validation import Executor
+
+    start = time.monotonic()
+    with pytest.raises(SchedulerError, match="scheduler") as caught:
+        run_sweep(
+            cheap_points(1),
+            PointStore(tmp_path / "p.jsonl"),
+            Executor("dask", scheduler="tcp://127.0.0.1:1"),
+            progress=False,
+        )
+    assert time.monotonic() - start < 20
+    assert "tcp://127.0.0.1:1" in str(caught.value) and "\n" not in str(caught.value)
     with pytest.raises(SchedulerError, match="scheduler"):
         make_executor(scheduler="tcp://host:1 ; rm -rf /")
 
