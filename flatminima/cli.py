@@ -93,7 +93,12 @@ def _read_matrix(option: str, text: str) -> Any:
                 raise ParameterError(
                     option, "a readable .npy file of numbers", text, str(exc)
                 ) from None
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError) as exc:
+            raise ParameterError(
+                option, "a JSON text file or a .npy file", text, type(exc).__name__
+            ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
