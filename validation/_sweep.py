@@ -514,7 +514,7 @@ def _run(
             elif deferred:
                 if progress and not told_waiting:
                     print(
-                        f"  {label}: waiting for {len(deferred)} points that another sweep "
+                        f"  {label}: waiting for {len(deferred)} point(s) that another sweep "
                         f"is computing (claims in {store.claims_dir})",
                         flush=True,
                     )
