@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -296,7 +297,7 @@ class _DaskPool:
             if future.status == "error":
                 future.result()  # the point's own error, raised as it is
             if future.status != "finished":  # cancelled: the scheduler went away
-                raise self._lost(RuntimeError(f"task {future.status}"))
+                raise self._lost(RuntimeError(f"the connection closed, tasks {future.status}"))
             try:
                 result = future.result()
             except Exception as exc:
@@ -305,11 +306,26 @@ class _DaskPool:
         return out
 
     def close(self, failed: bool) -> None:
-        with contextlib.suppress(Exception):
-            self.client.close(timeout=SCHEDULER_TIMEOUT)
-        if self.cluster is not None:
+        # after a failure (a lost scheduler, an error, an interrupt) the client's cancelled
+        # reconnect attempts log tracebacks while it closes; the error raised says it all
+        timeout = 2.0 if failed else SCHEDULER_TIMEOUT  # nothing left to wait for
+        with _logging_off() if failed else contextlib.nullcontext():
             with contextlib.suppress(Exception):
-                self.cluster.close(timeout=SCHEDULER_TIMEOUT)
+                self.client.close(timeout=timeout)
+            if self.cluster is not None:
+                with contextlib.suppress(Exception):
+                    self.cluster.close(timeout=timeout)
+
+
+@contextlib.contextmanager
+def _logging_off() -> Iterator[None]:
+    """No log records at all (any logger) for the duration."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
 
 
 def _one_line(exc: BaseException) -> str:

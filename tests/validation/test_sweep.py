@@ -365,7 +365,9 @@ if __name__ == "__main__":
 """
 
 
-def test_dask_worker_killed_then_scheduler_killed(tmp_path: Path) -> None:
+def test_dask_worker_killed_then_scheduler_killed(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     """An external Dask cluster: SIGKILL of a worker mid-sweep changes nothing (Dask reruns its
     point, same seed, same numbers); SIGKILL of the scheduler mid-sweep is a SchedulerError
     naming the address within seconds (it was a FutureCancelledError traceback), and a rerun
@@ -420,6 +422,7 @@ def test_dask_worker_killed_then_scheduler_killed(tmp_path: Path) -> None:
 
         killer = threading.Thread(target=kill_the_cluster)
         killer.start()
+        capfd.readouterr()
         with pytest.raises(SchedulerError, match=address) as caught:
             run_sweep(
                 [*points[:2], endless_point()],
@@ -431,6 +434,7 @@ def test_dask_worker_killed_then_scheduler_killed(tmp_path: Path) -> None:
         killer.join()
         assert raised - killed[0] < 10, raised - killed[0]
         assert "rerun to resume" in str(caught.value) and "\n" not in str(caught.value)
+        assert "Traceback" not in capfd.readouterr().err  # Dask's client logs nothing
         resumed = run_sweep(
             points[:2], PointStore(second), make_executor(workers=0), progress=False
         )
