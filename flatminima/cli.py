@@ -23,8 +23,10 @@ and ``batch-size`` (``batch_size`` is accepted too).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from flatminima import __version__
@@ -191,7 +193,12 @@ def _read_matrix(option: str, text: str) -> Any:
                 raise ParameterError(
                     option, "a readable .npy file of numbers", text, str(exc)
                 ) from None
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError) as exc:
+            raise ParameterError(
+                option, "a JSON text file or a .npy file", text, type(exc).__name__
+            ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -526,13 +533,32 @@ def _missing_module(exc: ModuleNotFoundError) -> str:
     return f"the package '{name}' is missing: reinstall flatminima (pip install flatminima)"
 
 
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Warnings print as one line ``flatminima: warning: …`` (a source line of the code that
+    warned would tell a command-line user nothing)."""
+
+    def show(
+        message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
+        print(f"flatminima: warning: {message}", file=file or sys.stderr, flush=True)
+
+    saved = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flatminima`` command; returns the exit status (see the module)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[Any], int] = args.func
     try:
-        return func(args)
+        with _one_line_warnings():
+            return func(args)
     except FlatMinimaError as exc:
         message = _flag_message(exc, getattr(args, "subparser", None))
         print(f"flatminima: error: {message}", file=sys.stderr)

@@ -7,6 +7,12 @@ validate, run_experiment, EXPERIMENT_NAMES
     ``"all"``), resumably, writing JSON, CSV, figures and a verdict.
 make_executor, Executor
     Local processes (default), serial, or a Dask cluster (scheduler address or LocalCluster).
+PointStore, run_sweep
+    The checksummed, resumable store of finished points and the sweep that shares its points
+    with concurrent sweeps on the same folder.
+SchedulerError, OutputError, RecordWarning
+    A Dask scheduler unreachable or lost; an output folder that cannot be written; a line of
+    ``points.jsonl`` rejected and recomputed.
 landscape, LANDSCAPES, measure_rate
     Test landscapes with real minibatch noise, and the batched escape-rate measurement.
 load_dataset, make_model, train_to_minimum
@@ -35,7 +41,8 @@ from ._probe import (
     probe,
 )
 from ._runner import EXPERIMENT_NAMES, run_experiment, validate
-from ._sweep import Executor, PointStore, make_executor, run_sweep
+from ._store import OutputError, PointStore, RecordWarning
+from ._sweep import Executor, SchedulerError, make_executor, run_sweep
 from .plots import plot_comparison, plot_tau, save_figure
 from .report import run_report
 
@@ -48,12 +55,15 @@ __all__ = [
     "HessianTop",
     "Landscape",
     "NoiseFit",
+    "OutputError",
     "PointStore",
     "PoissonFit",
     "Prediction",
     "ProbeResult",
     "RateMeasurement",
+    "RecordWarning",
     "ScalingComparison",
+    "SchedulerError",
     "compare_laws",
     "landscape",
     "load_dataset",

@@ -17,7 +17,8 @@ from typing import Any
 
 from flatminima.errors import ParameterError
 
-from ._sweep import Executor, PointStore, make_executor, run_sweep
+from ._store import OutputError, PointStore
+from ._sweep import Executor, make_executor, run_sweep
 
 __all__ = ["EXPERIMENT_NAMES", "run_experiment", "validate"]
 
@@ -96,16 +97,17 @@ def run_experiment(
     registry = _registry()
     if name not in registry:
         raise ParameterError("experiment", f"one of {sorted(registry)}", name)
-    if not isinstance(device, str) or not device:
-        raise ParameterError("device", "a torch device such as 'cpu' or 'cuda'", device)
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ParameterError("device", "an available device (no CUDA on this machine)", device)
+    _check_device(device)
+    if not isinstance(out, str | Path) or not str(out):
+        raise ParameterError("out", "a folder path", out)
     experiment = registry[name]
     folder = Path(out) / name
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            "out", "a folder that can be created and written", str(folder), _reason(exc)
+        ) from None
     started = time.perf_counter()
     if progress:
         print(f"[{name}] {experiment.prediction}", flush=True)
@@ -135,15 +137,41 @@ def run_experiment(
     analysis["quick"] = quick
     analysis["seconds"] = time.perf_counter() - started
     rows = analysis.pop("rows", [])
-    _write_atomic(
-        folder / "results.json", json.dumps(_jsonable(analysis), indent=2, ensure_ascii=False)
-    )
-    _write_csv(folder / "results.csv", rows)
+    try:
+        _write_atomic(
+            folder / "results.json", json.dumps(_jsonable(analysis), indent=2, ensure_ascii=False)
+        )
+        _write_csv(folder / "results.csv", rows)
+    except OSError as exc:
+        raise OutputError("out", "a writable folder", str(folder), _reason(exc)) from None
     if progress:
         print(f"[{name}] prediction {'HELD' if held else 'NOT HELD'}: {summary}", flush=True)
         print(f"[{name}] results: {folder / 'results.json'}", flush=True)
     analysis["rows"] = rows
     return analysis
+
+
+def _check_device(device: Any) -> None:
+    """A torch device string that names a device this machine has."""
+    if not isinstance(device, str) or not device:
+        raise ParameterError("device", "a torch device such as 'cpu' or 'cuda'", device)
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ParameterError("device", "an available device (no CUDA on this machine)", device)
+    try:
+        torch.empty(0, device=torch.device(device))
+    except (RuntimeError, ValueError, TypeError, AssertionError) as exc:
+        raise ParameterError(
+            "device", "an available torch device such as 'cpu' or 'cuda:0'", device, _reason(exc)
+        ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _case_summary(case: dict[str, Any]) -> str:

@@ -326,8 +326,16 @@ def run_report(
         raise PrecisionError("dps", "an integer of at least 15 digits", dps)
     if not isinstance(out, str | Path) or not str(out):
         raise ParameterError("out", "a folder path", out)
+    from ._runner import _check_device
+
+    _check_device(device)  # before minutes of work, not after
     folder = Path(out)
-    (folder / "figures").mkdir(parents=True, exist_ok=True)
+    try:
+        (folder / "figures").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from ._store import OutputError
+
+        raise OutputError("out", "a folder that can be created", str(folder), str(exc)) from None
     record: dict[str, Any] = {"version": __version__, "quick": quick, "dps": dps}
     sections: list[str] = []
 
