@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sparse
-import scipy.sparse.linalg as sparse_linalg
 
 from flatminima.errors import ParameterError, ShapeError
 from flatminima.theory import interpretation_alpha
@@ -224,6 +222,9 @@ def _solve(
                     rows.append(center[keep])
                     cols.append(nb[keep])
                     vals.append(sgn * coef_field[keep] / (2 * h))
+    import scipy.sparse as sparse  # lazy: keeps scipy.sparse off the import path
+    import scipy.sparse.linalg as sparse_linalg
+
     n = diagonal.size
     matrix = sparse.coo_matrix(
         (
