@@ -145,8 +145,8 @@ def refine(
     e, h_be, h_ae = pair
     e_f = np.array([float(x) for x in e])
     ha_e = a @ e_f
-    h = float(e_f @ ha_e)
-    misalignment = float(np.linalg.norm(ha_e - h * e_f) / np.linalg.norm(ha_e))
+    h_f = float(e_f @ ha_e)
+    misalignment = float(np.linalg.norm(ha_e - h_f * e_f) / np.linalg.norm(ha_e))
     if need_det:
         min_values = sorted(refined[0])
         saddle_values = sorted(refined[1])
@@ -198,8 +198,9 @@ def _log_det(
     lam_limbs = split(lam, h_exp, beta, cutoff + 1)
     hq = _accumulate(h_limbs, q_limbs, cutoff, np.matmul)
     ql = _accumulate(q_limbs, lam_limbs, cutoff, lambda x, y: x * y[None, :])
-    w_sums = {k: hq.get(k, 0) - ql.get(k, 0) for k in set(hq) | set(ql)}
-    w_sums = {k: np.asarray(v, dtype=np.int64) for k, v in w_sums.items()}
+    w_sums = {
+        k: np.asarray(hq.get(k, 0) - ql.get(k, 0), dtype=np.int64) for k in set(hq) | set(ql)
+    }
     # value of W = Σ_k w_k 2^(h_exp − β(k+2)) (q at exponent 0)
     w_digits = _normalize(w_sums, beta)
     base = h_exp - 2 * beta
@@ -306,7 +307,6 @@ def _escape_pair(
     for _ in range(16):
         x = _vector_digits(parts, beta, words)
         y = _normalize(_matvec(b_limbs, x, beta), beta)  # weights b_top − β(k+2)
-        y_f = _to_float(y, b_top - 2 * beta, beta)
         x_f = _to_float(x, -beta, beta)
         # Rayleigh quotient at the working precision, as three floats (exact residual below)
         with mpmath.workprec(prec + 20):
