@@ -198,9 +198,7 @@ def _log_det(
     lam_limbs = split(lam, h_exp, beta, cutoff + 1)
     hq = _accumulate(h_limbs, q_limbs, cutoff, np.matmul)
     ql = _accumulate(q_limbs, lam_limbs, cutoff, lambda x, y: x * y[None, :])
-    w_sums = {
-        k: np.asarray(hq.get(k, 0) - ql.get(k, 0), dtype=np.int64) for k in set(hq) | set(ql)
-    }
+    w_sums = {k: np.asarray(hq.get(k, 0) - ql.get(k, 0), dtype=np.int64) for k in set(hq) | set(ql)}
     # value of W = Σ_k w_k 2^(h_exp − β(k+2)) (q at exponent 0)
     w_digits = _normalize(w_sums, beta)
     base = h_exp - 2 * beta
