@@ -27,11 +27,28 @@ O(n³) multiprecision operations) is used, as it is for exact inputs (strings, f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import mpmath
 import numpy as np
+from mpmath.libmp import (
+    fone,
+    fzero,
+    mpf_abs,
+    mpf_add,
+    mpf_cmp,
+    mpf_div,
+    mpf_mul,
+    mpf_neg,
+    mpf_pos,
+    mpf_shift,
+    mpf_sign,
+    mpf_sqrt,
+    mpf_sub,
+)
 
 from flatminima.errors import HessianError
 
@@ -90,6 +107,14 @@ def float_matrix(name: str, value: Any) -> np.ndarray | None:
     """
     if isinstance(value, mpmath.matrix | str | bool) or value is None:
         return None
+    if type(value) in (float, int):  # 1-D: a number
+        return _small(name, [[value]])
+    if type(value) in (list, tuple) and len(value) <= 2:
+        rows = [r if type(r) in (list, tuple) else None for r in value]
+        if all(r is not None and len(r) == len(value) for r in rows) and all(
+            type(x) in (float, int) for r in value for x in r
+        ):
+            return _small(name, value)
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch tensor
         value = value.detach().cpu().numpy()
     try:
@@ -119,13 +144,40 @@ def float_matrix(name: str, value: Any) -> np.ndarray | None:
     return arr
 
 
+def _small(name: str, rows: Any) -> np.ndarray | None:
+    """1×1 and 2×2 nested lists of Python floats/ints, without numpy's list parsing."""
+    flat = [float(x) for r in rows for x in r]
+    if any(x != x or x in (math.inf, -math.inf) for x in flat):
+        return None
+    if any(type(x) is int and abs(x) > 2**53 for r in rows for x in r):
+        return None
+    n = len(rows)
+    if n == 2 and flat[1] != flat[2]:
+        scale = max(abs(x) for x in flat)
+        worst = abs(flat[1] - flat[2])
+        if worst > 1e-10 * scale:
+            raise HessianError(
+                name,
+                "a symmetric matrix",
+                rows,
+                f"largest |A - A^T| entry {worst:.3g} vs largest entry {scale:.3g}",
+            )
+    return np.array(flat).reshape(n, n)
+
+
 # ---------------------------------------------------------------------------------------------
 # checks shared by the paths
 
 
+@cache
+def _ten_to_minus(digits: int, prec: int) -> mpmath.mpf:
+    with mpmath.workprec(prec):
+        return mpmath.mpf(10) ** (-digits)
+
+
 def _zero_tolerance(values: list[mpmath.mpf]) -> mpmath.mpf:
     scale = max(abs(v) for v in values)
-    return scale * mpmath.mpf(10) ** (-(mpmath.mp.dps // 2))
+    return scale * _ten_to_minus(mpmath.mp.dps // 2, mpmath.mp.prec)
 
 
 def _show(values: Any) -> str:
@@ -243,63 +295,76 @@ def _diagonal(a: list[Any], b: list[Any]) -> EigenData:
         curvature_min_along_e=a[k],
         curvature_saddle_e=-b[k],
         misalignment=mpmath.mpf(0),
-        log_det_min=_log_det(a),
-        log_abs_det_saddle=_log_det(b),
+        log_det_min=_log_det(a) if len(a) > 2 else None,  # the 1-D/2-D formulas take λ
+        log_abs_det_saddle=_log_det(b) if len(b) > 2 else None,
         method="diagonal (exact)",
     )
 
 
-def _sym2(p: mpmath.mpf, q: mpmath.mpf, r: mpmath.mpf) -> tuple[Any, Any, Any]:
-    """Eigenvalues (low, high) of [[p, q], [q, r]] and the unit eigenvector of low.
+def _sym2(p: Any, q: Any, r: Any, prec: int) -> tuple[Any, Any, Any, Any]:
+    """Raw libmp: eigenvalues (low, high) of [[p, q], [q, r]], det, and an (unnormalized)
+    eigenvector (x, y) of low.
 
     The larger-magnitude eigenvalue from the quadratic formula, the other as det/that (no
-    cancellation); det = pr − q² with exact products (at twice the precision)."""
-    with mpmath.extraprec(mpmath.mp.prec + 20):
-        det = p * r - q * q
-    half_trace = (p + r) / 2
-    root = mpmath.sqrt(((p - r) / 2) ** 2 + q * q)
-    if half_trace >= 0:
-        high = half_trace + root
-        low = det / high if high != 0 else half_trace - root
+    cancellation); det = pr − q² from exact products, rounded once."""
+    det = mpf_sub(mpf_mul(p, r), mpf_mul(q, q), prec + 20)
+    half_trace = mpf_shift(mpf_add(p, r, prec + 10), -1)
+    half_gap = mpf_shift(mpf_sub(p, r, prec + 10), -1)
+    root = mpf_sqrt(mpf_add(mpf_mul(half_gap, half_gap), mpf_mul(q, q), prec + 10), prec + 10)
+    if mpf_sign(half_trace) >= 0:
+        high = mpf_add(half_trace, root, prec + 10)
+        low = mpf_div(det, high, prec + 10) if high != fzero else mpf_sub(half_trace, root, prec)
     else:
-        low = half_trace - root
-        high = det / low if low != 0 else half_trace + root
+        low = mpf_sub(half_trace, root, prec + 10)
+        high = mpf_div(det, low, prec + 10) if low != fzero else mpf_add(half_trace, root, prec)
     # eigenvector of low: rows of (A − low I) are orthogonal to it; use the larger row
-    u = (q, low - p)
-    v = (low - r, q)
-    x, y = u if abs(u[0]) + abs(u[1]) >= abs(v[0]) + abs(v[1]) else v
-    if x == 0 and y == 0:  # A = low·I
-        x, y = mpmath.mpf(1), mpmath.mpf(0)
-    norm = mpmath.hypot(x, y)
-    x, y = x / norm, y / norm
-    if (abs(x) >= abs(y) and x < 0) or (abs(y) > abs(x) and y < 0):
-        x, y = -x, -y
-    return low, high, (x, y, det)
+    u = (q, mpf_sub(low, p, prec + 10))
+    v = (mpf_sub(low, r, prec + 10), q)
+    size_u = mpf_add(mpf_abs(u[0]), mpf_abs(u[1]), 20)
+    size_v = mpf_add(mpf_abs(v[0]), mpf_abs(v[1]), 20)
+    x, y = u if mpf_cmp(size_u, size_v) >= 0 else v
+    if x == fzero and y == fzero:  # A = low·I
+        x, y = fone, fzero
+    return low, high, det, (x, y)
 
 
 def _two_by_two(a: tuple[Any, Any, Any], b: tuple[Any, Any, Any]) -> EigenData:
-    """2×2 Hessians in closed form at the working precision."""
-    a = tuple(mpmath.mpf(x) for x in a)
-    b = tuple(mpmath.mpf(x) for x in b)
-    a_low, a_high, (_, _, det_a) = _sym2(*a)
-    min_values = [a_low, a_high]
+    """2×2 Hessians in closed form at the working precision (raw libmp arithmetic)."""
+    prec = mpmath.mp.prec
+    make = mpmath.mp.make_mpf
+    a_raw = tuple(mpmath.mpf(v)._mpf_ for v in a)
+    b_raw = tuple(mpmath.mpf(v)._mpf_ for v in b)
+    a_low, a_high, _, _ = _sym2(*a_raw, prec)
+    min_values = [make(mpf_pos(a_low, prec)), make(mpf_pos(a_high, prec))]
     _check_min(min_values)
-    b_low, b_high, (x, y, det_b) = _sym2(*b)
-    saddle_values = [b_low, b_high]
+    b_low, b_high, _, (x, y) = _sym2(*b_raw, prec)
+    saddle_values = [make(mpf_pos(b_low, prec)), make(mpf_pos(b_high, prec))]
     _check_saddle(saddle_values)
-    hx = a[0] * x + a[1] * y
-    hy = a[1] * x + a[2] * y
-    h_ae = x * hx + y * hy
-    residual = mpmath.hypot(hx - h_ae * x, hy - h_ae * y) / mpmath.hypot(hx, hy)
+    w = prec + 10
+    norm2 = mpf_add(mpf_mul(x, x), mpf_mul(y, y), w)
+    hx = mpf_add(mpf_mul(a_raw[0], x), mpf_mul(a_raw[1], y), w)
+    hy = mpf_add(mpf_mul(a_raw[1], x), mpf_mul(a_raw[2], y), w)
+    h_ae = mpf_div(mpf_add(mpf_mul(x, hx), mpf_mul(y, hy), w), norm2, w)
+    norm = mpf_sqrt(norm2, w)
+    x, y = mpf_div(x, norm, w), mpf_div(y, norm, w)
+    hx, hy = mpf_div(hx, norm, w), mpf_div(hy, norm, w)
+    flip = mpf_sign(x) < 0 if mpf_cmp(mpf_abs(x), mpf_abs(y)) >= 0 else mpf_sign(y) < 0
+    if flip:
+        x, y = mpf_neg(x), mpf_neg(y)
+    rx = mpf_sub(hx, mpf_mul(h_ae, x), w)
+    ry = mpf_sub(hy, mpf_mul(h_ae, y), w)
+    residual = mpf_div(
+        mpf_sqrt(mpf_add(mpf_mul(rx, rx), mpf_mul(ry, ry), w), w),
+        mpf_sqrt(mpf_add(mpf_mul(hx, hx), mpf_mul(hy, hy), w), w),
+        prec,
+    )
     return EigenData(
-        min_eigenvalues=(a_low, a_high),
-        saddle_eigenvalues=(b_low, b_high),
-        escape_direction=(x, y),
-        curvature_min_along_e=h_ae,
-        curvature_saddle_e=-b_low,
-        misalignment=residual,
-        log_det_min=mpmath.log(det_a),
-        log_abs_det_saddle=mpmath.log(-det_b),
+        min_eigenvalues=tuple(min_values),
+        saddle_eigenvalues=tuple(saddle_values),
+        escape_direction=(make(mpf_pos(x, prec)), make(mpf_pos(y, prec))),
+        curvature_min_along_e=make(mpf_pos(h_ae, prec)),
+        curvature_saddle_e=make(mpf_neg(b_low, prec)),
+        misalignment=make(residual),
         method="2×2 closed form at the working precision",
     )
 

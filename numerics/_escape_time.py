@@ -117,7 +117,12 @@ class EscapeTime:
         )
 
 
+_ALPHAS: dict[str, sp.Expr] = {}
+
+
 def _interpretation(interpretation: Any) -> sp.Expr:
+    if type(interpretation) is str and interpretation in _ALPHAS:  # the common call
+        return _ALPHAS[interpretation]
     alpha = interpretation_alpha(interpretation)
     if alpha == ALPHA:
         raise ParameterError(
@@ -125,6 +130,8 @@ def _interpretation(interpretation: Any) -> sp.Expr:
             "a named interpretation or a number α in [0, 1] (not symbolic)",
             interpretation,
         )
+    if type(interpretation) is str:
+        _ALPHAS[interpretation] = alpha
     return alpha
 
 
@@ -142,6 +149,7 @@ def _formula(noise: str, dim: int, alpha: sp.Expr) -> Any:
     return derive_escape_time(noise, dim=dim, interpretation=alpha)
 
 
+@cache
 def _compiled(noise: str, dim: int, alpha: sp.Expr, what: str, backend: str) -> Any:
     derivation = _formula(noise, dim, alpha)
     if what == "tau":
@@ -364,7 +372,7 @@ def escape_time(
             values["D"] = _required("diffusion", diffusion, positive)
             values["Delta_L"] = _required("barrier", barrier, positive)
         elif noise == "sgd":
-            values["eta"] = _required("lr", lr, positive)
+            values["eta"] = eta if eta is not None else _required("lr", lr, positive)
             values["B"] = _required("batch_size", batch_size, positive)
             values["s"] = _required(
                 "s",
@@ -375,7 +383,7 @@ def escape_time(
             )
             values["Delta_L"] = _required("barrier", barrier, positive)
         else:
-            values["eta"] = _required("lr", lr, positive)
+            values["eta"] = eta if eta is not None else _required("lr", lr, positive)
             values["B"] = _required("batch_size", batch_size, positive)
             values["h_star"] = _required("h_star", h_star, positive)
             low = _required(
@@ -406,8 +414,8 @@ def escape_time(
             derivation = _formula(noise, eig.dim, alpha)
             compiled = _compiled(noise, eig.dim, alpha, "tau", "mpmath")
             arguments = {name: values[name] for name in compiled.parameters}
-            tau = compiled.tau(**arguments)
             log_tau = compiled.log_tau(**arguments)
+            tau = mpmath.exp(log_tau)  # no overflow in mpmath: one evaluation, not two
             phi = _compiled(noise, eig.dim, alpha, "phi", "mpmath").log_value(**arguments)
         iterations = tau / eta if eta is not None else None
         log_iterations = log_tau - mpmath.log(eta) if eta is not None else None
