@@ -278,6 +278,28 @@ def eigen_data(hess_min: mpmath.matrix, hess_saddle: mpmath.matrix) -> EigenData
     )
 
 
+_ONE = (mpmath.mpf(1),)
+_ZERO = mpmath.mpf(0)
+
+
+def _one(a: float, b: float) -> EigenData:
+    """1-D: the Hessians are the curvatures (a 1×1 matrix has no zero tolerance to test)."""
+    if not a > 0:
+        raise _not_minimum([a])
+    if not b < 0:
+        raise _not_saddle([b])
+    h_a, h_b = mpmath.mpf(a), mpmath.mpf(b)
+    return EigenData(
+        min_eigenvalues=(h_a,),
+        saddle_eigenvalues=(h_b,),
+        escape_direction=_ONE,
+        curvature_min_along_e=h_a,
+        curvature_saddle_e=-h_b,
+        misalignment=_ZERO,
+        method="1-D (exact)",
+    )
+
+
 def _diagonal(a: list[Any], b: list[Any]) -> EigenData:
     """Diagonal Hessians: the eigenvalues are the entries, e a coordinate vector."""
     a = [mpmath.mpf(x) for x in a]
@@ -381,10 +403,13 @@ def eigen_data_float(a: np.ndarray, b: np.ndarray, need_det: bool = True) -> Eig
     mpmath matrices.
     """
     n = a.shape[0]
-    if n == 1 or (
-        np.count_nonzero(a - np.diag(np.diag(a))) == 0
-        and np.count_nonzero(b - np.diag(np.diag(b))) == 0
-    ):
+    if n == 1:
+        return _one(float(a[0, 0]), float(b[0, 0]))
+    off_a = a.copy()
+    np.fill_diagonal(off_a, 0.0)
+    off_b = b.copy()
+    np.fill_diagonal(off_b, 0.0)
+    if not off_a.any() and not off_b.any():
         return _diagonal([float(x) for x in np.diag(a)], [float(x) for x in np.diag(b)])
     if n == 2:
         return _two_by_two(
