@@ -356,10 +356,10 @@ def _two_by_two(a: tuple[Any, Any, Any], b: tuple[Any, Any, Any]) -> EigenData:
     make = mpmath.mp.make_mpf
     a_raw = tuple(mpmath.mpf(v)._mpf_ for v in a)
     b_raw = tuple(mpmath.mpf(v)._mpf_ for v in b)
-    a_low, a_high, _, _ = _sym2(*a_raw, prec)
+    a_low, a_high, _, _ = _sym2(a_raw[0], a_raw[1], a_raw[2], prec)
     min_values = [make(mpf_pos(a_low, prec)), make(mpf_pos(a_high, prec))]
     _check_min(min_values)
-    b_low, b_high, _, (x, y) = _sym2(*b_raw, prec)
+    b_low, b_high, _, (x, y) = _sym2(b_raw[0], b_raw[1], b_raw[2], prec)
     saddle_values = [make(mpf_pos(b_low, prec)), make(mpf_pos(b_high, prec))]
     _check_saddle(saddle_values)
     w = prec + 10
