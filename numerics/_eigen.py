@@ -36,6 +36,7 @@ import mpmath
 import numpy as np
 from mpmath.libmp import (
     fone,
+    from_float,
     fzero,
     mpf_abs,
     mpf_add,
@@ -350,12 +351,25 @@ def _sym2(p: Any, q: Any, r: Any, prec: int) -> tuple[Any, Any, Any, Any]:
     return low, high, det, (x, y)
 
 
+def _mean(x: float, y: float) -> Any:
+    """(x + y)/2 of two floats, exact (raw libmp)."""
+    if x == y:
+        return from_float(x)
+    return mpf_shift(mpf_add(from_float(x), from_float(y)), -1)
+
+
 def _two_by_two(a: tuple[Any, Any, Any], b: tuple[Any, Any, Any]) -> EigenData:
+    """2×2 Hessians (upper triangles p, q, r as numbers) in closed form."""
+    return _two_by_two_raw(
+        (mpmath.mpf(a[0])._mpf_, mpmath.mpf(a[1])._mpf_, mpmath.mpf(a[2])._mpf_),
+        (mpmath.mpf(b[0])._mpf_, mpmath.mpf(b[1])._mpf_, mpmath.mpf(b[2])._mpf_),
+    )
+
+
+def _two_by_two_raw(a_raw: tuple[Any, Any, Any], b_raw: tuple[Any, Any, Any]) -> EigenData:
     """2×2 Hessians in closed form at the working precision (raw libmp arithmetic)."""
     prec = mpmath.mp.prec
     make = mpmath.mp.make_mpf
-    a_raw = tuple(mpmath.mpf(v)._mpf_ for v in a)
-    b_raw = tuple(mpmath.mpf(v)._mpf_ for v in b)
     a_low, a_high, _, _ = _sym2(a_raw[0], a_raw[1], a_raw[2], prec)
     min_values = [make(mpf_pos(a_low, prec)), make(mpf_pos(a_high, prec))]
     _check_min(min_values)
@@ -405,17 +419,21 @@ def eigen_data_float(a: np.ndarray, b: np.ndarray, need_det: bool = True) -> Eig
     n = a.shape[0]
     if n == 1:
         return _one(float(a[0, 0]), float(b[0, 0]))
+    if n == 2:
+        (a00, a01), (a10, a11) = a.tolist()
+        (b00, b01), (b10, b11) = b.tolist()
+        if a01 == a10 == 0 and b01 == b10 == 0:
+            return _diagonal([a00, a11], [b00, b11])
+        return _two_by_two_raw(
+            (from_float(a00), _mean(a01, a10), from_float(a11)),
+            (from_float(b00), _mean(b01, b10), from_float(b11)),
+        )
     off_a = a.copy()
     np.fill_diagonal(off_a, 0.0)
     off_b = b.copy()
     np.fill_diagonal(off_b, 0.0)
     if not off_a.any() and not off_b.any():
         return _diagonal([float(x) for x in np.diag(a)], [float(x) for x in np.diag(b)])
-    if n == 2:
-        return _two_by_two(
-            (float(a[0, 0]), (mpmath.mpf(a[0, 1]) + mpmath.mpf(a[1, 0])) / 2, float(a[1, 1])),
-            (float(b[0, 0]), (mpmath.mpf(b[0, 1]) + mpmath.mpf(b[1, 0])) / 2, float(b[1, 1])),
-        )
     from ._exact import refine
 
     a_sym = (a + a.T) / 2

@@ -100,3 +100,32 @@ def test_limb_matvec_is_exact(n: int) -> None:
         got = _exact_values(_normalize(_matvec(limbs, digits, beta), beta), top - 2 * beta, beta)
         want = mpmath.matrix(h.tolist()) * mpmath.matrix(x.tolist())
         assert all(got[i] == want[i] for i in range(n))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ([[3.0, 0.8], [0.8, 2.0]], [[-1.0, 1.5], [1.5, 4.0]]),  # not aligned
+        ([[1.0, 1e-9], [1e-9, 1.0 + 1e-12]], [[-0.5, 0.3], [0.3, 1e-6]]),  # near-degenerate
+        ([[1e8, 9999.0], [9999.0, 1.0]], [[-1e-6, 2e-4], [2e-4, 3.0]]),  # ill-conditioned
+    ],
+)
+def test_two_by_two_closed_form_agrees_with_eigsy(a: list, b: list) -> None:
+    dps = 40
+    ref = _reference(np.array(a), np.array(b), dps)
+    with mpmath.workdps(dps + 10):
+        got = eigen_data_float(np.array(a), np.array(b))
+    assert got is not None and "2×2" in got.method
+    tol = mpmath.mpf(10) ** -(dps + 3)
+    with mpmath.workdps(2 * dps):
+        for x, y in zip(
+            got.min_eigenvalues + got.saddle_eigenvalues,
+            ref.min_eigenvalues + ref.saddle_eigenvalues,
+            strict=True,
+        ):
+            assert abs(x / y - 1) < tol
+        assert abs(got.curvature_min_along_e / ref.curvature_min_along_e - 1) < tol
+        assert (
+            max(abs(x - y) for x, y in zip(got.escape_direction, ref.escape_direction, strict=True))
+            < tol
+        )
