@@ -233,7 +233,9 @@ def _solve(
         ),
         shape=(n, n),
     ).tocsc()
-    solution = sparse_linalg.spsolve(matrix, -np.ones(n))
+    # MMD on Aᵀ+A: 1.4× faster than the default COLAMD on these near-symmetric stencils, same
+    # result to 1e-13 (docs/performance.md)
+    solution = sparse_linalg.spsolve(matrix, -np.ones(n), permc_spec="MMD_AT_PLUS_A")
     if not np.all(np.isfinite(solution)):
         raise ParameterError("shape", "a grid on which the linear system is solvable", shape)
     T = np.zeros(X.shape)
