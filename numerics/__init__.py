@@ -3,7 +3,7 @@ precision, exact first-passage references and Monte Carlo escape. Needs no torch
 
 Public names
 ------------
-escape_time, log_escape_time
+escape_time, escape_time_batch, log_escape_time
     The theory layer's formulas evaluated from Hessian matrices (mpmath, any precision) and on
     arrays for sweeps (log τ, numpy or torch).
 mfpt_1d, splitting_probability
@@ -16,7 +16,7 @@ simulate_escape
 """
 
 from ._eigen import EigenData
-from ._escape_time import EscapeTime, escape_time, log_escape_time
+from ._escape_time import EscapeTime, escape_time, escape_time_batch, log_escape_time
 from ._mfpt import MFPTResult, SplittingResult, mfpt_1d, splitting_probability
 from ._mfpt2d import MFPT2DResult, mfpt_2d
 from ._simulate import EscapeSimulation, simulate_escape
@@ -29,6 +29,7 @@ __all__ = [
     "MFPTResult",
     "SplittingResult",
     "escape_time",
+    "escape_time_batch",
     "log_escape_time",
     "mfpt_1d",
     "mfpt_2d",

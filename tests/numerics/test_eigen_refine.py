@@ -129,3 +129,26 @@ def test_two_by_two_closed_form_agrees_with_eigsy(a: list, b: list) -> None:
             max(abs(x - y) for x, y in zip(got.escape_direction, ref.escape_direction, strict=True))
             < tol
         )
+
+
+def test_batch_gives_the_single_call_results_and_checks_lengths() -> None:
+    rng = np.random.default_rng(11)
+    pairs = [_pair(rng, n, *CASES["random"](rng, n)) for n in (3, 3, 3)]
+    kwargs = {"barrier": "1.5", "lr": "0.1", "batch_size": 16, "s": "0.4", "dps": 25}
+    import warnings
+
+    from flatminima.errors import ShapeError
+    from flatminima.numerics import escape_time_batch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batch = escape_time_batch(
+            "sgd",
+            hess_min=np.stack([a for a, _ in pairs]),
+            hess_saddle=np.stack([b for _, b in pairs]),
+            **kwargs,
+        )
+        single = [escape_time("sgd", hess_min=a, hess_saddle=b, **kwargs) for a, b in pairs]
+    assert [r.log_tau for r in batch] == [r.log_tau for r in single]
+    with pytest.raises(ShapeError, match="hess_saddle"):
+        escape_time_batch("sgd", hess_min=[[[1.0]]], hess_saddle=[], **kwargs)
