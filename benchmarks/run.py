@@ -764,34 +764,39 @@ def bench_escape_time() -> None:
         )
 
 
-def _cpu_of(code: str) -> float:
+def _cpu_of(code: str, cache: str | None = None) -> float:
+    import os
     import resource
     import subprocess
 
+    env = dict(os.environ)
+    if cache is not None:
+        env["FLATMINIMA_CACHE_DIR"] = cache
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def bench_cold_start() -> None:
+    import tempfile
+
+    formula = (
+        "import flatminima.numerics\nfrom flatminima.theory import derive_escape_time\n"
+        "derive_escape_time('sgd', dim=2).tau"
+    )
+    number = (
+        "from flatminima.numerics import escape_time\n"
+        "escape_time('sgd', hess_min=[[2, 0.3], [0.3, 5]], hess_saddle=[[-1, 0.2], [0.2, 3]],"
+        " barrier='0.5', lr='0.1', batch_size=64, s='0.5', dps=30)"
+    )
     t_sympy = min(_cpu_of("import sympy") for _ in range(3))
     t_numerics = min(_cpu_of("import flatminima.numerics") for _ in range(3))
-    t_formula = min(
-        _cpu_of(
-            "import flatminima.numerics\nfrom flatminima.theory import derive_escape_time\n"
-            "derive_escape_time('sgd', dim=2).tau"
-        )
-        for _ in range(3)
-    )
-    t_number = min(
-        _cpu_of(
-            "from flatminima.numerics import escape_time\n"
-            "escape_time('sgd', hess_min=[[2, 0.3], [0.3, 5]], hess_saddle=[[-1, 0.2], [0.2, 3]],"
-            " barrier='0.5', lr='0.1', batch_size=64, s='0.5', dps=30)"
-        )
-        for _ in range(3)
-    )
+    t_formula_cold = min(_cpu_of(formula, cache="off") for _ in range(3))
+    t_number_cold = min(_cpu_of(number, cache="off") for _ in range(3))
+    with tempfile.TemporaryDirectory() as folder:
+        _cpu_of(formula, cache=folder)  # fills the disk cache
+        t_formula = min(_cpu_of(formula, cache=folder) for _ in range(3))
     row(
         "fresh process: import flatminima.numerics vs import sympy (CPU)",
         f"{t_numerics:.2f} s",
@@ -803,21 +808,22 @@ def bench_cold_start() -> None:
     )
     row(
         "fresh process: first formula (derive_escape_time sgd 2-D) beyond the import (CPU)",
-        f"{t_formula - t_numerics:.2f} s",
+        f"{t_formula_cold - t_numerics:.2f} s without the disk cache, "
+        f"{t_formula - t_numerics:.2f} s with it",
         "-",
         None,
         "< 1 s",
-        t_formula - t_numerics < 1,
+        t_formula_cold - t_numerics < 1,
         "-",
-        "derivations are cached in memory only (the disk cache of the issue is not built yet)",
+        "derivations are cached on disk (FLATMINIMA_CACHE_DIR); 'without' is FLATMINIMA_CACHE_DIR=off",
     )
     row(
         "fresh process: first number (escape_time sgd 2-D, 30 digits) beyond the import (CPU)",
-        f"{t_number - t_numerics:.2f} s",
+        f"{t_number_cold - t_numerics:.2f} s without the disk cache",
         "-",
         None,
         "< 1 s",
-        t_number - t_numerics < 1,
+        t_number_cold - t_numerics < 1,
         "-",
     )
 

@@ -134,9 +134,11 @@ def refine(
     target = mpmath.mpf(10) ** (-(mpmath.mp.dps - 7))  # dps + 3 for the user's dps
     logs: list[mpmath.mpf] = []
     refined: list[list[mpmath.mpf]] = []
+    lu_used = False
     if need_det:
         for h, lam, q in ((a, la, qa), (b, lb, qb)):
-            log_det, values = _log_det(h, lam, q, beta, prec, float(target))
+            log_det, values, by_lu = _log_det(h, lam, q, beta, prec, float(target))
+            lu_used = lu_used or by_lu
             logs.append(log_det)
             refined.append(values)
     pair = _escape_pair(b, lb, qb, a, la, beta, prec, float(target))
@@ -151,10 +153,10 @@ def refine(
         min_values = sorted(refined[0])
         saddle_values = sorted(refined[1])
         saddle_values[0] = -h_be
+        how = "mpmath LU" if lu_used else "a gap-free series with exact (limb) products"
         method = (
-            "float64 eigh, refined at the working precision with exact (limb) products: "
-            "log-determinants by a gap-free series (or mpmath LU where the series bound fails), "
-            "escape pair by Newton steps"
+            f"float64 eigh, refined at the working precision: log-determinants by {how}, "
+            "escape pair by Newton steps with exact residuals"
         )
     else:
         min_values = [mpmath.mpf(float(x)) for x in la]
@@ -187,7 +189,7 @@ def _matrix_limbs(h: np.ndarray, exp: int, beta: int, limbs: int) -> tuple[list[
 
 def _log_det(
     h: np.ndarray, lam: np.ndarray, q: np.ndarray, beta: int, prec: int, target: float
-) -> tuple[mpmath.mpf, list[mpmath.mpf]]:
+) -> tuple[mpmath.mpf, list[mpmath.mpf], bool]:
     n = h.shape[0]
     exp = max(exponent(h), exponent(lam))
     smallest = float(np.abs(lam).min())
@@ -223,7 +225,7 @@ def _log_det(
         eps = float(np.finfo(np.float64).eps)
         bound = 4 * n * eps * norm**2 + eps * float(np.abs(correction.diagonal() / d_f).sum())
         if not (norm < 0.25 and bound < target):
-            return _lu_log_det(h, n), d
+            return _lu_log_det(h, n), d, True
         series = -float(np.sum(g * g.T)) / 2
         power = g
         k = 2
@@ -232,7 +234,7 @@ def _log_det(
             k += 1
             series += (-1) ** (k + 1) * float(np.sum(power * g.T)) / k
         log_det = mpmath.fsum(mpmath.log(abs(x)) for x in d) + series
-    return log_det, d
+    return log_det, d, False
 
 
 def _lu_log_det(h: np.ndarray, n: int) -> mpmath.mpf:
