@@ -9,6 +9,7 @@ operations and cached in memory and on disk (`flatminima.theory._cache`).
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import Any
@@ -151,42 +152,55 @@ def _rule_fast(n: int, prec: int) -> ChebRule:
     I_k(cos φ) = cos((k+1)φ)/(2(k+1)) − cos((k−1)φ)/(2(k−1)) − (−1)^k/(k²−1), and products of
     cosines turn the sum over k into the four sums P^±(ψ) = Σ h_k cos kψ/(k±1),
     Q^±(ψ) = Σ h_k sin kψ/(k±1) at ψ = φ_i ∓ θ_j, which take only 2N values: O(N) each.
+    Everything runs in Python integers in fixed point (scale 2^S, S = prec + 40 + 2 log₂ N
+    guard bits): the cosines and sines of the 2N angles are computed once in mpmath.
     """
     big = 2 * n
-    with mpmath.workprec(prec + 20 + n.bit_length()):
+    shift = prec + 40 + 2 * n.bit_length()
+    one = 1 << shift
+    with mpmath.workprec(shift + 10):
         step = mpmath.pi / n
-        cos_table = [mpmath.cos(step * m) for m in range(big)]
-        sin_table = [mpmath.sin(step * m) for m in range(big)]
-        h = [mpmath.mpf(1)] * (n + 1)
-        h[0] = h[n] = mpmath.mpf(1) / 2
-        ks = range(2, n + 1)
-        plus = [h[k] / (k + 1) for k in ks]
-        minus = [h[k] / (k - 1) for k in ks]
-        p_plus, p_minus, q_plus, q_minus = [], [], [], []
-        for m in range(big):
-            cosines = [cos_table[(k * m) % big] for k in ks]
-            sines = [sin_table[(k * m) % big] for k in ks]
-            p_plus.append(mpmath.fdot(plus, cosines))
-            p_minus.append(mpmath.fdot(minus, cosines))
-            q_plus.append(mpmath.fdot(plus, sines))
-            q_minus.append(mpmath.fdot(minus, sines))
-        # I_k(−1) terms: A_0(π) = −1, A_1(π) = 1/4, A_k(π) = (−1)^k/(k²−1)
-        at_pi = [mpmath.mpf(-1), mpmath.mpf(1) / 4] + [
-            mpmath.mpf((-1) ** k) / (k * k - 1) for k in ks
-        ]
-        weighted_at_pi = [h[k] * at_pi[k] for k in range(n + 1)]
-        angle = [n - j for j in range(n + 1)]  # node j (ascending) is at angle π(n − j)/n
-        constant = [
-            mpmath.fdot(weighted_at_pi, [cos_table[(k * angle[j]) % big] for k in range(n + 1)])
-            for j in range(n + 1)
-        ]
-        scale = [mpmath.mpf(2) / n * (h[0] if j in (0, n) else 1) for j in range(n + 1)]
+        cos_t = [_to_fixed(mpmath.cos(step * m), shift) for m in range(big)]
+        sin_t = [_to_fixed(mpmath.sin(step * m), shift) for m in range(big)]
+
+    def fraction(numerator: int, denominator: int) -> int:  # round(numerator/denominator · 2^S)
+        return (2 * numerator * one + denominator) // (2 * denominator)
+
+    ks = range(2, n + 1)
+    end = [2 if k == n else 1 for k in range(n + 1)]  # h_k = 1/end_k (½ at k = 0, n)
+    end[0] = 2
+    plus = [fraction(1, (k + 1) * end[k]) for k in ks]
+    minus = [fraction(1, (k - 1) * end[k]) for k in ks]
+    p_plus, p_minus, q_plus, q_minus = [], [], [], []
+    for m in range(big):
+        cosines = [cos_t[(k * m) % big] for k in ks]
+        sines = [sin_t[(k * m) % big] for k in ks]
+        p_plus.append(sum(map(operator.mul, plus, cosines)) >> shift)
+        p_minus.append(sum(map(operator.mul, minus, cosines)) >> shift)
+        q_plus.append(sum(map(operator.mul, plus, sines)) >> shift)
+        q_minus.append(sum(map(operator.mul, minus, sines)) >> shift)
+    # h_k I_k(−1) terms: A_0(π) = −1, A_1(π) = 1/4, A_k(π) = (−1)^k/(k²−1)
+    at_pi = [fraction(-1, 2), fraction(1, 4)] + [
+        fraction((-1) ** k, (k * k - 1) * end[k]) for k in ks
+    ]
+    angle = [n - j for j in range(n + 1)]  # node j (ascending) is at angle π(n − j)/n
+    constant = [
+        sum(w * cos_t[(k * angle[j]) % big] for k, w in enumerate(at_pi)) >> shift
+        for j in range(n + 1)
+    ]
+    numerators = [1 if j in (0, n) else 2 for j in range(n + 1)]  # 2w_j: the factor 2w_j/N
+
+    with mpmath.workprec(prec):
+
+        def value(fixed: int, j: int) -> mpmath.mpf:
+            return mpmath.ldexp(mpmath.mpf(fixed * numerators[j]), -shift) / n
+
         cumulative = []
         for i in range(n + 1):
             a = angle[i]
-            cos_a, sin_a = cos_table[a], sin_table[a]
-            head = cos_a / 2
-            cos_2a = cos_table[(2 * a) % big] / 4
+            cos_a, sin_a = cos_t[a], sin_t[a]
+            head = cos_a >> 1
+            cos_2a = cos_t[(2 * a) % big] >> 2
             row = []
             for j in range(n + 1):
                 b = angle[j]
@@ -194,21 +208,21 @@ def _rule_fast(n: int, prec: int) -> ChebRule:
                 main = (
                     cos_a * (p_plus[lo] + p_plus[hi] - p_minus[lo] - p_minus[hi])
                     - sin_a * (q_plus[lo] + q_plus[hi] + q_minus[lo] + q_minus[hi])
-                ) / 4
-                row.append(scale[j] * (head + cos_2a * cos_table[b] + main - constant[j]))
+                ) >> (shift + 2)
+                total = head + ((cos_2a * cos_t[b]) >> shift) + main - constant[j]
+                row.append(value(total, j))
             cumulative.append(row)
         to_coeff = [
-            [scale[j] * h[k] * cos_table[(k * angle[j]) % big] for j in range(n + 1)]
+            [value(cos_t[(k * angle[j]) % big] // end[k], j) for j in range(n + 1)]
             for k in range(n + 1)
         ]
-        nodes = [cos_table[angle[j]] for j in range(n + 1)]
-    with mpmath.workprec(prec):
+        nodes = [mpmath.ldexp(mpmath.mpf(cos_t[angle[j]]), -shift) for j in range(n + 1)]
         return ChebRule(
             n=n,
-            nodes=tuple(+x for x in nodes),
-            to_coefficients=tuple(tuple(+x for x in row) for row in to_coeff),
-            cumulative=tuple(tuple(+x for x in row) for row in cumulative),
-            weights=tuple(+x for x in cumulative[-1]),
+            nodes=tuple(nodes),
+            to_coefficients=tuple(tuple(row) for row in to_coeff),
+            cumulative=tuple(tuple(row) for row in cumulative),
+            weights=tuple(cumulative[-1]),
         )
 
 
