@@ -295,7 +295,13 @@ def bench_mfpt() -> None:
         s_value, t_scipy = _timed(lambda noise=noise: _scipy_mfpt(float(noise)))
         k_value, t_kramers = _timed(lambda noise=noise: _kramers_mfpt(float(noise)))
         f_log, t_factored = _timed(lambda noise=noise: _factored_log_mfpt(float(noise)))
-        factored_digits = -math.log10(max(abs(f_log - float(ours.log_value)), 1e-17))
+        # digits of T = −log10 |Δ log T|, with ours unrounded (float64 log T itself carries
+        # only ~16 significant digits: at log T = 10⁴ that is 12 digits of T)
+        factored_digits = (
+            -float(mpmath.log10(abs(mpmath.mpf(f_log) - ours.log_value) + mpmath.mpf(10) ** -17))
+            if math.isfinite(f_log)
+            else float("nan")
+        )
         mp_text = ""
         if ratio == 10:  # nested mpmath.quad at 30 digits: tens of seconds, one ratio only
             with mpmath.workdps(30):
