@@ -16,6 +16,7 @@ from typing import Any
 
 import mpmath
 import numpy as np
+from mpmath.libmp import from_man_exp
 
 __all__ = ["ChebRule", "cheb_rule"]
 
@@ -82,7 +83,9 @@ def _fixed_matvec(matrix: tuple[Any, int], values: list[mpmath.mpf]) -> list[mpm
     _, _, exp, bits = largest._mpf_
     scale = mpmath.mp.prec + _GUARD - (exp + bits)  # 2^(exp+bits) > largest
     vector = np.array([_to_fixed(v, scale) for v in values], dtype=object)
-    return [mpmath.ldexp(mpmath.mpf(int(y)), -(shift + scale)) for y in integers.dot(vector)]
+    prec, make = mpmath.mp.prec, mpmath.mp.make_mpf
+    exponent = -(shift + scale)
+    return [make(from_man_exp(int(y), exponent, prec, "n")) for y in integers.dot(vector)]
 
 
 def _rule_cubic(n: int, prec: int) -> ChebRule:
