@@ -230,10 +230,19 @@ def _rule_fast(n: int, prec: int) -> ChebRule:
 
 
 @cache
+def _source_hash() -> str:
+    """This module's source, hashed: part of the disk-cache key (the rules depend on it)."""
+    import hashlib
+    from pathlib import Path
+
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:24]
+
+
+@cache
 def _rule(n: int, prec: int) -> ChebRule:
     from flatminima.theory._cache import cached
 
-    return cached("cheb_rule", (n, prec), lambda: _rule_fast(n, prec))
+    return cached("cheb_rule", (n, prec, _source_hash()), lambda: _rule_fast(n, prec))
 
 
 def cheb_rule(n: int = 32) -> ChebRule:

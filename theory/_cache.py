@@ -1,7 +1,8 @@
 """On-disk cache of derived formulas, shared by processes.
 
 A derivation is a pure function of its arguments, the theory layer's source code and the
-SymPy version. Each entry is stored under a key built from all three (the package version, the
+SymPy version (other callers, such as the Chebyshev rules of ``mfpt_1d``, add a hash of their
+own source to the key). Each entry is stored under a key built from all three (the package version, the
 SymPy version and a SHA-256 of every ``theory/*.py`` file, plus the arguments' ``srepr``), and
 the file holds the key again: a loaded entry whose stored key differs, or that does not unpickle
 (a corrupt or truncated file), is ignored and rebuilt. Writers write a temporary file in the
