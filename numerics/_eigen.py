@@ -387,6 +387,7 @@ def _two_by_two_raw(a_raw: tuple[Any, Any, Any], b_raw: tuple[Any, Any, Any]) ->
     flip = mpf_sign(x) < 0 if mpf_cmp(mpf_abs(x), mpf_abs(y)) >= 0 else mpf_sign(y) < 0
     if flip:
         x, y = mpf_neg(x), mpf_neg(y)
+        hx, hy = mpf_neg(hx), mpf_neg(hy)
     rx = mpf_sub(hx, mpf_mul(h_ae, x), w)
     ry = mpf_sub(hy, mpf_mul(h_ae, y), w)
     residual = mpf_div(

@@ -152,3 +152,24 @@ def test_batch_gives_the_single_call_results_and_checks_lengths() -> None:
     assert [r.log_tau for r in batch] == [r.log_tau for r in single]
     with pytest.raises(ShapeError, match="hess_saddle"):
         escape_time_batch("sgd", hess_min=[[[1.0]]], hess_saddle=[], **kwargs)
+
+
+def test_two_by_two_misalignment_is_zero_for_a_common_eigenbasis_and_exact_otherwise() -> None:
+    """Rotated diagonal pairs share their eigenbasis (misalignment 0, whatever the sign the
+    escape vector gets); a non-aligned pair against the definition, in numpy."""
+    for angle in (0.3, 2.0, -1.1, 3.0):
+        c, s = np.cos(angle), np.sin(angle)
+        q = np.array([[c, -s], [s, c]])
+        a = q @ np.diag([2.0, 5.0]) @ q.T
+        b = q @ np.diag([-1.0, 3.0]) @ q.T
+        with mpmath.workdps(40):
+            got = eigen_data_float((a + a.T) / 2, (b + b.T) / 2)
+        assert got is not None and got.misalignment < 1e-12
+    a = np.array([[3.0, 0.8], [0.8, 2.0]])
+    b = np.array([[-1.0, 1.5], [1.5, 4.0]])
+    with mpmath.workdps(40):
+        got = eigen_data_float(a, b)
+    e = np.linalg.eigh(b)[1][:, 0]
+    ha_e = a @ e
+    want = np.linalg.norm(ha_e - (e @ ha_e) * e) / np.linalg.norm(ha_e)
+    assert got is not None and abs(float(got.misalignment) - want) < 1e-12
