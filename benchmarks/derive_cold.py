@@ -1,15 +1,19 @@
 """Cold time to derive every escape-time formula (issue 2's figure).
 
 Run: .venv/bin/python benchmarks/derive_cold.py
-Each measurement is a fresh interpreter, so SymPy's caches and flatminima's are empty.
+Each measurement is a fresh interpreter, so SymPy's caches and flatminima's are empty; the
+disk cache is switched off (FLATMINIMA_CACHE_DIR=off) for the cold figure and then measured
+warm, in a temporary folder filled by a first run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 CODE = r"""
 import time
@@ -27,23 +31,33 @@ print(f"{t1 - t0} {t2 - t1} {n}")
 """
 
 
+def _run(cache: str) -> tuple[float, float, int]:
+    env = {**os.environ, "FLATMINIMA_CACHE_DIR": cache}
+    out = subprocess.run(
+        [sys.executable, "-c", CODE], capture_output=True, text=True, check=True, env=env
+    )
+    a, b, count_text = out.stdout.split()
+    return float(a), float(b), int(count_text)
+
+
 def main(repeats: int = 5) -> None:
-    imports, derives = [], []
+    imports, derives, warm = [], [], []
     count = 0
     for _ in range(repeats):
-        out = subprocess.run(
-            [sys.executable, "-c", CODE], capture_output=True, text=True, check=True
-        )
-        a, b, count_text = out.stdout.split()
-        imports.append(float(a))
-        derives.append(float(b))
-        count = int(count_text)
+        a, b, count = _run("off")
+        imports.append(a)
+        derives.append(b)
+    with tempfile.TemporaryDirectory() as folder:
+        _run(folder)
+        for _ in range(repeats):
+            warm.append(_run(folder)[1])
     result = {
         "formulas": count,
         "import_s_median": statistics.median(imports),
         "derive_all_s_median": statistics.median(derives),
         "derive_all_s_min": min(derives),
         "derive_all_s_max": max(derives),
+        "derive_all_warm_disk_cache_s_median": statistics.median(warm),
         "repeats": repeats,
     }
     print(json.dumps(result, indent=2))

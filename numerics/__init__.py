@@ -3,7 +3,7 @@ precision, exact first-passage references and Monte Carlo escape. Needs no torch
 
 Public names
 ------------
-escape_time, log_escape_time
+escape_time, escape_time_batch, log_escape_time
     The theory layer's formulas evaluated from Hessian matrices (mpmath, any precision) and on
     arrays for sweeps (log τ, numpy or torch).
 mfpt_1d, splitting_probability
@@ -26,7 +26,7 @@ simulate_escape
 from ._action import MinimumActionPath, minimum_action_path
 from ._budget import work_budget
 from ._eigen import EigenData
-from ._escape_time import EscapeTime, escape_time, log_escape_time
+from ._escape_time import EscapeTime, escape_time, escape_time_batch, log_escape_time
 from ._landscape import LandscapeEscapeTime, landscape_escape_time
 from ._mfpt import MFPTResult, SplittingResult, mfpt_1d, splitting_probability
 from ._mfpt2d import MFPT2DResult, mfpt_2d
@@ -44,6 +44,7 @@ __all__ = [
     "SplittingResult",
     "VerificationCheck",
     "escape_time",
+    "escape_time_batch",
     "landscape_escape_time",
     "log_escape_time",
     "mfpt_1d",

@@ -9,7 +9,7 @@ vectorized float64 (or torch) version for parameter sweeps: log τ, never τ its
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -30,10 +30,16 @@ from ._checks import (
     same_size,
     symmetric_arrays,
 )
-from ._eigen import EigenData, eigen_data
+from ._eigen import EigenData, eigen_data, eigen_data_float, float_matrix
 from ._verify import VerificationCheck
 
-__all__ = ["VALIDITY_BARRIER", "EscapeTime", "escape_time", "log_escape_time"]
+__all__ = [
+    "VALIDITY_BARRIER",
+    "EscapeTime",
+    "escape_time",
+    "escape_time_batch",
+    "log_escape_time",
+]
 
 #: Below this quasi-potential barrier ΔΦ the asymptotic formulas are off by 5–30%.
 #: Measured against mfpt_1d (docs/scripts/asymptotic_error.py, figure in docs/numerics.md) on the
@@ -82,9 +88,22 @@ class EscapeTime:
     quasi_potential: mpmath.mpf
     eigen: EigenData
     method: str
-    formula: str
+    formula_source: Any = field(default=None, repr=False, compare=False)
     verified_digits: float | None = None  # set by verify=True: agreement with 2·dps digits
     checks: tuple[VerificationCheck, ...] = ()  # set by verify=True: what was checked
+
+    @property
+    def formula(self) -> str:
+        """The formula evaluated, as SymPy text (built when asked: printing costs more than
+        the evaluation)."""
+        source = self.formula_source
+        if source is None:
+            return ""
+        if isinstance(source, str):
+            return source
+        derivation, dim = source
+        text = str(derivation.text())
+        return text if derivation.dim == dim else f"{text}  (n = {dim})"
 
     def to_dict(self) -> dict[str, Any]:
         def s(x: mpmath.mpf | None) -> str | None:
@@ -131,7 +150,12 @@ class EscapeTime:
         return f"$${head}{value}$$"
 
 
+_ALPHAS: dict[str, sp.Expr] = {}
+
+
 def _interpretation(interpretation: Any) -> sp.Expr:
+    if type(interpretation) is str and interpretation in _ALPHAS:  # the common call
+        return _ALPHAS[interpretation]
     alpha = interpretation_alpha(interpretation)
     if alpha == ALPHA:
         raise ParameterError(
@@ -139,6 +163,8 @@ def _interpretation(interpretation: Any) -> sp.Expr:
             "a named interpretation or a number α in [0, 1] (not symbolic)",
             interpretation,
         )
+    if type(interpretation) is str:
+        _ALPHAS[interpretation] = alpha
     return alpha
 
 
@@ -156,6 +182,7 @@ def _formula(noise: str, dim: int, alpha: sp.Expr) -> Any:
     return derive_escape_time(noise, dim=dim, interpretation=alpha)
 
 
+@cache
 def _compiled(noise: str, dim: int, alpha: sp.Expr, what: str, backend: str) -> Any:
     derivation = _formula(noise, dim, alpha)
     if what == "tau":
@@ -171,12 +198,74 @@ def _compiled(noise: str, dim: int, alpha: sp.Expr, what: str, backend: str) -> 
     )
 
 
+#: From this dimension on, the formula is the one derived for a symbolic dimension n, reduced to
+#: log-determinants (the formulas depend on the transverse curvatures only through them).
+REDUCED_FROM_DIM = 3
+
+
+@cache
+def _reduced(noise: str, alpha: sp.Expr) -> tuple[Any, Any, Any]:
+    """(derivation at symbolic n, compiled log τ, compiled log ΔΦ) with ``Σ log H_a[i]`` →
+    ``log_det_H_a``, ``Σ_{i≥2} log H_b[i]`` → ``log_det_H_b_transverse``, ``H_x[1]`` →
+    ``H_x_1``. Raises if the derived formula depends on the curvatures otherwise."""
+    from flatminima.theory._compile import compile_formula
+
+    derivation = derive_escape_time(noise, dim="n", interpretation=alpha)
+    log_det_a = sp.Symbol("log_det_H_a", real=True)
+    log_det_bt = sp.Symbol("log_det_H_b_transverse", real=True)
+    h_a1 = sp.Symbol("H_a_1", positive=True)
+    h_b1 = sp.Symbol("H_b_1", positive=True)
+
+    def sums(expr: sp.Expr) -> sp.Expr:
+        def replace(node: sp.Sum) -> sp.Expr:
+            ((_, low, _),) = node.limits
+            base = node.function.args[0].base.label.name if node.function.args else ""
+            if isinstance(node.function, sp.log) and base == "H_a" and low == 1:
+                return log_det_a
+            if isinstance(node.function, sp.log) and base == "H_b" and low == 2:
+                return log_det_bt
+            raise RuntimeError(f"escape_time: unexpected sum in the derived formula: {node}")
+
+        out = expr.replace(lambda e: isinstance(e, sp.Sum), replace)
+        out = out.replace(
+            lambda e: isinstance(e, sp.Indexed) and e.indices == (1,),
+            lambda e: h_a1 if e.base.label.name == "H_a" else h_b1,
+        )
+        if out.has(sp.Indexed) or out.has(sp.Sum) or out.has(sp.Product):
+            raise RuntimeError(f"escape_time: the derived formula is not reducible: {out}")
+        return sp.expand_log(out, force=True)
+
+    log_tau = sums(derivation.log_value)
+    phi = sums(derivation.quasi_potential)
+    order = [log_det_a, log_det_bt, h_a1, h_b1]
+    rest = sorted(
+        (x for x in (log_tau.free_symbols | phi.free_symbols) if x not in order),
+        key=lambda x: x.name,
+    )
+    parameters = tuple(x for x in order if log_tau.has(x) or phi.has(x)) + tuple(rest)
+    tau_compiled = compile_formula(log_tau, log_tau, parameters, "mpmath", "tau")
+    phi_compiled = compile_formula(phi, phi, parameters, "mpmath", "quasi_potential")
+    return derivation, tau_compiled, phi_compiled
+
+
 def _curvature_arguments(noise: str, eig: EigenData) -> dict[str, Any]:
     """Curvature values for the formula's symbols (direction 1 is e)."""
     n = eig.dim
+    if n >= REDUCED_FROM_DIM:
+        values: dict[str, Any] = {
+            "H_a_1": eig.curvature_min_along_e,
+            "H_b_1": eig.curvature_saddle_e,
+            "n": n,
+        }
+        if eig.log_det_min is not None and eig.log_abs_det_saddle is not None:
+            values["log_det_H_a"] = eig.log_det_min
+            values["log_det_H_b_transverse"] = eig.log_abs_det_saddle - mpmath.log(
+                eig.curvature_saddle_e
+            )
+        return values
     if n == 1:
         return {"H_a": eig.min_eigenvalues[0], "H_b": eig.curvature_saddle_e}
-    values: dict[str, Any] = {}
+    values = {}
     if noise == "sgd":
         values["H_a_1"] = eig.curvature_min_along_e
     else:  # white and loss-dependent use det H_a: any order of the eigenvalues
@@ -353,17 +442,14 @@ def escape_time(
         },
     )
     with mpmath.workdps(dps + 10):
-        h_a = matrix("hess_min", hess_min)
-        h_b = matrix("hess_saddle", hess_saddle)
-        same_size(("hess_min", "hess_saddle"), h_a, h_b)
-        eig = eigen_data(h_a, h_b)
+        eig = _eigen(noise, hess_min, hess_saddle)
         values = _curvature_arguments(noise, eig)
         eta = positive("lr", lr) if lr is not None else None
         if noise == "white":
             values["D"] = _required("diffusion", diffusion, positive)
             values["Delta_L"] = _required("barrier", barrier, positive)
         elif noise == "sgd":
-            values["eta"] = _required("lr", lr, positive)
+            values["eta"] = eta if eta is not None else _required("lr", lr, positive)
             values["B"] = _required("batch_size", batch_size, positive)
             values["s"] = _required(
                 "s",
@@ -374,7 +460,7 @@ def escape_time(
             )
             values["Delta_L"] = _required("barrier", barrier, positive)
         else:
-            values["eta"] = _required("lr", lr, positive)
+            values["eta"] = eta if eta is not None else _required("lr", lr, positive)
             values["B"] = _required("batch_size", batch_size, positive)
             values["h_star"] = _required("h_star", h_star, positive)
             low = _required(
@@ -395,19 +481,27 @@ def escape_time(
             ):
                 raise ParameterError("barrier", "loss_saddle − loss_min (or leave it out)", barrier)
             values["L_a"], values["L_b"] = low, high
-        compiled = _compiled(noise, eig.dim, alpha, "tau", "mpmath")
-        arguments = {name: values[name] for name in compiled.parameters}
-        tau = compiled.tau(**arguments)
-        log_tau = compiled.log_tau(**arguments)
-        phi = _compiled(noise, eig.dim, alpha, "phi", "mpmath").log_value(**arguments)
+        if eig.dim >= REDUCED_FROM_DIM:
+            derivation, compiled, phi_compiled = _reduced(noise, alpha)
+            arguments = {name: values[name] for name in compiled.parameters}
+            log_tau = compiled.log_value(**arguments)
+            tau = mpmath.exp(log_tau)
+            phi = phi_compiled.value(**arguments)
+        else:
+            derivation = _formula(noise, eig.dim, alpha)
+            compiled = _compiled(noise, eig.dim, alpha, "tau", "mpmath")
+            arguments = {name: values[name] for name in compiled.parameters}
+            log_tau = compiled.log_tau(**arguments)
+            tau = mpmath.exp(log_tau)  # no overflow in mpmath: one evaluation, not two
+            phi = _compiled(noise, eig.dim, alpha, "phi", "mpmath").log_value(**arguments)
         iterations = tau / eta if eta is not None else None
         log_iterations = log_tau - mpmath.log(eta) if eta is not None else None
     _warn_validity(noise, phi, eig)
-    derivation = _formula(noise, eig.dim, alpha)
+    dim_text = eig.dim if eig.dim < REDUCED_FROM_DIM else f"n = {eig.dim}, reduced to log det"
     method = (
         f"{derivation.model}; formula derived by flatminima.theory (flux over population, "
-        f"dim {eig.dim}, {interpretation_name(alpha)}), compiled to mpmath; Hessians "
-        f"eigen-decomposed with mpmath.eigsy at {dps + 10} digits"
+        f"dim {dim_text}, {interpretation_name(alpha)}), compiled to mpmath; Hessians: "
+        f"{eig.method} (working precision {dps + 10} digits)"
     )
     with mpmath.workdps(dps):
         return EscapeTime(
@@ -422,8 +516,77 @@ def escape_time(
             quasi_potential=+phi,
             eigen=eig,
             method=method,
-            formula=derivation.text(),
+            formula_source=(derivation, eig.dim),
         )
+
+
+def escape_time_batch(
+    noise: str, *, hess_min: Any, hess_saddle: Any, **parameters: Any
+) -> list[EscapeTime]:
+    """[`escape_time`][flatminima.numerics.escape_time] for many Hessian pairs with the same
+    other parameters.
+
+    Parameters
+    ----------
+    noise
+        As for ``escape_time``.
+    hess_min, hess_saddle
+        Stacks of Hessians of equal length: arrays of shape ``(k, n, n)`` or sequences of
+        matrices (any input ``escape_time`` takes).
+    **parameters
+        The other keyword arguments of ``escape_time`` (``barrier``, ``lr``, ``dps``, …), shared
+        by every pair.
+
+    Returns
+    -------
+    list[EscapeTime]
+        One result per pair, in order; the same values as one ``escape_time`` call per pair.
+
+    Notes
+    -----
+    The derived formula, its compiled form and the parsed interpretation are shared by the
+    calls; each pair is eigen-decomposed on its own (float64 ``eigh`` and exact refinement, or
+    the closed forms in 1-D and 2-D). For float64 log τ of very many pairs at once, use
+    [`log_escape_time`][flatminima.numerics.log_escape_time] (batched ``eigh``).
+
+    Examples
+    --------
+    >>> rs = escape_time_batch("white", hess_min=[[[2.0]], [[3.0]]],
+    ...                        hess_saddle=[[[-1.0]], [[-1.0]]], barrier="2", diffusion="0.25")
+    >>> [mpmath.nstr(r.log_tau, 10) for r in rs]
+    ['9.491303476', '9.288570922']
+    """
+    if len(hess_min) != len(hess_saddle):
+        raise ShapeError(
+            "hess_saddle",
+            f"as many Hessians as hess_min ({len(hess_min)})",
+            f"{len(hess_saddle)}",
+        )
+    return [
+        escape_time(noise, hess_min=a, hess_saddle=b, **parameters)
+        for a, b in zip(hess_min, hess_saddle, strict=True)
+    ]
+
+
+def _eigen(noise: str, hess_min: Any, hess_saddle: Any) -> EigenData:
+    """Eigen-data at the working precision: the float64 path for float input (vectorised
+    conversion, eigh, exact refinement), the mpmath path for exact input or as fallback."""
+    a = float_matrix("hess_min", hess_min)
+    b = float_matrix("hess_saddle", hess_saddle) if a is not None else None
+    if a is not None and b is not None:
+        if a.shape != b.shape:
+            raise ShapeError(
+                "hess_saddle",
+                f"a {a.shape[0]}x{a.shape[0]} matrix like hess_min",
+                f"{b.shape[0]}x{b.shape[1]}",
+            )
+        eig = eigen_data_float(a, b, need_det=noise != "sgd")
+        if eig is not None:
+            return eig
+    h_a = matrix("hess_min", hess_min)
+    h_b = matrix("hess_saddle", hess_saddle)
+    same_size(("hess_min", "hess_saddle"), h_a, h_b)
+    return eigen_data(h_a, h_b)
 
 
 def _required(name: str, value: Any, check: Any, detail: str = "") -> mpmath.mpf:

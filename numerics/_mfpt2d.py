@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sparse
-import scipy.sparse.linalg as sparse_linalg
 
 from flatminima.errors import BudgetError, ParameterError, ShapeError
 from flatminima.theory import interpretation_alpha
@@ -261,6 +259,9 @@ def _solve(
                     rows.append(center[keep])
                     cols.append(nb[keep])
                     vals.append(sgn * coef_field[keep] / (2 * h))
+    import scipy.sparse as sparse  # lazy: keeps scipy.sparse off the import path
+    import scipy.sparse.linalg as sparse_linalg
+
     n = diagonal.size
     matrix = sparse.coo_matrix(
         (
@@ -269,7 +270,9 @@ def _solve(
         ),
         shape=(n, n),
     ).tocsc()
-    solution = sparse_linalg.spsolve(matrix, -np.ones(n))
+    # MMD on Aᵀ+A: 1.4× faster than the default COLAMD on these near-symmetric stencils, same
+    # result to 1e-13 (docs/performance.md)
+    solution = sparse_linalg.spsolve(matrix, -np.ones(n), permc_spec="MMD_AT_PLUS_A")
     if not np.all(np.isfinite(solution)) or not np.all(solution > 0):
         raise ParameterError("shape", "a grid on which the linear system is solvable", shape)
     T = np.zeros(X.shape)

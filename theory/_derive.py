@@ -132,6 +132,16 @@ def crossing_symbols(saddle_label: str) -> tuple[sp.Symbol, sp.Symbol]:
 
 @cache
 def _derive(noise: str, dim: Dim, alpha: sp.Expr, saddles: int) -> Derivation:
+    from ._cache import cached
+
+    return cached(
+        "derive_escape_time",
+        (noise, dim, alpha, saddles),
+        lambda: _derive_uncached(noise, dim, alpha, saddles),
+    )
+
+
+def _derive_uncached(noise: str, dim: Dim, alpha: sp.Expr, saddles: int) -> Derivation:
     model = NOISE[noise]
     minimum = Site("a", "minimum", dim)
     crossings = []

@@ -1,0 +1,175 @@
+"""The float64-eigh path of escape_time's eigen-data against mpmath.eigsy at twice the digits:
+random non-diagonal matrices, near-degenerate eigenvalues, ill-conditioned minima, and the
+exact limb products against mpmath."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import mpmath
+import numpy as np
+import pytest
+
+from flatminima.numerics import escape_time
+from flatminima.numerics._eigen import eigen_data, eigen_data_float
+from flatminima.numerics._exact import _exact_values, _matvec, _normalize, beta_for, split
+
+
+def _rotation(rng: np.random.Generator, n: int) -> np.ndarray:
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    return q
+
+
+def _pair(rng: np.random.Generator, n: int, min_values: np.ndarray, saddle_values: np.ndarray):
+    qa, qb = _rotation(rng, n), _rotation(rng, n)
+    a = qa @ np.diag(min_values) @ qa.T
+    b = qb @ np.diag(saddle_values) @ qb.T
+    return (a + a.T) / 2, (b + b.T) / 2
+
+
+def _reference(a: np.ndarray, b: np.ndarray, dps: int):
+    with mpmath.workdps(2 * dps + 20):
+        return eigen_data(mpmath.matrix(a.tolist()), mpmath.matrix(b.tolist()))
+
+
+CASES = {
+    "random": lambda rng, n: (
+        rng.uniform(0.5, 3, n),
+        np.concatenate([[-rng.uniform(0.3, 2)], rng.uniform(0.2, 4, n - 1)]),
+    ),
+    "near-degenerate": lambda rng, n: (
+        1 + 1e-9 * np.arange(n),
+        np.concatenate([[-0.8], 2 + 1e-10 * np.arange(n - 1)]),
+    ),
+    "ill-conditioned": lambda rng, n: (
+        np.geomspace(1e-7, 1, n),
+        np.concatenate([[-1e-3], np.geomspace(1e-5, 10, n - 1)]),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize(("n", "dps"), [(3, 30), (7, 20), (12, 40)])
+def test_refined_eigen_data_agree_with_eigsy_at_twice_the_digits(
+    case: str, n: int, dps: int
+) -> None:
+    rng = np.random.default_rng(n * 1000 + dps)
+    a, b = _pair(rng, n, *CASES[case](rng, n))
+    ref = _reference(a, b, dps)
+    with mpmath.workdps(dps + 10):
+        got = eigen_data_float(a, b, need_det=True)
+    assert got is not None
+    tol = mpmath.mpf(10) ** -(dps + 3)
+    with mpmath.workdps(2 * dps):
+        assert abs(got.log_det_min - ref.log_det_min) < tol
+        assert abs(got.log_abs_det_saddle - ref.log_abs_det_saddle) < tol
+        assert abs(got.curvature_saddle_e / ref.curvature_saddle_e - 1) < tol
+        assert abs(got.curvature_min_along_e / ref.curvature_min_along_e - 1) < tol
+        assert max(
+            abs(x - y) for x, y in zip(got.escape_direction, ref.escape_direction, strict=True)
+        ) < (mpmath.mpf(10) ** -(dps - 5))
+
+
+def test_escape_time_float_and_exact_inputs_agree() -> None:
+    """Floats take the eigh path, the same matrix as exact fractions the mpmath path."""
+    rng = np.random.default_rng(5)
+    a, b = _pair(rng, 5, *CASES["random"](rng, 5))
+    kwargs = {"barrier": "2.5", "diffusion": "0.1", "dps": 35}
+    fast = escape_time("white", hess_min=a, hess_saddle=b, **kwargs)
+    exact = escape_time(
+        "white",
+        hess_min=[[Fraction(x) for x in row] for row in a.tolist()],
+        hess_saddle=[[Fraction(x) for x in row] for row in b.tolist()],
+        **kwargs,
+    )
+    assert "eigh" in fast.eigen.method and "eigsy" in exact.eigen.method
+    with mpmath.workdps(40):
+        assert abs(fast.log_tau - exact.log_tau) < mpmath.mpf(10) ** -36
+
+
+@pytest.mark.parametrize("n", [4, 40])
+def test_limb_matvec_is_exact(n: int) -> None:
+    rng = np.random.default_rng(n)
+    h = rng.normal(size=(n, n)) * np.exp(rng.uniform(-20, 5, size=(n, n)))
+    x = rng.normal(size=n)
+    beta = beta_for(n) - 1
+    limbs = split(h, int(np.frexp(np.abs(h).max())[1]), beta, 20)
+    digits = _normalize({k: d.astype(np.int64) for k, d in enumerate(split(x, 0, beta, 20))}, beta)
+    top = int(np.frexp(np.abs(h).max())[1])
+    with mpmath.workprec(2000):
+        got = _exact_values(_normalize(_matvec(limbs, digits, beta), beta), top - 2 * beta, beta)
+        want = mpmath.matrix(h.tolist()) * mpmath.matrix(x.tolist())
+        assert all(got[i] == want[i] for i in range(n))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ([[3.0, 0.8], [0.8, 2.0]], [[-1.0, 1.5], [1.5, 4.0]]),  # not aligned
+        ([[1.0, 1e-9], [1e-9, 1.0 + 1e-12]], [[-0.5, 0.3], [0.3, 1e-6]]),  # near-degenerate
+        ([[1e8, 9999.0], [9999.0, 1.0]], [[-1e-6, 2e-4], [2e-4, 3.0]]),  # ill-conditioned
+    ],
+)
+def test_two_by_two_closed_form_agrees_with_eigsy(a: list, b: list) -> None:
+    dps = 40
+    ref = _reference(np.array(a), np.array(b), dps)
+    with mpmath.workdps(dps + 10):
+        got = eigen_data_float(np.array(a), np.array(b))
+    assert got is not None and "2×2" in got.method
+    tol = mpmath.mpf(10) ** -(dps + 3)
+    with mpmath.workdps(2 * dps):
+        for x, y in zip(
+            got.min_eigenvalues + got.saddle_eigenvalues,
+            ref.min_eigenvalues + ref.saddle_eigenvalues,
+            strict=True,
+        ):
+            assert abs(x / y - 1) < tol
+        assert abs(got.curvature_min_along_e / ref.curvature_min_along_e - 1) < tol
+        assert (
+            max(abs(x - y) for x, y in zip(got.escape_direction, ref.escape_direction, strict=True))
+            < tol
+        )
+
+
+def test_batch_gives_the_single_call_results_and_checks_lengths() -> None:
+    rng = np.random.default_rng(11)
+    pairs = [_pair(rng, n, *CASES["random"](rng, n)) for n in (3, 3, 3)]
+    kwargs = {"barrier": "1.5", "lr": "0.1", "batch_size": 16, "s": "0.4", "dps": 25}
+    import warnings
+
+    from flatminima.errors import ShapeError
+    from flatminima.numerics import escape_time_batch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batch = escape_time_batch(
+            "sgd",
+            hess_min=np.stack([a for a, _ in pairs]),
+            hess_saddle=np.stack([b for _, b in pairs]),
+            **kwargs,
+        )
+        single = [escape_time("sgd", hess_min=a, hess_saddle=b, **kwargs) for a, b in pairs]
+    assert [r.log_tau for r in batch] == [r.log_tau for r in single]
+    with pytest.raises(ShapeError, match="hess_saddle"):
+        escape_time_batch("sgd", hess_min=[[[1.0]]], hess_saddle=[], **kwargs)
+
+
+def test_two_by_two_misalignment_is_zero_for_a_common_eigenbasis_and_exact_otherwise() -> None:
+    """Rotated diagonal pairs share their eigenbasis (misalignment 0, whatever the sign the
+    escape vector gets); a non-aligned pair against the definition, in numpy."""
+    for angle in (0.3, 2.0, -1.1, 3.0):
+        c, s = np.cos(angle), np.sin(angle)
+        q = np.array([[c, -s], [s, c]])
+        a = q @ np.diag([2.0, 5.0]) @ q.T
+        b = q @ np.diag([-1.0, 3.0]) @ q.T
+        with mpmath.workdps(40):
+            got = eigen_data_float((a + a.T) / 2, (b + b.T) / 2)
+        assert got is not None and got.misalignment < 1e-12
+    a = np.array([[3.0, 0.8], [0.8, 2.0]])
+    b = np.array([[-1.0, 1.5], [1.5, 4.0]])
+    with mpmath.workdps(40):
+        got = eigen_data_float(a, b)
+    e = np.linalg.eigh(b)[1][:, 0]
+    ha_e = a @ e
+    want = np.linalg.norm(ha_e - (e @ ha_e) * e) / np.linalg.norm(ha_e)
+    assert got is not None and abs(float(got.misalignment) - want) < 1e-12
