@@ -155,3 +155,12 @@ def test_derivation_pages_are_generated_from_the_engine_steps() -> None:
             assert title in page
             assert to_latex(expr) in page
         assert d.latex(equation=True) in page
+
+
+def test_tutorial_runs_and_prints_what_it_says(tmp_path: Path, monkeypatch) -> None:
+    """docs/tutorial.md, the notebook-style walk: every cell runs, every `# ->` holds, and the
+    figure it saves exists in all three formats."""
+    monkeypatch.chdir(tmp_path)
+    assert run_blocks(ROOT / "docs" / "tutorial.md") >= 11
+    for suffix in ("png", "pdf", "svg"):
+        assert (tmp_path / "figures" / f"tau_vs_sharpness.{suffix}").exists()
