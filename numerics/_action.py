@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.interpolate import CubicSpline
-from scipy.optimize import minimize
 
 from flatminima.errors import ConvergenceError, ParameterError, ShapeError
 
@@ -167,6 +165,8 @@ def reparametrize(phi: Array, points: int) -> Array:
     target = np.linspace(0.0, s[-1], points + 1)
     if phi.shape[0] < 4:
         return np.stack([np.interp(target, s, phi[:, k]) for k in range(phi.shape[1])], axis=1)
+    from scipy.interpolate import CubicSpline  # lazy: scipy.special stays off the import path
+
     out = np.asarray(CubicSpline(s, phi, axis=0)(target))
     out[0], out[-1] = phi[0], phi[-1]
     return out
@@ -205,6 +205,8 @@ def _relax(
         s, g = geometric_action(full, loss, noise)
         pv, pg = _spacing_penalty(full, weight)
         return s + pv, (g + pg)[1:-1].ravel()
+
+    from scipy.optimize import minimize  # lazy: scipy.special stays off the import path
 
     result = minimize(
         fun,

@@ -33,13 +33,13 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mpmath
 import numpy as np
-from scipy.integrate import solve_ivp
-from scipy.interpolate import CubicSpline
-from scipy.linalg import solve_continuous_lyapunov
+
+if TYPE_CHECKING:
+    from scipy.interpolate import CubicSpline
 
 from flatminima.errors import ConvergenceError, ParameterError, ValidityWarning
 from flatminima.theory import interpretation_alpha
@@ -247,6 +247,8 @@ def _non_gibbs_integral(
     lengths = np.linalg.norm(np.diff(path, axis=0), axis=1)
     s = np.concatenate([[0.0], np.cumsum(lengths)])
     total = s[-1]
+    from scipy.interpolate import CubicSpline  # lazy: keeps scipy.special off the import path
+
     spline = CubicSpline(s, path, axis=0)
     momentum = CubicSpline(s, _momentum(model, nm, path, spline(s, 1)), axis=0)
     scale = max(float(np.max(np.abs(np.linalg.eigvalsh(model.hessian(path[[0, -1]]))))), 1e-300)
@@ -264,6 +266,8 @@ def _non_gibbs_integral(
             return y[0] - (1 - mark) * total
 
         event.terminal = True  # type: ignore[attr-defined]
+        from scipy.integrate import solve_ivp
+
         sol = solve_ivp(
             rhs, (t0, t0 + 1e5), state, method="LSODA", rtol=1e-10, atol=1e-12, events=event
         )
@@ -506,6 +510,8 @@ def _bouchet_reygner(
 ) -> tuple[float, float, float, float, str]:
     d_a = nm.field(a[None])[0]
     d_b = nm.field(b[None])[0]
+    from scipy.linalg import solve_continuous_lyapunov
+
     sigma_a = solve_continuous_lyapunov(h_a, 2 * d_a)
     sigma_b = solve_continuous_lyapunov(h_b, 2 * d_b)
     q_a = np.linalg.inv(sigma_a)
