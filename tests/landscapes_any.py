@@ -24,14 +24,16 @@ other basin, i.e. to cross the saddle and not come back. Its reference is the MF
 set on which the committor towards the other basin is 1 up to e^(−several): here a half-plane
 through the other minimum, or beyond a line where the loss has fallen ≥ 8 noise units below
 L(b). A surface just past the saddle is not the escape time: the MFPT to the saddle itself is
-τ/2, and a line a fixed distance past it into a shallow basin gives a time a fixed fraction off τ
-at every ΔΦ (``test_absorbing_surface_just_past_the_saddle_is_not_the_escape_time``).
+τ/2, and a line a fixed distance past it, or into a shallow basin, gives a time off τ by an
+amount that need not vanish as ΔΦ grows (``test_absorbing_surface_through_the_saddle_gives_half_the_escape_time``).
 
 The nominal barrier ``ΔΦ`` sets the noise scale: ΔL/D for white noise (exact), ΔL/(eᵀDe) for
 constant D (the exact Freidlin–Wentzell barrier differs by a constant factor), the switch-model
 exponent ΔL₁/(κH_ae) + ΔL₂/(κ|H_be|) for SGD noise (what the aligned formula uses), and ΔL/(eᵀD_b e)
 for measured noise. The noise scale is ∝ 1/ΔΦ in every case, so a log-log slope against the
-nominal ΔΦ equals the slope against the true quasi-potential barrier.
+nominal ΔΦ equals the slope against the true quasi-potential barrier. ``case.at(ΔΦ)`` takes the
+true barrier: it divides by ``case.exponent_ratio`` (ΔΦ_true/ΔΦ_nominal, 1 where the nominal one
+is exact, measured from the references otherwise); ``case.at_nominal`` takes the nominal one.
 """
 
 from __future__ import annotations
