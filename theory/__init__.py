@@ -5,6 +5,9 @@ Public names
 derive_escape_time
     Flux-over-population derivation for white, SGD and loss-dependent noise, any dimension and
     interpretation; returns a [`Derivation`][flatminima.theory.Derivation] with steps, LaTeX and compilers.
+lyapunov_covariance, quasi_potential_hessian, langer_unstable_eigenvalue, quadratic_prefactor
+    The quadratic model for any constant diffusion tensor (Lyapunov equation, unstable
+    eigenvalue, determinant ratio): the pieces of the general n-D prefactor.
 """
 
 from ._combine import derive_occupation_ratio, derive_selection_ratio, derive_switch_fraction
@@ -12,6 +15,12 @@ from ._compile import CompiledFormula
 from ._conventions import INTERPRETATIONS, NOISE_MODELS, interpretation_alpha
 from ._derivation import Derivation, Formula
 from ._derive import derive_escape_time
+from ._quadratic import (
+    langer_unstable_eigenvalue,
+    lyapunov_covariance,
+    quadratic_prefactor,
+    quasi_potential_hessian,
+)
 from ._scaling import ScalingLaw, scaling_law
 
 __all__ = [
@@ -26,5 +35,9 @@ __all__ = [
     "derive_selection_ratio",
     "derive_switch_fraction",
     "interpretation_alpha",
+    "langer_unstable_eigenvalue",
+    "lyapunov_covariance",
+    "quadratic_prefactor",
+    "quasi_potential_hessian",
     "scaling_law",
 ]
