@@ -257,3 +257,41 @@ def test_bad_data_names_data():
         probe(model, mse, (x, bad_y), **ok)
     with pytest.raises(ShapeError, match=r"^data: .*TensorDataset of 3 tensors"):
         probe(model, mse, torch.utils.data.TensorDataset(x, y, y), **ok)
+
+
+def test_cli_factory_that_fails_is_one_line_naming_the_file(tmp_path):
+    """A factory file with a syntax error, or a factory() that raises: one line naming
+    FILE.py:factory with the exception and the line of the user's file, exit 2."""
+    import subprocess
+    import sys
+
+    (tmp_path / "syntax.py").write_text("def make(:\n    pass\n")
+    (tmp_path / "raises.py").write_text(
+        "def make():\n    x = 1\n    raise RuntimeError('user bug')\n"
+    )
+    for file, where, what in (
+        ("syntax.py", "syntax.py:1", "SyntaxError"),
+        ("raises.py", "raises.py:3", "RuntimeError: user bug"),
+    ):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "flatminima",
+                "probe",
+                f"{tmp_path / file}:make",
+                "--lr",
+                "0.1",
+                "--batch-size",
+                "8",
+                "--out",
+                str(tmp_path / "out"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("flatminima:")]
+        assert len(errors) == 1 and errors[0].startswith("flatminima: error: FILE.py:factory: ")
+        assert what in errors[0] and where in errors[0], errors[0]
