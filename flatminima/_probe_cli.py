@@ -121,8 +121,7 @@ def run_probe_command(args: argparse.Namespace) -> int:
 
     from flatminima.validation import probe
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)  # created by the stage store once the inputs are accepted
     start = time.perf_counter()
 
     def progress(line: str) -> None:
@@ -150,6 +149,7 @@ def run_probe_command(args: argparse.Namespace) -> int:
         store=out / "stages",
         progress=progress,
     )
+    out.mkdir(parents=True, exist_ok=True)
     data = result.to_dict()
     (out / "probe.json").write_text(json.dumps(data, indent=1))
     h, n, pr = result.hessian_top, result.noise, result.prediction

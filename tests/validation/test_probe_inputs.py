@@ -295,3 +295,4 @@ def test_cli_factory_that_fails_is_one_line_naming_the_file(tmp_path):
         errors = [line for line in result.stderr.splitlines() if line.startswith("flatminima:")]
         assert len(errors) == 1 and errors[0].startswith("flatminima: error: FILE.py:factory: ")
         assert what in errors[0] and where in errors[0], errors[0]
+        assert not (tmp_path / "out").exists()  # nothing written for a run that never started
