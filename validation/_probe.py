@@ -67,6 +67,10 @@ __all__ = ["EscapeMeasurement", "HessianTop", "NoiseFit", "Prediction", "ProbeRe
 
 #: Level passages are computed for the directions whose exponent is within this of the smallest.
 LEVEL_WINDOW = 30.0
+#: ... and at most this large: above it the rate is below e^-LEVEL_MAX (nothing to measure),
+#: and the quadrature of ``mfpt_1d`` slows down without bound (an exponent of ~1e30, from a
+#: noise-free fit whose per-sample gradients are rounding errors, ran for minutes).
+LEVEL_MAX = 1e6
 
 
 class _Text(str):
@@ -612,8 +616,11 @@ def _predict(
     if finite:
         lowest = min(e_m[i] for i in finite)
         skipped = 0
+        too_large = 0
         for i in finite:
-            if e_m[i] <= lowest + LEVEL_WINDOW:
+            if e_m[i] > LEVEL_MAX:
+                too_large += 1
+            elif e_m[i] <= lowest + LEVEL_WINDOW:
                 t_l[i] = _level_passage(float(values[i]), lr * float(cdiag[i]) / 2, barrier, lr)
             else:
                 skipped += 1
@@ -622,6 +629,12 @@ def _predict(
                 f"level passage not computed for {skipped} directions whose exponent exceeds "
                 f"the smallest by more than {LEVEL_WINDOW} (their rates are below e^-{LEVEL_WINDOW} "
                 "of the fastest)"
+            )
+        if too_large:
+            notes.append(
+                f"level passage not computed for {too_large} directions whose measured-noise "
+                f"exponent exceeds {LEVEL_MAX:g} (rate below e^-{LEVEL_MAX:g}: the gradient "
+                "noise along them is nil or rounding error)"
             )
     two = math.log(2)
     sel = np.array(kept, dtype=int)

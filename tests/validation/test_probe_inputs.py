@@ -296,3 +296,31 @@ def test_cli_factory_that_fails_is_one_line_naming_the_file(tmp_path):
         assert len(errors) == 1 and errors[0].startswith("flatminima: error: FILE.py:factory: ")
         assert what in errors[0] and where in errors[0], errors[0]
         assert not (tmp_path / "out").exists()  # nothing written for a run that never started
+
+
+def test_noise_free_fit_does_not_hang_in_the_level_passage():
+    """Targets exactly linear in the inputs: the per-sample gradients vanish up to rounding
+    (Σ_ii ~ 1e-31), the measured-noise exponent is ~1e30, and the exact level passage
+    (mfpt_1d quadrature) used to run for minutes; it is now skipped above LEVEL_MAX, with a
+    note, and the κH prediction (which needs no measured noise) is unaffected."""
+    import time
+
+    from flatminima.validation._probe import LEVEL_MAX
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 3, generator=gen, dtype=F64)
+    y = (x @ torch.tensor([1.0, -2.0, 0.5], dtype=F64)).unsqueeze(1)
+    model = nn.Linear(3, 1, bias=False, dtype=F64)
+    with torch.no_grad():
+        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)
+    start = time.perf_counter()
+    r = probe(model, nn.MSELoss(), (x, y), lr=0.1, batch_size=8, k=2)
+    assert time.perf_counter() - start < 60  # minutes before the fix; ~1 s after
+    p = r.prediction
+    assert np.all(p.exponent_measured > LEVEL_MAX)
+    assert np.all(np.isnan(p.log_iterations_level)) and p.log_rate_level == -np.inf
+    assert any("level passage not computed" in note for note in p.notes)
+    # κH: exponent 2BΔL/(ηλ_1) = 10 at the default barrier (H = 2XᵀX/N for MSELoss)
+    lam = torch.linalg.eigvalsh(2 * x.T @ x / 60).flip(0)[:2].numpy()
+    np.testing.assert_allclose(r.hessian_top.values, lam, rtol=1e-10)
+    np.testing.assert_allclose(p.exponent_kappa, 10 * lam[0] / lam, rtol=1e-10)
