@@ -1150,4 +1150,16 @@ def _check_loss(fm: FunctionalModel) -> None:
                 f"{float(out):.6g} on {m} samples whose per-sample mean is "
                 f"{float(singles.mean()):.6g}"
             ),
+            _broadcast_hint(fm.output(fm.theta0, xs), ys),
         )
+
+
+def _broadcast_hint(output: Any, target: torch.Tensor) -> str:
+    """A hint when output and target shapes differ (e.g. (n, 1) against (n,): an elementwise
+    loss then broadcasts to n×n, the commonest cause of a loss that is not a per-sample mean)."""
+    if torch.is_tensor(output) and tuple(output.shape) != tuple(target.shape):
+        return (
+            f"the model's output has shape {tuple(output.shape)} and the targets "
+            f"{tuple(target.shape)}: does loss_fn broadcast them?"
+        )
+    return ""

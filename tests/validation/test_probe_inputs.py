@@ -255,6 +255,9 @@ def test_bad_data_names_data():
     bad_y[5] = float("nan")
     with pytest.raises(ParameterError, match=r"^data: expected finite targets"):
         probe(model, mse, (x, bad_y), **ok)
+    # nn.MSELoss on output (n, 1) and targets (n,) broadcasts to n×n: named, with the shapes
+    with pytest.raises(ParameterError, match=r"^loss_fn: .*shape \(8, 1\) and the targets \(8,\)"):
+        probe(model, nn.MSELoss(), (x, y), **ok)
     with pytest.raises(ShapeError, match=r"^data: .*TensorDataset of 3 tensors"):
         probe(model, mse, torch.utils.data.TensorDataset(x, y, y), **ok)
 
