@@ -52,7 +52,7 @@ def _load_factory(target: str) -> Any:
     import importlib.util
     from pathlib import Path
 
-    from flatminima.errors import ParameterError
+    from flatminima.errors import FlatMinimaError, ParameterError
 
     path, sep, name = target.rpartition(":")
     if not sep or not path or not name:
@@ -64,16 +64,53 @@ def _load_factory(target: str) -> Any:
     if spec is None or spec.loader is None:
         raise ParameterError("FILE.py:factory", "a Python file", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # the user's file: one line, pointing at its line
+        raise ParameterError(
+            "FILE.py:factory", f"a file that imports ({path})", _Text(_where(error, file))
+        ) from None
     factory = getattr(module, name, None)
     if not callable(factory):
         raise ParameterError("FILE.py:factory", f"a function {name!r} in {path}", target)
-    made = factory()
+    try:
+        made = factory()
+    except FlatMinimaError:
+        raise
+    except Exception as error:
+        raise ParameterError(
+            "FILE.py:factory", f"{name}() that runs", _Text(_where(error, file))
+        ) from None
     if not isinstance(made, tuple) or len(made) != 3:
         raise ParameterError(
             "FILE.py:factory", "factory() returning (model, loss_fn, dataset)", type(made).__name__
         )
     return made
+
+
+class _Text(str):
+    """A string shown without quotes in an error message."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _where(error: BaseException, file: Any) -> str:
+    """``FILE:LINE: Type: message``, the last frame in the user's file (one line)."""
+    import traceback
+    from pathlib import Path
+
+    line = None
+    if isinstance(error, SyntaxError):
+        line = error.lineno
+    else:
+        for frame in traceback.extract_tb(error.__traceback__):
+            if Path(frame.filename).resolve() == Path(file).resolve():
+                line = frame.lineno
+    message = error.msg if isinstance(error, SyntaxError) else str(error)
+    text = message.splitlines()[0] if message else ""
+    head = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return f"{Path(file).name}:{line}: {head}" if line is not None else head
 
 
 def run_probe_command(args: argparse.Namespace) -> int:
@@ -84,8 +121,7 @@ def run_probe_command(args: argparse.Namespace) -> int:
 
     from flatminima.validation import probe
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)  # created by the stage store once the inputs are accepted
     start = time.perf_counter()
 
     def progress(line: str) -> None:
@@ -113,6 +149,7 @@ def run_probe_command(args: argparse.Namespace) -> int:
         store=out / "stages",
         progress=progress,
     )
+    out.mkdir(parents=True, exist_ok=True)
     data = result.to_dict()
     (out / "probe.json").write_text(json.dumps(data, indent=1))
     h, n, pr = result.hessian_top, result.noise, result.prediction

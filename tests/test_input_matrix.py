@@ -5,6 +5,7 @@ traceback. One row per case; the layers' own tests check the same errors in cont
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,7 @@ from flatminima.validation import (
     make_executor,
     make_model,
     measure_rate,
+    probe,
     run_experiment,
 )
 from flatminima.validation._hessian import top_hessian_eigenvalue
@@ -53,6 +55,24 @@ SGD = {
 
 def sgd(**change):
     return escape_time("sgd", **{**SGD, **change})
+
+
+def _probe(data=None, loss_fn=None, **change):
+    """probe on least squares at its exact minimum (3 parameters), one setting changed."""
+    gen = torch.Generator().manual_seed(0)
+    xs = torch.randn(40, 3, generator=gen, dtype=torch.float64)
+    ys = xs @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) + torch.randn(
+        40, generator=gen, dtype=torch.float64
+    )
+    model = torch.nn.Linear(3, 1, bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        model.weight.copy_(torch.linalg.lstsq(xs, ys.unsqueeze(1)).solution.T)
+
+    def mse(out, t):
+        return 0.5 * ((out.squeeze(-1) - t) ** 2).mean()
+
+    settings = {"lr": 0.1, "batch_size": 8, "k": 2, **change}
+    return probe(model, loss_fn or mse, (xs, ys) if data is None else data, **settings)
 
 
 CASES = [
@@ -298,6 +318,26 @@ CASES = [
         "scheduler",
     ),
     (
+        "probe: loss not a scalar",
+        lambda: _probe(loss_fn=lambda out, t: (out.squeeze(-1) - t) ** 2),
+        "loss_fn",
+    ),
+    (
+        "probe: sum reduction",
+        lambda: _probe(loss_fn=lambda out, t: ((out.squeeze(-1) - t) ** 2).sum()),
+        "loss_fn",
+    ),
+    (
+        "probe: data of the wrong shape",
+        lambda: _probe(data=(torch.zeros(40, 4, dtype=torch.float64), torch.zeros(40))),
+        "data",
+    ),
+    ("probe: not a minimum", lambda: _probe(weight_decay=1.0), "gradient norm"),
+    ("probe: k above the parameter count", lambda: _probe(k=4), "k"),
+    ("probe: unknown device", lambda: _probe(device="gpu"), "device"),
+    ("probe: dtype as a string", lambda: _probe(dtype="float64"), "dtype"),
+    ("probe: check_every 0", lambda: _probe(measure=True, check_every=0), "check_every"),
+    (
         "eigenvalue: a matrix instead of a vector",
         lambda: top_hessian_eigenvalue(lambda t: (t**2).sum(), torch.zeros(2, 2)),
         "theta",
@@ -330,9 +370,25 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
     broken_json.write_text("[[1, 2], [3")
     objects = folder / "objects.npy"
     np.save(objects, np.array([[1, 2], [3, 4]], dtype=object), allow_pickle=True)
-    return {"garbage": garbage, "text": text_json, "broken": broken_json, "objects": objects}
+    factory = folder / "net.py"
+    factory.write_text(
+        "import torch\n"
+        "def make():\n"
+        "    x = torch.randn(20, 2, dtype=torch.float64)\n"
+        "    return torch.nn.Linear(2, 1, dtype=torch.float64), torch.nn.MSELoss(), (x, x[:, :1])\n"
+        "def broken():\n"
+        "    raise RuntimeError('bug in the user file')\n"
+    )
+    return {
+        "garbage": garbage,
+        "text": text_json,
+        "broken": broken_json,
+        "objects": objects,
+        "factory": factory,
+    }
 
 
+PROBE = ["--lr", "0.1", "--batch-size", "4", "--out", "/tmp/never-probe"]
 EVALUATE = ["evaluate", "white", "--hess-saddle", "-1", "--barrier", "1", "--diffusion", "0.1"]
 CLI_CASES = [
     ("unknown command", ["wobble"]),
@@ -352,6 +408,11 @@ CLI_CASES = [
         ["validate", "sharpness", "--quick", "--out", "/tmp/never", "--device", "cuda"],
     ),
     ("report: bad dps", ["report", "--dps", "3", "--out", "/tmp/never"]),
+    ("probe: no factory name", ["probe", "{factory}", *PROBE]),
+    ("probe: missing file", ["probe", "/nonexistent/net.py:make", *PROBE]),
+    ("probe: factory raises", ["probe", "{factory}:broken", *PROBE]),
+    ("probe: k above the parameter count", ["probe", "{factory}:make", *PROBE, "--k", "9"]),
+    ("probe: no CUDA", ["probe", "{factory}:make", *PROBE, "--device", "cuda"]),
 ]
 
 
@@ -363,6 +424,7 @@ def test_cli_errors_are_one_line_exit_2(label, args, bad_files) -> None:
         line
         for line in result.stderr.strip().splitlines()
         if not line.startswith("flatminima: warning")
+        and not re.match(r"\[\s*[\d.]+ s\] ", line)  # probe's progress lines
     ]
     assert len(lines) == 1 and lines[0].startswith("flatminima: error:"), (label, result.stderr)
     assert "Traceback" not in result.stderr

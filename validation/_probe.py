@@ -67,6 +67,10 @@ __all__ = ["EscapeMeasurement", "HessianTop", "NoiseFit", "Prediction", "ProbeRe
 
 #: Level passages are computed for the directions whose exponent is within this of the smallest.
 LEVEL_WINDOW = 30.0
+#: ... and at most this large: above it the rate is below e^-LEVEL_MAX (nothing to measure),
+#: and the quadrature of ``mfpt_1d`` slows down without bound (an exponent of ~1e30, from a
+#: noise-free fit whose per-sample gradients are rounding errors, ran for minutes).
+LEVEL_MAX = 1e6
 
 
 class _Text(str):
@@ -354,10 +358,14 @@ def _data(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     else:
         pair = data
     if not isinstance(pair, Sequence) or len(pair) != 2:
+        given = type(data).__name__
+        if hasattr(data, "tensors") and isinstance(pair, Sequence):
+            given = f"a {given} of {len(pair)} tensors"
         raise ShapeError(
             "data",
-            "a pair (inputs x, targets y), a TensorDataset of two tensors or a Dataset",
-            _Text(type(data).__name__),
+            "a pair (inputs x, targets y), a TensorDataset of two tensors or an object with "
+            ".x and .y",
+            _Text(given),
         )
     try:
         x, y = (torch.as_tensor(np.asarray(v)) if not torch.is_tensor(v) else v for v in pair)
@@ -373,10 +381,14 @@ def _data(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         raise ShapeError("data", "at least 2 samples", _Text(f"{x.shape[0]}"))
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
         raise ParameterError("data", "finite inputs", _Text("x with NaN or inf"))
+    if y.is_floating_point() and not bool(torch.isfinite(y).all()):
+        raise ParameterError("data", "finite targets", _Text("y with NaN or inf"))
     return x.detach(), y.detach()
 
 
 def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ParameterError(name, "a positive finite number", value)
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -604,8 +616,11 @@ def _predict(
     if finite:
         lowest = min(e_m[i] for i in finite)
         skipped = 0
+        too_large = 0
         for i in finite:
-            if e_m[i] <= lowest + LEVEL_WINDOW:
+            if e_m[i] > LEVEL_MAX:
+                too_large += 1
+            elif e_m[i] <= lowest + LEVEL_WINDOW:
                 t_l[i] = _level_passage(float(values[i]), lr * float(cdiag[i]) / 2, barrier, lr)
             else:
                 skipped += 1
@@ -614,6 +629,12 @@ def _predict(
                 f"level passage not computed for {skipped} directions whose exponent exceeds "
                 f"the smallest by more than {LEVEL_WINDOW} (their rates are below e^-{LEVEL_WINDOW} "
                 "of the fastest)"
+            )
+        if too_large:
+            notes.append(
+                f"level passage not computed for {too_large} directions whose measured-noise "
+                f"exponent exceeds {LEVEL_MAX:g} (rate below e^-{LEVEL_MAX:g}: the gradient "
+                "noise along them is nil or rounding error)"
             )
     two = math.log(2)
     sel = np.array(kept, dtype=int)
@@ -817,11 +838,18 @@ def probe(
     grad_tol
         Largest accepted ‖∇L(θ)‖: the theory is about a minimum.
     zero_tol
-        Directions with λ_i ≤ zero_tol·λ_1 are projected out of the prediction ([H]⁺).
+        Directions with λ_i ≤ zero_tol·λ_1 are projected out of the prediction ([H]⁺);
+        0 ≤ zero_tol < 1.
     tol, max_iter
-        Lanczos stopping tolerance (relative residual bound) and largest Krylov dimension.
+        Lanczos stopping tolerance (relative residual bound, > 0) and largest Krylov dimension
+        (≥ k, or None).
     dtype
-        Working precision (float64 by default, whatever the model's dtype).
+        Working precision, ``torch.float64`` (default, whatever the model's dtype) or
+        ``torch.float32``.
+    chunk_size, replicas, max_steps, check_every, target_escapes, burn_in, seed
+        Samples per vmap chunk; the measurement's settings (positive integers, check_every ≤
+        max_steps, burn_in ≥ 0); the random seed (integer ≥ 0). Every setting is checked
+        before anything is computed: a bad one is a one-line ``ParameterError`` naming it.
     store
         Folder for finished stages (Hessian, noise, measurement): a second call with the same
         model, data and settings reuses them.
@@ -861,10 +889,34 @@ def probe(
     batch = _integer("batch_size", batch_size, 1, n - 1, " (below the number of samples)")
     if mode not in ("error", "eval"):
         raise ParameterError("mode", "'error' or 'eval'", mode)
-    weight_decay = float(weight_decay)
-    if not (math.isfinite(weight_decay) and weight_decay >= 0):
+    try:
+        wd = float(weight_decay)
+    except (TypeError, ValueError):
+        raise ParameterError("weight_decay", "a finite number ≥ 0", weight_decay) from None
+    if isinstance(weight_decay, bool) or not (math.isfinite(wd) and wd >= 0):
         raise ParameterError("weight_decay", "a finite number ≥ 0", weight_decay)
+    weight_decay = wd
     grad_tol = _positive("grad_tol", grad_tol)
+    tol = _positive("tol", tol)
+    zt = zero_tol if not isinstance(zero_tol, bool) else math.nan
+    try:
+        zt = float(zt)
+    except (TypeError, ValueError):
+        zt = math.nan
+    if not 0 <= zt < 1:
+        raise ParameterError("zero_tol", "a number in [0, 1)", zero_tol)
+    zero_tol = zt
+    if dtype not in (torch.float32, torch.float64):
+        raise ParameterError("dtype", "torch.float64 or torch.float32", dtype)
+    chunk_size = _integer("chunk_size", chunk_size, 1, 2**31)
+    seed = _integer("seed", seed, 0, 2**63 - 1)
+    if measure:
+        replicas = _integer("replicas", replicas, 1, 2**31)
+        max_steps = _integer("max_steps", max_steps, 1, 2**62)
+        check_every = _integer("check_every", check_every, 1, max_steps, " (≤ max_steps)")
+        target_escapes = _integer("target_escapes", target_escapes, 1, 2**62)
+        if burn_in is not None:
+            burn_in = _integer("burn_in", burn_in, 0, 2**62)
     if barrier is not None:
         barrier = _positive("barrier", barrier)
     layers = _stochastic_layers(model)
@@ -881,6 +933,8 @@ def probe(
         raise ParameterError("model", "a model with trainable parameters", _Text("none"))
     total = sum(p.numel() for p in params)
     k = _integer("k", k, 1, total, f" (the number of trainable parameters is {total})")
+    if max_iter is not None:
+        max_iter = _integer("max_iter", max_iter, k, 2**31, " (at least k)")
     flags = {m: m.training for m in model.modules()}
     say = progress or (lambda line: None)
     try:
@@ -1096,4 +1150,16 @@ def _check_loss(fm: FunctionalModel) -> None:
                 f"{float(out):.6g} on {m} samples whose per-sample mean is "
                 f"{float(singles.mean()):.6g}"
             ),
+            _broadcast_hint(fm.output(fm.theta0, xs), ys),
         )
+
+
+def _broadcast_hint(output: Any, target: torch.Tensor) -> str:
+    """A hint when output and target shapes differ (e.g. (n, 1) against (n,): an elementwise
+    loss then broadcasts to n×n, the commonest cause of a loss that is not a per-sample mean)."""
+    if torch.is_tensor(output) and tuple(output.shape) != tuple(target.shape):
+        return (
+            f"the model's output has shape {tuple(output.shape)} and the targets "
+            f"{tuple(target.shape)}: does loss_fn broadcast them?"
+        )
+    return ""
