@@ -53,6 +53,9 @@ class MFPTResult:
     ----------
     value, log_value
         T and log T at ``dps`` digits.
+    tau, log_tau
+        The same numbers under the name every escape-time result uses for the mean escape
+        time (``EscapeTime.tau``, ``EscapeSimulation.tau``, ...).
     error
         Absolute error estimate of ``value`` (difference of two panel sets).
     barrier
@@ -83,6 +86,16 @@ class MFPTResult:
     @property
     def relative_error(self) -> mpmath.mpf:
         return self.error / self.value
+
+    @property
+    def tau(self) -> mpmath.mpf:
+        """τ = T, the mean first-passage time (the same number as ``value``)."""
+        return self.value
+
+    @property
+    def log_tau(self) -> mpmath.mpf:
+        """log τ (the same number as ``log_value``)."""
+        return self.log_value
 
     def to_dict(self) -> dict[str, Any]:
         digits = self.dps
@@ -411,10 +424,10 @@ def mfpt_1d(
     diffusion: Any,
     start: Any,
     end: Any,
+    *,
     left: Any = -mpmath.inf,
     interpretation: Any = "ito",
     dps: int = 30,
-    *,
     right: Any = mpmath.inf,
     breakpoints: Iterable[Any] = (),
     degree: int | None = None,
@@ -648,9 +661,9 @@ def splitting_probability(
     start: Any,
     lower: Any,
     upper: Any,
+    *,
     interpretation: Any = "ito",
     dps: int = 30,
-    *,
     breakpoints: Iterable[Any] = (),
     degree: int | None = None,
     max_panels: int = 4000,

@@ -45,7 +45,11 @@ __all__ = ["MFPT2DResult", "mfpt_2d"]
 
 @dataclass(frozen=True)
 class MFPT2DResult:
-    """Mean first-passage time on a grid, with its grid-refinement error."""
+    """Mean first-passage time on a grid, with its grid-refinement error.
+
+    ``value``/``log_value`` (the finest grid's T and log T) are also ``tau``/``log_tau``, the
+    name every escape-time result uses for the mean escape time.
+    """
 
     value: float  # on the finest grid
     log_value: float
@@ -56,6 +60,16 @@ class MFPT2DResult:
     shapes: tuple[tuple[int, int], ...]
     interpretation: str
     method: str
+
+    @property
+    def tau(self) -> float:
+        """τ = T on the finest grid (the same number as ``value``)."""
+        return self.value
+
+    @property
+    def log_tau(self) -> float:
+        """log τ (the same number as ``log_value``)."""
+        return self.log_value
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -53,6 +53,7 @@ def poisson_fit(
     exposure: np.ndarray,
     features: np.ndarray,
     names: tuple[str, ...],
+    *,
     offset: np.ndarray | None = None,
 ) -> PoissonFit:
     """Maximum-likelihood Poisson regression log μ = log T + X β + offset, by IRLS."""

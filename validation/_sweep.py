@@ -412,7 +412,7 @@ def _default_workers() -> int:
 
 
 def make_executor(
-    workers: int | None = None, scheduler: str | None = None, local_cluster: int | None = None
+    *, workers: int | None = None, scheduler: str | None = None, local_cluster: int | None = None
 ) -> Executor:
     """The executor the options ask for: Dask when ``scheduler`` or ``local_cluster`` is given,
     otherwise local processes (``workers`` = 0 or 1: serial)."""

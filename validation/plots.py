@@ -121,7 +121,7 @@ def plot_tau(
     return fig
 
 
-def plot_comparison(results: str | Path | dict[str, Any], case: int = 0) -> Any:
+def plot_comparison(results: str | Path | dict[str, Any], *, case: int = 0) -> Any:
     """Measured rates (95% intervals) against the formula and the exact MFPT; returns a Figure.
 
     Parameters
@@ -174,7 +174,7 @@ def plot_comparison(results: str | Path | dict[str, Any], case: int = 0) -> Any:
 
 
 def save_figure(
-    fig: Any, stem: str | Path, formats: Sequence[str] = ("png", "pdf", "svg"), dpi: int = 150
+    fig: Any, stem: str | Path, *, formats: Sequence[str] = ("png", "pdf", "svg"), dpi: int = 150
 ) -> list[Path]:
     """Write ``fig`` as ``stem.png``, ``stem.pdf`` and ``stem.svg`` (or ``formats``); returns
     the paths."""
