@@ -353,7 +353,8 @@ def escape_time(
         ``"ito"`` (default, discrete SGD), ``"stratonovich"``, ``"anti-ito"`` (the paper's
         prefactor) or α ∈ [0, 1]. White noise does not depend on it.
     dps
-        Decimal digits (15 to 10000). Strings are read at this precision: ``lr="0.1"``.
+        Decimal digits (15 to 10000, default 30). Strings are read at this precision:
+        ``lr="0.1"``.
     verify
         Evaluate again at 2·dps digits and require τ itself to agree to dps − 5 digits (else
         [`ConvergenceError`][flatminima.errors.ConvergenceError]); ``verified_digits`` and
@@ -725,6 +726,18 @@ def log_escape_time(
     names ``eta``, ``B``, ``Delta_L``, ``D``, ``L_a``, ``L_b`` too); every scalar parameter may
     be an array, and the Hessians may be batched (``(..., n, n)``); everything broadcasts.
     Never forms τ, so no overflow whatever the barrier. Add ``-log(lr)`` for log iterations.
+
+    Parameters
+    ----------
+    noise, hess_min, hess_saddle, barrier, lr, batch_size, diffusion, s, loss_min, loss_saddle
+        As for ``escape_time``; arrays broadcast.
+    h_star
+        As for ``escape_time``.
+    interpretation
+        ``"ito"`` (default), ``"stratonovich"``, ``"anti-ito"`` or a number α ∈ [0, 1].
+    **symbol_names
+        The formula's names for the same values: ``eta``, ``B``, ``Delta_L``, ``D``, ``L_a``,
+        ``L_b``.
 
     Examples
     --------

@@ -350,7 +350,8 @@ def mfpt_2d(
         within half a cell, an O(h) error that matters little when T is flat there, as it is
         beyond a saddle when the barrier is large).
     interpretation
-        α of the state-dependent noise (Itô, Stratonovich, anti-Itô or a number).
+        α of the state-dependent noise: ``"ito"`` (default), ``"stratonovich"``,
+        ``"anti-ito"`` or a number.
     levels
         Number of grids (≥ 2): the error estimate needs two, the measured order three.
     max_memory

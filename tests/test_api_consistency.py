@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +295,61 @@ def test_landscape_result_latex_states_its_formula() -> None:
     assert mpmath.nstr(result.prefactor, 10) in shown and "e^{25.0}" in shown
     assert "\\times 10^{11}" in shown  # τ = 3.2e11
     assert np.isfinite(float(result.log_tau))
+
+
+# --- defaults documented ------------------------------------------------------------------
+
+# Functions whose docstrings do not yet state every default (the signature on the API page
+# shows it). Each is in a module another change was reshaping when this rule came in; the
+# list may only shrink: a function that now passes must be removed from it.
+DEFAULTS_NOT_YET_STATED = {
+    "landscape_escape_time",  # numerics/_landscape.py, _action.py (issue 10)
+    "minimum_action_path",
+    "simulate_escape",  # numerics/_simulate.py, validation/_dynamics.py (the escape engine)
+    "measure_rate",
+    "probe",  # validation/_probe.py (issue 11)
+    "run_experiment",  # validation/_runner.py, report.py, _sweep.py (the experiment registry)
+    "validate",
+    "run_report",
+    "run_sweep",
+}
+
+
+def _parameter_entries(doc: str) -> dict[str, str] | None:
+    """numpy-style ``Parameters`` section: name → its description (``a, b`` share one)."""
+    found = re.search(r"Parameters\n-+\n(.*?)(?:\n\S[^\n]*\n-+\n|\Z)", doc, re.S)
+    if found is None:
+        return None
+    entries: dict[str, str] = {}
+    names: list[str] = []
+    for line in found.group(1).splitlines():
+        if line and not line.startswith(" "):
+            names = [n.strip().lstrip("*").split(":")[0].strip() for n in line.split(",")]
+            entries.update(dict.fromkeys(names, ""))
+        else:
+            for n in names:
+                entries[n] += line + "\n"
+    return entries
+
+
+def _stated(default: Any, text: str) -> bool:
+    shown = {repr(default), str(default), f"{default:g}" if isinstance(default, float) else ""}
+    return "default" in text.lower() or any(s and s in text for s in shown)
+
+
+def test_defaults_are_stated_in_the_docstrings() -> None:
+    missing: dict[str, list[str]] = {}
+    for qualified, fn in public(inspect.isfunction).items():
+        name = qualified.rsplit(".", 1)[1]
+        entries = _parameter_entries(inspect.getdoc(fn) or "") or {}
+        for p in inspect.signature(fn).parameters.values():
+            if p.default is p.empty or p.default is None or p.default is False:
+                continue  # None/False: "not given"/"off", said by the description
+            # its own entry, or a sentence of another entry that names it (``left`` in "start, end")
+            text = entries.get(p.name) or " ".join(
+                re.findall(rf"``{p.name}``[^.;]*", " ".join(entries.values()))
+            )
+            if not _stated(p.default, text):
+                missing.setdefault(name, []).append(p.name)
+    assert set(missing) - DEFAULTS_NOT_YET_STATED == set(), missing
+    assert DEFAULTS_NOT_YET_STATED - set(missing) == set(), "now stated: remove from the list"
