@@ -188,7 +188,6 @@ CASES = {
 
 @pytest.mark.parametrize("noise", sorted(CASES))
 def test_both_spellings_give_the_same_number(noise: str) -> None:
-    mpmath.mp.dps = 30
     ours = CASES[noise]
     symbols = {ALIASES.get(k, k): v for k, v in ours.items()}
     by_name = numerics.escape_time(noise, hess_min=2, hess_saddle=-1, dps=30, **ours)
@@ -196,10 +195,11 @@ def test_both_spellings_give_the_same_number(noise: str) -> None:
     assert by_name.tau == by_symbol.tau
     # the compiled formula takes either spelling too, and gives escape_time's number
     compiled = theory.derive_escape_time(noise, 1, "ito").compile("mpmath")
-    mp = {k: mpmath.mpf(v) for k, v in ours.items()}
-    for spelling in (mp, {ALIASES.get(k, k): v for k, v in mp.items()}):
-        tau = compiled.tau(H_a=mpmath.mpf(2), H_b=mpmath.mpf(1), **spelling)
-        assert mpmath.almosteq(tau, by_name.tau, rel_eps=mpmath.mpf(10) ** -25)
+    with mpmath.workdps(30):  # local: mpmath's precision is global state
+        mp = {k: mpmath.mpf(v) for k, v in ours.items()}
+        for spelling in (mp, {ALIASES.get(k, k): v for k, v in mp.items()}):
+            tau = compiled.tau(H_a=mpmath.mpf(2), H_b=mpmath.mpf(1), **spelling)
+            assert mpmath.almosteq(tau, by_name.tau, rel_eps=mpmath.mpf(10) ** -25)
     # and the array path (log_escape_time), float64
     floats = {k: float(v) for k, v in ours.items()}
     for spelling in (floats, {ALIASES.get(k, k): v for k, v in floats.items()}):
