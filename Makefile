@@ -17,10 +17,21 @@ BENCH_STAMP := $(VENV)/.flatminima-bench-installed
 
 all: test
 
-$(STAMP): pyproject.toml Makefile
+# The package is installed in setuptools' strict editable mode: build/__editable__.flatminima-*/
+# holds flatminima/ with theory/, numerics/, validation/ linked in, file by file, as
+# pyproject.toml's package-dir maps them; Python, pytest, mypy (mypy_path), mkdocstrings
+# (paths) and IDEs all read that one tree. Editing a file needs nothing; adding, removing or
+# renaming one needs new links, so the list of the package's files is part of the stamp.
+EDITABLE := --config-settings editable_mode=strict
+FILES    := $(VENV)/.flatminima-files
+_ := $(shell mkdir -p $(VENV) && find flatminima theory numerics validation -type f \
+	-not -path '*/__pycache__/*' -not -name '*.pyc' | LC_ALL=C sort > $(FILES).new && \
+	{ cmp -s $(FILES).new $(FILES) || mv $(FILES).new $(FILES); }; rm -f $(FILES).new)
+
+$(STAMP): pyproject.toml Makefile $(FILES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[validation,dev,docs]'
+	$(BIN)/python -m pip install --quiet -e '.[validation,dev,docs]' $(EDITABLE)
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -73,11 +84,11 @@ check-ui: $(STAMP) ui-deps
 	$(BIN)/pytest -q tests/cli/test_latex.py
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[validation,dev,docs,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[validation,dev,docs,bench]' $(EDITABLE)
 	@touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) site build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(OUT) $(OUT).log
+	rm -rf $(VENV) site build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache $(OUT) $(OUT).log

@@ -23,6 +23,17 @@ simulate_escape
     white-noise GD update), numpy or torch.
 """
 
+# This folder is installed as flatminima.numerics (pyproject.toml's package-dir). Imported as
+# `numerics` (the repository root on sys.path) it would be a second copy of every class, whose
+# objects the real ones reject ("expected a Derivation, got Derivation"): refuse, and say why.
+if __name__ != "flatminima.numerics":
+    raise ImportError(
+        f"{__name__!r} is the source folder of flatminima.numerics; import flatminima.numerics "
+        "(or `from flatminima import numerics`) instead. Importing the folder directly would load "
+        "a second copy of every class, which flatminima's functions reject.",
+        name=__name__,
+    )
+
 from ._action import MinimumActionPath, minimum_action_path
 from ._budget import work_budget
 from ._eigen import EigenData

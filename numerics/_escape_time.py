@@ -277,6 +277,15 @@ def _curvature_arguments(noise: str, eig: EigenData) -> dict[str, Any]:
     return values
 
 
+def _read_symbol_names(names: dict[str, Any], *values: Any) -> tuple[Any, ...]:
+    """(lr, batch_size, barrier, diffusion, loss_min, loss_saddle) with the formula's symbol
+    names (``eta``, ``B``, ``Delta_L``, ``D``, ``L_a``, ``L_b``) read in: one spelling each."""
+    keys = ("lr", "batch_size", "barrier", "diffusion", "loss_min", "loss_saddle")
+    given = dict(zip(keys, values, strict=True))
+    given.update(_from_symbol_names(names, given))
+    return tuple(given[k] for k in keys)
+
+
 def _from_symbol_names(names: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """escape_time's keywords for the formula's symbol names (eta → lr, B → batch_size, …)."""
     from flatminima.theory._compile import ALIASES
@@ -344,7 +353,8 @@ def escape_time(
         ``"ito"`` (default, discrete SGD), ``"stratonovich"``, ``"anti-ito"`` (the paper's
         prefactor) or α ∈ [0, 1]. White noise does not depend on it.
     dps
-        Decimal digits (15 to 10000). Strings are read at this precision: ``lr="0.1"``.
+        Decimal digits (15 to 10000, default 30). Strings are read at this precision:
+        ``lr="0.1"``.
     verify
         Evaluate again at 2·dps digits and require τ itself to agree to dps − 5 digits (else
         [`ConvergenceError`][flatminima.errors.ConvergenceError]); ``verified_digits`` and
@@ -389,20 +399,8 @@ def escape_time(
     ``lr=0.1`` is the double 0.1000000000000000055…, exact for that double but not for 0.1.
     """
     if symbol_names:
-        given = {
-            "lr": lr,
-            "batch_size": batch_size,
-            "barrier": barrier,
-            "diffusion": diffusion,
-            "loss_min": loss_min,
-            "loss_saddle": loss_saddle,
-        }
-        given.update(_from_symbol_names(symbol_names, given))
-        lr, batch_size, barrier = given["lr"], given["batch_size"], given["barrier"]
-        diffusion, loss_min, loss_saddle = (
-            given["diffusion"],
-            given["loss_min"],
-            given["loss_saddle"],
+        lr, batch_size, barrier, diffusion, loss_min, loss_saddle = _read_symbol_names(
+            symbol_names, lr, batch_size, barrier, diffusion, loss_min, loss_saddle
         )
     noise = parse_noise(noise)
     dps = check_dps(dps)
@@ -720,12 +718,26 @@ def log_escape_time(
     loss_saddle: Any = None,
     h_star: Any = None,
     interpretation: Any = "ito",
+    **symbol_names: Any,
 ) -> Any:
     """log τ on arrays (numpy float64, or torch where any input is a tensor), for sweeps.
 
-    Same parameters as [`escape_time`][flatminima.numerics.escape_time]; every scalar parameter may be an array, and the
-    Hessians may be batched (``(..., n, n)``); everything broadcasts. Never forms τ, so no
-    overflow whatever the barrier. Add ``-log(lr)`` for log iterations.
+    Same parameters as [`escape_time`][flatminima.numerics.escape_time] (the formula's symbol
+    names ``eta``, ``B``, ``Delta_L``, ``D``, ``L_a``, ``L_b`` too); every scalar parameter may
+    be an array, and the Hessians may be batched (``(..., n, n)``); everything broadcasts.
+    Never forms τ, so no overflow whatever the barrier. Add ``-log(lr)`` for log iterations.
+
+    Parameters
+    ----------
+    noise, hess_min, hess_saddle, barrier, lr, batch_size, diffusion, s, loss_min, loss_saddle
+        As for ``escape_time``; arrays broadcast.
+    h_star
+        As for ``escape_time``.
+    interpretation
+        ``"ito"`` (default), ``"stratonovich"``, ``"anti-ito"`` or a number α ∈ [0, 1].
+    **symbol_names
+        The formula's names for the same values: ``eta``, ``B``, ``Delta_L``, ``D``, ``L_a``,
+        ``L_b``.
 
     Examples
     --------
@@ -734,6 +746,10 @@ def log_escape_time(
     >>> np.round(out, 6)
     array([961.14473, 481.14473])
     """
+    if symbol_names:
+        lr, batch_size, barrier, diffusion, loss_min, loss_saddle = _read_symbol_names(
+            symbol_names, lr, batch_size, barrier, diffusion, loss_min, loss_saddle
+        )
     noise = parse_noise(noise)
     alpha = _interpretation(interpretation)
     _unused(

@@ -69,8 +69,9 @@ class LandscapeEscapeTime:
         digits beyond ``accuracy`` carry no information for a non-reversible noise).
     iterations, log_iterations
         τ/η where ``lr`` was given.
-    barrier
-        ΔΦ, the quasi-potential barrier (ΔL/D for white noise).
+    barrier, quasi_potential
+        ΔΦ, the quasi-potential barrier (ΔL/D for white noise); ``quasi_potential`` is the
+        name ``EscapeTime`` uses.
     path
         The minimum-action path from the minimum to the saddle, (N + 1, n).
     s
@@ -134,6 +135,16 @@ class LandscapeEscapeTime:
             "warnings": list(self.warnings),
         }
 
+    @property
+    def quasi_potential(self) -> mpmath.mpf:
+        """ΔΦ, the same number as ``barrier`` (the name ``EscapeTime`` uses)."""
+        return self.barrier
+
+    def _repr_latex_(self) -> str:
+        """Jupyter: τ = A e^{ΔΦ} with its values (A = ``prefactor``, ΔΦ = ``barrier``)."""
+        a, phi, tau = (_latex_number(v) for v in (self.prefactor, self.barrier, self.tau))
+        return rf"$$\tau = A\,e^{{\Delta\Phi}} = {a}\; e^{{{phi}}} = {tau}$$"
+
     def __repr__(self) -> str:
         its = "" if self.iterations is None else f", iterations={mpmath.nstr(self.iterations, 10)}"
         return (
@@ -141,6 +152,12 @@ class LandscapeEscapeTime:
             f"tau={mpmath.nstr(self.tau, 10)}, log_tau={mpmath.nstr(self.log_tau, 10)}, "
             f"barrier={mpmath.nstr(self.barrier, 10)}{its})"
         )
+
+
+def _latex_number(value: mpmath.mpf, digits: int = 10) -> str:
+    """``1.234e+5`` as ``1.234\\times 10^{5}``."""
+    mantissa, _, exponent = mpmath.nstr(value, digits).partition("e")
+    return rf"{mantissa}\times 10^{{{int(exponent)}}}" if exponent else mantissa
 
 
 def _mp_refine(model: LossModel, point: Array) -> list[mpmath.mpf]:

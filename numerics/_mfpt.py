@@ -53,6 +53,9 @@ class MFPTResult:
     ----------
     value, log_value
         T and log T at ``dps`` digits.
+    tau, log_tau
+        The same numbers under the name every escape-time result uses for the mean escape
+        time (``EscapeTime.tau``, ``EscapeSimulation.tau``, ...).
     error
         Absolute error estimate of ``value`` (difference of two panel sets).
     barrier
@@ -83,6 +86,16 @@ class MFPTResult:
     @property
     def relative_error(self) -> mpmath.mpf:
         return self.error / self.value
+
+    @property
+    def tau(self) -> mpmath.mpf:
+        """τ = T, the mean first-passage time (the same number as ``value``)."""
+        return self.value
+
+    @property
+    def log_tau(self) -> mpmath.mpf:
+        """log τ (the same number as ``log_value``)."""
+        return self.log_value
 
     def to_dict(self) -> dict[str, Any]:
         digits = self.dps
@@ -411,10 +424,10 @@ def mfpt_1d(
     diffusion: Any,
     start: Any,
     end: Any,
+    *,
     left: Any = -mpmath.inf,
     interpretation: Any = "ito",
     dps: int = 30,
-    *,
     right: Any = mpmath.inf,
     breakpoints: Iterable[Any] = (),
     degree: int | None = None,
@@ -435,15 +448,15 @@ def mfpt_1d(
         reflecting boundary at ``left`` (default −∞); ``end < start`` escapes to the left with a
         reflecting boundary at ``right`` (default +∞).
     interpretation
-        ``"ito"`` (α = 0), ``"stratonovich"``, ``"anti-ito"`` or α ∈ [0, 1].
+        ``"ito"`` (α = 0, default), ``"stratonovich"``, ``"anti-ito"`` or α ∈ [0, 1].
     dps
-        Decimal digits of the result (15 to 10000). The work is done at dps + 10.
+        Decimal digits of the result (15 to 10000, default 30). The work is done at dps + 10.
     breakpoints
-        Points where D (or L) is not smooth, for callables; SymPy ``Piecewise`` jumps are found
-        automatically.
+        Points where D (or L) is not smooth, for callables (default none); SymPy ``Piecewise``
+        jumps are found automatically.
     degree, max_panels
         Chebyshev degree per panel (default: 32, or about dps above 30 digits) and the panel
-        budget.
+        budget (default 4000).
     verify
         Check the result four ways (docs/reliability.md): a float64 scan of the loss and the
         diffusion against the panels' interpolants, which splits the panels where it finds a
@@ -455,7 +468,8 @@ def mfpt_1d(
     Returns
     -------
     MFPTResult
-        ``value``, ``log_value``, ``error`` (absolute), ``barrier`` (ΔΦ climbed), method.
+        ``value``, ``log_value`` (also ``tau``, ``log_tau``), ``error`` (absolute), ``barrier``
+        (ΔΦ climbed), method.
 
     Examples
     --------
@@ -648,9 +662,9 @@ def splitting_probability(
     start: Any,
     lower: Any,
     upper: Any,
+    *,
     interpretation: Any = "ito",
     dps: int = 30,
-    *,
     breakpoints: Iterable[Any] = (),
     degree: int | None = None,
     max_panels: int = 4000,
@@ -661,6 +675,20 @@ def splitting_probability(
     ``P = ∫_lower^start ψ / ∫_lower^upper ψ`` with the scale density ψ = e^{Φ} D^{−α} (both
     boundaries absorbing; Gardiner §5.5.3). Parameters as for
     [`mfpt_1d`][flatminima.numerics.mfpt_1d]; ``verify=True`` runs the same four checks.
+
+    Parameters
+    ----------
+    loss, diffusion
+        As for ``mfpt_1d``.
+    start, lower, upper
+        The starting point between the two absorbing points.
+    interpretation
+        ``"ito"`` (α = 0, default), ``"stratonovich"``, ``"anti-ito"`` or α ∈ [0, 1].
+    dps
+        Decimal digits of the result (15 to 10000, default 30).
+    breakpoints, degree, max_panels, verify
+        As for ``mfpt_1d`` (defaults: no breakpoints, degree from dps, 4000 panels, no
+        verification).
     """
     dps = check_dps(dps)
     check_mfpt_request(

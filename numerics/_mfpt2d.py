@@ -45,7 +45,11 @@ __all__ = ["MFPT2DResult", "mfpt_2d"]
 
 @dataclass(frozen=True)
 class MFPT2DResult:
-    """Mean first-passage time on a grid, with its grid-refinement error."""
+    """Mean first-passage time on a grid, with its grid-refinement error.
+
+    ``value``/``log_value`` (the finest grid's T and log T) are also ``tau``/``log_tau``, the
+    name every escape-time result uses for the mean escape time.
+    """
 
     value: float  # on the finest grid
     log_value: float
@@ -56,6 +60,16 @@ class MFPT2DResult:
     shapes: tuple[tuple[int, int], ...]
     interpretation: str
     method: str
+
+    @property
+    def tau(self) -> float:
+        """τ = T on the finest grid (the same number as ``value``)."""
+        return self.value
+
+    @property
+    def log_tau(self) -> float:
+        """log τ (the same number as ``log_value``)."""
+        return self.log_value
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -336,7 +350,8 @@ def mfpt_2d(
         within half a cell, an O(h) error that matters little when T is flat there, as it is
         beyond a saddle when the barrier is large).
     interpretation
-        α of the state-dependent noise (Itô, Stratonovich, anti-Itô or a number).
+        α of the state-dependent noise: ``"ito"`` (default), ``"stratonovich"``,
+        ``"anti-ito"`` or a number.
     levels
         Number of grids (≥ 2): the error estimate needs two, the measured order three.
     max_memory

@@ -57,6 +57,11 @@ class EscapeSimulation:
     mean_time, mean_time_interval
         Mean first-passage time: the sample mean with a normal interval when nothing was
         censored, otherwise 1/rate (exponential assumption, said in ``method``).
+    tau, tau_interval, log_tau
+        ``mean_time`` and its interval under the name every escape-time result uses for the
+        mean escape time (``EscapeTime.tau``, ``MFPTResult.tau``, ...), and log τ.
+    iterations
+        τ/step, the mean escape time in steps (SGD iterations when step = η).
     """
 
     times: np.ndarray
@@ -79,6 +84,26 @@ class EscapeSimulation:
     @property
     def log_rate(self) -> float:
         return math.log(self.rate) if self.rate > 0 else -math.inf
+
+    @property
+    def tau(self) -> float:
+        """τ, the mean escape time (the same number as ``mean_time``)."""
+        return self.mean_time
+
+    @property
+    def tau_interval(self) -> tuple[float, float]:
+        """The ``confidence`` interval of τ (the same as ``mean_time_interval``)."""
+        return self.mean_time_interval
+
+    @property
+    def log_tau(self) -> float:
+        """log τ (inf when no path escaped: τ = 1/rate = inf)."""
+        return math.log(self.mean_time) if self.mean_time > 0 else -math.inf
+
+    @property
+    def iterations(self) -> float:
+        """τ/step: the mean escape time in steps (SGD iterations when step = η)."""
+        return self.mean_time / self.step
 
     def to_dict(self) -> dict[str, Any]:
         return {

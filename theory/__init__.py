@@ -10,6 +10,17 @@ lyapunov_covariance, quasi_potential_hessian, langer_unstable_eigenvalue, quadra
     eigenvalue, determinant ratio): the pieces of the general n-D prefactor.
 """
 
+# This folder is installed as flatminima.theory (pyproject.toml's package-dir). Imported as
+# `theory` (the repository root on sys.path) it would be a second copy of every class, whose
+# objects the real ones reject ("expected a Derivation, got Derivation"): refuse, and say why.
+if __name__ != "flatminima.theory":
+    raise ImportError(
+        f"{__name__!r} is the source folder of flatminima.theory; import flatminima.theory "
+        "(or `from flatminima import theory`) instead. Importing the folder directly would load "
+        "a second copy of every class, which flatminima's functions reject.",
+        name=__name__,
+    )
+
 from ._combine import derive_occupation_ratio, derive_selection_ratio, derive_switch_fraction
 from ._compile import CompiledFormula
 from ._conventions import INTERPRETATIONS, NOISE_MODELS, interpretation_alpha

@@ -107,6 +107,15 @@ def derive_occupation_ratio(
     [`derive_escape_time`][flatminima.theory.derive_escape_time]'s engine. Barriers ``Delta_L_a`` = L(b) − L(a) and ``Delta_L_c``,
     switch fractions ``s_a``, ``s_c``; curvatures ``H_a``, ``H_c`` and the shared ``H_b``.
 
+    Parameters
+    ----------
+    noise
+        ``"white"``, ``"sgd"`` (default) or ``"loss-dependent"``, as for ``derive_escape_time``.
+    dim
+        Number of dimensions (default 1) or ``"n"`` for a symbolic dimension.
+    interpretation
+        ``"ito"`` (default), ``"stratonovich"``, ``"anti-ito"`` or a number α ∈ [0, 1].
+
     Examples
     --------
     >>> derive_occupation_ratio("white").value
@@ -152,6 +161,16 @@ def derive_selection_ratio(
     difference; for white noise :math:`\sqrt{\det H_{sharp}/\det H_{flat}}` — polynomial. For
     loss-dependent noise both minima sit at the same loss ``L_a`` and each valley has its own
     noise curvature ``h_star_flat``/``h_star_sharp``.
+
+    Parameters
+    ----------
+    noise
+        ``"white"``, ``"sgd"`` (default) or ``"loss-dependent"``, as for ``derive_escape_time``.
+    dim
+        Number of dimensions (default 1) or ``"n"`` for a symbolic dimension.
+    interpretation
+        ``"anti-ito"`` (default: α = 1, the paper's form), ``"ito"``, ``"stratonovich"`` or a
+        number α ∈ [0, 1].
 
     Examples
     --------

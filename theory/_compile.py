@@ -325,7 +325,10 @@ class CompiledFormula:
     """A derived formula compiled for one backend.
 
     Call ``value``/``log_value`` (or, for escape times, ``tau``, ``log_tau``, ``rate``,
-    ``log_rate``) with the parameters by name (see `parameters`) or position.
+    ``log_rate``) with the parameters by name (see `parameters`) or position. The names
+    ``escape_time`` uses are accepted for the same values: ``lr`` (= ``eta``), ``batch_size``
+    (= ``B``), ``barrier`` (= ``Delta_L``), ``diffusion`` (= ``D``), ``loss_min``/``loss_saddle``
+    (= ``L_a``/``L_b``). ``expression`` is the SymPy expression compiled.
     For a symbolic dimension n, the eigenvalue parameters ``H_a``, ``H_b`` are sequences
     (entry 0 is direction 1, the escape direction) and ``n`` is their length.
     The functions are raw kernels: they do not check that values are positive; the numerics
@@ -343,6 +346,7 @@ class CompiledFormula:
         self.backend = backend
         self.parameters = parameters
         self.quantity = quantity
+        self.expression = value  # the derived expression compiled (shown by _repr_latex_)
         self._value, value_source = _build(quantity, parameters, value, backend)
         self._log_value, log_source = _build(f"log_{quantity}", parameters, log_value, backend)
         self.source = value_source + "\n" + log_source
@@ -352,6 +356,15 @@ class CompiledFormula:
             f"CompiledFormula({self.quantity}, backend={self.backend!r}, "
             f"parameters={self.parameters})"
         )
+
+    def _repr_latex_(self) -> str:
+        """Jupyter: the formula compiled, as displayed maths."""
+        from ._derivation import to_latex
+
+        lhs = {"tau": r"\tau", "rate": r"\gamma"}.get(
+            self.quantity, rf"\mathrm{{{self.quantity}}}".replace("_", r"\_")
+        )
+        return f"$${lhs} = {to_latex(self.expression)}$$"
 
     def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
         if not args and len(kwargs) == len(self.parameters):  # the common call: all by name

@@ -38,7 +38,11 @@ __all__ = ["RateMeasurement", "measure_rate"]
 
 @dataclass(frozen=True)
 class RateMeasurement:
-    """An escape rate per iteration with its exact Poisson interval."""
+    """An escape rate per iteration with its exact Poisson interval.
+
+    ``iterations``/``log_iterations`` are the mean escape time in iterations, 1/rate, the name
+    ``EscapeTime.iterations`` uses (``tau`` is continuous time, η·iterations, elsewhere).
+    """
 
     escapes: int
     exposure: float  # replica-iterations at risk, after the burn-in
@@ -53,6 +57,16 @@ class RateMeasurement:
     @property
     def log_rate(self) -> float:
         return math.log(self.rate) if self.rate > 0 else -math.inf
+
+    @property
+    def iterations(self) -> float:
+        """Mean escape time in iterations, 1/rate (inf when nothing escaped)."""
+        return 1 / self.rate if self.rate > 0 else math.inf
+
+    @property
+    def log_iterations(self) -> float:
+        """log of the mean escape time in iterations, −log rate."""
+        return -self.log_rate
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

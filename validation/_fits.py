@@ -53,9 +53,20 @@ def poisson_fit(
     exposure: np.ndarray,
     features: np.ndarray,
     names: tuple[str, ...],
+    *,
     offset: np.ndarray | None = None,
 ) -> PoissonFit:
-    """Maximum-likelihood Poisson regression log μ = log T + X β + offset, by IRLS."""
+    """Maximum-likelihood Poisson regression log μ = log T + X β + offset, by IRLS.
+
+    Parameters
+    ----------
+    counts, exposure
+        Events counted and the exposure T of each observation.
+    features, names
+        The design matrix X, one column per coefficient, and the coefficients' names.
+    offset
+        A known term added to log μ (default None: zero).
+    """
     n = np.asarray(counts, dtype=float)
     t = np.asarray(exposure, dtype=float)
     X = np.asarray(features, dtype=float)
@@ -131,6 +142,21 @@ def compare_laws(
     ``significance`` standard errors and the power law is rejected (goodness-of-fit p-value below
     ``reject_p``) or is worse by more than 10 in AIC; ``polynomial`` when the coefficient is
     consistent with zero and the power law is not rejected; otherwise ``inconclusive``.
+
+    Parameters
+    ----------
+    x, counts, exposure
+        The variable's values, the escapes counted at each and the exposure (time at risk).
+    variable
+        Its name, for the report.
+    inverse
+        Exponential in 1/x (default True: sharpness, batch size) or in x.
+    prefactor_power
+        The exponential law's known power-law prefactor x^p, an offset (default 1.0).
+    significance
+        Standard errors by which the exponent's coefficient must exceed zero (default 3.0).
+    reject_p
+        Goodness-of-fit p-value below which the power law is rejected (default 0.01).
     """
     x = np.asarray(x, dtype=float)
     ones = np.ones_like(x)

@@ -42,8 +42,16 @@ class Dataset:
 
 
 def load_dataset(name: str, *, seed: int = 0, size: int = 256) -> Dataset:
-    """A data set by name (see :data:`DATASETS`); ``size`` and ``seed`` apply to the synthetic
-    ones (``two-blobs``, ``xor``)."""
+    """A data set by name (see :data:`DATASETS`).
+
+    Parameters
+    ----------
+    name
+        One of ``DATASETS``.
+    seed, size
+        For the synthetic sets (``two-blobs``, ``xor``): the seed (default 0) and the number of
+        examples (default 256).
+    """
     if name == "two-blobs":
         rng = np.random.default_rng(seed)
         half = size // 2
@@ -144,7 +152,19 @@ class Model:
 
 
 def make_model(kind: str, data: Dataset, *, hidden: int = 8, weight_decay: float = 1e-2) -> Model:
-    """``logistic`` or ``mlp`` for ``data`` (binary problems keep two logits)."""
+    """``logistic`` or ``mlp`` for ``data`` (binary problems keep two logits).
+
+    Parameters
+    ----------
+    kind
+        ``"logistic"`` or ``"mlp"`` (one tanh hidden layer).
+    data
+        The data set the model is for (input width, classes).
+    hidden
+        Hidden units of the MLP (default 8).
+    weight_decay
+        L2 coefficient added to the loss (default 0.01).
+    """
     d, c = int(data.x.shape[1]), data.classes
     if kind == "logistic":
         shapes: tuple[tuple[int, ...], ...] = ((d, c), (c,))
@@ -164,7 +184,19 @@ def make_model(kind: str, data: Dataset, *, hidden: int = 8, weight_decay: float
 def train_to_minimum(
     model: Model, data: Dataset, *, seed: int, tolerance: float = 1e-7, max_rounds: int = 50
 ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Full-batch L-BFGS (float64) from ``init(seed)`` until ‖∇L‖ < ``tolerance``."""
+    """Full-batch L-BFGS (float64) from ``init(seed)`` until ‖∇L‖ < ``tolerance``.
+
+    Parameters
+    ----------
+    model, data
+        The model and the data set whose full-batch loss is minimised.
+    seed
+        Seed of the initial parameters.
+    tolerance
+        Gradient norm to reach (default 1e-07).
+    max_rounds
+        L-BFGS rounds of up to 500 iterations each before giving up (default 50).
+    """
     theta = model.init(seed).clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS(
         [theta],

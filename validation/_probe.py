@@ -256,7 +256,8 @@ class EscapeMeasurement:
     every ``check_every`` iterations. Rate per iteration = escapes / exposure (replica-iterations
     after ``burn_in``), with the exact Poisson (Garwood) 95% interval; ratios are measured /
     predicted rate; ``agrees[name]`` is True when that prediction lies within a factor 2 of
-    the 95% interval.
+    the 95% interval. ``iterations``/``log_iterations``: the mean escape time in iterations,
+    1/rate (the name ``EscapeTime.iterations`` uses).
     """
 
     criterion: str
@@ -274,6 +275,16 @@ class EscapeMeasurement:
     ratio_measured: float
     ratio_level: float
     agrees: dict[str, bool]
+
+    @property
+    def iterations(self) -> float:
+        """Mean escape time in iterations, 1/rate (inf when nothing escaped)."""
+        return 1 / self.rate if self.rate > 0 else math.inf
+
+    @property
+    def log_iterations(self) -> float:
+        """log of the mean escape time in iterations, −log rate."""
+        return -math.log(self.rate) if self.rate > 0 else math.inf
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -412,10 +412,21 @@ def _default_workers() -> int:
 
 
 def make_executor(
-    workers: int | None = None, scheduler: str | None = None, local_cluster: int | None = None
+    *, workers: int | None = None, scheduler: str | None = None, local_cluster: int | None = None
 ) -> Executor:
     """The executor the options ask for: Dask when ``scheduler`` or ``local_cluster`` is given,
-    otherwise local processes (``workers`` = 0 or 1: serial)."""
+    otherwise local processes (``workers`` = 0 or 1: serial).
+
+    Parameters
+    ----------
+    workers
+        Local processes (default None: the number of cores, at most 2, and no more than the
+        points to run).
+    scheduler
+        Address of a running Dask scheduler (``"tcp://host:8786"``); default None.
+    local_cluster
+        Workers of a Dask LocalCluster started here; default None.
+    """
     if scheduler is not None and local_cluster is not None:
         raise ParameterError(
             "scheduler", "either a scheduler address or a local cluster, not both", scheduler

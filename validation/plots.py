@@ -121,7 +121,7 @@ def plot_tau(
     return fig
 
 
-def plot_comparison(results: str | Path | dict[str, Any], case: int = 0) -> Any:
+def plot_comparison(results: str | Path | dict[str, Any], *, case: int = 0) -> Any:
     """Measured rates (95% intervals) against the formula and the exact MFPT; returns a Figure.
 
     Parameters
@@ -130,7 +130,7 @@ def plot_comparison(results: str | Path | dict[str, Any], case: int = 0) -> Any:
         An experiment's ``results.json`` (path or loaded dict) from ``sharpness``,
         ``batch-size`` or ``learning-rate``.
     case
-        Which case (index into ``results["cases"]``) to plot.
+        Which case (index into ``results["cases"]``) to plot (default 0, the first).
     """
     data = results
     if isinstance(results, str | Path):
@@ -174,10 +174,22 @@ def plot_comparison(results: str | Path | dict[str, Any], case: int = 0) -> Any:
 
 
 def save_figure(
-    fig: Any, stem: str | Path, formats: Sequence[str] = ("png", "pdf", "svg"), dpi: int = 150
+    fig: Any, stem: str | Path, *, formats: Sequence[str] = ("png", "pdf", "svg"), dpi: int = 150
 ) -> list[Path]:
     """Write ``fig`` as ``stem.png``, ``stem.pdf`` and ``stem.svg`` (or ``formats``); returns
-    the paths."""
+    the paths.
+
+    Parameters
+    ----------
+    fig
+        A matplotlib Figure.
+    stem
+        The path without suffix; missing folders are created.
+    formats
+        Any of ``"png"``, ``"pdf"``, ``"svg"`` (default all three).
+    dpi
+        Resolution of the PNG (default 150).
+    """
     allowed = ("png", "pdf", "svg")
     if isinstance(formats, str) or not formats or any(f not in allowed for f in formats):
         raise ParameterError("formats", f"a sequence of {allowed}", formats)

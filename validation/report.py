@@ -298,6 +298,7 @@ def _experiment_section(name: str, analysis: dict[str, Any], folder: Path) -> st
 
 def run_report(
     out: str | Path = "flatminima-report",
+    *,
     quick: bool = False,
     dps: int = 30,
     device: str = "cpu",
