@@ -249,3 +249,18 @@ def _infinite(value: Any) -> bool:
         return isinstance(value, float | mpmath.mpf) and mpmath.isinf(value)
     except TypeError:
         return False
+
+
+#: Measured CPU seconds of escape_time on float64 n×n Hessians at n = 1000, 30 digits (the
+#: eigen-decomposition refined at the working precision dominates; ~n^2.5 between 400 and 3000).
+_ESCAPE_SECONDS_AT_1000 = 33.0
+
+
+def estimated_escape_seconds(hess_min: Any) -> float:
+    """Floor of escape_time's time from the Hessian's size (0 when the size is not known yet:
+    the argument checks that follow name a bad matrix)."""
+    try:
+        size = int(hess_min.rows) if isinstance(hess_min, mpmath.matrix) else len(hess_min)
+    except (TypeError, ValueError, AttributeError):
+        return 0.0
+    return _ESCAPE_SECONDS_AT_1000 * (min(size, 10**6) / 1000) ** 2.5

@@ -20,7 +20,9 @@ import sympy as sp
 from flatminima.errors import HessianError, ParameterError, ShapeError, ValidityWarning
 from flatminima.theory import derive_escape_time, interpretation_alpha
 from flatminima.theory._conventions import ALPHA, interpretation_name, parse_noise
+from flatminima.theory._progress import progress as show_progress
 
+from ._budget import estimated_escape_seconds
 from ._checks import (
     check_dps,
     in_open_unit_interval,
@@ -315,6 +317,7 @@ def escape_time(
     interpretation: Any = "ito",
     dps: int = 30,
     verify: bool = False,
+    progress: bool | None = None,
     **symbol_names: Any,
 ) -> EscapeTime:
     r"""Escape time of a valley from its Hessians, at ``dps`` digits, whatever its size.
@@ -349,6 +352,9 @@ def escape_time(
         Evaluate again at 2·dps digits and require τ itself to agree to dps − 5 digits (else
         [`ConvergenceError`][flatminima.errors.ConvergenceError]); ``verified_digits`` and
         ``checks`` report it.
+    progress
+        Show the stage and an ETA on stderr: None (default) when stderr is a terminal and the
+        Hessians are large enough for more than 2 s of work (n ≳ 350), True always, False never.
     **symbol_names
         The formula's symbol names are accepted for the same values: ``eta`` (= ``lr``), ``B``
         (= ``batch_size``), ``Delta_L`` (= ``barrier``), ``D`` (= ``diffusion``), ``L_a``
@@ -421,6 +427,7 @@ def escape_time(
             "loss_saddle": loss_saddle,
             "h_star": h_star,
             "interpretation": interpretation,
+            "progress": progress,
         }
         return verified(
             lambda d: escape_time(noise, dps=d, **arguments),
@@ -442,7 +449,9 @@ def escape_time(
         },
     )
     with mpmath.workdps(dps + 10):
-        eig = _eigen(noise, hess_min, hess_saddle)
+        with show_progress("escape_time", estimated_escape_seconds(hess_min), progress) as line:
+            line.update("eigen-data of the Hessians (float64, refined at dps + 10 digits)", 0)
+            eig = _eigen(noise, hess_min, hess_saddle)
         values = _curvature_arguments(noise, eig)
         eta = positive("lr", lr) if lr is not None else None
         if noise == "white":
