@@ -407,15 +407,7 @@ def minimum_action_path(
     model, nm, a, b, _, _ = _prepare(
         loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian
     )
-    if isinstance(points, bool) or not isinstance(points, int) or points < 4:
-        raise ParameterError("points", "an integer ≥ 4", points)
-    if not (isinstance(tol, float | int) and 0 < tol < 1e-3):
-        raise ParameterError("tol", "a relative tolerance in (0, 1e-3)", tol)
-    init = None
-    if initial is not None:
-        init = np.asarray(initial, dtype=float)
-        if init.ndim != 2 or init.shape[1] != a.size or init.shape[0] < 3:
-            raise ShapeError("initial", f"an array of shape (m ≥ 3, {a.size})", init.shape)
+    init = path_options(points, tol, initial, a.size)
     result = action_path(model, nm, a, b, points, float(tol), init)
     if not result.converged:
         raise ConvergenceError(
@@ -424,3 +416,21 @@ def minimum_action_path(
             "points, loosen tol, or give an initial path"
         )
     return result
+
+
+def path_options(points: Any, tol: Any, initial: Any, dim: int) -> Array | None:
+    """Check ``points``, ``tol`` and ``initial`` (shared by minimum_action_path and
+    landscape_escape_time); return the initial path as an array, or None."""
+    if isinstance(points, bool) or not isinstance(points, int) or points < 4:
+        raise ParameterError("points", "an integer ≥ 4", points)
+    if isinstance(tol, bool) or not (isinstance(tol, float | int) and 0 < tol < 1e-3):
+        raise ParameterError("tol", "a relative tolerance in (0, 1e-3)", tol)
+    if initial is None:
+        return None
+    try:
+        init = np.asarray(initial, dtype=float)
+    except (TypeError, ValueError):
+        raise ShapeError("initial", f"an array of shape (m ≥ 3, {dim})", initial) from None
+    if init.ndim != 2 or init.shape[1] != dim or init.shape[0] < 3:
+        raise ShapeError("initial", f"an array of shape (m ≥ 3, {dim})", init.shape)
+    return init

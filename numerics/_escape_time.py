@@ -565,6 +565,9 @@ def escape_time_batch(
     >>> [mpmath.nstr(r.log_tau, 10) for r in rs]
     ['9.491303476', '9.288570922']
     """
+    for name, stack in (("hess_min", hess_min), ("hess_saddle", hess_saddle)):
+        if not hasattr(stack, "__len__") or isinstance(stack, str | bytes) or np.ndim(stack) == 0:
+            raise ShapeError(name, "a stack of Hessians (k, n, n) or a sequence of matrices", stack)
     if len(hess_min) != len(hess_saddle):
         raise ShapeError(
             "hess_saddle",

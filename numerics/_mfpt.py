@@ -381,9 +381,12 @@ def _resolve(
         bounds = _split(bounds, flags)
 
 
-def _interpretation(interpretation: Any) -> tuple[mpmath.mpf, str]:
+def _interpretation(interpretation: Any, dps: int) -> tuple[mpmath.mpf, str]:
+    """α at the working precision (dps + guard digits: α = 1/3 or π/4 exactly enough), and its
+    name."""
     alpha = numeric_interpretation(interpretation)
-    return mpmath.mpf(int(alpha.p)) / int(alpha.q), interpretation_name(alpha)
+    with mpmath.workdps(dps + GUARD_DIGITS):
+        return real("interpretation", alpha), interpretation_name(alpha)
 
 
 def _default_degree(dps: int) -> int:
@@ -627,7 +630,7 @@ def _mfpt_1d(
     max_panels: int,
 ) -> tuple[MFPTResult, Discretisation]:
     """mfpt_1d without verification; also returns the panels it used (for the checks)."""
-    alpha, name = _interpretation(interpretation)
+    alpha, name = _interpretation(interpretation, dps)
     degree = _check_method_options(degree, max_panels, dps)
     with mpmath.workdps(dps + GUARD_DIGITS):
         land = landscape_1d(loss, diffusion)
@@ -786,7 +789,7 @@ def _splitting_probability(
     max_panels: int,
 ) -> tuple[SplittingResult, Discretisation]:
     """splitting_probability without verification; also returns the panels it used."""
-    alpha, _ = _interpretation(interpretation)
+    alpha, _ = _interpretation(interpretation, dps)
     degree = _check_method_options(degree, max_panels, dps)
     with mpmath.workdps(dps + GUARD_DIGITS):
         land = landscape_1d(loss, diffusion)
