@@ -18,8 +18,8 @@ import numpy as np
 import sympy as sp
 
 from flatminima.errors import HessianError, ParameterError, ShapeError, ValidityWarning
-from flatminima.theory import derive_escape_time, interpretation_alpha
-from flatminima.theory._conventions import ALPHA, interpretation_name, parse_noise
+from flatminima.theory import derive_escape_time
+from flatminima.theory._conventions import interpretation_name, parse_noise
 from flatminima.theory._progress import progress as show_progress
 
 from ._budget import estimated_escape_seconds
@@ -27,6 +27,7 @@ from ._checks import (
     check_dps,
     in_open_unit_interval,
     matrix,
+    numeric_interpretation,
     positive,
     real_array,
     same_size,
@@ -158,13 +159,7 @@ _ALPHAS: dict[str, sp.Expr] = {}
 def _interpretation(interpretation: Any) -> sp.Expr:
     if type(interpretation) is str and interpretation in _ALPHAS:  # the common call
         return _ALPHAS[interpretation]
-    alpha = interpretation_alpha(interpretation)
-    if alpha == ALPHA:
-        raise ParameterError(
-            "interpretation",
-            "a named interpretation or a number α in [0, 1] (not symbolic)",
-            interpretation,
-        )
+    alpha = numeric_interpretation(interpretation)
     if type(interpretation) is str:
         _ALPHAS[interpretation] = alpha
     return alpha

@@ -482,30 +482,9 @@ def mfpt_1d(
     double nearest to it. Bad: ``diffusion=lambda x: 0.05`` returns a double, so the result is
     good to 16 digits whatever ``dps`` is. Good: ``diffusion="0.05"`` or ``sp.Rational(1, 20)``.
     """
-    dps = check_dps(dps)
-    check_mfpt_request(
-        loss,
-        diffusion,
-        {"start": start, "end": end, "left": left, "right": right},
-        dps,
-        degree,
-        breakpoints,
-    )  # budgets and argument checks first (numerics/_budget.py)
-    fixed = {"start": start, "end": end, "left": left, "right": right}
-    return _run(
-        _mfpt_1d,
-        "mfpt_1d",
-        loss,
-        diffusion,
-        interpretation,
-        dps,
-        breakpoints,
-        degree,
-        max_panels,
-        verify,
-        progress,
-        fixed,
-    )
+    points = {"start": start, "end": end, "left": left, "right": right}
+    options = (interpretation, dps, breakpoints, degree, max_panels, verify, progress)
+    return _run(_mfpt_1d, "mfpt_1d", loss, diffusion, points, *options)
 
 
 def _run(
@@ -513,17 +492,20 @@ def _run(
     what: str,
     loss: Any,
     diffusion: Any,
+    fixed: dict[str, Any],
     interpretation: Any,
-    dps: int,
+    dps: Any,
     breakpoints: Iterable[Any],
     degree: int | None,
     max_panels: int,
     verify: bool,
     progress: Any,
-    fixed: dict[str, Any],
 ) -> Any:
-    """``inner`` (``_mfpt_1d`` or ``_splitting_probability``) once, or under ``verify_1d``'s
-    checks, inside the call's progress line."""
+    """``inner`` (``_mfpt_1d`` or ``_splitting_probability``) on the points ``fixed``, once or
+    under ``verify_1d``'s checks, inside the call's progress line; the budgets and argument
+    checks first (numerics/_budget.py)."""
+    dps = check_dps(dps)
+    check_mfpt_request(loss, diffusion, fixed, dps, degree, breakpoints)
     points = list(breakpoints)
 
     def compute(
@@ -755,25 +737,9 @@ def splitting_probability(
     [`mfpt_1d`][flatminima.numerics.mfpt_1d]; ``verify=True`` runs the same four checks,
     ``progress`` shows the same progress line.
     """
-    dps = check_dps(dps)
-    check_mfpt_request(
-        loss, diffusion, {"start": start, "lower": lower, "upper": upper}, dps, degree, breakpoints
-    )  # budgets and argument checks first (numerics/_budget.py)
-    fixed = {"start": start, "lower": lower, "upper": upper}
-    return _run(
-        _splitting_probability,
-        "splitting_probability",
-        loss,
-        diffusion,
-        interpretation,
-        dps,
-        breakpoints,
-        degree,
-        max_panels,
-        verify,
-        progress,
-        fixed,
-    )
+    points = {"start": start, "lower": lower, "upper": upper}
+    options = (interpretation, dps, breakpoints, degree, max_panels, verify, progress)
+    return _run(_splitting_probability, "splitting_probability", loss, diffusion, points, *options)
 
 
 def _splitting_probability(

@@ -6,10 +6,10 @@ precisions, one parameter at a time on an otherwise valid call.
 For each input the outcome must be a valid result (finite numbers; an infinite mean escape time
 only with every path censored and said so) or a FlatMinimaError naming a parameter; never
 another exception, never a non-finite number without an error, never more than ``LIMIT_S``
-seconds. The cases are a seeded random sample of all (function, parameter, input) triples,
-``SAMPLE`` per function, so a run is bounded (about a minute); ``python tests/test_fuzz.py
-[--all]`` runs the sample (or every triple) and prints the counts quoted in
-docs/reliability.md.
+seconds. `make test` gives every function every input kind once, each in a parameter drawn
+at random (seeded), so a run is bounded (under a minute); ``-m slow`` and ``python
+tests/test_fuzz.py --all`` run every (function, parameter, input) triple; ``python
+tests/test_fuzz.py [--all]`` prints the counts quoted in docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -403,6 +403,17 @@ CASES = _sample()
 def test_fuzz(function: str, parameter: str, kind: str) -> None:
     outcome, detail = run_case(function, parameter, kind)
     assert outcome in ("valid", "clear"), f"{function}({parameter}={kind}): {outcome}: {detail}"
+
+
+@pytest.mark.slow
+def test_fuzz_every_triple() -> None:
+    """Every (function, parameter, input kind): about 4,500 calls, a few minutes."""
+    failures = []
+    for case in _all_cases():
+        outcome, detail = run_case(*case)
+        if outcome not in ("valid", "clear"):
+            failures.append(f"{case}: {outcome}: {detail}")
+    assert not failures, "\n".join(failures)
 
 
 def test_the_sample_covers_every_public_function_and_every_kind() -> None:
