@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from flatminima.errors import ConvergenceError, ParameterError, ShapeError
+from flatminima.errors import BudgetError, ConvergenceError, ParameterError, ShapeError
 
 from ._loss_model import LossModel, critical_point, loss_model
 from ._noise_models import NoiseModel, noise_model
@@ -238,7 +238,7 @@ def _as_point(name: str, value: Any) -> Array:
         point = np.asarray(
             value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=float
         ).reshape(-1)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ShapeError(name, "a point: a sequence of n numbers", value) from None
     if point.size == 0 or not np.all(np.isfinite(point)):
         raise ParameterError(name, "a point with finite coordinates", value)
@@ -418,11 +418,23 @@ def minimum_action_path(
     return result
 
 
+#: Largest number of path points accepted (a budget: 10⁹ points would allocate before failing).
+MAX_POINTS = 10_000
+
+
 def path_options(points: Any, tol: Any, initial: Any, dim: int) -> Array | None:
     """Check ``points``, ``tol`` and ``initial`` (shared by minimum_action_path and
     landscape_escape_time); return the initial path as an array, or None."""
     if isinstance(points, bool) or not isinstance(points, int) or points < 4:
         raise ParameterError("points", "an integer ≥ 4", points)
+    if points > MAX_POINTS:
+        raise BudgetError(
+            "points",
+            f"at most {MAX_POINTS} points on the path",
+            points,
+            "each relaxation step costs O(points·dim²) and the path is refined by doubling "
+            "from there; the default 32 (refined to ~129) resolves smooth landscapes",
+        )
     if isinstance(tol, bool) or not (isinstance(tol, float | int) and 0 < tol < 1e-3):
         raise ParameterError("tol", "a relative tolerance in (0, 1e-3)", tol)
     if initial is None:

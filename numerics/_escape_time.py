@@ -561,7 +561,11 @@ def escape_time_batch(
     ['9.491303476', '9.288570922']
     """
     for name, stack in (("hess_min", hess_min), ("hess_saddle", hess_saddle)):
-        if not hasattr(stack, "__len__") or isinstance(stack, str | bytes) or np.ndim(stack) == 0:
+        if (
+            not hasattr(stack, "__len__")
+            or isinstance(stack, str | bytes)
+            or getattr(stack, "ndim", 1) == 0  # a 0-d array has __len__ but no length
+        ):
             raise ShapeError(name, "a stack of Hessians (k, n, n) or a sequence of matrices", stack)
     if len(hess_min) != len(hess_saddle):
         raise ShapeError(
