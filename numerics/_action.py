@@ -197,6 +197,13 @@ def _relax(
     n_seg = phi.shape[0] - 1
     ends = phi[[0, -1]]
     scale = max(abs(geometric_action(phi, loss, noise, gradient=False)[0]), 1e-12)
+    if not scale < 1e300:  # ΔL/D beyond float64 already on the straight path (D = 1e-308)
+        raise ParameterError(
+            "diffusion",
+            "a diffusion for which the action (≈ ΔL/D) fits in float64",
+            getattr(noise, "description", "D"),
+            f"the action on the straight path is {scale:.3g}; the path is computed in float64",
+        )
     chord = float(np.sum(np.linalg.norm(np.diff(phi, axis=0), axis=1)))
     weight = scale * n_seg / chord**2
 
