@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -399,13 +400,33 @@ def _bounds(points: list[mpmath.mpf]) -> list[tuple[mpmath.mpf, mpmath.mpf]]:
 
 
 def _check_method_options(degree: Any, max_panels: Any, dps: int) -> int:
+    """The Chebyshev degree (default: from dps) and the panel budget, checked."""
+    if isinstance(max_panels, bool) or not isinstance(max_panels, numbers.Integral):
+        raise ParameterError("max_panels", "an integer ≥ 4", max_panels)
+    if max_panels < 4:
+        raise ParameterError("max_panels", "an integer ≥ 4", max_panels)
     if degree is None:
         return _default_degree(dps)
-    if isinstance(degree, bool) or not isinstance(degree, int) or degree < 8 or degree % 2:
+    if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree % 2:
         raise ParameterError("degree", "an even integer ≥ 8", degree)
-    if isinstance(max_panels, bool) or not isinstance(max_panels, int) or max_panels < 4:
-        raise ParameterError("max_panels", "an integer ≥ 4", max_panels)
-    return degree
+    if degree < 8:
+        raise ParameterError("degree", "an even integer ≥ 8", degree)
+    return int(degree)
+
+
+@dataclass(frozen=True)
+class _Method:
+    """What one computation needs besides its points: the landscape's inputs, α (and its name),
+    the digits, the breakpoints and the panels' degree and budget (all checked)."""
+
+    loss: Any
+    diffusion: Any
+    alpha: mpmath.mpf
+    name: str
+    dps: int
+    breakpoints: list[Any]
+    degree: int
+    max_panels: int
 
 
 def mfpt_1d(
@@ -511,16 +532,12 @@ def _run(
     def compute(
         digits: int, extra: list[mpmath.mpf], rule_degree: int | None
     ) -> tuple[Any, Discretisation]:
-        return inner(
-            loss=loss,
-            diffusion=diffusion,
-            interpretation=interpretation,
-            dps=digits,
-            breakpoints=[*points, *extra],
-            degree=rule_degree,
-            max_panels=max_panels,
-            **fixed,
+        alpha, name = _interpretation(interpretation, digits)
+        chosen = _check_method_options(rule_degree, max_panels, digits)
+        method = _Method(
+            loss, diffusion, alpha, name, digits, [*points, *extra], chosen, max_panels
         )
+        return inner(method, **fixed)
 
     effective = degree if isinstance(degree, int) else _default_degree(dps)
     estimate = estimated_mfpt_seconds(dps, effective) * (VERIFY_COST if verify else 1)
@@ -599,26 +616,15 @@ def _confined_panels(
 
 
 def _mfpt_1d(
-    loss: Any,
-    diffusion: Any,
-    start: Any,
-    end: Any,
-    left: Any,
-    interpretation: Any,
-    dps: int,
-    right: Any,
-    breakpoints: list[Any],
-    degree: int | None,
-    max_panels: int,
+    method: _Method, start: Any, end: Any, left: Any, right: Any
 ) -> tuple[MFPTResult, Discretisation]:
     """mfpt_1d without verification; also returns the panels it used (for the checks)."""
-    alpha, name = _interpretation(interpretation, dps)
-    degree = _check_method_options(degree, max_panels, dps)
+    alpha, dps, degree, max_panels = method.alpha, method.dps, method.degree, method.max_panels
     with mpmath.workdps(dps + GUARD_DIGITS):
-        land = landscape_1d(loss, diffusion)
+        land = landscape_1d(method.loss, method.diffusion)
         start_v, end_v = real("start", start), real("end", end)
         sign, reflecting, reflecting_name = _orientation(start_v, end_v, left, right, end)
-        extra = [real("breakpoints", b) for b in breakpoints]
+        extra = [real("breakpoints", b) for b in method.breakpoints]
         solver = _Panels(land, sign, alpha, cheb_rule(degree))
         u_start, u_end = sign * start_v, sign * end_v
         fixed_lo = _fixed_boundary(reflecting, reflecting_name, sign, u_start)
@@ -638,7 +644,7 @@ def _mfpt_1d(
         fine_panels, value, error, log_value, barrier = _two_rules(
             solver, panels, result, u_start, tolerance, max_panels
         )
-        method = (
+        described = (
             "exact 1-D MFPT T = ∫dy e^Φ(y) D(y)^(−α) ∫dz e^(−Φ(z)) D(z)^(α−1), "
             f"α = {mpmath.nstr(alpha, 5)}; adaptive Chebyshev panels (degree {degree}, "
             f"{len(fine_panels)} panels) at {dps + GUARD_DIGITS} digits; error = difference with "
@@ -663,10 +669,10 @@ def _mfpt_1d(
             start=+start_v,
             end=+end_v,
             reflecting=+reflecting_at if fixed_lo is not None else +reflecting,
-            interpretation=name,
+            interpretation=method.name,
             dps=dps,
             panels=len(fine_panels),
-            method=method,
+            method=described,
         ), grid
 
 
@@ -743,26 +749,16 @@ def splitting_probability(
 
 
 def _splitting_probability(
-    loss: Any,
-    diffusion: Any,
-    start: Any,
-    lower: Any,
-    upper: Any,
-    interpretation: Any,
-    dps: int,
-    breakpoints: list[Any],
-    degree: int | None,
-    max_panels: int,
+    method: _Method, start: Any, lower: Any, upper: Any
 ) -> tuple[SplittingResult, Discretisation]:
     """splitting_probability without verification; also returns the panels it used."""
-    alpha, _ = _interpretation(interpretation, dps)
-    degree = _check_method_options(degree, max_panels, dps)
+    alpha, dps, degree, max_panels = method.alpha, method.dps, method.degree, method.max_panels
     with mpmath.workdps(dps + GUARD_DIGITS):
-        land = landscape_1d(loss, diffusion)
+        land = landscape_1d(method.loss, method.diffusion)
         start_v, lower_v, upper_v = real("start", start), real("lower", lower), real("upper", upper)
         if not lower_v < start_v < upper_v:
             raise ParameterError("start", "a point strictly between lower and upper", start)
-        extra = [real("breakpoints", b) for b in breakpoints]
+        extra = [real("breakpoints", b) for b in method.breakpoints]
         solver = _Panels(land, 1, alpha, cheb_rule(degree))
         tolerance = mpmath.mpf(10) ** (-(dps + 2))
         bounds = _bounds(_breakpoints(solver, lower_v, upper_v, [start_v, *extra]))
