@@ -148,6 +148,15 @@ def _work_budget(seconds: Any) -> None:
 X2, Y2 = sp.symbols("x y")
 #: A separable 2-D double well: the minimum-action path is found in well under a second.
 WELL2 = (X2**2 - 1) ** 2 + Y2**2
+PATH = {
+    "loss": WELL2,
+    "noise": "white",
+    "minimum": [-1, 0],
+    "saddle": [0, 0],
+    "diffusion": 0.25,
+    "points": 8,
+    "tol": 1e-6,
+}
 
 
 #: function name → (callable, valid keyword arguments)
@@ -252,31 +261,8 @@ FUNCTIONS: dict[str, tuple[Any, dict[str, Any]]] = {
             "dps": 15,
         },
     ),
-    "landscape_escape_time": (
-        landscape_escape_time,
-        {
-            "loss": WELL2,
-            "noise": "white",
-            "minimum": [-1, 0],
-            "saddle": [0, 0],
-            "diffusion": 0.25,
-            "dps": 15,
-            "points": 8,
-            "tol": 1e-6,
-        },
-    ),
-    "minimum_action_path": (
-        minimum_action_path,
-        {
-            "loss": WELL2,
-            "noise": "white",
-            "minimum": [-1, 0],
-            "saddle": [0, 0],
-            "diffusion": 0.25,
-            "points": 8,
-            "tol": 1e-6,
-        },
-    ),
+    "landscape_escape_time": (landscape_escape_time, {**PATH, "dps": 15}),
+    "minimum_action_path": (minimum_action_path, PATH),
     "work_budget": (_work_budget, {"seconds": 60}),
     "derive_switch_fraction": (derive_switch_fraction, {}),
     "langer_unstable_eigenvalue": (
