@@ -349,7 +349,7 @@ def escape_time(
         ``checks`` report it.
     progress
         Show the stage and an ETA on stderr: None (default) when stderr is a terminal and the
-        Hessians are large enough for more than 2 s of work (n ≳ 350), True always, False never.
+        Hessians are large enough for more than 2 s of work (n ≳ 330), True always, False never.
     **symbol_names
         The formula's symbol names are accepted for the same values: ``eta`` (= ``lr``), ``B``
         (= ``batch_size``), ``Delta_L`` (= ``barrier``), ``D`` (= ``diffusion``), ``L_a``
