@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from flatminima.errors import ConvergenceError, ParameterError, ShapeError
+from flatminima.errors import BudgetError, ConvergenceError, ParameterError, ShapeError
 
 from ._loss_model import LossModel, critical_point, loss_model
 from ._noise_models import NoiseModel, noise_model
@@ -197,6 +197,13 @@ def _relax(
     n_seg = phi.shape[0] - 1
     ends = phi[[0, -1]]
     scale = max(abs(geometric_action(phi, loss, noise, gradient=False)[0]), 1e-12)
+    if not scale < 1e300:  # ΔL/D beyond float64 already on the straight path (D = 1e-308)
+        raise ParameterError(
+            "diffusion",
+            "a diffusion for which the action (≈ ΔL/D) fits in float64",
+            getattr(noise, "description", "D"),
+            f"the action on the straight path is {scale:.3g}; the path is computed in float64",
+        )
     chord = float(np.sum(np.linalg.norm(np.diff(phi, axis=0), axis=1)))
     weight = scale * n_seg / chord**2
 
@@ -238,7 +245,7 @@ def _as_point(name: str, value: Any) -> Array:
         point = np.asarray(
             value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=float
         ).reshape(-1)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ShapeError(name, "a point: a sequence of n numbers", value) from None
     if point.size == 0 or not np.all(np.isfinite(point)):
         raise ParameterError(name, "a point with finite coordinates", value)
@@ -407,15 +414,7 @@ def minimum_action_path(
     model, nm, a, b, _, _ = _prepare(
         loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian
     )
-    if isinstance(points, bool) or not isinstance(points, int) or points < 4:
-        raise ParameterError("points", "an integer ≥ 4", points)
-    if not (isinstance(tol, float | int) and 0 < tol < 1e-3):
-        raise ParameterError("tol", "a relative tolerance in (0, 1e-3)", tol)
-    init = None
-    if initial is not None:
-        init = np.asarray(initial, dtype=float)
-        if init.ndim != 2 or init.shape[1] != a.size or init.shape[0] < 3:
-            raise ShapeError("initial", f"an array of shape (m ≥ 3, {a.size})", init.shape)
+    init = path_options(points, tol, initial, a.size)
     result = action_path(model, nm, a, b, points, float(tol), init)
     if not result.converged:
         raise ConvergenceError(
@@ -424,3 +423,33 @@ def minimum_action_path(
             "points, loosen tol, or give an initial path"
         )
     return result
+
+
+#: Largest number of path points accepted (a budget: 10⁹ points would allocate before failing).
+MAX_POINTS = 10_000
+
+
+def path_options(points: Any, tol: Any, initial: Any, dim: int) -> Array | None:
+    """Check ``points``, ``tol`` and ``initial`` (shared by minimum_action_path and
+    landscape_escape_time); return the initial path as an array, or None."""
+    if isinstance(points, bool) or not isinstance(points, int) or points < 4:
+        raise ParameterError("points", "an integer ≥ 4", points)
+    if points > MAX_POINTS:
+        raise BudgetError(
+            "points",
+            f"at most {MAX_POINTS} points on the path",
+            points,
+            "each relaxation step costs O(points·dim²) and the path is refined by doubling "
+            "from there; the default 32 (refined to ~129) resolves smooth landscapes",
+        )
+    if isinstance(tol, bool) or not (isinstance(tol, float | int) and 0 < tol < 1e-3):
+        raise ParameterError("tol", "a relative tolerance in (0, 1e-3)", tol)
+    if initial is None:
+        return None
+    try:
+        init = np.asarray(initial, dtype=float)
+    except (TypeError, ValueError):
+        raise ShapeError("initial", f"an array of shape (m ≥ 3, {dim})", initial) from None
+    if init.ndim != 2 or init.shape[1] != dim or init.shape[0] < 3:
+        raise ShapeError("initial", f"an array of shape (m ≥ 3, {dim})", init.shape)
+    return init

@@ -98,6 +98,7 @@ def check_mfpt_request(
         breakpoints is None
         or isinstance(breakpoints, str | bytes)
         or not isinstance(breakpoints, Iterable)
+        or getattr(breakpoints, "ndim", 1) == 0  # a 0-d array is not iterable
     ):
         raise ParameterError(
             "breakpoints", "an iterable of points, e.g. () or ['0.5']", breakpoints
@@ -153,57 +154,77 @@ def _samples(points: list[mpmath.mpf], count: int = 9) -> list[mpmath.mpf]:
 
 
 def _check_loss(loss: Any, diffusion: Any, points: list[mpmath.mpf]) -> None:
+    """The loss at 9 points between the given ones: real, differentiable by SymPy, not a
+    float64 callable; then ΔL/D within the budget and a diffusion the loss can confine."""
     if not points:
         return
     samples = _samples(points)
-    values: list[Any] = []
     if isinstance(loss, sp.Basic):
-        symbols = sorted(loss.free_symbols, key=str)
-        if len(symbols) != 1:
-            return  # mfpt_1d's own check names it
-        x = symbols[0]
-        if sp.diff(loss, x).has(sp.Derivative):
-            raise ParameterError(
-                "loss",
-                "an expression SymPy can differentiate (for Abs or sign declare the symbol "
-                "real: Symbol('x', real=True); or write it as a Piecewise)",
-                loss,
-            )
-        function = sp.lambdify(x, loss, "mpmath")
-        for point in samples:
-            try:
-                value = function(point)
-            except (ValueError, ZeroDivisionError, TypeError, OverflowError):
-                raise ParameterError(
-                    "loss", "a loss defined between the points", f"{loss} at x = {point}"
-                ) from None
-            if isinstance(value, mpmath.mpc) and value.imag != 0:
-                raise ParameterError(
-                    "loss",
-                    "a loss real between the points",
-                    f"{loss} = {mpmath.nstr(value, 5)} at x = {mpmath.nstr(point, 5)}",
-                )
-            values.append(mpmath.re(value))
+        values = _symbolic_values(loss, samples)
     elif callable(loss):
-        try:
-            value = loss(samples[0])
-        except Exception:  # the user's function: mfpt_1d reports its own failure
-            return
-        if isinstance(value, float) or type(value).__module__ == "numpy":
-            raise ParameterError(
-                "loss",
-                "a callable returning mpmath numbers (mpf → mpf, e.g. with mpmath functions) "
-                "or a SymPy expression",
-                f"a {type(value).__name__}",
-                "a float64 loss is noise at the 16th digit: the panels cannot meet the "
-                "dps-digit tolerance and refine without end",
-            )
+        _check_callable_loss(loss, samples[0])
+        return
+    else:
         return
     if not values or not _is_number(diffusion):
         return
     d = real("diffusion", diffusion)
     if d <= 0:
         return  # mfpt_1d names it
+    _check_barrier_ratio(values, d, diffusion)
+    _check_confining(loss, values[0], d, diffusion, max(abs(p) for p in points) + 10**9)
+
+
+def _symbolic_values(loss: sp.Basic, samples: list[mpmath.mpf]) -> list[mpmath.mpf]:
+    """The loss at ``samples`` (empty when it is not a function of one symbol: mfpt_1d's own
+    check names that); errors name ``loss``."""
+    symbols = sorted(loss.free_symbols, key=str)
+    if len(symbols) != 1:
+        return []
+    x = symbols[0]
+    if sp.diff(loss, x).has(sp.Derivative):
+        raise ParameterError(
+            "loss",
+            "an expression SymPy can differentiate (for Abs or sign declare the symbol "
+            "real: Symbol('x', real=True); or write it as a Piecewise)",
+            loss,
+        )
+    function = sp.lambdify(x, loss, "mpmath")
+    values = []
+    for point in samples:
+        try:
+            value = function(point)
+        except (ValueError, ZeroDivisionError, TypeError, OverflowError):
+            raise ParameterError(
+                "loss", "a loss defined between the points", f"{loss} at x = {point}"
+            ) from None
+        if isinstance(value, mpmath.mpc) and value.imag != 0:
+            raise ParameterError(
+                "loss",
+                "a loss real between the points",
+                f"{loss} = {mpmath.nstr(value, 5)} at x = {mpmath.nstr(point, 5)}",
+            )
+        values.append(mpmath.re(value))
+    return values
+
+
+def _check_callable_loss(loss: Any, point: mpmath.mpf) -> None:
+    try:
+        value = loss(point)
+    except Exception:  # the user's function: mfpt_1d reports its own failure
+        return
+    if isinstance(value, float) or type(value).__module__ == "numpy":
+        raise ParameterError(
+            "loss",
+            "a callable returning mpmath numbers (mpf → mpf, e.g. with mpmath functions) "
+            "or a SymPy expression",
+            f"a {type(value).__name__}",
+            "a float64 loss is noise at the 16th digit: the panels cannot meet the "
+            "dps-digit tolerance and refine without end",
+        )
+
+
+def _check_barrier_ratio(values: list[mpmath.mpf], d: mpmath.mpf, diffusion: Any) -> None:
     rise = max(abs(v - values[0]) for v in values)
     if rise / d > MAX_BARRIER_RATIO:
         raise BudgetError(
@@ -215,24 +236,29 @@ def _check_loss(loss: Any, diffusion: Any, points: list[mpmath.mpf]) -> None:
             f"{mpmath.nstr(mpmath.sqrt(d / rise), 3)}; use the asymptotic "
             "flatminima.numerics.escape_time at such barriers",
         )
-    far = max(abs(p) for p in points) + 10**9  # mfpt_1d's search for a confining boundary
-    if isinstance(loss, sp.Basic):
-        x = next(iter(loss.free_symbols))
-        try:
-            with mpmath.workdps(20):
-                edge = [mpmath.re(mpmath.mpf(sp.N(loss.subs(x, s), 20))) for s in (-far, far)]
-        except (TypeError, ValueError):
-            return
-        grows = min(e - values[0] for e in edge)
-        if grows > 0 and grows / d < 1:
-            raise ParameterError(
-                "diffusion",
-                "a diffusion small against the rise of the loss (it confines within 1e9 of the "
-                "points only if ΔL/D > 1)",
-                diffusion,
-                f"the loss rises by {mpmath.nstr(grows, 3)} out to |x| = 1e9, "
-                f"{mpmath.nstr(grows / d, 3)} × D",
-            )
+
+
+def _check_confining(
+    loss: sp.Basic, base: mpmath.mpf, d: mpmath.mpf, diffusion: Any, far: mpmath.mpf
+) -> None:
+    """A diffusion so large that the loss cannot confine the walk within ``far`` (mfpt_1d's
+    search for a reflecting boundary) is the diffusion's fault, not the loss's."""
+    x = next(iter(loss.free_symbols))
+    try:
+        with mpmath.workdps(20):
+            edge = [mpmath.re(mpmath.mpf(sp.N(loss.subs(x, s), 20))) for s in (-far, far)]
+    except (TypeError, ValueError):
+        return
+    grows = min(e - base for e in edge)
+    if grows > 0 and grows / d < 1:
+        raise ParameterError(
+            "diffusion",
+            "a diffusion small against the rise of the loss (it confines within 1e9 of the "
+            "points only if ΔL/D > 1)",
+            diffusion,
+            f"the loss rises by {mpmath.nstr(grows, 3)} out to |x| = 1e9, "
+            f"{mpmath.nstr(grows / d, 3)} × D",
+        )
 
 
 def _is_number(value: Any) -> bool:
@@ -249,3 +275,18 @@ def _infinite(value: Any) -> bool:
         return isinstance(value, float | mpmath.mpf) and mpmath.isinf(value)
     except TypeError:
         return False
+
+
+#: Measured CPU seconds of escape_time on float64 n×n Hessians at n = 1000, 30 digits (the
+#: eigen-decomposition refined at the working precision dominates; ~n^2.5 between 400 and 3000).
+_ESCAPE_SECONDS_AT_1000 = 33.0
+
+
+def estimated_escape_seconds(hess_min: Any) -> float:
+    """Floor of escape_time's time from the Hessian's size (0 when the size is not known yet:
+    the argument checks that follow name a bad matrix)."""
+    try:
+        size = int(hess_min.rows) if isinstance(hess_min, mpmath.matrix) else len(hess_min)
+    except (TypeError, ValueError, AttributeError):
+        return 0.0
+    return _ESCAPE_SECONDS_AT_1000 * (min(size, 10**6) / 1000) ** 2.5

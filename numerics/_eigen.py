@@ -147,10 +147,10 @@ def float_matrix(name: str, value: Any) -> np.ndarray | None:
 
 def _small(name: str, rows: Any) -> np.ndarray | None:
     """1×1 and 2×2 nested lists of Python floats/ints, without numpy's list parsing."""
+    if any(type(x) is int and abs(x) > 2**53 for r in rows for x in r):
+        return None  # before float(): 10**400 would overflow; the mpmath path reads it
     flat = [float(x) for r in rows for x in r]
     if any(x != x or x in (math.inf, -math.inf) for x in flat):
-        return None
-    if any(type(x) is int and abs(x) > 2**53 for r in rows for x in r):
         return None
     n = len(rows)
     if n == 2 and flat[1] != flat[2]:

@@ -18,13 +18,16 @@ import numpy as np
 import sympy as sp
 
 from flatminima.errors import HessianError, ParameterError, ShapeError, ValidityWarning
-from flatminima.theory import derive_escape_time, interpretation_alpha
-from flatminima.theory._conventions import ALPHA, interpretation_name, parse_noise
+from flatminima.theory import derive_escape_time
+from flatminima.theory._conventions import interpretation_name, parse_noise
+from flatminima.theory._progress import progress as show_progress
 
+from ._budget import estimated_escape_seconds
 from ._checks import (
     check_dps,
     in_open_unit_interval,
     matrix,
+    numeric_interpretation,
     positive,
     real_array,
     same_size,
@@ -156,13 +159,7 @@ _ALPHAS: dict[str, sp.Expr] = {}
 def _interpretation(interpretation: Any) -> sp.Expr:
     if type(interpretation) is str and interpretation in _ALPHAS:  # the common call
         return _ALPHAS[interpretation]
-    alpha = interpretation_alpha(interpretation)
-    if alpha == ALPHA:
-        raise ParameterError(
-            "interpretation",
-            "a named interpretation or a number α in [0, 1] (not symbolic)",
-            interpretation,
-        )
+    alpha = numeric_interpretation(interpretation)
     if type(interpretation) is str:
         _ALPHAS[interpretation] = alpha
     return alpha
@@ -324,6 +321,7 @@ def escape_time(
     interpretation: Any = "ito",
     dps: int = 30,
     verify: bool = False,
+    progress: bool | None = None,
     **symbol_names: Any,
 ) -> EscapeTime:
     r"""Escape time of a valley from its Hessians, at ``dps`` digits, whatever its size.
@@ -359,6 +357,9 @@ def escape_time(
         Evaluate again at 2·dps digits and require τ itself to agree to dps − 5 digits (else
         [`ConvergenceError`][flatminima.errors.ConvergenceError]); ``verified_digits`` and
         ``checks`` report it.
+    progress
+        Show the stage and an ETA on stderr: None (default) when stderr is a terminal and the
+        Hessians are large enough for more than 2 s of work (n ≳ 330), True always, False never.
     **symbol_names
         The formula's symbol names are accepted for the same values: ``eta`` (= ``lr``), ``B``
         (= ``batch_size``), ``Delta_L`` (= ``barrier``), ``D`` (= ``diffusion``), ``L_a``
@@ -419,6 +420,7 @@ def escape_time(
             "loss_saddle": loss_saddle,
             "h_star": h_star,
             "interpretation": interpretation,
+            "progress": progress,
         }
         return verified(
             lambda d: escape_time(noise, dps=d, **arguments),
@@ -440,7 +442,9 @@ def escape_time(
         },
     )
     with mpmath.workdps(dps + 10):
-        eig = _eigen(noise, hess_min, hess_saddle)
+        with show_progress("escape_time", estimated_escape_seconds(hess_min), progress) as line:
+            line.update("eigen-data of the Hessians (float64, refined at dps + 10 digits)", 0)
+            eig = _eigen(noise, hess_min, hess_saddle)
         values = _curvature_arguments(noise, eig)
         eta = positive("lr", lr) if lr is not None else None
         if noise == "white":
@@ -554,6 +558,13 @@ def escape_time_batch(
     >>> [mpmath.nstr(r.log_tau, 10) for r in rs]
     ['9.491303476', '9.288570922']
     """
+    for name, stack in (("hess_min", hess_min), ("hess_saddle", hess_saddle)):
+        if (
+            not hasattr(stack, "__len__")
+            or isinstance(stack, str | bytes)
+            or getattr(stack, "ndim", 1) == 0  # a 0-d array has __len__ but no length
+        ):
+            raise ShapeError(name, "a stack of Hessians (k, n, n) or a sequence of matrices", stack)
     if len(hess_min) != len(hess_saddle):
         raise ShapeError(
             "hess_saddle",

@@ -45,7 +45,7 @@ from flatminima.errors import ConvergenceError, ParameterError, ValidityWarning
 from flatminima.theory import interpretation_alpha
 from flatminima.theory._conventions import ALPHA, interpretation_name
 
-from ._action import MinimumActionPath, _prepare, action_path
+from ._action import MinimumActionPath, _prepare, action_path, path_options
 from ._checks import check_dps, positive
 from ._escape_time import VALIDITY_BARRIER, escape_time
 from ._loss_model import LossModel
@@ -402,7 +402,7 @@ def landscape_escape_time(
     if lr is not None:
         with mpmath.workdps(dps + 10):
             eta = positive("lr", lr)
-    init = None if initial is None else np.asarray(initial, dtype=float)
+    init = path_options(points, tol, initial, a.size)
     path = action_path(model, nm, a, b, points, float(tol), init)
     if not path.converged:
         raise ConvergenceError(

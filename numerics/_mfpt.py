@@ -24,25 +24,30 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+import numbers
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import mpmath
 
 from flatminima.errors import ConvergenceError, ParameterError
-from flatminima.theory import interpretation_alpha
-from flatminima.theory._conventions import ALPHA, interpretation_name
+from flatminima.theory._conventions import interpretation_name
+from flatminima.theory._progress import current
+from flatminima.theory._progress import progress as show_progress
 
-from ._budget import check_mfpt_request
+from ._budget import check_mfpt_request, estimated_mfpt_seconds
 from ._chebyshev import ChebRule, cheb_rule
-from ._checks import check_dps, real
+from ._checks import check_dps, numeric_interpretation, real
 from ._landscape1d import Landscape1D, landscape_1d
 from ._verify import Discretisation, VerificationCheck, verify_1d
 
 __all__ = ["MFPTResult", "SplittingResult", "mfpt_1d", "splitting_probability"]
 
 GUARD_DIGITS = 10
+#: Work of ``verify=True`` in units of one computation: the first, the shifted panels
+#: (degree + 6), 2·dps digits (≈ 2^2.3 with the degree growing with dps), two float64 scans.
+VERIFY_COST = 8.0
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,7 @@ class _Panels:
         key = (a, b)
         if key not in self._cache:
             self._cache[key] = self._build(a, b)
+            current().detail(f"{len(self._cache)} panels built")
         return self._cache[key]
 
     def _build(self, a: mpmath.mpf, b: mpmath.mpf) -> _Panel:
@@ -389,15 +395,12 @@ def _resolve(
         bounds = _split(bounds, flags)
 
 
-def _interpretation(interpretation: Any) -> tuple[mpmath.mpf, str]:
-    alpha = interpretation_alpha(interpretation)
-    if alpha == ALPHA:
-        raise ParameterError(
-            "interpretation",
-            "a named interpretation or a number α in [0, 1] (not symbolic)",
-            interpretation,
-        )
-    return mpmath.mpf(int(alpha.p)) / int(alpha.q), interpretation_name(alpha)
+def _interpretation(interpretation: Any, dps: int) -> tuple[mpmath.mpf, str]:
+    """α at the working precision (dps + guard digits: α = 1/3 or π/4 exactly enough), and its
+    name."""
+    alpha = numeric_interpretation(interpretation)
+    with mpmath.workdps(dps + GUARD_DIGITS):
+        return real("interpretation", alpha), interpretation_name(alpha)
 
 
 def _default_degree(dps: int) -> int:
@@ -410,13 +413,33 @@ def _bounds(points: list[mpmath.mpf]) -> list[tuple[mpmath.mpf, mpmath.mpf]]:
 
 
 def _check_method_options(degree: Any, max_panels: Any, dps: int) -> int:
+    """The Chebyshev degree (default: from dps) and the panel budget, checked."""
+    if isinstance(max_panels, bool) or not isinstance(max_panels, numbers.Integral):
+        raise ParameterError("max_panels", "an integer ≥ 4", max_panels)
+    if max_panels < 4:
+        raise ParameterError("max_panels", "an integer ≥ 4", max_panels)
     if degree is None:
         return _default_degree(dps)
-    if isinstance(degree, bool) or not isinstance(degree, int) or degree < 8 or degree % 2:
+    if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree % 2:
         raise ParameterError("degree", "an even integer ≥ 8", degree)
-    if isinstance(max_panels, bool) or not isinstance(max_panels, int) or max_panels < 4:
-        raise ParameterError("max_panels", "an integer ≥ 4", max_panels)
-    return degree
+    if degree < 8:
+        raise ParameterError("degree", "an even integer ≥ 8", degree)
+    return int(degree)
+
+
+@dataclass(frozen=True)
+class _Method:
+    """What one computation needs besides its points: the landscape's inputs, α (and its name),
+    the digits, the breakpoints and the panels' degree and budget (all checked)."""
+
+    loss: Any
+    diffusion: Any
+    alpha: mpmath.mpf
+    name: str
+    dps: int
+    breakpoints: list[Any]
+    degree: int
+    max_panels: int
 
 
 def mfpt_1d(
@@ -433,6 +456,7 @@ def mfpt_1d(
     degree: int | None = None,
     max_panels: int = 4000,
     verify: bool = False,
+    progress: bool | None = None,
 ) -> MFPTResult:
     r"""Exact mean first-passage time of the 1-D SDE from ``start`` to ``end``, at ``dps`` digits.
 
@@ -464,6 +488,10 @@ def mfpt_1d(
         float64 quadrature; other panels with another degree; 2·dps digits. Raises
         [`ConvergenceError`][flatminima.errors.ConvergenceError] when a check fails and cannot
         be repaired; ``verified_digits`` and ``checks`` report what was found.
+    progress
+        Show the stage, the panels built and an ETA on stderr: None (default) when stderr is a
+        terminal and the work is estimated at more than 2 s (from about 70 digits;
+        with ``verify=True`` from 25, so at the default 30), True always, False never.
 
     Returns
     -------
@@ -489,116 +517,148 @@ def mfpt_1d(
     double nearest to it. Bad: ``diffusion=lambda x: 0.05`` returns a double, so the result is
     good to 16 digits whatever ``dps`` is. Good: ``diffusion="0.05"`` or ``sp.Rational(1, 20)``.
     """
+    points = {"start": start, "end": end, "left": left, "right": right}
+    options = (interpretation, dps, breakpoints, degree, max_panels, verify, progress)
+    return _run(_mfpt_1d, "mfpt_1d", loss, diffusion, points, *options)
+
+
+def _run(
+    inner: Callable[..., tuple[Any, Discretisation]],
+    what: str,
+    loss: Any,
+    diffusion: Any,
+    fixed: dict[str, Any],
+    interpretation: Any,
+    dps: Any,
+    breakpoints: Iterable[Any],
+    degree: int | None,
+    max_panels: int,
+    verify: bool,
+    progress: Any,
+) -> Any:
+    """``inner`` (``_mfpt_1d`` or ``_splitting_probability``) on the points ``fixed``, once or
+    under ``verify_1d``'s checks, inside the call's progress line; the budgets and argument
+    checks first (numerics/_budget.py)."""
     dps = check_dps(dps)
-    check_mfpt_request(
-        loss,
-        diffusion,
-        {"start": start, "end": end, "left": left, "right": right},
-        dps,
-        degree,
-        breakpoints,
-    )  # budgets and argument checks first (numerics/_budget.py)
+    check_mfpt_request(loss, diffusion, fixed, dps, degree, breakpoints)
     points = list(breakpoints)
 
     def compute(
         digits: int, extra: list[mpmath.mpf], rule_degree: int | None
-    ) -> tuple[MFPTResult, Discretisation]:
-        return _mfpt_1d(
-            loss,
-            diffusion,
-            start,
-            end,
-            left,
-            interpretation,
-            digits,
-            right,
-            [*points, *extra],
-            rule_degree,
-            max_panels,
+    ) -> tuple[Any, Discretisation]:
+        alpha, name = _interpretation(interpretation, digits)
+        chosen = _check_method_options(rule_degree, max_panels, digits)
+        method = _Method(
+            loss, diffusion, alpha, name, digits, [*points, *extra], chosen, max_panels
         )
+        return inner(method, **fixed)
 
-    if verify:
-        return verify_1d(compute, loss, diffusion, dps, degree, "mfpt_1d")
-    return compute(dps, [], degree)[0]
+    effective = degree if isinstance(degree, int) else _default_degree(dps)
+    estimate = estimated_mfpt_seconds(dps, effective) * (VERIFY_COST if verify else 1)
+    with show_progress(what, estimate, progress) as line:
+        if verify:
+            return verify_1d(compute, loss, diffusion, dps, degree, what)
+        line.update("computing", 0)
+        return compute(dps, [], degree)[0]
+
+
+def _orientation(
+    start_v: mpmath.mpf, end_v: mpmath.mpf, left: Any, right: Any, end: Any
+) -> tuple[int, Any, str]:
+    """(sign of the escape direction, the reflecting boundary, its parameter name)."""
+    if start_v == end_v:
+        raise ParameterError("end", "a point different from start", end)
+    if end_v > start_v:
+        if right != mpmath.inf:
+            raise ParameterError(
+                "right", "+inf when end > start (left is the reflecting boundary)", right
+            )
+        return 1, left, "left"
+    if left != -mpmath.inf:
+        raise ParameterError(
+            "left", "-inf when end < start (right is the reflecting boundary)", left
+        )
+    return -1, right, "right"
+
+
+def _fixed_boundary(
+    reflecting: Any, name: str, sign: int, u_start: mpmath.mpf
+) -> mpmath.mpf | None:
+    """A finite reflecting boundary in the coordinate u (None for ±inf), checked."""
+    if reflecting in (mpmath.inf, -mpmath.inf):
+        return None
+    fixed_lo = sign * real(name, reflecting)
+    if not fixed_lo <= u_start:
+        raise ParameterError(
+            name, "a reflecting boundary on the other side of start from end", reflecting
+        )
+    return fixed_lo
+
+
+def _confined_panels(
+    solver: _Panels,
+    u_start: mpmath.mpf,
+    u_end: mpmath.mpf,
+    fixed_lo: mpmath.mpf | None,
+    candidates: list[mpmath.mpf],
+    reflecting_name: str,
+    tolerance: mpmath.mpf,
+    max_panels: int,
+    dps: int,
+) -> tuple[list[_Panel], dict[str, Any]]:
+    """Resolved panels from the reflecting boundary to ``end`` (split at ``candidates``, θ
+    coordinates); an infinite boundary is moved
+    out until Φ there is (dps + 10)·ln 10 + 5 above its minimum (or the loss is not
+    confining)."""
+    lo = fixed_lo if fixed_lo is not None else u_start - max(u_end - u_start, mpmath.mpf(1))
+    threshold = (dps + GUARD_DIGITS) * math.log(10) + 5
+    falling = 0  # consecutive extensions with Φ lowest at the far end: not confining
+    while True:
+        points = _breakpoints(solver, lo, u_end, candidates)
+        panels, result = _resolve(solver, _bounds(points), u_start, tolerance, max_panels)
+        if fixed_lo is not None or result["left_gap"] > threshold:
+            return panels, result
+        falling = falling + 1 if result["left_gap"] <= 0 else 0
+        if falling >= 2 or u_start - lo > mpmath.mpf(10) ** 9:
+            raise ParameterError(
+                "loss",
+                "a loss that grows towards the reflecting boundary at infinity (a confining loss)",
+                solver.land.description,
+                f"give a finite {reflecting_name} boundary",
+            )
+        lo = u_start - 4 * (u_start - lo)
 
 
 def _mfpt_1d(
-    loss: Any,
-    diffusion: Any,
-    start: Any,
-    end: Any,
-    left: Any,
-    interpretation: Any,
-    dps: int,
-    right: Any,
-    breakpoints: list[Any],
-    degree: int | None,
-    max_panels: int,
+    method: _Method, start: Any, end: Any, left: Any, right: Any
 ) -> tuple[MFPTResult, Discretisation]:
     """mfpt_1d without verification; also returns the panels it used (for the checks)."""
-    alpha, name = _interpretation(interpretation)
-    degree = _check_method_options(degree, max_panels, dps)
+    alpha, dps, degree, max_panels = method.alpha, method.dps, method.degree, method.max_panels
     with mpmath.workdps(dps + GUARD_DIGITS):
-        land = landscape_1d(loss, diffusion)
+        land = landscape_1d(method.loss, method.diffusion)
         start_v, end_v = real("start", start), real("end", end)
-        if start_v == end_v:
-            raise ParameterError("end", "a point different from start", end)
-        sign = 1 if end_v > start_v else -1
-        if sign == 1:
-            if right != mpmath.inf:
-                raise ParameterError(
-                    "right", "+inf when end > start (left is the reflecting boundary)", right
-                )
-            reflecting, reflecting_name = left, "left"
-        else:
-            if left != -mpmath.inf:
-                raise ParameterError(
-                    "left", "-inf when end < start (right is the reflecting boundary)", left
-                )
-            reflecting, reflecting_name = right, "right"
-        extra = [real("breakpoints", b) for b in breakpoints]
+        sign, reflecting, reflecting_name = _orientation(start_v, end_v, left, right, end)
+        extra = [real("breakpoints", b) for b in method.breakpoints]
         solver = _Panels(land, sign, alpha, cheb_rule(degree))
         u_start, u_end = sign * start_v, sign * end_v
-        fixed_lo: mpmath.mpf | None = None
-        if reflecting not in (mpmath.inf, -mpmath.inf):
-            fixed_lo = sign * real(reflecting_name, reflecting)
-            if not fixed_lo <= u_start:
-                raise ParameterError(
-                    reflecting_name,
-                    "a reflecting boundary on the other side of start from end",
-                    reflecting,
-                )
+        fixed_lo = _fixed_boundary(reflecting, reflecting_name, sign, u_start)
         tolerance = mpmath.mpf(10) ** (-(dps + 2))
-        lo = fixed_lo if fixed_lo is not None else u_start - max(u_end - u_start, mpmath.mpf(1))
-        threshold = (dps + GUARD_DIGITS) * math.log(10) + 5
-        falling = 0  # consecutive extensions with Φ lowest at the far end: not confining
-        while True:
-            points = _breakpoints(solver, lo, u_end, [sign * u_start, *extra])
-            panels, result = _resolve(solver, _bounds(points), u_start, tolerance, max_panels)
-            if fixed_lo is not None or result["left_gap"] > threshold:
-                break
-            falling = falling + 1 if result["left_gap"] <= 0 else 0
-            if falling >= 2 or u_start - lo > mpmath.mpf(10) ** 9:
-                raise ParameterError(
-                    "loss",
-                    "a loss that grows towards the reflecting boundary at infinity "
-                    "(a confining loss)",
-                    land.description,
-                    f"give a finite {reflecting_name} boundary",
-                )
-            lo = u_start - 4 * (u_start - lo)
-        # two rules: the same integrals on every panel halved once
-        halved = _split([(p.a, p.b) for p in panels], [True] * len(panels))
-        fine_panels, fine = _resolve(
-            solver, halved, u_start, tolerance, 2 * max_panels + len(halved)
+        panels, result = _confined_panels(
+            solver,
+            u_start,
+            u_end,
+            fixed_lo,
+            [start_v, *extra],
+            reflecting_name,
+            tolerance,
+            max_panels,
+            dps,
         )
-        scale = fine["phi_max"] - fine["phi_min"]
-        coarse_scale = result["phi_max"] - result["phi_min"]
-        value = fine["integral"] * mpmath.exp(scale)
-        error = abs(value - result["integral"] * mpmath.exp(coarse_scale))
-        log_value = mpmath.log(fine["integral"]) + scale
-        barrier = fine["climb"]
-        method = (
+        current().detail(f"{len(panels)} panels; every panel halved")
+        fine_panels, value, error, log_value, barrier = _two_rules(
+            solver, panels, result, u_start, tolerance, max_panels
+        )
+        described = (
             "exact 1-D MFPT T = ∫dy e^Φ(y) D(y)^(−α) ∫dz e^(−Φ(z)) D(z)^(α−1), "
             f"α = {mpmath.nstr(alpha, 5)}; adaptive Chebyshev panels (degree {degree}, "
             f"{len(fine_panels)} panels) at {dps + GUARD_DIGITS} digits; error = difference with "
@@ -623,11 +683,30 @@ def _mfpt_1d(
             start=+start_v,
             end=+end_v,
             reflecting=+reflecting_at if fixed_lo is not None else +reflecting,
-            interpretation=name,
+            interpretation=method.name,
             dps=dps,
             panels=len(fine_panels),
-            method=method,
+            method=described,
         ), grid
+
+
+def _two_rules(
+    solver: _Panels,
+    panels: list[_Panel],
+    result: dict[str, Any],
+    u_start: mpmath.mpf,
+    tolerance: mpmath.mpf,
+    max_panels: int,
+) -> tuple[list[_Panel], mpmath.mpf, mpmath.mpf, mpmath.mpf, mpmath.mpf]:
+    """The same integrals on every panel halved once: (panels, T, |T − T_coarse|, log T, ΔΦ)."""
+    halved = _split([(p.a, p.b) for p in panels], [True] * len(panels))
+    fine_panels, fine = _resolve(solver, halved, u_start, tolerance, 2 * max_panels + len(halved))
+    scale = fine["phi_max"] - fine["phi_min"]
+    coarse_scale = result["phi_max"] - result["phi_min"]
+    value = fine["integral"] * mpmath.exp(scale)
+    error = abs(value - result["integral"] * mpmath.exp(coarse_scale))
+    log_value = mpmath.log(fine["integral"]) + scale
+    return fine_panels, value, error, log_value, fine["climb"]
 
 
 def _splitting_integrals(
@@ -669,12 +748,14 @@ def splitting_probability(
     degree: int | None = None,
     max_panels: int = 4000,
     verify: bool = False,
+    progress: bool | None = None,
 ) -> SplittingResult:
     """Probability that the 1-D SDE started at ``start`` reaches ``upper`` before ``lower``.
 
     ``P = ∫_lower^start ψ / ∫_lower^upper ψ`` with the scale density ψ = e^{Φ} D^{−α} (both
     boundaries absorbing; Gardiner §5.5.3). Parameters as for
-    [`mfpt_1d`][flatminima.numerics.mfpt_1d]; ``verify=True`` runs the same four checks.
+    [`mfpt_1d`][flatminima.numerics.mfpt_1d]; ``verify=True`` runs the same four checks,
+    ``progress`` shows the same progress line.
 
     Parameters
     ----------
@@ -689,55 +770,25 @@ def splitting_probability(
     breakpoints, degree, max_panels, verify
         As for ``mfpt_1d`` (defaults: no breakpoints, degree from dps, 4000 panels, no
         verification).
+    progress
+        As for ``mfpt_1d`` (default ``None``: automatic).
     """
-    dps = check_dps(dps)
-    check_mfpt_request(
-        loss, diffusion, {"start": start, "lower": lower, "upper": upper}, dps, degree, breakpoints
-    )  # budgets and argument checks first (numerics/_budget.py)
-    points = list(breakpoints)
-
-    def compute(
-        digits: int, extra: list[mpmath.mpf], rule_degree: int | None
-    ) -> tuple[SplittingResult, Discretisation]:
-        return _splitting_probability(
-            loss,
-            diffusion,
-            start,
-            lower,
-            upper,
-            interpretation,
-            digits,
-            [*points, *extra],
-            rule_degree,
-            max_panels,
-        )
-
-    if verify:
-        return verify_1d(compute, loss, diffusion, dps, degree, "splitting_probability")
-    return compute(dps, [], degree)[0]
+    points = {"start": start, "lower": lower, "upper": upper}
+    options = (interpretation, dps, breakpoints, degree, max_panels, verify, progress)
+    return _run(_splitting_probability, "splitting_probability", loss, diffusion, points, *options)
 
 
 def _splitting_probability(
-    loss: Any,
-    diffusion: Any,
-    start: Any,
-    lower: Any,
-    upper: Any,
-    interpretation: Any,
-    dps: int,
-    breakpoints: list[Any],
-    degree: int | None,
-    max_panels: int,
+    method: _Method, start: Any, lower: Any, upper: Any
 ) -> tuple[SplittingResult, Discretisation]:
     """splitting_probability without verification; also returns the panels it used."""
-    alpha, _ = _interpretation(interpretation)
-    degree = _check_method_options(degree, max_panels, dps)
+    alpha, dps, degree, max_panels = method.alpha, method.dps, method.degree, method.max_panels
     with mpmath.workdps(dps + GUARD_DIGITS):
-        land = landscape_1d(loss, diffusion)
+        land = landscape_1d(method.loss, method.diffusion)
         start_v, lower_v, upper_v = real("start", start), real("lower", lower), real("upper", upper)
         if not lower_v < start_v < upper_v:
             raise ParameterError("start", "a point strictly between lower and upper", start)
-        extra = [real("breakpoints", b) for b in breakpoints]
+        extra = [real("breakpoints", b) for b in method.breakpoints]
         solver = _Panels(land, 1, alpha, cheb_rule(degree))
         tolerance = mpmath.mpf(10) ** (-(dps + 2))
         bounds = _bounds(_breakpoints(solver, lower_v, upper_v, [start_v, *extra]))

@@ -170,7 +170,7 @@ def noise_model(
     if key == "white":
         try:
             d = float(diffusion)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ParameterError(
                 "diffusion", "a positive number D for white noise", diffusion
             ) from None

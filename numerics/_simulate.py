@@ -372,7 +372,7 @@ def _memory_budget(n_paths: int, start: Any) -> None:
         dim = max(1, int(np.size(start)))
     except (TypeError, ValueError):
         dim = 1
-    estimate = 4 * 8 * n_paths * dim
+    estimate = 4.0 * 8 * min(n_paths, 10**18) * dim  # a float: 10**400 paths must not overflow
     budget = _available_memory() / 2
     if estimate > budget:
         raise BudgetError(

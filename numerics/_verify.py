@@ -44,6 +44,7 @@ import numpy as np
 import sympy as sp
 
 from flatminima.errors import ConvergenceError
+from flatminima.theory._progress import current
 
 from ._checks import MAX_DPS, positive
 
@@ -318,18 +319,12 @@ def _dense_value(
     return below / whole, sensitivity
 
 
-def _scan(
-    loss_fn: FloatFn | float,
-    diffusion_fn: FloatFn | float,
-    vectorised: bool,
-    grid: Discretisation,
-    dps: int,
-    hints: Sequence[tuple[float, float]] = (),
-) -> _Scan:
-    assert callable(loss_fn)
+def _sample_points(
+    grid: Discretisation, total: int, hints: Sequence[tuple[float, float]]
+) -> tuple[np.ndarray, np.ndarray, list[int], float]:
+    """(samples u, Chebyshev nodes of every panel, samples per panel, uniform spacing)."""
     bounds = [(float(a), float(b)) for a, b in grid.bounds]
     lo, hi = bounds[0][0], bounds[-1][1]
-    total = SCAN_SAMPLES if vectorised else SCAN_SAMPLES_POINTWISE
     spacing = (hi - lo) / total
     sample_sets, node_sets = [], []
     near = (
@@ -349,26 +344,26 @@ def _scan(
             sample_sets.append(samples)
             node_sets.append(nodes_ab)
     sizes = [len(s) for s in sample_sets]
-    u = np.concatenate(sample_sets)
-    nodes = np.concatenate(node_sets)
-    sign = grid.sign
+    return np.concatenate(sample_sets), np.concatenate(node_sets), sizes, spacing
 
-    def evaluate(fn: FloatFn | float, where: np.ndarray) -> np.ndarray:
-        if callable(fn):
-            return fn(sign * where)
-        return np.full(where.shape, fn)
 
-    loss = evaluate(loss_fn, u)
-    loss_nodes = evaluate(loss_fn, nodes)
-    constant = not callable(diffusion_fn)
-    diffusion = evaluate(diffusion_fn, u)
-    diffusion_nodes = evaluate(diffusion_fn, nodes)
+def _deviations(
+    u: np.ndarray,
+    nodes: np.ndarray,
+    sizes: list[int],
+    values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    constant: bool,
+    degree: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample: the departure from the panel's interpolant (units of Φ, zero below float64
+    noise) and whether the sample is usable (finite, D > 0)."""
+    loss, loss_nodes, diffusion, diffusion_nodes = values
     deviation = np.zeros(u.shape)
     usable = np.isfinite(loss) & np.isfinite(diffusion) & (diffusion > 0)
     offset = node_offset = 0
     for size in sizes:
         part = slice(offset, offset + size)
-        node_part = slice(node_offset, node_offset + grid.degree + 1)
+        node_part = slice(node_offset, node_offset + degree + 1)
         l_nodes, d_nodes = loss_nodes[node_part], diffusion_nodes[node_part]
         if np.all(np.isfinite(l_nodes)) and np.all(np.isfinite(d_nodes)) and np.all(d_nodes > 0):
             d_min = float(np.min(d_nodes))
@@ -385,40 +380,53 @@ def _scan(
         else:
             usable[part] = False
         offset += size
-        node_offset += grid.degree + 1
-    unchecked = int(np.count_nonzero(~usable))
+        node_offset += degree + 1
     deviation[~usable] = 0.0
-    # Φ on the samples (Stieltjes sum of dL/D; exact for a constant diffusion), then the
-    # dense value and the sensitivity of the result to Φ
-    u_ok, loss_ok, diffusion_ok = u[usable], loss[usable], diffusion[usable]
+    return deviation, usable
+
+
+def _dense_estimate(
+    u: np.ndarray,
+    loss: np.ndarray,
+    diffusion: np.ndarray,
+    constant: bool,
+    grid: Discretisation,
+) -> tuple[float | None, float, np.ndarray]:
+    """(dense value or None, its tolerance, sensitivity of the result to Φ) on usable samples.
+
+    Φ on the samples is a Stieltjes sum of dL/D (exact for a constant diffusion); the value's
+    own error is estimated by dropping every other sample."""
     if constant:
-        phi = (loss_ok - loss_ok[0]) / diffusion_ok
+        phi = (loss - loss[0]) / diffusion
         rounding = 1e-15
     else:
-        steps = np.diff(loss_ok) * 2 / (diffusion_ok[1:] + diffusion_ok[:-1])
+        steps = np.diff(loss) * 2 / (diffusion[1:] + diffusion[:-1])
         phi = np.concatenate([[0.0], np.cumsum(steps)])
         rounding = 1e-16 * len(phi)
-    dense_log: float | None = None
-    tolerance = math.inf
-    sensitivity = np.zeros(u.shape)
     with np.errstate(all="ignore"):
         try:
-            value, sens = _dense_value(u_ok, phi, diffusion_ok, grid)
+            value, sens = _dense_value(u, phi, diffusion, grid)
             half = slice(None, None, 2)
-            value_half, _ = _dense_value(u_ok[half], phi[half], diffusion_ok[half], grid)
+            value_half, _ = _dense_value(u[half], phi[half], diffusion[half], grid)
         except (ValueError, ZeroDivisionError, FloatingPointError):
             value = value_half = math.nan
-            sens = np.zeros(u_ok.shape)
-    if math.isfinite(value) and math.isfinite(value_half):
-        sensitivity[usable] = np.nan_to_num(sens, nan=0.0, posinf=0.0)
-        span_phi = float(np.ptp(phi))
-        if grid.kind == "mfpt":
-            estimate = abs(math.expm1(value - value_half))
-        else:
-            estimate = abs(value - value_half) / abs(value) if value else abs(value_half)
-        tolerance = max(1e-6, 10 * estimate) + 10 * rounding * span_phi
-        dense_log = value
-    # clusters of significant deviation
+    if not (math.isfinite(value) and math.isfinite(value_half)):
+        return None, math.inf, np.zeros(u.shape)
+    sensitivity = np.nan_to_num(sens, nan=0.0, posinf=0.0)
+    span_phi = float(np.ptp(phi))
+    if grid.kind == "mfpt":
+        estimate = abs(math.expm1(value - value_half))
+    else:
+        estimate = abs(value - value_half) / abs(value) if value else abs(value_half)
+    tolerance = max(1e-6, 10 * estimate) + 10 * rounding * span_phi
+    return value, tolerance, sensitivity
+
+
+def _clusters(
+    u: np.ndarray, deviation: np.ndarray, sensitivity: np.ndarray, spacing: float, dps: int
+) -> list[tuple[float, float, float]]:
+    """Runs of flagged samples whose first-order effect on the result exceeds 10^−dps, as
+    (u_lo, u_hi, effect), largest effect first (at most 100)."""
     weights = np.zeros(u.shape)
     weights[1:-1] = (u[2:] - u[:-2]) / 2
     effect = deviation * sensitivity * weights
@@ -436,7 +444,43 @@ def _scan(
                 right = u[min(last + 2, len(u) - 1)]
                 clusters.append((float(left), float(right), total_effect))
     clusters.sort(key=lambda c: -c[2])
-    return _Scan(clusters[:100], dense_log, tolerance, len(u), spacing, unchecked)
+    return clusters[:100]
+
+
+def _scan(
+    loss_fn: FloatFn | float,
+    diffusion_fn: FloatFn | float,
+    vectorised: bool,
+    grid: Discretisation,
+    dps: int,
+    hints: Sequence[tuple[float, float]] = (),
+) -> _Scan:
+    assert callable(loss_fn)
+    total = SCAN_SAMPLES if vectorised else SCAN_SAMPLES_POINTWISE
+    u, nodes, sizes, spacing = _sample_points(grid, total, hints)
+    sign = grid.sign
+
+    def evaluate(fn: FloatFn | float, where: np.ndarray) -> np.ndarray:
+        if callable(fn):
+            return fn(sign * where)
+        return np.full(where.shape, fn)
+
+    constant = not callable(diffusion_fn)
+    values = (
+        evaluate(loss_fn, u),
+        evaluate(loss_fn, nodes),
+        evaluate(diffusion_fn, u),
+        evaluate(diffusion_fn, nodes),
+    )
+    deviation, usable = _deviations(u, nodes, sizes, values, constant, grid.degree)
+    dense_log, tolerance, sens = _dense_estimate(
+        u[usable], values[0][usable], values[2][usable], constant, grid
+    )
+    sensitivity = np.zeros(u.shape)
+    sensitivity[usable] = sens
+    clusters = _clusters(u, deviation, sensitivity, spacing, dps)
+    unchecked = int(np.count_nonzero(~usable))
+    return _Scan(clusters, dense_log, tolerance, len(u), spacing, unchecked)
 
 
 def _golden_points(grid: Discretisation, count: int = 9) -> list[mpmath.mpf]:
@@ -454,24 +498,31 @@ def _where(grid: Discretisation, clusters: list[tuple[float, float, float]]) -> 
     return ", ".join(spots)
 
 
-def verify_1d(
-    compute: Callable[[int, list[mpmath.mpf], int | None], tuple[Any, Discretisation]],
-    loss: Any,
-    diffusion: Any,
-    dps: int,
-    degree: int | None,
-    what: str,
-) -> Any:
-    """Run the four checks of the module docstring on ``compute(dps, extra_breakpoints,
-    degree)``; return its result (refined if a feature was found) with ``verified_digits``
-    (the smaller of the two mpmath agreements) and ``checks`` set."""
-    first = compute(dps, [], degree)  # checks every input before anything else
-    loss_fn, loss_vectorised = _float_function(loss, "loss")
-    diffusion_fn, diffusion_vectorised = _float_function(diffusion, "diffusion")
-    vectorised = loss_vectorised and diffusion_vectorised
-    hints = (_symbolic_hints(loss) + _symbolic_hints(diffusion))[:MAX_HINTS]
+Compute = Callable[[int, list[mpmath.mpf], int | None], tuple[Any, Discretisation]]
+
+
+class _Checker:
+    """The float64 view of the loss and the diffusion, and the scan-and-split loop."""
+
+    def __init__(self, compute: Compute, loss: Any, diffusion: Any, dps: int, what: str) -> None:
+        self.compute, self.dps, self.what = compute, dps, what
+        self.loss_fn, loss_vectorised = _float_function(loss, "loss")
+        self.diffusion_fn, diffusion_vectorised = _float_function(diffusion, "diffusion")
+        self.vectorised = loss_vectorised and diffusion_vectorised
+        self.hints = (_symbolic_hints(loss) + _symbolic_hints(diffusion))[:MAX_HINTS]
+        self.line = current()
+        self.done, self.total = 0.0, _VERIFY_WORK
+
+    def step(self, what: str, work: float = 0.0) -> None:
+        """Progress: ``work`` more units done (one unit: one computation at dps digits)."""
+        self.done += work
+        self.line.update(what, self.done, self.total)
+
+    def scan(self, grid: Discretisation) -> _Scan:
+        return _scan(self.loss_fn, self.diffusion_fn, self.vectorised, grid, self.dps, self.hints)
 
     def scanned(
+        self,
         base: list[mpmath.mpf],
         rule_degree: int | None,
         label: str,
@@ -480,9 +531,13 @@ def verify_1d(
         """compute on ``base`` breakpoints, scan, split at what the scan finds, repeat."""
         found: list[VerificationCheck] = []
         extra: list[mpmath.mpf] = []
-        result, grid = initial if initial is not None else compute(dps, base, rule_degree)
+        if initial is None:
+            initial = self.compute(self.dps, base, rule_degree)
+            self.step(f"feature scan of the {label}", 1.0)
+        result, grid = initial
         for round_ in range(1, MAX_ROUNDS + 1):
-            scan = _scan(loss_fn, diffusion_fn, vectorised, grid, dps, hints)
+            scan = self.scan(grid)
+            self.step(f"feature scan of the {label}", 0.5)
             if not scan.clusters:
                 return result, grid, scan, extra, found
             new = []
@@ -493,7 +548,7 @@ def verify_1d(
                         new.append(point)
             if round_ == MAX_ROUNDS or not new:
                 raise ConvergenceError(
-                    f"{what}: the {label} miss a feature of the loss or the diffusion near "
+                    f"{self.what}: the {label} miss a feature of the loss or the diffusion near "
                     f"{_where(grid, scan.clusters)} that {round_ - 1} rounds of splitting there "
                     "did not resolve; give breakpoints=[...] around it, or raise max_panels"
                 )
@@ -507,27 +562,34 @@ def verify_1d(
                 )
             )
             extra += new
-            result, grid = compute(dps, [*base, *extra], rule_degree)
+            self.total += 1.5  # one more computation and scan
+            self.step(f"refinement round {round_} on the {label}")
+            result, grid = self.compute(self.dps, [*base, *extra], rule_degree)
+            self.step(f"feature scan of the {label}", 1.0)
         raise AssertionError("unreachable")
 
-    result, grid, scan, extra, checks = scanned([], degree, "panels", first)
-    checks.append(
-        VerificationCheck(
-            "feature scan",
-            "passed",
-            f"{scan.samples} float64 samples of the loss and the diffusion (spacing "
-            f"{scan.spacing:.2g}, and between every two nodes of the {len(grid.bounds)} "
-            f"panels"
-            + (f", and around {len(hints)} symbolic hints at their own scale" if hints else "")
-            + ") agree with the panels' interpolants"
-            + (
-                f"; {scan.unchecked} samples not finite in float64, unchecked"
-                if scan.unchecked
-                else ""
-            ),
-        )
+
+#: Work units of the checks: first computation, scan, shifted panels, their scan, 2·dps digits.
+_VERIFY_WORK = 1.0 + 0.5 + 1.0 + 0.5 + 5.0
+
+
+def _scan_check(scan: _Scan, grid: Discretisation, hints: int) -> VerificationCheck:
+    return VerificationCheck(
+        "feature scan",
+        "passed",
+        f"{scan.samples} float64 samples of the loss and the diffusion (spacing "
+        f"{scan.spacing:.2g}, and between every two nodes of the {len(grid.bounds)} "
+        f"panels"
+        + (f", and around {hints} symbolic hints at their own scale" if hints else "")
+        + ") agree with the panels' interpolants"
+        + (
+            f"; {scan.unchecked} samples not finite in float64, unchecked" if scan.unchecked else ""
+        ),
     )
-    # dense float64 quadrature
+
+
+def _dense_check(scan: _Scan, result: Any, grid: Discretisation, what: str) -> VerificationCheck:
+    """The dense float64 trapezoid value against the result (or why it is skipped)."""
     if scan.dense_log is None or scan.dense_tolerance > 1e-3:
         reason = (
             "float64 overflowed or gave no finite value on the samples"
@@ -535,36 +597,54 @@ def verify_1d(
             else f"the trapezoid rule's own error bound on the samples ({scan.dense_tolerance:.1e})"
             " is above 1e-3: too few samples (Python callables get 2¹⁴) for a quadrature"
         )
-        checks.append(VerificationCheck("dense float64 quadrature", "skipped", reason))
-    else:
-        with mpmath.workdps(20):
-            if grid.kind == "mfpt":
-                mine = float(result.log_value)
-                difference = abs(math.expm1(scan.dense_log - mine))
-                shown = f"T = {mpmath.nstr(mpmath.exp(scan.dense_log), 8)}"
-            else:
-                mine = float(result.value)
-                difference = abs(scan.dense_log - mine) / abs(mine) if mine else abs(scan.dense_log)
-                shown = f"P = {scan.dense_log:.8g}"
-        if not difference <= scan.dense_tolerance:
-            raise ConvergenceError(
-                f"{what}: a dense float64 trapezoid rule on {scan.samples} samples gives {shown}, "
-                f"relative difference {difference:.2e} from the panels' result (tolerance "
-                f"{scan.dense_tolerance:.1e}); a feature the scan cannot localise — give "
-                "breakpoints=[...] where the loss or the diffusion changes fast"
-            )
-        checks.append(
-            VerificationCheck(
-                "dense float64 quadrature",
-                "passed",
-                f"trapezoid rule on the scan's samples: {shown}, relative difference "
-                f"{difference:.1e} (tolerance {scan.dense_tolerance:.1e})",
-            )
+        return VerificationCheck("dense float64 quadrature", "skipped", reason)
+    with mpmath.workdps(20):
+        if grid.kind == "mfpt":
+            mine = float(result.log_value)
+            difference = abs(math.expm1(scan.dense_log - mine))
+            shown = f"T = {mpmath.nstr(mpmath.exp(scan.dense_log), 8)}"
+        else:
+            mine = float(result.value)
+            difference = abs(scan.dense_log - mine) / abs(mine) if mine else abs(scan.dense_log)
+            shown = f"P = {scan.dense_log:.8g}"
+    if not difference <= scan.dense_tolerance:
+        raise ConvergenceError(
+            f"{what}: a dense float64 trapezoid rule on {scan.samples} samples gives {shown}, "
+            f"relative difference {difference:.2e} from the panels' result (tolerance "
+            f"{scan.dense_tolerance:.1e}); a feature the scan cannot localise — give "
+            "breakpoints=[...] where the loss or the diffusion changes fast"
         )
+    return VerificationCheck(
+        "dense float64 quadrature",
+        "passed",
+        f"trapezoid rule on the scan's samples: {shown}, relative difference "
+        f"{difference:.1e} (tolerance {scan.dense_tolerance:.1e})",
+    )
+
+
+def verify_1d(
+    compute: Compute,
+    loss: Any,
+    diffusion: Any,
+    dps: int,
+    degree: int | None,
+    what: str,
+) -> Any:
+    """Run the four checks of the module docstring on ``compute(dps, extra_breakpoints,
+    degree)``; return its result (refined if a feature was found) with ``verified_digits``
+    (the smaller of the two mpmath agreements) and ``checks`` set."""
+    current().update("first computation", 0.0, _VERIFY_WORK)
+    first = compute(dps, [], degree)  # checks every input before anything else
+    checker = _Checker(compute, loss, diffusion, dps, what)
+    checker.step("feature scan of the panels", 1.0)
+    result, grid, scan, extra, checks = checker.scanned([], degree, "panels", first)
+    checks.append(_scan_check(scan, grid, len(checker.hints)))
+    checks.append(_dense_check(scan, result, grid, what))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         other_degree = grid.degree + 6
-        other, other_grid, _, _, found = scanned(
+        checker.step("independent discretisation")
+        other, other_grid, _, _, found = checker.scanned(
             _golden_points(grid), other_degree, "shifted panels"
         )
         checks += found
@@ -585,7 +665,9 @@ def verify_1d(
             )
         )
         high_dps = min(2 * dps, MAX_DPS)
+        checker.step(f"precision: again at {high_dps} digits")
         high, _ = compute(high_dps, extra, degree)
+        checker.step("done", 5.0)
     digits_high = _agreement(result.value, high.value, dps)
     if not digits_high >= dps - 5:
         raise ConvergenceError(

@@ -35,12 +35,16 @@ def _over(name: str, value: Any, estimate: float, how: str) -> None:
         )
 
 
-def check_derivation_budget(dim: Any, saddles: int) -> None:
-    """Refuse a derivation whose estimated time is beyond the budget."""
+def check_derivation_budget(dim: Any, saddles: int) -> float:
+    """Refuse a derivation whose estimated time is beyond the budget; return the estimate."""
     count = min(saddles, 10**12)  # the estimate only needs to be large, not exact
-    _over("saddles", saddles, 1.4 * (count / 40) ** 2, "≈ 1.4 s·(saddles/40)²")
+    estimate = 1.4 * (count / 40) ** 2
+    _over("saddles", saddles, estimate, "≈ 1.4 s·(saddles/40)²")
     if isinstance(dim, int):
-        _over("dim", dim, 0.035 * min(dim, 10**12) * count, "≈ 0.035 s·dim per saddle")
+        per_dim = 0.035 * min(dim, 10**12) * count
+        _over("dim", dim, per_dim, "≈ 0.035 s·dim per saddle")
+        estimate += per_dim
+    return estimate
 
 
 def check_dimension_budget(dim: int) -> None:

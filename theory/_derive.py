@@ -27,6 +27,7 @@ from ._derivation import Derivation
 from ._engine import flux_over_population
 from ._logsumexp import LogSumExp
 from ._noise import NOISE, Crossing, NoiseModel, Site
+from ._progress import progress as show_progress
 
 __all__ = ["derive_escape_time"]
 
@@ -55,6 +56,7 @@ def derive_escape_time(
     interpretation: str | float | sp.Expr = "ito",
     *,
     saddles: int = 1,
+    progress: bool | None = None,
 ) -> Derivation:
     r"""Derive the escape time τ of a valley by flux over population, step by step, with SymPy.
 
@@ -75,6 +77,10 @@ def derive_escape_time(
     saddles
         Number of escape saddles out of the valley; with more than one, the currents add
         (γ = Σ_p γ_p) and each saddle p has its own symbols (``H_b1``, ``Delta_L_b1``, …).
+    progress
+        Show the derivation's stage and an ETA on stderr: None (default) when stderr is a
+        terminal and the derivation is estimated at more than 2 s (about 50 saddles), True
+        always, False never (a derivation already in the cache shows nothing).
 
     Returns
     -------
@@ -112,10 +118,11 @@ def derive_escape_time(
     flatminima.errors.NoiseModelError: noise: expected one of 'white', 'sgd', ...
     """
     dim_value, saddle_count = parse_dim(dim), _parse_saddles(saddles)
-    check_derivation_budget(dim_value, saddle_count)
-    return _derive(
-        parse_noise(noise), dim_value, interpretation_alpha(interpretation), saddle_count
-    )
+    estimate = check_derivation_budget(dim_value, saddle_count)
+    with show_progress("derive_escape_time", estimate, progress):
+        return _derive(
+            parse_noise(noise), dim_value, interpretation_alpha(interpretation), saddle_count
+        )
 
 
 def saddle_labels(saddles: int) -> list[str]:

@@ -31,6 +31,7 @@ import sympy as sp
 
 from ._conventions import ALPHA, INDEX, N_DIM, Dim
 from ._noise import ELL, Crossing, NoiseModel, Site
+from ._progress import current as progress_line
 
 __all__ = ["EngineResult", "Step", "flux_over_population", "product_over_directions"]
 
@@ -246,8 +247,10 @@ def flux_over_population(
         steps.append(("Interpretation", _eq(ALPHA, alpha)))
 
     # 3. quasi-potential barrier along each path
-    barriers = []
+    barriers: list[sp.Expr] = []
+    line, work = progress_line(), 3 * len(crossings)  # progress: barriers, currents, rates
     for crossing in crossings:
+        line.update("quasi-potential barriers", len(barriers), work)
         integral = sp.Add(
             *(
                 sp.Integral(1 / segment.diffusion, (ELL, segment.lower, segment.upper))
@@ -281,8 +284,9 @@ def flux_over_population(
 
     # 5. current through each saddle
     (d_e, k_sym, c_sym), flux_solution = _saddle_flux_solution()
-    currents = []
+    currents: list[sp.Expr] = []
     for crossing in crossings:
+        line.update("currents through the saddles", len(crossings) + len(currents), work)
         saddle = crossing.saddle
         c_sad = _alpha_prefactor(noise, crossing, saddle).subs(ALPHA, alpha)
 
@@ -325,11 +329,13 @@ def flux_over_population(
     else:
         prefactor = sp.Integer(1)
         exponent = None
-        rates = [
-            _simplify_prefactor((current / population).subs(substitutions) * sp.exp(barrier))
-            * sp.exp(-barrier)
-            for current, barrier in zip(currents, barriers, strict=True)
-        ]
+        rates: list[sp.Expr] = []
+        for flux, barrier in zip(currents, barriers, strict=True):
+            line.update("rates over the saddles", 2 * len(crossings) + len(rates), work)
+            rates.append(
+                _simplify_prefactor((flux / population).subs(substitutions) * sp.exp(barrier))
+                * sp.exp(-barrier)
+            )
         tau = 1 / sp.Add(*rates)
     steps.append(("Escape time", _eq(sp.Symbol("tau"), tau)))
     return EngineResult(

@@ -39,7 +39,7 @@ __all__ = [
 def _square(matrix: object, name: str) -> sp.Matrix:
     try:
         m = sp.Matrix(matrix)
-    except (TypeError, ValueError, sp.SympifyError):
+    except (TypeError, ValueError, NotImplementedError, sp.SympifyError):
         raise ShapeError(name, "a square matrix (SymPy Matrix or nested lists)", matrix) from None
     if m.rows != m.cols or m.rows == 0:
         raise ShapeError(name, "a square matrix", f"shape {m.shape}")
@@ -94,6 +94,8 @@ def langer_unstable_eigenvalue(hessian_saddle: object, mobility: object = None) 
     """
     h = _square(hessian_saddle, "hessian_saddle")
     m = sp.eye(h.rows) if mobility is None else _square(mobility, "mobility")
+    if m.shape != h.shape:
+        raise ShapeError("mobility", f"a matrix of the Hessian's shape {h.shape}", m.shape)
     eigen = (-m * h).eigenvals()
     positive = [
         value for value, mult in eigen.items() for _ in range(mult) if sp.ask(sp.Q.positive(value))
@@ -119,9 +121,21 @@ def quadratic_prefactor(
     times e^ΔΦ (times e^I along the instanton where the dynamics is not reversible).
     Determinants by the Berkowitz method.
     """
-    q_a = quasi_potential_hessian(hessian_min, diffusion_min)
-    q_b = quasi_potential_hessian(hessian_saddle, diffusion_saddle)
-    rate = langer_unstable_eigenvalue(hessian_saddle)
+    h_a, h_b = _square(hessian_min, "hessian_min"), _square(hessian_saddle, "hessian_saddle")
+    d_a, d_b = (
+        _square(diffusion_min, "diffusion_min"),
+        _square(diffusion_saddle, "diffusion_saddle"),
+    )
+    for name, matrix in (
+        ("hessian_saddle", h_b),
+        ("diffusion_min", d_a),
+        ("diffusion_saddle", d_b),
+    ):
+        if matrix.shape != h_a.shape:
+            raise ShapeError(name, f"a matrix of hessian_min's shape {h_a.shape}", matrix.shape)
+    q_a = quasi_potential_hessian(h_a, d_a)
+    q_b = quasi_potential_hessian(h_b, d_b)
+    rate = langer_unstable_eigenvalue(h_b)
     det_a = sp.simplify(q_a.det(method="berkowitz"))
     det_b = sp.simplify(q_b.det(method="berkowitz"))
     return 2 * sp.pi / rate * sp.sqrt(sp.simplify(-det_b) / det_a)

@@ -240,3 +240,34 @@ def test_piecewise_loss_gets_its_joins_as_breakpoints() -> None:
     reference = quad(lambda y: np.exp(phi(y)) * inner(y) / 0.5, 0, 1, epsabs=0, epsrel=1e-12)[0]
     assert float(m.value) == pytest.approx(reference, rel=1e-9)
     assert m.panels < 200  # the joins are breakpoints: no endless refinement at the kinks
+
+
+def test_a_fractional_interpretation_is_carried_at_the_working_precision() -> None:
+    """α = 1/3 was rounded to a double before the work at dps + 10 digits: T was wrong from the
+    17th digit (24.39275558744167143879… instead of …16187463…). Reference: the double integral
+    by nested mpmath.quad at 24 digits with the closed-form quasi-potential of D = (1 + x²)/8,
+    L' = x³ − x: Φ = 4x² − 8 log(1 + x²) (minima at ±1; the state-dependent D makes it
+    neither separable nor symmetric in the integrand)."""
+    x = sp.Symbol("x")
+    result = mfpt_1d(
+        x**4 / 4 - x**2 / 2, (1 + x**2) / 8, start=-1, end=1, dps=30,
+        interpretation=sp.Rational(1, 3),
+    )  # fmt: skip
+    with mpmath.workdps(24):
+        alpha = mpmath.mpf(1) / 3
+
+        def phi(v: mpmath.mpf) -> mpmath.mpf:
+            return 4 * v**2 - 8 * mpmath.log(1 + v**2)
+
+        def diffusion(v: mpmath.mpf) -> mpmath.mpf:
+            return (1 + v**2) / 8
+
+        def g(z: mpmath.mpf) -> mpmath.mpf:
+            return diffusion(z) ** (alpha - 1) * mpmath.exp(-phi(z))
+
+        base = mpmath.quad(g, [-mpmath.inf, -1])
+        reference = mpmath.quad(
+            lambda y: mpmath.exp(phi(y)) * diffusion(y) ** (-alpha) * (base + mpmath.quad(g, [-1, y])),
+            [-1, 0, 1],
+        )  # fmt: skip
+        assert abs(result.value / reference - 1) < mpmath.mpf(10) ** -20
