@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 from fractions import Fraction
 from functools import cache
 from typing import Any, TypeAlias
@@ -283,11 +284,21 @@ def parse_dim(dim: Any) -> Dim:
     return int(dim)
 
 
-def parse_noise(noise: Any) -> str:
-    """The canonical name of a noise model (``"white"``, ``"sgd"`` or ``"loss-dependent"``)."""
-    if isinstance(noise, str):
-        key = noise.strip().lower()
-        key = _NOISE_ALIASES.get(key, key)
-        if key in NOISE_MODELS:
+def canonical_name(value: Any, names: Iterable[str], aliases: dict[str, str]) -> str | None:
+    """``value`` as one of ``names`` (case and surrounding blanks ignored, ``aliases`` mapped),
+    or None: the one spelling rule of every name the theory layer reads."""
+    if isinstance(value, str):
+        key = value.strip().lower()
+        key = aliases.get(key, key)
+        if key in names:
             return key
-    raise NoiseModelError("noise", "one of 'white', 'sgd', 'loss-dependent'", noise)
+    return None
+
+
+def parse_noise(noise: Any) -> str:
+    """The canonical name of a noise model (one of [`NOISE_MODELS`][flatminima.theory.NOISE_MODELS])."""
+    key = canonical_name(noise, NOISE_MODELS, _NOISE_ALIASES)
+    if key is None:
+        expected = "one of " + ", ".join(repr(name) for name in NOISE_MODELS)
+        raise NoiseModelError("noise", expected, noise)
+    return key
