@@ -18,8 +18,13 @@ import numpy as np
 import sympy as sp
 
 from flatminima.errors import HessianError, ParameterError, ShapeError, ValidityWarning
-from flatminima.theory import derive_escape_time, interpretation_alpha
-from flatminima.theory._conventions import ALPHA, interpretation_name, parse_noise
+from flatminima.theory import derive_escape_time
+from flatminima.theory._conventions import (
+    NOISE,
+    interpretation_name,
+    numeric_alpha,
+)
+from flatminima.theory._noise import parse_built_in_noise
 
 from ._checks import (
     check_dps,
@@ -51,12 +56,6 @@ VALIDITY_BARRIER = 5
 #: (ΔΦ up to, smallest, largest) relative error of the formulas measured in that regime, over
 #: the 8 curves of docs/scripts/asymptotic_error.py (ΔΦ = 1, 1.5, 2, 3, 4, 5).
 _MEASURED_ERROR = ((2.0, 0.006, 0.30), (3.0, 0.04, 0.21), (4.0, 0.05, 0.16), (5.0, 0.05, 0.12))
-
-_NOISE_PARAMETERS = {
-    "white": {"diffusion"},
-    "sgd": {"lr", "batch_size", "s"},
-    "loss-dependent": {"lr", "batch_size", "loss_min", "loss_saddle", "h_star"},
-}
 
 
 @dataclass(frozen=True)
@@ -156,20 +155,14 @@ _ALPHAS: dict[str, sp.Expr] = {}
 def _interpretation(interpretation: Any) -> sp.Expr:
     if type(interpretation) is str and interpretation in _ALPHAS:  # the common call
         return _ALPHAS[interpretation]
-    alpha = interpretation_alpha(interpretation)
-    if alpha == ALPHA:
-        raise ParameterError(
-            "interpretation",
-            "a named interpretation or a number α in [0, 1] (not symbolic)",
-            interpretation,
-        )
+    alpha = numeric_alpha(interpretation)
     if type(interpretation) is str:
         _ALPHAS[interpretation] = alpha
     return alpha
 
 
 def _unused(noise: str, given: dict[str, Any]) -> None:
-    allowed = _NOISE_PARAMETERS[noise] | {"lr"}
+    allowed = set(NOISE[noise].keywords) | {"lr"}
     for name, value in given.items():
         if value is not None and name not in allowed:
             raise ParameterError(
@@ -404,7 +397,7 @@ def escape_time(
             given["loss_min"],
             given["loss_saddle"],
         )
-    noise = parse_noise(noise)
+    noise = parse_built_in_noise(noise)
     dps = check_dps(dps)
     if verify:
         from ._verify import verified
@@ -734,7 +727,7 @@ def log_escape_time(
     >>> np.round(out, 6)
     array([961.14473, 481.14473])
     """
-    noise = parse_noise(noise)
+    noise = parse_built_in_noise(noise)
     alpha = _interpretation(interpretation)
     _unused(
         noise,

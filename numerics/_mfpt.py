@@ -31,8 +31,7 @@ from typing import Any
 import mpmath
 
 from flatminima.errors import ConvergenceError, ParameterError
-from flatminima.theory import interpretation_alpha
-from flatminima.theory._conventions import ALPHA, interpretation_name
+from flatminima.theory._conventions import interpretation_name, numeric_alpha
 
 from ._budget import check_mfpt_request
 from ._chebyshev import ChebRule, cheb_rule
@@ -377,13 +376,7 @@ def _resolve(
 
 
 def _interpretation(interpretation: Any) -> tuple[mpmath.mpf, str]:
-    alpha = interpretation_alpha(interpretation)
-    if alpha == ALPHA:
-        raise ParameterError(
-            "interpretation",
-            "a named interpretation or a number α in [0, 1] (not symbolic)",
-            interpretation,
-        )
+    alpha = numeric_alpha(interpretation)
     return mpmath.mpf(int(alpha.p)) / int(alpha.q), interpretation_name(alpha)
 
 

@@ -35,8 +35,7 @@ from typing import Any
 import numpy as np
 
 from flatminima.errors import BudgetError, ParameterError, ShapeError
-from flatminima.theory import interpretation_alpha
-from flatminima.theory._conventions import ALPHA, interpretation_name
+from flatminima.theory._conventions import interpretation_name, numeric_alpha
 
 from ._checks import real, real_array
 
@@ -345,11 +344,7 @@ def mfpt_2d(
         [`BudgetError`][flatminima.errors.BudgetError] naming ``shape`` before anything is
         allocated.
     """
-    alpha_expr = interpretation_alpha(interpretation)
-    if alpha_expr == ALPHA:
-        raise ParameterError(
-            "interpretation", "a named interpretation or a number in [0, 1]", interpretation
-        )
+    alpha_expr = numeric_alpha(interpretation)
     alpha = float(alpha_expr)
     if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or levels < 2:
         raise ParameterError(

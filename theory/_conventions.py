@@ -39,6 +39,7 @@ __all__ = [
     "curvature",
     "interpretation_alpha",
     "interpretation_name",
+    "numeric_alpha",
     "parse_dim",
     "parse_noise",
     "sym",
@@ -65,11 +66,17 @@ _ALIASES = {
     "isothermal": "anti-ito",
 }
 
-NOISE_MODELS = ("white", "sgd", "loss-dependent")
-"""Noise models that [`derive_escape_time`][flatminima.theory.derive_escape_time] knows: ``"white"``
-(D constant: GD with injected noise), ``"sgd"`` (D = η[H]⁺/(2B) near each critical point,
-harmonic switch model) and ``"loss-dependent"`` (D(θ) = η L(θ) H(a)/B for mean-square losses,
-Mori et al. 2022)."""
+NOISE: dict[str, Any] = {}
+"""The noise-model registry, name → model (a ``flatminima.theory._noise.NoiseModel``): the one
+place a noise model is declared. ``flatminima.theory._noise`` fills it with the built-in models;
+[`register_noise_model`][flatminima.theory.register_noise_model] adds one."""
+
+NOISE_MODELS = NOISE.keys()
+"""The names of the noise models [`derive_escape_time`][flatminima.theory.derive_escape_time]
+knows, in order, read live from the registry: ``"white"`` (D constant: GD with injected noise),
+``"sgd"`` (D = η[H]⁺/(2B) near each critical point, harmonic switch model),
+``"loss-dependent"`` (D(θ) = η L(θ) H(a)/B for mean-square losses, Mori et al. 2022), then any
+registered model."""
 _NOISE_ALIASES = {
     "loss_dependent": "loss-dependent",
     "lossdependent": "loss-dependent",
@@ -221,6 +228,27 @@ def interpretation_alpha(interpretation: Any) -> sp.Expr:
     if not (0 <= rational <= 1):
         raise InterpretationError("interpretation", expected, interpretation)
     return sp.Rational(rational)
+
+
+def numeric_alpha(interpretation: Any) -> sp.Expr:
+    """α for an interpretation to evaluate with: [`interpretation_alpha`][flatminima.theory.interpretation_alpha]
+    without the symbolic ``"alpha"`` (an exact number in [0, 1]).
+
+    Every layer that evaluates (mpmath, numpy, torch) reads α through this one function.
+
+    Examples
+    --------
+    >>> numeric_alpha("anti-ito"), numeric_alpha("0.25")
+    (1, 1/4)
+    """
+    alpha = interpretation_alpha(interpretation)
+    if alpha == ALPHA:
+        raise InterpretationError(
+            "interpretation",
+            "a named interpretation or a number α in [0, 1] (not symbolic)",
+            interpretation,
+        )
+    return alpha
 
 
 def _plain_number(value: Any) -> Any:

@@ -133,7 +133,10 @@ def crossing_symbols(saddle_label: str) -> tuple[sp.Symbol, sp.Symbol]:
 @cache
 def _derive(noise: str, dim: Dim, alpha: sp.Expr, saddles: int) -> Derivation:
     from ._cache import cached
+    from ._noise import BUILT_IN_NOISE_MODELS
 
+    if noise not in BUILT_IN_NOISE_MODELS:  # a registered model: its source is not in the key
+        return _derive_uncached(noise, dim, alpha, saddles)
     return cached(
         "derive_escape_time",
         (noise, dim, alpha, saddles),
