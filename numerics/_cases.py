@@ -146,6 +146,9 @@ def _st_points() -> tuple[float, float]:
 def _styblinski_tang(dim: int) -> LandscapeCase:
     """The slice (dim 1) or the separable sum L(x) + L(y) (dim 2)."""
     a, b = _st_points()
+    variables: tuple[sp.Symbol, ...]
+    minima: tuple[tuple[float, ...], ...]
+    saddles: tuple[tuple[float, ...], ...]
     if dim == 1:
         name, variables, minima, saddles = "styblinski-tang-1d", (X,), ((a,),), ((b,),)
         description = "f(x) = (x⁴ − 16x² + 5x)/2; minimum a ≈ 2.7468, saddle b ≈ 0.1567, "
