@@ -83,6 +83,12 @@ class LandscapeCase:
     def dim(self) -> int:
         return len(self.variables)
 
+    def loss_in(self, *symbols: sp.Symbol) -> sp.Expr:
+        """The loss written in the caller's own symbols (one per coordinate)."""
+        if len(symbols) != self.dim:
+            raise ParameterError("symbols", f"{self.dim} SymPy symbol(s)", symbols)
+        return self.loss.xreplace(dict(zip(self.variables, symbols, strict=True)))
+
     def references(self, dps: int = 30) -> dict[str, mpmath.mpf]:
         """The 1-D slice's a, b, c, H_a = L''(a), H_b = |L''(b)|, ΔL = L(b) − L(a) and the switch
         fraction s = (L(c) − L(a))/ΔL, at ``dps`` digits whatever the ambient precision: roots of

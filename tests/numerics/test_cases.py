@@ -88,3 +88,10 @@ def test_the_2d_case_is_the_separable_sum() -> None:
 def test_an_unknown_case_is_named() -> None:
     with pytest.raises(ParameterError, match="name: expected one of"):
         landscape_case("rosenbrock")
+
+
+def test_loss_in_the_callers_symbols() -> None:
+    t = sp.Symbol("t")
+    assert landscape_case("double-well").loss_in(t) == t**4 / 4 - t**2 / 2
+    with pytest.raises(ParameterError, match="symbols: expected 2 SymPy symbol"):
+        landscape_case("styblinski-tang-2d").loss_in(t)
