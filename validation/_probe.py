@@ -588,7 +588,7 @@ def _predict(
     kept = [i for i, v in enumerate(values) if v > zero_tol * lam1]
     zero = [i for i in range(len(values)) if i not in kept]
     if barrier is None:
-        barrier = 10 * sgd_kappa(lr, batch) * lam1  # ΔΦ = 10 at the top curvature
+        barrier = sgd_kappa(10 * lr * lam1, batch)  # ΔΦ = 10: 10·κλ₁ (κ = η/2B ∝ η)
     k = len(values)
     nan = np.full(k, np.nan)
     e_k, t_k, e_m, t_m, t_w, t_l = (nan.copy() for _ in range(6))
