@@ -224,7 +224,6 @@ LANDSCAPE_CASES: dict[str, Callable[[], LandscapeCase]] = {
 """The test landscapes by name: name → a function that builds the case."""
 
 
-@cache
 def landscape_case(name: str) -> LandscapeCase:
     """The test landscape called ``name`` (one of `LANDSCAPE_CASES`).
 
@@ -236,4 +235,9 @@ def landscape_case(name: str) -> LandscapeCase:
     """
     if not isinstance(name, str) or name not in LANDSCAPE_CASES:
         raise ParameterError("name", f"one of {sorted(LANDSCAPE_CASES)}", name)
+    return _built(name)
+
+
+@cache
+def _built(name: str) -> LandscapeCase:
     return LANDSCAPE_CASES[name]()

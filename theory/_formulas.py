@@ -85,15 +85,26 @@ FORMULAS: dict[str, Callable[[], Formula]] = {
 """The named formulas other layers evaluate: name → a function that derives it."""
 
 
-@cache
 def formula(name: str) -> Formula:
     """The derived [`Formula`][flatminima.theory.Formula] called ``name`` (one of `FORMULAS`)."""
-    if name not in FORMULAS:
+    if not isinstance(name, str) or name not in FORMULAS:
         raise ParameterError("name", f"one of {sorted(FORMULAS)}", name)
+    return _derived(name)
+
+
+@cache
+def _derived(name: str) -> Formula:
     return FORMULAS[name]()
 
 
-@cache
 def compiled_formula(name: str, backend: str = "numpy") -> CompiledFormula:
     """``formula(name)`` compiled for ``backend``, once per process."""
+    if type(name) is not str or type(backend) is not str:  # the cache needs hashable keys
+        formula(name)
+        raise ParameterError("backend", "one of 'mpmath', 'numpy', 'torch'", backend)
+    return _compiled(name, backend)
+
+
+@cache
+def _compiled(name: str, backend: str) -> CompiledFormula:
     return formula(name).compile(backend)

@@ -95,3 +95,9 @@ def test_loss_in_the_callers_symbols() -> None:
     assert landscape_case("double-well").loss_in(t) == t**4 / 4 - t**2 / 2
     with pytest.raises(ParameterError, match="symbols: expected 2 SymPy symbol"):
         landscape_case("styblinski-tang-2d").loss_in(t)
+
+
+def test_a_case_name_that_is_not_a_string_is_named() -> None:
+    for bad in (["double-well"], None, 3):
+        with pytest.raises(ParameterError, match="name: expected one of"):
+            landscape_case(bad)  # type: ignore[arg-type]

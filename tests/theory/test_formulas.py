@@ -104,3 +104,9 @@ def test_compiled_formulas_are_cached_and_every_name_builds() -> None:
         assert formula(name).quantity
     with pytest.raises(ParameterError, match="name: expected one of"):
         formula("exponent")
+    with pytest.raises(ParameterError, match="name: expected one of"):
+        compiled_formula(["kappa"])  # type: ignore[arg-type]
+    with pytest.raises(ParameterError, match="backend: expected one of"):
+        compiled_formula("kappa", "jax")
+    with pytest.raises(ParameterError, match="backend: expected one of"):
+        compiled_formula("kappa", ["numpy"])  # type: ignore[arg-type]
