@@ -165,7 +165,7 @@ def build_derivation(model: NoiseModel, crossings: list[Crossing], alpha: sp.Exp
     if len(crossings) == 1:
         assert result.exponent is not None
         prefactor, exponent = result.prefactor, result.exponent
-        if model.name == "loss-dependent":
+        if model.power_law_in_loss:
             tau, prefactor, exponent, power_step = _power_law_form(
                 model, crossings[0], prefactor, exponent
             )
@@ -195,7 +195,7 @@ def build_derivation(model: NoiseModel, crossings: list[Crossing], alpha: sp.Exp
             + (
                 "; for white noise the result depends only on det H_a, |det H_b| and |H_be| and "
                 "holds for any H_a, H_b (Langer)"
-                if model.name == "white"
+                if not model.state_dependent
                 else ""
             )
         )

@@ -103,7 +103,8 @@ class NoiseModel:
 
     Class attributes: ``name`` (lower-case registry name), ``model`` (one sentence),
     ``assumptions`` (sentences), ``keywords`` (its parameters as compiled formulas name them),
-    ``state_dependent`` (whether the prefactor depends on the interpretation α). Methods:
+    ``state_dependent`` (whether the prefactor depends on the interpretation α),
+    ``power_law_in_loss`` (D scales with the loss level: τ is written as a power of L(b)/L(a)). Methods:
     `diffusion` at a critical point, `path` (the diffusion along the escape direction as a
     function of the loss level ℓ, in segments) and `parameters`. Register an instance with
     [`register_noise_model`][flatminima.theory.register_noise_model]; docs/architecture.md walks
@@ -113,6 +114,9 @@ class NoiseModel:
     name: str = ""
     model: str = ""
     assumptions: tuple[str, ...] = ()
+    #: whether D scales with the loss level, so that τ is a power law in L(b)/L(a) (written as one)
+    #: and two valleys compared at the same loss share L(a)
+    power_law_in_loss: bool = False
     #: the noise's parameters as escape_time and compiled formulas name them (lr, batch_size,
     #: diffusion, s, loss_min, loss_saddle, h_star, or the model's own symbol names)
     keywords: tuple[str, ...] = ()
@@ -209,6 +213,7 @@ class LossDependentNoise(NoiseModel):
         "the escape path climbs monotonically in L from L(a) to L(b)",
     )
     keywords = ("lr", "batch_size", "loss_min", "loss_saddle", "h_star")
+    power_law_in_loss = True
 
     @staticmethod
     def h_star(minimum: Site) -> sp.Symbol:
