@@ -34,7 +34,6 @@ from flatminima.errors import FlatMinimaError
 
 __all__ = ["main"]
 
-NOISES = ("white", "sgd", "loss-dependent")
 EXPERIMENTS = ("covariance", "sharpness", "batch-size", "learning-rate", "selection", "all")
 WRT = ("sharpness", "batch-size", "lr", "loss-ratio", "diffusion", "barrier")
 #: Optional packages and the extra that installs them.
@@ -65,6 +64,33 @@ def _choice(*names: str, aliases: dict[str, str] | None = None) -> Callable[[str
 
     parse.__name__ = "choice"
     return parse
+
+
+def _noise(text: str) -> str:
+    """An argparse type: one of the theory layer's noise models (``NOISE_MODELS``), read when a
+    noise is parsed, so that building the parser does not import SymPy."""
+    from flatminima.theory import NOISE_MODELS
+
+    return _choice(*NOISE_MODELS)(text)
+
+
+_noise.__name__ = "choice"
+
+
+class _NoiseNames:
+    """The noise-model names for a help text, read from the theory layer when shown."""
+
+    def __str__(self) -> str:
+        from flatminima.theory import NOISE_MODELS
+
+        return ", ".join(NOISE_MODELS)
+
+
+def _add_noise_argument(parser: argparse.ArgumentParser) -> None:
+    action = parser.add_argument(
+        "noise", type=_noise, metavar="noise", help="noise model: %(noise_models)s"
+    )
+    action.noise_models = _NoiseNames()  # type: ignore[attr-defined]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -377,9 +403,7 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_derivation_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "noise", type=_choice(*NOISES), metavar="noise", help=f"noise model: {', '.join(NOISES)}"
-    )
+    _add_noise_argument(parser)
     parser.add_argument("--dim", default="1", help="dimension: 1, 2, … or n (symbolic)")
     parser.add_argument(
         "--interpretation",
@@ -440,9 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate an escape time from Hessians at any precision",
         formatter_class=_FORMATTER,
     )
-    evaluate.add_argument(
-        "noise", type=_choice(*NOISES), metavar="noise", help=f"noise model: {', '.join(NOISES)}"
-    )
+    _add_noise_argument(evaluate)
     evaluate.add_argument(
         "--hess-min",
         required=True,

@@ -16,6 +16,9 @@ minimum_action_path, landscape_escape_time
     Eyring–Kramers prefactor (Bouchet–Reygner).
 mfpt_2d
     2-D reference: the backward Kolmogorov equation on refined grids.
+landscape_case, LandscapeCase, LANDSCAPE_CASES
+    The test landscapes (double well, Styblinski–Tang) declared once: SymPy loss, array
+    callables, critical points and exact references, for experiments, tests, docs, benchmarks.
 work_budget
     A ``with`` block that raises the budget of estimated work per call (default 600 s).
 simulate_escape
@@ -36,6 +39,7 @@ if __name__ != "flatminima.numerics":
 
 from ._action import MinimumActionPath, minimum_action_path
 from ._budget import work_budget
+from ._cases import LANDSCAPE_CASES, LandscapeCase, landscape_case
 from ._eigen import EigenData
 from ._escape_time import EscapeTime, escape_time, escape_time_batch, log_escape_time
 from ._landscape import LandscapeEscapeTime, landscape_escape_time
@@ -45,9 +49,11 @@ from ._simulate import EscapeSimulation, simulate_escape
 from ._verify import VerificationCheck
 
 __all__ = [
+    "LANDSCAPE_CASES",
     "EigenData",
     "EscapeSimulation",
     "EscapeTime",
+    "LandscapeCase",
     "LandscapeEscapeTime",
     "MFPT2DResult",
     "MFPTResult",
@@ -56,6 +62,7 @@ __all__ = [
     "VerificationCheck",
     "escape_time",
     "escape_time_batch",
+    "landscape_case",
     "landscape_escape_time",
     "log_escape_time",
     "mfpt_1d",

@@ -30,7 +30,6 @@ __all__ = [
     "check_dps",
     "in_open_unit_interval",
     "matrix",
-    "numeric_interpretation",
     "positive",
     "real",
     "real_array",
@@ -283,19 +282,3 @@ def symmetric_arrays(name: str, value: Any, symmetric_tolerance: float = 1e-10) 
             f"largest |A - A^T| entry {worst:.3g} vs largest entry {scale:.3g}",
         )
     return 0.5 * (arr + transposed)
-
-
-def numeric_interpretation(interpretation: Any) -> Any:
-    """α of ``interpretation`` as an exact SymPy number in [0, 1]; the symbolic α is refused
-    (a numerical function needs a number)."""
-    from flatminima.theory import interpretation_alpha
-    from flatminima.theory._conventions import ALPHA
-
-    alpha = interpretation_alpha(interpretation)
-    if alpha == ALPHA:
-        raise ParameterError(
-            "interpretation",
-            "a named interpretation or a number α in [0, 1] (not symbolic)",
-            interpretation,
-        )
-    return alpha

@@ -19,7 +19,12 @@ import sympy as sp
 
 from flatminima.errors import HessianError, ParameterError, ShapeError, ValidityWarning
 from flatminima.theory import derive_escape_time
-from flatminima.theory._conventions import interpretation_name, parse_noise
+from flatminima.theory._conventions import (
+    NOISE,
+    interpretation_name,
+    numeric_alpha,
+)
+from flatminima.theory._noise import parse_built_in_noise
 from flatminima.theory._progress import progress as show_progress
 
 from ._budget import estimated_escape_seconds
@@ -27,7 +32,6 @@ from ._checks import (
     check_dps,
     in_open_unit_interval,
     matrix,
-    numeric_interpretation,
     positive,
     real_array,
     same_size,
@@ -54,12 +58,6 @@ VALIDITY_BARRIER = 5
 #: (ΔΦ up to, smallest, largest) relative error of the formulas measured in that regime, over
 #: the 8 curves of docs/scripts/asymptotic_error.py (ΔΦ = 1, 1.5, 2, 3, 4, 5).
 _MEASURED_ERROR = ((2.0, 0.006, 0.30), (3.0, 0.04, 0.21), (4.0, 0.05, 0.16), (5.0, 0.05, 0.12))
-
-_NOISE_PARAMETERS = {
-    "white": {"diffusion"},
-    "sgd": {"lr", "batch_size", "s"},
-    "loss-dependent": {"lr", "batch_size", "loss_min", "loss_saddle", "h_star"},
-}
 
 
 @dataclass(frozen=True)
@@ -159,14 +157,14 @@ _ALPHAS: dict[str, sp.Expr] = {}
 def _interpretation(interpretation: Any) -> sp.Expr:
     if type(interpretation) is str and interpretation in _ALPHAS:  # the common call
         return _ALPHAS[interpretation]
-    alpha = numeric_interpretation(interpretation)
+    alpha = numeric_alpha(interpretation)
     if type(interpretation) is str:
         _ALPHAS[interpretation] = alpha
     return alpha
 
 
 def _unused(noise: str, given: dict[str, Any]) -> None:
-    allowed = _NOISE_PARAMETERS[noise] | {"lr"}
+    allowed = set(NOISE[noise].keywords) | {"lr"}
     for name, value in given.items():
         if value is not None and name not in allowed:
             raise ParameterError(
@@ -403,7 +401,7 @@ def escape_time(
         lr, batch_size, barrier, diffusion, loss_min, loss_saddle = _read_symbol_names(
             symbol_names, lr, batch_size, barrier, diffusion, loss_min, loss_saddle
         )
-    noise = parse_noise(noise)
+    noise = parse_built_in_noise(noise)
     dps = check_dps(dps)
     if verify:
         from ._verify import verified
@@ -761,7 +759,7 @@ def log_escape_time(
         lr, batch_size, barrier, diffusion, loss_min, loss_saddle = _read_symbol_names(
             symbol_names, lr, batch_size, barrier, diffusion, loss_min, loss_saddle
         )
-    noise = parse_noise(noise)
+    noise = parse_built_in_noise(noise)
     alpha = _interpretation(interpretation)
     _unused(
         noise,

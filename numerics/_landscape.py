@@ -42,8 +42,7 @@ if TYPE_CHECKING:
     from scipy.interpolate import CubicSpline
 
 from flatminima.errors import ConvergenceError, ParameterError, ValidityWarning
-from flatminima.theory import interpretation_alpha
-from flatminima.theory._conventions import ALPHA, interpretation_name
+from flatminima.theory._conventions import interpretation_name, numeric_alpha
 
 from ._action import MinimumActionPath, _prepare, action_path, path_options
 from ._checks import check_dps, positive
@@ -308,15 +307,6 @@ def _non_gibbs_integral(
     return values[-1], error, q_end
 
 
-def _alpha(interpretation: Any) -> tuple[float, str]:
-    value = interpretation_alpha(interpretation)
-    if value == ALPHA:
-        raise ParameterError(
-            "interpretation", "a named interpretation or a number α in [0, 1]", interpretation
-        )
-    return float(value), interpretation_name(value)
-
-
 def landscape_escape_time(
     loss: Any,
     noise: Any = "white",
@@ -390,7 +380,8 @@ def landscape_escape_time(
     mpf('10.0')
     """
     dps = check_dps(dps)
-    alpha, alpha_name = _alpha(interpretation)
+    alpha_exact = numeric_alpha(interpretation)
+    alpha, alpha_name = float(alpha_exact), interpretation_name(alpha_exact)
     if prefactor not in ("auto", "eyring-kramers", "bouchet-reygner"):
         raise ParameterError(
             "prefactor", "'auto', 'eyring-kramers' or 'bouchet-reygner'", prefactor

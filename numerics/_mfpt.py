@@ -32,13 +32,13 @@ from typing import Any
 import mpmath
 
 from flatminima.errors import ConvergenceError, ParameterError
-from flatminima.theory._conventions import interpretation_name
+from flatminima.theory._conventions import interpretation_name, numeric_alpha
 from flatminima.theory._progress import current
 from flatminima.theory._progress import progress as show_progress
 
 from ._budget import check_mfpt_request, estimated_mfpt_seconds
 from ._chebyshev import ChebRule, cheb_rule
-from ._checks import check_dps, numeric_interpretation, real
+from ._checks import check_dps, real
 from ._landscape1d import Landscape1D, landscape_1d
 from ._verify import Discretisation, VerificationCheck, verify_1d
 
@@ -398,7 +398,7 @@ def _resolve(
 def _interpretation(interpretation: Any, dps: int) -> tuple[mpmath.mpf, str]:
     """α at the working precision (dps + guard digits: α = 1/3 or π/4 exactly enough), and its
     name."""
-    alpha = numeric_interpretation(interpretation)
+    alpha = numeric_alpha(interpretation)
     with mpmath.workdps(dps + GUARD_DIGITS):
         return real("interpretation", alpha), interpretation_name(alpha)
 

@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 
 from flatminima.errors import BudgetError, ParameterError, ShapeError
-from flatminima.theory._conventions import interpretation_name
+from flatminima.theory._conventions import interpretation_name, numeric_alpha
 from flatminima.theory._progress import progress as show_progress
 
-from ._checks import numeric_interpretation, real, real_array
+from ._checks import real, real_array
 
 __all__ = ["MFPT2DResult", "mfpt_2d"]
 
@@ -534,7 +534,7 @@ def mfpt_2d(
         Show the levels solved and an ETA on stderr: None (default) when stderr is a terminal
         and the work is estimated at more than 2 s, True always, False never.
     """
-    alpha_expr = numeric_interpretation(interpretation)
+    alpha_expr = numeric_alpha(interpretation)
     alpha = float(alpha_expr)
     bounds_f, shape, (sx, sy), levels = _check_grid(bounds, shape, start, levels)
     _check_memory(shape, levels, max_memory)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from flatminima.errors import NoiseModelError, ParameterError, ShapeError
+from flatminima.theory._formulas import compiled_formula
 
 from ._loss_model import LossModel
 
@@ -193,7 +194,7 @@ def noise_model(
             if value is None or not np.isfinite(float(value)) or float(value) <= 0:
                 raise ParameterError(name, f"a positive number for {key} noise", value)
         assert lr is not None and batch_size is not None
-        kappa = float(lr) / (2 * float(batch_size))
+        kappa = float(compiled_formula("kappa").value(eta=float(lr), B=float(batch_size)))
     if key == "sgd":
         raise NoiseModelError(
             "noise",

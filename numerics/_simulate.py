@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from flatminima.errors import BudgetError, DivergenceError, ParameterError, ShapeError
+from flatminima.theory._conventions import numeric_alpha
 
 from ._checks import real, real_array
 
@@ -395,18 +396,6 @@ def _integer(name: str, value: Any, low: int) -> int:
     return int(value)
 
 
-def _alpha(interpretation: Any) -> float:
-    from flatminima.theory import interpretation_alpha
-    from flatminima.theory._conventions import ALPHA
-
-    alpha = interpretation_alpha(interpretation)
-    if alpha == ALPHA:
-        raise ParameterError(
-            "interpretation", "a named interpretation or a number α in [0, 1]", interpretation
-        )
-    return float(alpha)
-
-
 def _divergence(diffusion: Callable[[Any], Any], dim: int) -> Callable[[Any], Any]:
     """x ↦ (∇·D)(x), (∇·D)_i = Σ_j ∂_j D_ij, by central differences of the D callable (step
     ε = 6·10⁻⁶·(1 + |x_j|), relative error ~1e-10 for a smooth D). A scalar D(x) is D·I, a
@@ -553,7 +542,7 @@ def simulate_escape(
     _check_start(grad, ops, start_arr, float(step))
     if factor_fn is not None:
         factor_fn(ops.array(start_arr[None, :]))  # a bad D at start: an error naming it now
-    alpha = _alpha(interpretation)
+    alpha = float(numeric_alpha(interpretation))
     divergence = _divergence(diffusion, dim) if alpha and kind == "field" else None
     if escaped is None:
         if saddle is None:

@@ -5,6 +5,11 @@ Public names
 derive_escape_time
     Flux-over-population derivation for white, SGD and loss-dependent noise, any dimension and
     interpretation; returns a [`Derivation`][flatminima.theory.Derivation] with steps, LaTeX and compilers.
+NOISE_MODELS, register_noise_model, NoiseModel
+    The noise-model registry (declared once, read by every layer) and how to add a model.
+INTERPRETATIONS, interpretation_alpha, numeric_alpha
+    The interpretations of a state-dependent noise and their α (``numeric_alpha`` refuses the
+    symbolic α: what evaluating code reads).
 lyapunov_covariance, quasi_potential_hessian, langer_unstable_eigenvalue, quadratic_prefactor
     The quadratic model for any constant diffusion tensor (Lyapunov equation, unstable
     eigenvalue, determinant ratio): the pieces of the general n-D prefactor.
@@ -23,9 +28,10 @@ if __name__ != "flatminima.theory":
 
 from ._combine import derive_occupation_ratio, derive_selection_ratio, derive_switch_fraction
 from ._compile import CompiledFormula
-from ._conventions import INTERPRETATIONS, NOISE_MODELS, interpretation_alpha
+from ._conventions import INTERPRETATIONS, NOISE_MODELS, interpretation_alpha, numeric_alpha
 from ._derivation import Derivation, Formula
 from ._derive import derive_escape_time
+from ._noise import NoiseModel, register_noise_model
 from ._quadratic import (
     langer_unstable_eigenvalue,
     lyapunov_covariance,
@@ -40,6 +46,7 @@ __all__ = [
     "CompiledFormula",
     "Derivation",
     "Formula",
+    "NoiseModel",
     "ScalingLaw",
     "derive_escape_time",
     "derive_occupation_ratio",
@@ -48,7 +55,9 @@ __all__ = [
     "interpretation_alpha",
     "langer_unstable_eigenvalue",
     "lyapunov_covariance",
+    "numeric_alpha",
     "quadratic_prefactor",
     "quasi_potential_hessian",
+    "register_noise_model",
     "scaling_law",
 ]

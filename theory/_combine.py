@@ -61,7 +61,7 @@ def _ratio_formula(
         exponent = sp.factor_terms(
             sp.expand(numerator.exponent.subs(subs) - denominator.exponent.subs(subs))
         )
-    if numerator.noise == "loss-dependent":
+    if NOISE[numerator.noise].power_law_in_loss:
         value = sp.powsimp(sp.expand_power_base(value_raw, force=True), force=True, combine="exp")
     else:
         prefactor = sp.powsimp(
@@ -186,7 +186,7 @@ def derive_selection_ratio(
     flat = _escape(noise_name, "flat", dim_value, alpha, barrier, switch)
     sharp = _escape(noise_name, "sharp", dim_value, alpha, barrier, switch)
     substitutions: dict[sp.Basic, sp.Basic] = {}
-    if noise_name == "loss-dependent":
+    if NOISE[noise_name].power_law_in_loss:
         substitutions = {sym("L_flat"): sym("L_a"), sym("L_sharp"): sym("L_a")}
     steps: list[tuple[str, sp.Basic]] = [
         ("Escape time from the flat minimum", _eq(sp.Symbol("tau_flat"), flat.tau)),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 from fractions import Fraction
 from functools import cache
 from typing import Any, TypeAlias
@@ -38,6 +39,7 @@ __all__ = [
     "curvature",
     "interpretation_alpha",
     "interpretation_name",
+    "numeric_alpha",
     "parse_dim",
     "parse_noise",
     "sym",
@@ -64,11 +66,17 @@ _ALIASES = {
     "isothermal": "anti-ito",
 }
 
-NOISE_MODELS = ("white", "sgd", "loss-dependent")
-"""Noise models that [`derive_escape_time`][flatminima.theory.derive_escape_time] knows: ``"white"``
-(D constant: GD with injected noise), ``"sgd"`` (D = η[H]⁺/(2B) near each critical point,
-harmonic switch model) and ``"loss-dependent"`` (D(θ) = η L(θ) H(a)/B for mean-square losses,
-Mori et al. 2022)."""
+NOISE: dict[str, Any] = {}
+"""The noise-model registry, name → model (a ``flatminima.theory._noise.NoiseModel``): the one
+place a noise model is declared. ``flatminima.theory._noise`` fills it with the built-in models;
+[`register_noise_model`][flatminima.theory.register_noise_model] adds one."""
+
+NOISE_MODELS = NOISE.keys()
+"""The names of the noise models [`derive_escape_time`][flatminima.theory.derive_escape_time]
+knows, in order, read live from the registry: ``"white"`` (D constant: GD with injected noise),
+``"sgd"`` (D = η[H]⁺/(2B) near each critical point, harmonic switch model),
+``"loss-dependent"`` (D(θ) = η L(θ) H(a)/B for mean-square losses, Mori et al. 2022), then any
+registered model."""
 _NOISE_ALIASES = {
     "loss_dependent": "loss-dependent",
     "lossdependent": "loss-dependent",
@@ -222,6 +230,27 @@ def interpretation_alpha(interpretation: Any) -> sp.Expr:
     return sp.Rational(rational)
 
 
+def numeric_alpha(interpretation: Any) -> sp.Expr:
+    """α for an interpretation to evaluate with: [`interpretation_alpha`][flatminima.theory.interpretation_alpha]
+    without the symbolic ``"alpha"`` (an exact number in [0, 1]).
+
+    Every layer that evaluates (mpmath, numpy, torch) reads α through this one function.
+
+    Examples
+    --------
+    >>> numeric_alpha("anti-ito"), numeric_alpha("0.25")
+    (1, 1/4)
+    """
+    alpha = interpretation_alpha(interpretation)
+    if alpha == ALPHA:
+        raise InterpretationError(
+            "interpretation",
+            "a named interpretation or a number α in [0, 1] (not symbolic)",
+            interpretation,
+        )
+    return alpha
+
+
 def _plain_number(value: Any) -> Any:
     """numpy scalars and 0-d arrays, one-element torch tensors, Decimal and mpmath ``mpf`` as a
     float, Fraction or SymPy number, through their decimal text (np.float32(0.3) → 3/10)."""
@@ -283,11 +312,21 @@ def parse_dim(dim: Any) -> Dim:
     return int(dim)
 
 
-def parse_noise(noise: Any) -> str:
-    """The canonical name of a noise model (``"white"``, ``"sgd"`` or ``"loss-dependent"``)."""
-    if isinstance(noise, str):
-        key = noise.strip().lower()
-        key = _NOISE_ALIASES.get(key, key)
-        if key in NOISE_MODELS:
+def canonical_name(value: Any, names: Iterable[str], aliases: dict[str, str]) -> str | None:
+    """``value`` as one of ``names`` (case and surrounding blanks ignored, ``aliases`` mapped),
+    or None: the one spelling rule of every name the theory layer reads."""
+    if isinstance(value, str):
+        key = value.strip().lower()
+        key = aliases.get(key, key)
+        if key in names:
             return key
-    raise NoiseModelError("noise", "one of 'white', 'sgd', 'loss-dependent'", noise)
+    return None
+
+
+def parse_noise(noise: Any) -> str:
+    """The canonical name of a noise model (one of [`NOISE_MODELS`][flatminima.theory.NOISE_MODELS])."""
+    key = canonical_name(noise, NOISE_MODELS, _NOISE_ALIASES)
+    if key is None:
+        expected = "one of " + ", ".join(repr(name) for name in NOISE_MODELS)
+        raise NoiseModelError("noise", expected, noise)
+    return key

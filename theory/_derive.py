@@ -140,7 +140,10 @@ def crossing_symbols(saddle_label: str) -> tuple[sp.Symbol, sp.Symbol]:
 @cache
 def _derive(noise: str, dim: Dim, alpha: sp.Expr, saddles: int) -> Derivation:
     from ._cache import cached
+    from ._noise import BUILT_IN_NOISE_MODELS
 
+    if noise not in BUILT_IN_NOISE_MODELS:  # a registered model: its source is not in the key
+        return _derive_uncached(noise, dim, alpha, saddles)
     return cached(
         "derive_escape_time",
         (noise, dim, alpha, saddles),
@@ -169,7 +172,7 @@ def build_derivation(model: NoiseModel, crossings: list[Crossing], alpha: sp.Exp
     if len(crossings) == 1:
         assert result.exponent is not None
         prefactor, exponent = result.prefactor, result.exponent
-        if model.name == "loss-dependent":
+        if model.power_law_in_loss:
             tau, prefactor, exponent, power_step = _power_law_form(
                 model, crossings[0], prefactor, exponent
             )
@@ -199,7 +202,7 @@ def build_derivation(model: NoiseModel, crossings: list[Crossing], alpha: sp.Exp
             + (
                 "; for white noise the result depends only on det H_a, |det H_b| and |H_be| and "
                 "holds for any H_a, H_b (Langer)"
-                if model.name == "white"
+                if not model.state_dependent
                 else ""
             )
         )

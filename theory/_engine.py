@@ -212,11 +212,18 @@ def flux_over_population(
     alpha: sp.Expr,
 ) -> EngineResult:
     """Derive τ for escape from ``crossings[0].minimum`` over every saddle in ``crossings``."""
-    minimum = crossings[0].minimum
-    dim = minimum.dim
     steps: list[Step] = []
+    _noise_steps(noise, crossings, steps)  # 1. noise model at the critical points
+    _density_steps(alpha, steps)  # 2. Fokker–Planck current and its zero-current density
+    barriers = _barrier_steps(noise, crossings, steps)  # 3. quasi-potential barriers
+    population = _population(noise, crossings[0], alpha, steps)  # 4. population of the valley
+    currents = _currents(noise, crossings, alpha, steps)  # 5. current through each saddle
+    return _escape_time(crossings, population, currents, barriers, steps)  # 6. τ = N / ΣI
 
-    # 1. noise model at the critical points
+
+def _noise_steps(noise: NoiseModel, crossings: Sequence[Crossing], steps: list[Step]) -> None:
+    """Step 1: the noise model's diffusion along e at the minimum and at each saddle."""
+    minimum = crossings[0].minimum
     steps.append(
         (
             f"Noise model ({noise.name}): diffusion along e at the minimum",
@@ -232,7 +239,9 @@ def flux_over_population(
             )
         )
 
-    # 2. Fokker–Planck current and its zero-current density
+
+def _density_steps(alpha: sp.Expr, steps: list[Step]) -> None:
+    """Step 2: the Fokker–Planck current, its zero-current density and the quasi-potential."""
     dlogP, density, phi_definition = _quasi_stationary()
     steps.append(
         (
@@ -246,7 +255,12 @@ def flux_over_population(
     if alpha != ALPHA:
         steps.append(("Interpretation", _eq(ALPHA, alpha)))
 
-    # 3. quasi-potential barrier along each path
+
+def _barrier_steps(
+    noise: NoiseModel, crossings: Sequence[Crossing], steps: list[Step]
+) -> list[sp.Expr]:
+    """Step 3: the quasi-potential barrier ∫ dℓ/D_e(ℓ) along each path."""
+    minimum = crossings[0].minimum
     barriers: list[sp.Expr] = []
     line, work = progress_line(), 3 * len(crossings)  # progress: barriers, currents, rates
     for crossing in crossings:
@@ -263,8 +277,14 @@ def flux_over_population(
         steps.append((f"Quasi-potential barrier to {label}, ℓ = L(θ)", _eq(delta_phi, integral)))
         steps.append((f"Quasi-potential barrier to {label}", _eq(delta_phi, value)))
         barriers.append(value)
+    return barriers
 
-    # 4. population of the valley
+
+def _population(
+    noise: NoiseModel, crossing: Crossing, alpha: sp.Expr, steps: list[Step]
+) -> sp.Expr:
+    """Step 4: the probability mass of the valley, a Gaussian integral around the minimum."""
+    minimum = crossing.minimum
     _, _, lyap_sigma, lyap_solution = _lyapunov_diagonal()
     steps.append(
         (
@@ -274,17 +294,24 @@ def flux_over_population(
     )
 
     def variance(i: int | sp.Expr) -> sp.Expr:
-        return _local_variance(minimum.curvature(i), noise.diffusion(crossings[0], minimum, i))
+        return _local_variance(minimum.curvature(i), noise.diffusion(crossing, minimum, i))
 
-    c_min = _alpha_prefactor(noise, crossings[0], minimum).subs(ALPHA, alpha)
+    c_min = _alpha_prefactor(noise, crossing, minimum).subs(ALPHA, alpha)
     phi_a = sp.Symbol(f"Phi_{minimum.label}")
-    gaussian = product_over_directions(lambda i: _gauss(variance(i)), 1, dim)
+    gaussian = product_over_directions(lambda i: _gauss(variance(i)), 1, minimum.dim)
     population = c_min * sp.exp(-phi_a) * gaussian
     steps.append(("Population of the valley (Gaussian integral)", _eq(sp.Symbol("N"), population)))
+    return population
 
-    # 5. current through each saddle
+
+def _currents(
+    noise: NoiseModel, crossings: Sequence[Crossing], alpha: sp.Expr, steps: list[Step]
+) -> list[sp.Expr]:
+    """Step 5: the probability current through each saddle (transverse Gaussian × flux)."""
     (d_e, k_sym, c_sym), flux_solution = _saddle_flux_solution()
+    dim = crossings[0].minimum.dim
     currents: list[sp.Expr] = []
+    line, work = progress_line(), 3 * len(crossings)
     for crossing in crossings:
         line.update("currents through the saddles", len(crossings) + len(currents), work)
         saddle = crossing.saddle
@@ -311,13 +338,22 @@ def flux_over_population(
                 _eq(sp.Symbol(f"I_{saddle.label}"), flux),
             )
         )
+    return currents
 
-    # 6. τ = N / ΣI
+
+def _escape_time(
+    crossings: Sequence[Crossing],
+    population: sp.Expr,
+    currents: list[sp.Expr],
+    barriers: list[sp.Expr],
+    steps: list[Step],
+) -> EngineResult:
+    """Step 6: τ = N / ΣI, the quasi-potentials substituted (Φ(a) = 0); one saddle keeps the
+    shape prefactor · exp(barrier), several add their rates."""
     total = sp.Add(*currents)
     tau_raw = population / total
     steps.append(("Escape time: population over current", _eq(sp.Symbol("tau"), tau_raw)))
-
-    substitutions = {phi_a: 0}
+    substitutions = {sp.Symbol(f"Phi_{crossings[0].minimum.label}"): 0}
     for crossing, barrier in zip(crossings, barriers, strict=True):
         substitutions[sp.Symbol(f"Phi_{crossing.saddle.label}")] = barrier
     if len(crossings) == 1:
@@ -330,6 +366,7 @@ def flux_over_population(
         prefactor = sp.Integer(1)
         exponent = None
         rates: list[sp.Expr] = []
+        line, work = progress_line(), 3 * len(crossings)
         for flux, barrier in zip(currents, barriers, strict=True):
             line.update("rates over the saddles", 2 * len(crossings) + len(rates), work)
             rates.append(

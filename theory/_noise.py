@@ -30,9 +30,20 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ._conventions import Dim, curvature, indexed_base, sym
+from flatminima.errors import NoiseModelError
 
-__all__ = ["NOISE", "Crossing", "NoiseModel", "Segment", "Site"]
+from ._conventions import NOISE, Dim, curvature, indexed_base, sym
+
+__all__ = [
+    "BUILT_IN_NOISE_MODELS",
+    "NOISE",
+    "Crossing",
+    "NoiseModel",
+    "Segment",
+    "Site",
+    "parse_built_in_noise",
+    "register_noise_model",
+]
 
 
 @dataclass(frozen=True)
@@ -88,11 +99,27 @@ ELL = sym("ell")
 
 
 class NoiseModel:
-    """Base class; subclasses define the diffusion at critical points and along the path."""
+    """A noise model for the flux-over-population engine (subclass it to add one).
+
+    Class attributes: ``name`` (lower-case registry name), ``model`` (one sentence),
+    ``assumptions`` (sentences), ``keywords`` (its parameters as compiled formulas name them),
+    ``state_dependent`` (whether the prefactor depends on the interpretation α),
+    ``power_law_in_loss`` (D scales with the loss level: τ is written as a power of L(b)/L(a)). Methods:
+    `diffusion` at a critical point, `path` (the diffusion along the escape direction as a
+    function of the loss level ℓ, in segments) and `parameters`. Register an instance with
+    [`register_noise_model`][flatminima.theory.register_noise_model]; docs/architecture.md walks
+    through one.
+    """
 
     name: str = ""
     model: str = ""
     assumptions: tuple[str, ...] = ()
+    #: whether D scales with the loss level, so that τ is a power law in L(b)/L(a) (written as one)
+    #: and two valleys compared at the same loss share L(a)
+    power_law_in_loss: bool = False
+    #: the noise's parameters as escape_time and compiled formulas name them (lr, batch_size,
+    #: diffusion, s, loss_min, loss_saddle, h_star, or the model's own symbol names)
+    keywords: tuple[str, ...] = ()
     #: whether the prefactor depends on the interpretation α
     state_dependent: bool = True
 
@@ -122,6 +149,7 @@ class WhiteNoise(NoiseModel):
         "GD with injected noise of standard deviation σ per step has D = σ²/(2η)",
     )
     state_dependent = False
+    keywords = ("diffusion",)
 
     def diffusion(self, crossing: Crossing, site: Site, direction: int | sp.Expr) -> sp.Expr:
         return sym("D")
@@ -148,6 +176,7 @@ class SGDNoise(NoiseModel):
         "b's side; s ∈ (0, 1) is the fraction of the barrier climbed on a's side",
         "H_a and H_b are diagonal in a common eigenbasis and e is an eigen-direction of both",
     )
+    keywords = ("lr", "batch_size", "s")
 
     @staticmethod
     def kappa() -> sp.Expr:
@@ -183,6 +212,8 @@ class LossDependentNoise(NoiseModel):
         "Hessians restricted to the outlier subspace",
         "the escape path climbs monotonically in L from L(a) to L(b)",
     )
+    keywords = ("lr", "batch_size", "loss_min", "loss_saddle", "h_star")
+    power_law_in_loss = True
 
     @staticmethod
     def h_star(minimum: Site) -> sp.Symbol:
@@ -207,8 +238,55 @@ class LossDependentNoise(NoiseModel):
         return {"eta": sym("eta"), "B": sym("B"), "h_star": sym("h_star")}
 
 
-NOISE: dict[str, NoiseModel] = {
-    "white": WhiteNoise(),
-    "sgd": SGDNoise(),
-    "loss-dependent": LossDependentNoise(),
-}
+NOISE.update(
+    {
+        "white": WhiteNoise(),
+        "sgd": SGDNoise(),
+        "loss-dependent": LossDependentNoise(),
+    }
+)
+
+#: The models the package ships (the numerics layer's ``escape_time`` evaluates these from
+#: Hessians; a registered model is evaluated through its compiled derivation).
+BUILT_IN_NOISE_MODELS: tuple[str, ...] = tuple(NOISE)
+
+
+def parse_built_in_noise(noise: object) -> str:
+    """The canonical name of a built-in noise model (``BUILT_IN_NOISE_MODELS``); a registered
+    model is refused with a message that says how to evaluate it (its compiled derivation)."""
+    from ._conventions import parse_noise
+
+    name = parse_noise(noise)
+    if name not in BUILT_IN_NOISE_MODELS:
+        raise NoiseModelError(
+            "noise",
+            "a built-in noise model (" + ", ".join(map(repr, BUILT_IN_NOISE_MODELS)) + ")",
+            noise,
+            f"evaluate a registered model with derive_escape_time({name!r}).compile('mpmath')",
+        )
+    return name
+
+
+def register_noise_model(model: NoiseModel) -> None:
+    """Add a noise model to the registry (``NOISE``, ``NOISE_MODELS``): every layer then sees it.
+
+    ``model`` is an instance of a `NoiseModel` subclass with a new lower-case ``name``, a
+    ``model`` sentence, ``assumptions``, ``keywords`` and the methods ``diffusion``, ``path``
+    and ``parameters``; docs/architecture.md "How to add a noise model" walks through one.
+    Registered models are derived in memory only (the on-disk cache keys on the package source,
+    which does not cover them).
+
+    Examples
+    --------
+    >>> from flatminima.theory import NOISE_MODELS
+    >>> "white" in NOISE_MODELS
+    True
+    """
+    if not isinstance(model, NoiseModel):
+        raise NoiseModelError("model", "an instance of a NoiseModel subclass", model)
+    name = model.name
+    if not isinstance(name, str) or not name or name != name.strip().lower():
+        raise NoiseModelError("model.name", "a non-empty lower-case name", name)
+    if name in NOISE:
+        raise NoiseModelError("model.name", f"a name not yet registered ({list(NOISE)})", name)
+    NOISE[name] = model

@@ -29,7 +29,7 @@ import sympy as sp
 
 from flatminima.errors import ParameterError
 
-from ._conventions import sym
+from ._conventions import canonical_name, sym
 from ._derivation import Formula, to_latex
 from ._logsumexp import LogSumExp
 
@@ -159,12 +159,10 @@ class ScalingLaw:
 
 
 def _canonical_wrt(wrt: Any) -> str:
-    if isinstance(wrt, str):
-        key = wrt.strip().lower()
-        key = _ALIASES.get(key, key)
-        if key in _VARIABLES:
-            return key
-    raise ParameterError("wrt", f"one of {sorted(_VARIABLES)}", wrt)
+    key = canonical_name(wrt, _VARIABLES, _ALIASES)
+    if key is None:
+        raise ParameterError("wrt", f"one of {sorted(_VARIABLES)}", wrt)
+    return key
 
 
 def _expand_logs(expr: sp.Expr) -> sp.Expr:
@@ -309,55 +307,55 @@ def scaling_law(derivation: Formula, wrt: str = "sharpness") -> ScalingLaw:
         )
     )
     if not f.has(x):
-        return ScalingLaw(
-            key,
-            x,
-            "constant",
-            sp.Integer(1),
-            sp.Integer(0),
-            sp.Integer(0),
-            f,
-            sp.Eq(sp.Symbol("log_tau"), f),
-        )
-    C = sp.Symbol("C")
-    log_tau_symbol = sp.Symbol("log_tau")
+        return _constant_law(key, x, f)
     numeric = _Numeric(f, x)
     kind = numeric.kind() if numeric.usable else _symbolic_kind(f, x)
     if kind == "constant":
-        return ScalingLaw(
-            key,
-            x,
-            "constant",
-            sp.Integer(1),
-            sp.Integer(0),
-            sp.Integer(0),
-            f,
-            sp.Eq(log_tau_symbol, f),
-        )
-    if kind == "power":  # x ∂log τ/∂x the same at every x: τ(λx)/τ(x) = λ^p
-        exponent = numeric.rational(lambda v: v.elasticity(1)) or _tidy(
-            sp.simplify(_expand_logs(x * sp.diff(f, x)).subs(x, 1))
-        )
-        power_kind = "polynomial" if exponent.is_Rational else "power-law"
-        law = sp.Eq(log_tau_symbol, exponent * sp.log(x) + C)
-        return ScalingLaw(key, x, power_kind, sp.log(x), exponent, exponent, f, law)
+        return _constant_law(key, x, f)
+    if kind == "power":
+        return _power_law(key, x, f, numeric)
     if kind in ("exponential", "inverse"):
-        # log τ = c·y + p·log x + C with y = x or 1/x: y ∂log τ/∂y = c·y ± p
-        inverse = kind == "inverse"
-        y = sp.Symbol("u", positive=True) if inverse else x
-        f_y = _expand_logs(f.subs(x, 1 / y)) if inverse else f
-        elasticity = _expand_logs(y * sp.diff(f_y, y))
-        slope = numeric.rational(lambda v: v.slope(inverse)) or _tidy(
-            sp.simplify(sp.diff(elasticity, y))
-        )
-        power = _tidy(sp.simplify(elasticity - slope * y))
-        if inverse:
-            power = -power  # u^q = x^(−q)
-        slope = _exponent_form(slope, derivation, key, x, inverse=inverse)
-        argument = 1 / x if inverse else x
-        law = sp.Eq(log_tau_symbol, slope * argument + power * sp.log(x) + C)
-        return ScalingLaw(key, x, "exponential", argument, slope, power, f, law)
-    return ScalingLaw(key, x, "other", x, sp.Integer(0), sp.Integer(0), f, sp.Eq(log_tau_symbol, f))
+        return _exponential_law(key, x, f, numeric, derivation, inverse=kind == "inverse")
+    return ScalingLaw(key, x, "other", x, sp.Integer(0), sp.Integer(0), f, sp.Eq(_LOG_TAU, f))
+
+
+_LOG_TAU = sp.Symbol("log_tau")
+_C = sp.Symbol("C")
+
+
+def _constant_law(key: str, x: sp.Symbol, f: sp.Expr) -> ScalingLaw:
+    """log τ does not depend on x."""
+    zero = sp.Integer(0)
+    return ScalingLaw(key, x, "constant", sp.Integer(1), zero, zero, f, sp.Eq(_LOG_TAU, f))
+
+
+def _power_law(key: str, x: sp.Symbol, f: sp.Expr, numeric: _Numeric) -> ScalingLaw:
+    """x ∂log τ/∂x the same at every x: τ(λx)/τ(x) = λ^p."""
+    exponent = numeric.rational(lambda v: v.elasticity(1)) or _tidy(
+        sp.simplify(_expand_logs(x * sp.diff(f, x)).subs(x, 1))
+    )
+    power_kind = "polynomial" if exponent.is_Rational else "power-law"
+    law = sp.Eq(_LOG_TAU, exponent * sp.log(x) + _C)
+    return ScalingLaw(key, x, power_kind, sp.log(x), exponent, exponent, f, law)
+
+
+def _exponential_law(
+    key: str, x: sp.Symbol, f: sp.Expr, numeric: _Numeric, derivation: Formula, inverse: bool
+) -> ScalingLaw:
+    """log τ = c·y + p·log x + C with y = x or 1/x: y ∂log τ/∂y = c·y ± p."""
+    y = sp.Symbol("u", positive=True) if inverse else x
+    f_y = _expand_logs(f.subs(x, 1 / y)) if inverse else f
+    elasticity = _expand_logs(y * sp.diff(f_y, y))
+    slope = numeric.rational(lambda v: v.slope(inverse)) or _tidy(
+        sp.simplify(sp.diff(elasticity, y))
+    )
+    power = _tidy(sp.simplify(elasticity - slope * y))
+    if inverse:
+        power = -power  # u^q = x^(−q)
+    slope = _exponent_form(slope, derivation, key, x, inverse=inverse)
+    argument = 1 / x if inverse else x
+    law = sp.Eq(_LOG_TAU, slope * argument + power * sp.log(x) + _C)
+    return ScalingLaw(key, x, "exponential", argument, slope, power, f, law)
 
 
 def _symbolic_kind(f: sp.Expr, x: sp.Symbol) -> str:

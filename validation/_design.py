@@ -1,8 +1,8 @@
 """Parameter design for escape experiments on a landscape: pick η, λ and D so that the
 quasi-potential barrier ΔΦ and the time-discretization parameter ηλH are where asked.
 
-SGD: ΔΦ = (2B/η)·Q with Q = ΔL(s/H_a + (1 − s)/|H_b|) (independent of the loss scale λ), so
-η = 2BQ/ΔΦ. White noise: ΔΦ = λΔL/D. The largest step multiplier (k_max for sharpness, the
+SGD: ΔΦ ∝ 1/η (independent of the loss scale λ), so η = ΔΦ(η = 1)/ΔΦ. White noise: ΔΦ ∝ 1/D.
+Both quasi-potentials are the theory layer's (``flatminima.theory._formulas``). The largest step multiplier (k_max for sharpness, the
 largest η for a learning-rate sweep) fixes λ through h_max = k_max·η·λ·max|H| (docs/conventions.md §6:
 keep it ≲ 0.05, the discrete chain runs hotter by about 1/(1 − hH/2)).
 """
@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from flatminima.theory._formulas import compiled_formula, formula
+
 from ._landscapes import Landscape
 
-__all__ = ["Design", "point_seed", "sgd_design", "white_design"]
+__all__ = ["Design", "exact_kappa", "kappa", "point_seed", "sgd_design", "white_design"]
 
 
 def point_seed(*parts: Any) -> int:
@@ -25,8 +27,23 @@ def point_seed(*parts: Any) -> int:
     return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
-def _q(land: Landscape) -> float:
-    """min over saddles of ΔL(s/H_a + (1 − s)/|H_b|) along the escape direction."""
+def kappa(lr: float, batch_size: float) -> float:
+    """The SGD noise scale κ = η/(2B) of the theory layer's SGD noise model (D = κ[H]⁺)."""
+    return float(compiled_formula("kappa").value(eta=lr, B=batch_size))
+
+
+def exact_kappa(lr: Any, batch_size: Any) -> Any:
+    """κ = η/(2B) as an exact SymPy number, for exact η and B (Rationals, Integers)."""
+    kappa_formula = formula("kappa")
+    return kappa_formula.value.subs(
+        dict(zip(kappa_formula.parameters, (lr, batch_size), strict=True))
+    )
+
+
+def _phi_at_unit_lr(land: Landscape, batch_size: int) -> float:
+    """min over saddles of the SGD quasi-potential ΔΦ at η = 1 along the escape direction (the
+    theory layer's formula, ∝ 1/η)."""
+    phi = compiled_formula("quasi_potential_sgd")
     values = []
     for hess_saddle, barrier, s in zip(
         land.hess_saddles, land.barriers, land.switch_fractions, strict=True
@@ -34,7 +51,9 @@ def _q(land: Landscape) -> float:
         vals, vecs = np.linalg.eigh(hess_saddle)
         e = vecs[:, 0]
         h_ae = float(e @ land.hess_min @ e)
-        values.append(barrier * (s / h_ae + (1 - s) / -vals[0]))
+        values.append(
+            float(phi.value(H_a=h_ae, H_b=-vals[0], Delta_L=barrier, eta=1.0, B=batch_size, s=s))
+        )
     return min(values)
 
 
@@ -63,7 +82,7 @@ def sgd_design(
 ) -> Design:
     """η so that ΔΦ = barrier_phi at step multiplier 1; λ so that the largest step keeps ηλH
     below ``step_bound``."""
-    eta = 2 * batch_size * _q(land) / barrier_phi
+    eta = _phi_at_unit_lr(land, batch_size) / barrier_phi  # ΔΦ ∝ 1/η
     lam = step_bound / (largest_step * eta * _h_max(land))
     return Design(lr=eta, loss_scale=lam, batch_size=batch_size, diffusion=None)
 
@@ -73,6 +92,6 @@ def white_design(
 ) -> Design:
     """η = 1, λ so that the largest step keeps ηλH below ``step_bound``, D = λΔL/barrier_phi."""
     lam = step_bound / (largest_step * _h_max(land))
-    return Design(
-        lr=1.0, loss_scale=lam, batch_size=None, diffusion=lam * min(land.barriers) / barrier_phi
-    )
+    phi = compiled_formula("quasi_potential_white")  # ΔΦ = λΔL/D ∝ 1/D
+    diffusion = float(phi.value(Delta_L=lam * min(land.barriers), D=1.0)) / barrier_phi
+    return Design(lr=1.0, loss_scale=lam, batch_size=None, diffusion=diffusion)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ._design import Design, point_seed, sgd_design, white_design
+from ._design import kappa as _kappa
 from ._fits import compare_laws
 from ._landscapes import landscape
 from ._predict import predictions
@@ -386,7 +387,9 @@ def _selection_points(quick: bool, device: str) -> list[Point]:
         for noise in ("sgd", "white"):
             # white noise at the SGD temperature of the flat minimum: D = (η/2B) λ H_flat
             diffusion = (
-                lr / (2 * batch) * lam * SELECTION_LANDSCAPE["h_flat"] if noise == "white" else None
+                _kappa(lr, batch) * lam * SELECTION_LANDSCAPE["h_flat"]
+                if noise == "white"
+                else None
             )
             design = Design(lr=lr, loss_scale=lam, batch_size=batch, diffusion=diffusion)
             for which in ("flat", "sharp"):

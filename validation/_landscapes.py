@@ -27,6 +27,9 @@ import numpy as np
 import sympy as sp
 import torch
 
+from flatminima.numerics._cases import landscape_case
+from flatminima.theory._formulas import compiled_formula
+
 __all__ = ["LANDSCAPES", "Landscape", "landscape", "minibatch_noise_table"]
 
 
@@ -43,30 +46,13 @@ def _switch_expr(c: Any, saddle_side: int, h_min: sp.Expr, h_saddle: sp.Expr) ->
     return sp.Piecewise((h_saddle, condition), (h_min, True))
 
 
-def _st(x: Any) -> Any:
-    return 0.5 * (x**4 - 16 * x**2 + 5 * x)
-
-
-def _st_grad(x: Any) -> Any:
-    return 2 * x**3 - 16 * x + 2.5
-
-
-def _st_hess(x: float) -> float:
-    return 6 * x**2 - 16
-
-
-def _newton(f: Callable[[float], float], df: Callable[[float], float], x: float) -> float:
-    for _ in range(100):
-        step = f(x) / df(x)
-        x -= step
-        if abs(step) < 1e-15 * max(1.0, abs(x)):
-            break
-    return x
-
-
-ST_A = _newton(_st_grad, _st_hess, 2.7)  # local minimum ≈ 2.7468
-ST_B = _newton(_st_grad, _st_hess, 0.15)  # saddle (local maximum) ≈ 0.1567
-ST_C = math.sqrt(8 / 3)  # inflection point between them: the switch
+# the Styblinski–Tang slice and the double well: the case registry's (flatminima.numerics)
+_ST = landscape_case("styblinski-tang-1d")
+_DW = landscape_case("double-well")
+_st, _st_grad, _st_hess = _ST.value, _ST.gradient, _ST.hessian
+ST_A = _ST.minima[0][0]  # local minimum ≈ 2.7468
+ST_B = _ST.saddles[0][0]  # saddle (local maximum) ≈ 0.1567
+ST_C = float(_ST.switch[0])  # inflection point between them: the switch
 
 
 @dataclass(frozen=True)
@@ -165,8 +151,8 @@ def _st1d() -> Landscape:
         noise_saddle=(h_b,),
         saddle_side=(-1,),
         margin=0.5,
-        description="f(x) = (x⁴ − 16x² + 5x)/2; minimum a ≈ 2.7468, saddle b ≈ 0.1567, switch at √(8/3)",
-        sympy_loss=lambda: (_X**4 - 16 * _X**2 + 5 * _X) / 2,
+        description=_ST.description,
+        sympy_loss=lambda: _ST.loss.subs(_ST.variables[0], _X),
         sympy_noise=lambda: _switch_expr(ST_C, -1, _exact(h_a), _exact(h_b)),
     )
 
@@ -196,25 +182,27 @@ def _st2d() -> Landscape:
 
 
 def _double_well() -> Landscape:
+    exact = _DW.exact
+    h_a, h_b = float(exact["H_a"]), float(exact["H_b"])
     return Landscape(
         name="double-well",
         dim=1,
-        loss_fn=lambda x: x[:, 0] ** 4 / 4 - x[:, 0] ** 2 / 2,
-        grad_fn=lambda x: x**3 - x,
-        minimum=(-1.0,),
-        saddles=((0.0,),),
-        hess_min=np.array([[2.0]]),
-        hess_saddles=(np.array([[-1.0]]),),
-        barriers=(0.25,),
-        switch_fractions=((1 / 36 - 1 / 6 + 1 / 4) / 0.25,),  # L(c) − L(a) over ΔL, c = −1/√3
-        switch=(-1 / math.sqrt(3),),
-        noise_min=(2.0,),
-        noise_saddle=(1.0,),
+        loss_fn=lambda x: _DW.value(x[:, 0]),
+        grad_fn=lambda x: _DW.gradient(x),
+        minimum=_DW.minima[0],
+        saddles=_DW.saddles,
+        hess_min=np.array([[h_a]]),
+        hess_saddles=(np.array([[-h_b]]),),
+        barriers=(float(exact["Delta_L"]),),
+        switch_fractions=(float(exact["s"]),),  # (L(c) − L(a))/ΔL = 4/9, c = −1/√3
+        switch=(float(_DW.switch[0]),),
+        noise_min=(h_a,),
+        noise_saddle=(h_b,),
         saddle_side=(1,),
         margin=0.3,
-        description="x⁴/4 − x²/2; minimum −1 (H = 2), saddle 0 (|H| = 1), switch at −1/√3",
-        sympy_loss=lambda: _X**4 / 4 - _X**2 / 2,
-        sympy_noise=lambda: _switch_expr(-1 / sp.sqrt(3), 1, sp.Integer(2), sp.Integer(1)),
+        description=_DW.description,
+        sympy_loss=lambda: _DW.loss.subs(_DW.variables[0], _X),
+        sympy_noise=lambda: _switch_expr(_DW.switch[0], 1, exact["H_a"], exact["H_b"]),
     )
 
 
@@ -272,7 +260,7 @@ def _flat_sharp(
         hess_min=np.array([[h_a]]),
         hess_saddles=(np.array([[-h_saddle]]),),
         barriers=(barrier,),
-        switch_fractions=(h_saddle / (h_a + h_saddle),),
+        switch_fractions=(float(compiled_formula("switch_fraction").value(h_a, h_saddle)),),
         switch=(j1 if which == "flat" else j2,),
         noise_min=(h_a,),
         noise_saddle=(h_saddle,),

@@ -32,7 +32,9 @@ import numpy as np
 import torch
 
 from flatminima.numerics._simulate import poisson_rate_interval
+from flatminima.theory._formulas import compiled_formula
 
+from ._design import kappa as sgd_kappa
 from ._design import point_seed
 from ._fits import compare_laws
 from ._models import Model, load_dataset, make_model, train_to_minimum
@@ -156,7 +158,8 @@ def network_sharpness_points(quick: bool, device: str) -> list[dict[str, Any]]:
     points = []
     eta_sgd = 0.1 / (lam_max * max(ks_sgd))
     e_target = 4.0 if quick else 5.0
-    delta = e_target * eta_sgd * lam_max / (2 * batch)
+    kappa = sgd_kappa(eta_sgd, batch)  # D = κH
+    delta = e_target * kappa * lam_max  # E = δ/(κλ_max): the level set's quasi-potential
     for k in ks_sgd:
         points.append(
             {
@@ -166,7 +169,11 @@ def network_sharpness_points(quick: bool, device: str) -> list[dict[str, Any]]:
                 "lr": k * eta_sgd,
                 "batch_size": batch,
                 "delta": delta,
-                "predicted_E": 2 * batch * delta / (eta_sgd * lam_max),
+                "predicted_E": float(
+                    compiled_formula("quasi_potential_white").value(
+                        Delta_L=delta, D=kappa * lam_max
+                    )
+                ),
                 "replicas": 256,
                 "target_escapes": target,
                 "max_steps": 200_000,

@@ -28,6 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from flatminima.theory._formulas import compiled_formula
+
+from ._design import kappa as sgd_kappa
 from ._design import point_seed
 from ._models import load_dataset, make_model, train_to_minimum
 
@@ -84,7 +87,11 @@ def network_selection_points(quick: bool, device: str) -> list[dict[str, Any]]:
     eta = 0.1 / lam_s  # step bound ηλ_max ≤ 0.1 at both minima
     batches = [1, 2, 3] if quick else [1, 2, 3, 4]
     x_max = max(batches) / eta
-    delta = (4.0 if quick else 5.0) * lam_f / (2 * x_max)  # E_flat at the largest B/η
+    # E_flat = δ/(κλ_flat) at the largest B/η, so δ = E·λ_flat·κ(η = 1, B = x_max) (κ ∝ η)
+    delta = sgd_kappa((4.0 if quick else 5.0) * lam_f, x_max)
+    # log odds = log γ_sharp/γ_flat: the whole climb δ on the minimum's side (s = 1)
+    log_odds = compiled_formula("selection_ratio_sgd").log_value
+    slope = float(log_odds(H_flat=lam_f, H_sharp=lam_s, Delta_L=delta, eta=1.0, B=1.0, s=1.0))
     target = 200 if quick else 400
     points = []
     for batch in batches:
@@ -106,7 +113,7 @@ def network_selection_points(quick: bool, device: str) -> list[dict[str, Any]]:
                     "check_every": 1,
                     "seed": point_seed("network-selection", noise, which, batch),
                     "device": device,
-                    "predicted_slope": 2 * delta * (1 / lam_f - 1 / lam_s),
+                    "predicted_slope": slope,
                 }
                 point["batch_size"] = batch
                 points.append(point)

@@ -19,6 +19,7 @@ import sympy as sp
 from flatminima.errors import ValidityWarning
 from flatminima.numerics import escape_time, mfpt_1d
 
+from ._design import exact_kappa
 from ._landscapes import landscape
 
 __all__ = ["exact_rate", "formula_rate"]
@@ -94,7 +95,7 @@ def _exact(key: tuple[Any, ...]) -> tuple[tuple[str, float], ...] | None:
     loss = lam_exact * land.sympy_loss()
     if noise == "sgd":
         assert land.sympy_noise is not None
-        kappa = sp.Rational(repr(lr)) / (2 * int(batch))
+        kappa = exact_kappa(sp.Rational(repr(lr)), int(batch))
         noise_expr = kappa * lam_exact * land.sympy_noise()
     else:
         noise_expr = sp.Rational(repr(float(diffusion)))

@@ -59,6 +59,7 @@ from flatminima.numerics import escape_time, mfpt_1d
 from flatminima.numerics._simulate import poisson_rate_interval
 
 from ._covariance import SCALE_RANGE, SLOPE_RANGE
+from ._design import kappa as sgd_kappa
 from ._lanczos import lanczos_top
 from ._persample import FunctionalModel
 
@@ -598,7 +599,7 @@ def _predict(
     kept = [i for i, v in enumerate(values) if v > zero_tol * lam1]
     zero = [i for i in range(len(values)) if i not in kept]
     if barrier is None:
-        barrier = 10 * lr * lam1 / (2 * batch)
+        barrier = sgd_kappa(10 * lr * lam1, batch)  # ΔΦ = 10: 10·κλ₁ (κ = η/2B ∝ η)
     k = len(values)
     nan = np.full(k, np.nan)
     e_k, t_k, e_m, t_m, t_w, t_l = (nan.copy() for _ in range(6))

@@ -28,12 +28,17 @@ import sympy as sp
 from flatminima import __version__
 from flatminima._katex import katex_head
 from flatminima.errors import ParameterError, PrecisionError
+from flatminima.numerics import landscape_case
 from flatminima.theory import (
+    INTERPRETATIONS,
+    NOISE_MODELS,
     derive_escape_time,
     derive_selection_ratio,
     derive_switch_fraction,
     scaling_law,
 )
+
+from ._design import exact_kappa
 
 __all__ = ["run_report", "styblinski_tang_slice"]
 
@@ -47,39 +52,17 @@ def styblinski_tang_slice(dps: int = 30) -> dict[str, mpmath.mpf]:
     model placed at c (docs: Conventions). The values carry ``dps`` digits whatever the ambient
     ``mpmath.mp.dps``.
     """
-    x = sp.Symbol("x", real=True)
-    f = (x**4 - 16 * x**2 + 5 * x) / 2
-    df, d2f = sp.diff(f, x), sp.diff(f, x, 2)
-    with mpmath.workdps(dps + 10):
-        fn = sp.lambdify(x, f, "mpmath")
-        dfn = sp.lambdify(x, df, "mpmath")
-        d2fn = sp.lambdify(x, d2f, "mpmath")
-        a = mpmath.findroot(dfn, mpmath.mpf("2.7"))
-        b = mpmath.findroot(dfn, mpmath.mpf("0.15"))
-        c = mpmath.sqrt(mpmath.mpf(8) / 3)
-        barrier = fn(b) - fn(a)
-        data = {
-            "a": a,
-            "b": b,
-            "c": c,
-            "H_a": d2fn(a),
-            "H_b": -d2fn(b),
-            "Delta_L": barrier,
-            "s": (fn(c) - fn(a)) / barrier,
-        }
-    with mpmath.workdps(dps):  # round to dps digits (unary + rounds to the working precision)
-        return {k: +v for k, v in data.items()}
+    return landscape_case("styblinski-tang-1d").references(dps)
 
 
 def _exact_checks(example: dict[str, Any], dps: int) -> list[dict[str, str]]:
     """mfpt_1d on the Styblinski–Tang slice against the compiled formulas."""
     from flatminima.numerics import escape_time, mfpt_1d
 
-    x = sp.Symbol("x")
-    loss = (x**4 - 16 * x**2 + 5 * x) / 2
-    c = sp.sqrt(sp.Rational(8, 3))
+    case = landscape_case("styblinski-tang-1d")
+    x, loss, c = case.variables[0], case.loss, case.switch[0]
     eta, batch = sp.Rational(85, 100000), sp.Rational(303, 100000)
-    kappa = eta / (2 * batch)
+    kappa = exact_kappa(eta, batch)
     with mpmath.workdps(dps):
         h_a = sp.Float(mpmath.nstr(example["H_a"], dps), dps)
         h_b = sp.Float(mpmath.nstr(example["H_b"], dps), dps)
@@ -87,7 +70,7 @@ def _exact_checks(example: dict[str, Any], dps: int) -> list[dict[str, str]]:
     start, end = example["a"], example["b"] - 1
     rows = []
     cases = [("white noise, D = 5", "white", 5, "ito")] + [
-        (f"SGD, {name}", "sgd", switch, name) for name in ("ito", "stratonovich", "anti-ito")
+        (f"SGD, {name}", "sgd", switch, name) for name in INTERPRETATIONS
     ]
     for label, noise, diffusion, interpretation in cases:
         exact = mfpt_1d(
@@ -344,9 +327,9 @@ def run_report(
     print("[1/6] deriving the escape-time formulas ...", flush=True)
     start = time.perf_counter()
     derived: dict[tuple[str, str, str], Any] = {}
-    for noise in ("white", "sgd", "loss-dependent"):
+    for noise in NOISE_MODELS:
         for dim in (1, 2, "n"):
-            for interpretation in ("ito", "stratonovich", "anti-ito"):
+            for interpretation in INTERPRETATIONS:
                 derived[(noise, str(dim), interpretation)] = derive_escape_time(
                     noise, dim, interpretation
                 )

@@ -12,12 +12,12 @@ import sympy as sp
 from scipy.integrate import quad
 
 from flatminima.errors import FlatMinimaError
-from flatminima.numerics import mfpt_1d, splitting_probability
+from flatminima.numerics import landscape_case, mfpt_1d, splitting_probability
 from flatminima.theory import derive_escape_time
 
 x = sp.Symbol("x")
-DOUBLE_WELL = x**4 / 4 - x**2 / 2  # a = −1 (H_a = 2), b = 0 (|H_b| = 1), ΔL = 1/4
-STYBLINSKI_TANG = (x**4 - 16 * x**2 + 5 * x) / 2
+DOUBLE_WELL = landscape_case("double-well").loss_in(x)  # a = −1 (H_a = 2), b = 0, ΔL = 1/4
+STYBLINSKI_TANG = landscape_case("styblinski-tang-1d").loss_in(x)
 
 
 def test_linear_drift_with_reflecting_wall_closed_form() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from flatminima.errors import FlatMinimaError
-from flatminima.numerics import escape_time, mfpt_1d, mfpt_2d
+from flatminima.numerics import escape_time, landscape_case, mfpt_1d, mfpt_2d
 
 # a sheared double well: minimum (−1, γ) with a rotated Hessian, saddle (0, 0)
 H0, H1, GAMMA = 1.0, 0.5, 0.5
@@ -67,7 +67,7 @@ def test_white_noise_approaches_eyring_kramers_linearly_in_D() -> None:
 
 # SGD: L = f(x) + ½ h(x) y², Styblinski–Tang in x, transverse stiffness varying with x
 def st(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (x**4 - 16 * x**2 + 5 * x)
+    return landscape_case("styblinski-tang-1d").value(x)
 
 
 def st2(x: float) -> float:

@@ -9,10 +9,10 @@ import pytest
 import sympy as sp
 
 from flatminima.errors import FlatMinimaError
-from flatminima.numerics import mfpt_1d, mfpt_2d, simulate_escape
+from flatminima.numerics import landscape_case, mfpt_1d, mfpt_2d, simulate_escape
 
 x = sp.Symbol("x")
-DOUBLE_WELL = x**4 / 4 - x**2 / 2
+DOUBLE_WELL = landscape_case("double-well").loss_in(x)
 
 
 def grad(z):

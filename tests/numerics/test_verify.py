@@ -21,11 +21,11 @@ import pytest
 import sympy as sp
 
 from flatminima.errors import ConvergenceError, FlatMinimaError
-from flatminima.numerics import escape_time, mfpt_1d, splitting_probability
+from flatminima.numerics import escape_time, landscape_case, mfpt_1d, splitting_probability
 
 x = sp.Symbol("x")
-DOUBLE_WELL = x**4 / 4 - x**2 / 2
-STYBLINSKI_TANG = (x**4 - 16 * x**2 + 5 * x) / 2
+DOUBLE_WELL = landscape_case("double-well").loss_in(x)
+STYBLINSKI_TANG = landscape_case("styblinski-tang-1d").loss_in(x)
 ALPHA = {"ito": 0.0, "stratonovich": 0.5, "anti-ito": 1.0}
 
 
