@@ -36,6 +36,7 @@ from flatminima.errors import ConvergenceError, FlatMinimaError
 from flatminima.numerics import (
     escape_time,
     escape_time_batch,
+    landscape_case,
     landscape_escape_time,
     log_escape_time,
     mfpt_1d,
@@ -53,8 +54,10 @@ from flatminima.theory import (
     interpretation_alpha,
     langer_unstable_eigenvalue,
     lyapunov_covariance,
+    numeric_alpha,
     quadratic_prefactor,
     quasi_potential_hessian,
+    register_noise_model,
     scaling_law,
 )
 
@@ -291,6 +294,10 @@ FUNCTIONS: dict[str, tuple[Any, dict[str, Any]]] = {
         {"derivation": derive_escape_time("white"), "wrt": "sharpness"},
     ),
     "interpretation_alpha": (interpretation_alpha, {"interpretation": "ito"}),
+    "numeric_alpha": (numeric_alpha, {"interpretation": "ito"}),
+    "landscape_case": (landscape_case, {"name": "double-well"}),
+    # every fuzzed call replaces the model by a wrong input; a valid one would register it
+    "register_noise_model": (register_noise_model, {"model": None}),
 }
 
 
