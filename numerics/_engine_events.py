@@ -77,17 +77,43 @@ class LevelSet:
 
 
 class LossJump:
-    """loss(x) − reference > delta: the loss rose more than δ above the reference (minimum)."""
+    """loss(x) − reference > delta: the loss rose more than δ above the reference (minimum).
+
+    With ``screen`` (a cheap estimate of the loss on a batch, for example in lower precision)
+    and ``band`` (a bound on |screen − loss|), the exact loss is computed only for the rows
+    whose screened value reaches the threshold less the band; the other rows are below the
+    threshold whatever the rounding, so the event is the exact check on every row as long as
+    the screen is within its band. ``loss`` must accept any subset of rows (torch tensors);
+    ``exact_rows`` counts the rows evaluated exactly.
+    """
 
     def __init__(
-        self, loss: Callable[[Any], Any], reference: float, delta: float, *, guard: bool = False
+        self,
+        loss: Callable[[Any], Any],
+        reference: float,
+        delta: float,
+        *,
+        guard: bool = False,
+        screen: Callable[[Any], Any] | None = None,
+        band: float = 0.0,
     ) -> None:
         self.loss, self.reference, self.delta, self.guard = loss, reference, delta, guard
+        self.screen, self.band = screen, band
+        self.exact_rows = 0
 
     def __call__(self, x: Any) -> Any:
         if self.guard and not _all_finite(x):
             raise NonFinitePaths(x)
-        return self.loss(x) - self.reference > self.delta
+        if self.screen is None:
+            self.exact_rows += x.shape[0]
+            return self.loss(x) - self.reference > self.delta
+        estimate = self.screen(x)
+        rows = (estimate - self.reference > self.delta - self.band).nonzero().flatten()
+        mask = estimate.new_zeros(estimate.shape, dtype=bool)
+        if rows.numel():
+            mask[rows] = self.loss(x[rows]) - self.reference > self.delta
+            self.exact_rows += int(rows.numel())
+        return mask
 
 
 class Distance:
