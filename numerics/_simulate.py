@@ -95,10 +95,6 @@ class EscapeSimulation:
     backend: str
     method: str
 
-    @property
-    def log_rate(self) -> float:
-        return math.log(self.rate) if self.rate > 0 else -math.inf
-
     def to_dict(self) -> dict[str, Any]:
         """The scalar fields (not the arrays), intervals as lists."""
         out: dict[str, Any] = {}
@@ -115,6 +111,11 @@ class EscapeSimulation:
             f"censored={self.n_censored}, "
             f"mean_time={self.mean_time:.6g} [{lo:.6g}, {hi:.6g}], rate={self.rate:.6g})"
         )
+
+    @property
+    def log_rate(self) -> float:
+        """log of the rate (−∞ when nothing escaped)."""
+        return math.log(self.rate) if self.rate > 0 else -math.inf
 
 
 def _memory_budget(n_paths: int, start: Any) -> None:

@@ -204,14 +204,14 @@ def measure_occupation(
     noise: str,
     lr: float,
     loss_scale: float,
-    batch_size: int | None = None,
-    diffusion: float | None = None,
-    replicas: int = 2048,
     steps: int = 100_000,
+    replicas: int = 2048,
     seed: int = 0,
-    dataset_size: int = 4096,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float64,
+    batch_size: int | None = None,
+    diffusion: float | None = None,
+    dataset_size: int = 4096,
 ) -> dict[str, Any]:
     """Start half the replicas in each valley of a two-valley landscape, run ``steps``
     iterations, and count where they end (left of the saddle: the landscape's own valley)."""

@@ -127,7 +127,8 @@ class _FullBatch:
 
     def gradient(self, theta: torch.Tensor) -> torch.Tensor:
         a, logits = self._pass(theta)
-        return _backward(self.model, theta, self.x, self.onehot, a, logits)
+        n = len(theta)
+        return _backward(self.model, theta, self.x[:n], self.onehot[:n], a, logits)
 
     def loss(self, theta: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy + ½ weight_decay ‖θ‖² (as `Model.loss`) from the shared pass."""
