@@ -51,6 +51,7 @@ class EulerMaruyama:
         )
         self.normals = BlockNormals(ops, dim) if normals == "block" else StepNormals(ops, dim)
         self.scratch: Any = None
+        self._kind, self._constant = self.noise.kind, self.noise.constant
         self.step: Callable[[Any], Any] = (
             self._step_numpy if ops.backend == "numpy" else self._step_torch
         )
@@ -60,7 +61,10 @@ class EulerMaruyama:
         return f"Euler–Maruyama (Itô{alpha}), step {self.h:g}, {self.ops.backend}"
 
     def _drift(self, x: Any) -> Any:
-        g = self.grad(x)
+        return self._checked(x, self.grad(x))
+
+    def _checked(self, x: Any, g: Any) -> Any:
+        """∇L of the batch's shape (else an error naming grad), plus the α-drift."""
         if tuple(g.shape) != tuple(x.shape):
             raise ShapeError(
                 "grad", f"an array of the batch's shape {tuple(x.shape)}", f"shape {tuple(g.shape)}"
@@ -70,11 +74,13 @@ class EulerMaruyama:
         return g
 
     def _step_numpy(self, x: np.ndarray) -> np.ndarray:
-        """In place, into buffers of our own."""
+        """In place, into buffers of our own (the hot loop: attribute look-ups kept few)."""
         n = x.shape[0]
         noise = self.normals.next(n)
-        g = self._drift(x)
-        kind = self.noise.kind
+        g = self.grad(x)
+        if g.shape != x.shape or self.divergence is not None:
+            g = self._checked(x, g)
+        kind = self._kind
         if kind == "field":
             factor = self.noise.field(x)  # type: ignore[misc]  # Itô: at the start of the step
         scratch = self.scratch
@@ -82,10 +88,10 @@ class EulerMaruyama:
             scratch = self.scratch = np.empty_like(x)
         x -= np.multiply(g, self.c, out=scratch[:n])
         if kind == "scalar":
-            noise *= self.noise.constant
+            noise *= self._constant
             x += noise
         elif kind == "matrix":
-            x += noise @ self.noise.constant.T
+            x += noise @ self._constant.T
         else:
             x += (factor @ noise[..., None])[..., 0] if factor.ndim == 3 else factor * noise
         return x

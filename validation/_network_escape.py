@@ -24,6 +24,7 @@ not depend on k; only the time unit does).
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,25 @@ NETWORK = {"dataset": "two-blobs", "size": 128, "hidden": 4, "weight_decay": 0.1
 
 
 def _setup(point: dict[str, Any]) -> tuple[Model, Any, torch.Tensor, float, np.ndarray]:
-    data = load_dataset(point["dataset"], seed=point["data_seed"], size=point["size"])
-    model = make_model("mlp", data, hidden=point["hidden"], weight_decay=point["weight_decay"])
-    theta, info = train_to_minimum(model, data, seed=point.get("init_seed", point["data_seed"]))
+    """The trained network of a point (cached in the process: every point of a sweep trains
+    the same network; the result is only read)."""
+    return _trained(
+        point["dataset"],
+        point["data_seed"],
+        point["size"],
+        point["hidden"],
+        point["weight_decay"],
+        point.get("init_seed", point["data_seed"]),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _trained(
+    dataset: str, data_seed: int, size: int, hidden: int, weight_decay: float, init_seed: int
+) -> tuple[Model, Any, torch.Tensor, float, np.ndarray]:
+    data = load_dataset(dataset, seed=data_seed, size=size)
+    model = make_model("mlp", data, hidden=hidden, weight_decay=weight_decay)
+    theta, info = train_to_minimum(model, data, seed=init_seed)
     hessian = torch.func.hessian(lambda t: model.loss(t, data.x, data.y))(theta)
     spectrum = torch.linalg.eigvalsh(0.5 * (hessian + hessian.T)).numpy()
     return model, data, theta, info["loss"], spectrum
