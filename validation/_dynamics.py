@@ -29,7 +29,18 @@ import numpy as np
 import torch
 
 from flatminima.errors import ParameterError
-from flatminima.numerics._simulate import poisson_rate_interval
+from flatminima.numerics._engine import (
+    Custom,
+    DiscreteSGD,
+    EulerMaruyama,
+    MinibatchProblem,
+    Ops,
+    RateEstimate,
+    Renewal,
+    SDEProblem,
+    rate_estimate,
+    run_escape,
+)
 
 from ._landscapes import Landscape, minibatch_noise_table
 
@@ -37,26 +48,19 @@ __all__ = ["RateMeasurement", "measure_rate"]
 
 
 @dataclass(frozen=True)
-class RateMeasurement:
-    """An escape rate per iteration with its exact Poisson interval.
+class RateMeasurement(RateEstimate):
+    """An escape rate per iteration with its exact Poisson interval (``escapes``, ``exposure``:
+    replica-iterations at risk after the burn-in, ``rate``, ``rate_low``, ``rate_high``), and
+    how it was run; ``stopped`` is "escapes" or "max_steps".
 
     ``iterations``/``log_iterations`` are the mean escape time in iterations, 1/rate, the name
     ``EscapeTime.iterations`` uses (``tau`` is continuous time, η·iterations, elsewhere).
     """
 
-    escapes: int
-    exposure: float  # replica-iterations at risk, after the burn-in
-    rate: float
-    rate_low: float
-    rate_high: float
     replicas: int
     steps: int
     burn_in: int
-    stopped: str  # "escapes" or "max_steps"
-
-    @property
-    def log_rate(self) -> float:
-        return math.log(self.rate) if self.rate > 0 else -math.inf
+    stopped: str
 
     @property
     def iterations(self) -> float:
@@ -82,6 +86,43 @@ def _device(device: str | torch.device) -> torch.device:
     return dev
 
 
+@dataclass(frozen=True)
+class _Update:
+    """One iteration of minibatch SGD or of white-noise GD on ``loss_scale · L``, batched: the
+    escape engine's problem and stepper for a test landscape."""
+
+    noise: str
+    lr: float
+    loss_scale: float
+    batch_size: int | None
+    diffusion: float | None
+    dataset_size: int
+    seed: int
+
+    def stepper(self, land: Landscape, ops: Ops) -> DiscreteSGD | EulerMaruyama:
+        lam = float(self.loss_scale)
+        if self.noise == "sgd":
+            table = minibatch_noise_table(
+                self.dataset_size, land.dim, self.seed + 1_000_003, ops.dtype
+            ).to(ops.device)
+            assert self.batch_size is not None
+
+            def minibatch_grad(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+                noise = table[idx].mean(1) * torch.sqrt(lam * land.noise_curvature(x))
+                return lam * land.grad(x) + noise
+
+            problem = MinibatchProblem(minibatch_grad, self.dataset_size, self.batch_size)
+            return DiscreteSGD(problem, ops, self.lr)
+        return EulerMaruyama(
+            SDEProblem(land.grad, float(self.diffusion)),  # type: ignore[arg-type]
+            ops,
+            self.lr,
+            land.dim,
+            normals="step",
+            drift_scale=lam,
+        )
+
+
 def _stepper(
     land: Landscape,
     noise: str,
@@ -95,30 +136,32 @@ def _stepper(
     dtype: torch.dtype,
     dev: torch.device,
 ) -> Any:
-    """One iteration of minibatch SGD or of white-noise GD on ``loss_scale · L``, batched."""
-    lam = float(loss_scale)
-    if noise == "sgd":
-        table = minibatch_noise_table(dataset_size, land.dim, seed + 1_000_003, dtype).to(dev)
-        assert batch_size is not None
+    """x ↦ one iteration (the engine's stepper) drawing from ``generator``."""
+    ops = Ops("torch", 0, dev, dtype)
+    ops.rng = generator
+    update = _Update(noise, lr, loss_scale, batch_size, diffusion, dataset_size, seed)
+    return update.stepper(land, ops).step
 
-        def sgd(x: torch.Tensor) -> torch.Tensor:
-            idx = torch.randint(
-                dataset_size, (x.shape[0], batch_size), generator=generator, device=dev
-            )
-            g = lam * land.grad(x) + table[idx].mean(1) * torch.sqrt(lam * land.noise_curvature(x))
-            return x - lr * g
 
-        return sgd
-    kick = math.sqrt(2 * float(diffusion) * lr)  # type: ignore[arg-type]
-
-    def white(x: torch.Tensor) -> torch.Tensor:
-        return (
-            x
-            - lr * lam * land.grad(x)
-            + kick * torch.randn(x.shape, generator=generator, dtype=dtype, device=dev)
-        )
-
-    return white
+def _check_options(
+    noise: str, lr: Any, loss_scale: Any, batch_size: Any, diffusion: Any, counts: dict[str, Any]
+) -> None:
+    if noise not in ("sgd", "white"):
+        raise ParameterError("noise", "'sgd' or 'white'", noise)
+    for name, value in (("lr", lr), ("loss_scale", loss_scale)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ParameterError(name, "a positive finite number", value)
+    if noise == "sgd" and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ParameterError("batch_size", "a positive integer (minibatch SGD)", batch_size)
+    if noise == "white" and not (
+        isinstance(diffusion, int | float) and math.isfinite(diffusion) and diffusion > 0
+    ):
+        raise ParameterError("diffusion", "a positive finite number (white noise)", diffusion)
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ParameterError(name, "a positive integer", value)
 
 
 def measure_rate(
@@ -140,77 +183,32 @@ def measure_rate(
     burn_in: int | None = None,
 ) -> RateMeasurement:
     """Measure the escape rate per iteration of ``noise`` ("sgd" or "white") from the minimum of
-    ``land``, with learning rate ``lr`` on the loss ``loss_scale · L``."""
-    if noise not in ("sgd", "white"):
-        raise ParameterError("noise", "'sgd' or 'white'", noise)
-    for name, value in (("lr", lr), ("loss_scale", loss_scale)):
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise ParameterError(name, "a positive finite number", value)
-    if noise == "sgd" and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-    ):
-        raise ParameterError("batch_size", "a positive integer (minibatch SGD)", batch_size)
-    if noise == "white" and not (
-        isinstance(diffusion, int | float) and math.isfinite(diffusion) and diffusion > 0
-    ):
-        raise ParameterError("diffusion", "a positive finite number (white noise)", diffusion)
-    for name, value in (
-        ("replicas", replicas),
-        ("target_escapes", target_escapes),
-        ("max_steps", max_steps),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ParameterError(name, "a positive integer", value)
-    dev = _device(device)
-    generator = torch.Generator(device=dev).manual_seed(seed)
-    x = land.start(replicas, dtype=dtype, device=dev)
-    restart = x[0].clone() if start is None else torch.as_tensor(start, dtype=dtype, device=dev)
-    x[:] = restart
-    step = _stepper(
-        land,
-        noise,
-        lr,
-        loss_scale,
-        batch_size,
-        diffusion,
-        dataset_size,
-        seed,
-        generator,
-        dtype,
-        dev,
+    ``land``, with learning rate ``lr`` on the loss ``loss_scale · L`` (the escape engine:
+    renewal estimator with burn-in, escape surface ``land.escaped``)."""
+    counts = {"replicas": replicas, "target_escapes": target_escapes, "max_steps": max_steps}
+    _check_options(noise, lr, loss_scale, batch_size, diffusion, counts)
+    ops = Ops("torch", seed, _device(device), dtype)
+    x = land.start(replicas, dtype=dtype, device=ops.device)
+    restart = (
+        x[0].clone() if start is None else torch.as_tensor(start, dtype=dtype, device=ops.device)
     )
+    x[:] = restart
+    update = _Update(noise, lr, loss_scale, batch_size, diffusion, dataset_size, seed)
+    stepper = update.stepper(land, ops)
     if burn_in is None:
         slowest = float(np.linalg.eigvalsh(land.hess_min).min())
         burn_in = math.ceil(10 / (lr * float(loss_scale) * slowest))
-    escapes = 0
-    steps = 0
-    stopped = "max_steps"
-    while steps < max_steps + burn_in:
-        steps += 1
-        x = step(x)
-        hit = land.escaped(x)
-        count = int(hit.sum())
-        if count:
-            if steps > burn_in:
-                escapes += count
-            x[hit] = restart
-            if escapes >= target_escapes:
-                stopped = "escapes"
-                break
-    exposure = float(replicas) * max(steps - burn_in, 0)
-    low, high = poisson_rate_interval(escapes, exposure, 0.95)
-    if exposure == 0:
-        raise ParameterError("max_steps", f"more steps than the burn-in ({burn_in})", max_steps)
+    estimator = Renewal(ops, replicas, restart, 1.0, burn_in=burn_in, target=target_escapes)
+    result = run_escape(
+        x, stepper.step, Custom(land.escaped), estimator, max_steps=max_steps + burn_in
+    )
+    rate = rate_estimate(result.escapes, result.exposure, 0.95, horizon="max_steps")
     return RateMeasurement(
-        escapes=escapes,
-        exposure=exposure,
-        rate=escapes / exposure,
-        rate_low=low,
-        rate_high=high,
+        **asdict(rate),
         replicas=replicas,
-        steps=steps,
+        steps=result.steps,
         burn_in=burn_in,
-        stopped=stopped,
+        stopped=result.stopped,
     )
 
 
@@ -220,36 +218,24 @@ def measure_occupation(
     noise: str,
     lr: float,
     loss_scale: float,
-    batch_size: int | None = None,
-    diffusion: float | None = None,
-    replicas: int = 2048,
     steps: int = 100_000,
+    replicas: int = 2048,
     seed: int = 0,
-    dataset_size: int = 4096,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float64,
+    batch_size: int | None = None,
+    diffusion: float | None = None,
+    dataset_size: int = 4096,
 ) -> dict[str, Any]:
     """Start half the replicas in each valley of a two-valley landscape, run ``steps``
     iterations, and count where they end (left of the saddle: the landscape's own valley)."""
     if land.other_minimum is None:
         raise ParameterError("landscape", "a landscape with two valleys", land.name)
-    dev = _device(device)
-    generator = torch.Generator(device=dev).manual_seed(seed)
-    x = land.start(replicas, dtype=dtype, device=dev)
-    x[replicas // 2 :] = torch.as_tensor(land.other_minimum, dtype=dtype, device=dev)
-    step = _stepper(
-        land,
-        noise,
-        lr,
-        loss_scale,
-        batch_size,
-        diffusion,
-        dataset_size,
-        seed,
-        generator,
-        dtype,
-        dev,
-    )
+    ops = Ops("torch", seed, _device(device), dtype)
+    x = land.start(replicas, dtype=dtype, device=ops.device)
+    x[replicas // 2 :] = torch.as_tensor(land.other_minimum, dtype=dtype, device=ops.device)
+    update = _Update(noise, lr, loss_scale, batch_size, diffusion, dataset_size, seed)
+    step = update.stepper(land, ops).step
     for _ in range(steps):
         x = step(x)
     saddle = land.saddles[0][0]

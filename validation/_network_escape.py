@@ -24,6 +24,7 @@ not depend on k; only the time unit does).
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from flatminima.numerics._simulate import poisson_rate_interval
+from flatminima.numerics._engine import (
+    DiscreteSGD,
+    EulerMaruyama,
+    LossJump,
+    MinibatchProblem,
+    Ops,
+    Renewal,
+    SDEProblem,
+    rate_estimate,
+    run_escape,
+)
 from flatminima.theory._formulas import compiled_formula
 
 from ._design import kappa as sgd_kappa
@@ -50,23 +61,49 @@ NETWORK = {"dataset": "two-blobs", "size": 128, "hidden": 4, "weight_decay": 0.1
 
 
 def _setup(point: dict[str, Any]) -> tuple[Model, Any, torch.Tensor, float, np.ndarray]:
-    data = load_dataset(point["dataset"], seed=point["data_seed"], size=point["size"])
-    model = make_model("mlp", data, hidden=point["hidden"], weight_decay=point["weight_decay"])
-    theta, info = train_to_minimum(model, data, seed=point.get("init_seed", point["data_seed"]))
+    """The trained network of a point (cached in the process: every point of a sweep trains
+    the same network; the result is only read)."""
+    return _trained(
+        point["dataset"],
+        point["data_seed"],
+        point["size"],
+        point["hidden"],
+        point["weight_decay"],
+        point.get("init_seed", point["data_seed"]),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _trained(
+    dataset: str, data_seed: int, size: int, hidden: int, weight_decay: float, init_seed: int
+) -> tuple[Model, Any, torch.Tensor, float, np.ndarray]:
+    data = load_dataset(dataset, seed=data_seed, size=size)
+    model = make_model("mlp", data, hidden=hidden, weight_decay=weight_decay)
+    theta, info = train_to_minimum(model, data, seed=init_seed)
     hessian = torch.func.hessian(lambda t: model.loss(t, data.x, data.y))(theta)
     spectrum = torch.linalg.eigvalsh(0.5 * (hessian + hessian.T)).numpy()
     return model, data, theta, info["loss"], spectrum
 
 
-def _batched_gradient(
-    model: Model, theta: torch.Tensor, x: torch.Tensor, onehot: torch.Tensor
-) -> torch.Tensor:
-    """Per-replica gradient of the mean cross-entropy on the replica's own batch plus weight
-    decay, by hand-written backpropagation (one tanh layer): θ (R, P), x (R, B, d),
-    onehot (R, B, C) → (R, P). Checked against torch.autograd in the tests."""
+def _forward(
+    model: Model, theta: torch.Tensor, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hidden activations a (R, B, H) and logits (R, B, C) of each replica on its own batch."""
     w1, b1, w2, b2 = model._unpack(theta)
     a = torch.tanh(torch.einsum("rbd,rdh->rbh", x, w1) + b1.unsqueeze(1))
-    logits = torch.einsum("rbh,rhc->rbc", a, w2) + b2.unsqueeze(1)
+    return a, torch.einsum("rbh,rhc->rbc", a, w2) + b2.unsqueeze(1)
+
+
+def _backward(
+    model: Model,
+    theta: torch.Tensor,
+    x: torch.Tensor,
+    onehot: torch.Tensor,
+    a: torch.Tensor,
+    logits: torch.Tensor,
+) -> torch.Tensor:
+    """Backpropagation of the mean cross-entropy plus weight decay from `_forward`'s a, logits."""
+    _, _, w2, _ = model._unpack(theta)
     dlogits = (torch.softmax(logits, -1) - onehot) / x.shape[1]
     dw2 = torch.einsum("rbh,rbc->rhc", a, dlogits)
     db2 = dlogits.sum(1)
@@ -77,62 +114,133 @@ def _batched_gradient(
     return grad + model.weight_decay * theta
 
 
+def _batched_gradient(
+    model: Model, theta: torch.Tensor, x: torch.Tensor, onehot: torch.Tensor
+) -> torch.Tensor:
+    """Per-replica gradient of the mean cross-entropy on the replica's own batch plus weight
+    decay, by hand-written backpropagation (one tanh layer): θ (R, P), x (R, B, d),
+    onehot (R, B, C) → (R, P). Checked against torch.autograd in the tests."""
+    a, logits = _forward(model, theta, x)
+    return _backward(model, theta, x, onehot, a, logits)
+
+
+class _FullBatch:
+    """Full-data loss and gradient of every replica sharing one forward pass (white noise):
+    the escape check after step k computes the forward at θ_k, and step k + 1's gradient reuses
+    it unless the batch was changed in place since (a restart after an escape)."""
+
+    def __init__(self, model: Model, x: torch.Tensor, y: torch.Tensor, replicas: int) -> None:
+        self.model, self.y = model, y
+        onehot = torch.nn.functional.one_hot(y, int(y.max()) + 1).to(x.dtype)
+        self.x = x.expand(replicas, *x.shape)
+        self.onehot = onehot.expand(replicas, *onehot.shape)
+        self.key: tuple[int, int] | None = None
+        self.cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _pass(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (id(theta), theta._version)
+        if self.key != key or self.cache is None:
+            self.cache = _forward(self.model, theta, self.x[: len(theta)])
+            self.key = key
+        return self.cache
+
+    def gradient(self, theta: torch.Tensor) -> torch.Tensor:
+        a, logits = self._pass(theta)
+        n = len(theta)
+        return _backward(self.model, theta, self.x[:n], self.onehot[:n], a, logits)
+
+    def loss(self, theta: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy + ½ weight_decay ‖θ‖² (as `Model.loss`) from the shared pass."""
+        _, logits = self._pass(theta)
+        picked = torch.gather(logits, -1, self.y.expand(*logits.shape[:-1]).unsqueeze(-1))
+        data = (torch.logsumexp(logits, -1) - picked.squeeze(-1)).mean(-1)
+        return data + 0.5 * self.model.weight_decay * (theta**2).sum(-1)
+
+
+#: |float32 screen − float64 loss| allowed for the SGD escape check (the float32 loss of this
+#: network is within ~1e-6 of the float64 one: 24-bit mantissas, O(1) values, 128-sample means).
+SCREEN_BAND = 1e-4
+
+
+def _float32_loss(model: Model, x: torch.Tensor, y: torch.Tensor) -> Any:
+    """θ ↦ the full-data loss in float32 (the cheap screen of the SGD escape check). Two
+    classes: cross-entropy is softplus(±(z₁ − z₀)), one logit difference per sample."""
+    x32 = x.to(torch.float32)
+    sign = (1 - 2 * y).to(torch.float32)  # z_other − z_y = sign · (z₁ − z₀)
+    decay = 0.5 * model.weight_decay
+
+    def screen(theta: torch.Tensor) -> torch.Tensor:
+        t32 = theta.to(torch.float32)
+        if model.kind != "mlp" or model.classes != 2:
+            return model.loss(t32, x32, y).to(theta.dtype)
+        w1, b1, w2, b2 = model._unpack(t32)
+        a = torch.tanh(torch.matmul(x32, w1) + b1.unsqueeze(1))
+        diff = torch.matmul(a, (w2[..., 1] - w2[..., 0]).unsqueeze(-1)).squeeze(-1)
+        diff = diff + (b2[:, 1] - b2[:, 0]).unsqueeze(1)
+        data = torch.nn.functional.softplus(sign * diff).mean(-1)
+        return (data + decay * (t32 * t32).sum(-1)).to(theta.dtype)
+
+    return screen
+
+
+def _network_run(
+    model: Model, data: Any, point: dict[str, Any], ops: Ops
+) -> tuple[DiscreteSGD | EulerMaruyama, LossJump]:
+    """The stepper and the loss-jump event of a network point: minibatch SGD (B samples with
+    replacement per replica) with a float32-screened full-data loss check, or full-batch GD
+    with white noise of diffusion D whose loss check shares the gradient's forward pass."""
+    x_all, y_all = data.x.to(ops.device), data.y.to(ops.device)
+    screened = point.get("screened", True)
+    if point["noise"] == "sgd":
+        onehot_all = torch.nn.functional.one_hot(y_all, data.classes).to(x_all.dtype)
+        problem = MinibatchProblem(
+            lambda theta, idx: _batched_gradient(model, theta, x_all[idx], onehot_all[idx]),
+            data.size,
+            point["batch_size"],
+        )
+        event = LossJump(
+            lambda theta: model.loss(theta, x_all, y_all),
+            point["loss_star"],
+            point["delta"],
+            screen=_float32_loss(model, x_all, y_all) if screened else None,
+            band=SCREEN_BAND,
+        )
+        return DiscreteSGD(problem, ops, point["lr"]), event
+    full = _FullBatch(model, x_all, y_all, point["replicas"])
+    sde = SDEProblem(full.gradient, point["diffusion"])
+    stepper = EulerMaruyama(sde, ops, point["lr"], model.size, normals="step")
+    loss = full.loss if screened else (lambda theta: model.loss(theta, x_all, y_all))
+    return stepper, LossJump(loss, point["loss_star"], point["delta"])
+
+
 def measure_network_rate(point: dict[str, Any]) -> dict[str, Any]:
-    """One network escape-rate point (see the module docstring)."""
+    """One network escape-rate point (see the module docstring): the escape engine with the
+    network's stepper, a loss-jump event and the renewal estimator after a burn-in."""
     model, data, theta_star, loss_star, spectrum = _setup(point)
-    device = torch.device(point.get("device", "cpu"))
-    generator = torch.Generator(device=device).manual_seed(point["seed"])
+    ops = Ops("torch", point["seed"], point.get("device", "cpu"), torch.float64)
     replicas, lr = point["replicas"], point["lr"]
-    x_all, y_all = data.x.to(device), data.y.to(device)
-    onehot_all = torch.nn.functional.one_hot(y_all, data.classes).to(x_all.dtype)
-    x_full = x_all.expand(replicas, *x_all.shape)
-    onehot_full = onehot_all.expand(replicas, *onehot_all.shape)
-    start = theta_star.to(device)
-    theta = start.repeat(replicas, 1)
+    start = theta_star.to(ops.device)
     # ten relaxation times of the top of the spectrum (the directions that carry the loss)
     burn_in = math.ceil(10 / (lr * float(np.mean(spectrum[-5:]))))
-    check = point["check_every"]
-    delta = point["delta"]
-    escapes, steps = 0, 0
-    kick = math.sqrt(2 * point.get("diffusion", 0.0) * lr)
+    stepper, event = _network_run(model, data, {**point, "loss_star": loss_star}, ops)
+    estimator = Renewal(ops, replicas, start, 1.0, burn_in, point["target_escapes"])
     with torch.no_grad():
-        while steps < point["max_steps"] + burn_in:
-            steps += 1
-            if point["noise"] == "sgd":
-                idx = torch.randint(
-                    data.size, (replicas, point["batch_size"]), generator=generator, device=device
-                )
-                grad = _batched_gradient(model, theta, x_all[idx], onehot_all[idx])
-                theta = theta - lr * grad
-            else:
-                grad = _batched_gradient(model, theta, x_full, onehot_full)
-                theta = (
-                    theta
-                    - lr * grad
-                    + kick
-                    * torch.randn(
-                        theta.shape, generator=generator, dtype=theta.dtype, device=device
-                    )
-                )
-            if steps % check == 0:
-                jump = model.loss(theta, x_all, y_all) - loss_star
-                hit = jump > delta
-                count = int(hit.sum())
-                if count:
-                    if steps > burn_in:
-                        escapes += count
-                    theta[hit] = start
-                    if escapes >= point["target_escapes"]:
-                        break
-    exposure = float(replicas) * max(steps - burn_in, 1)
-    low, high = poisson_rate_interval(escapes, exposure, 0.95)
+        counts = run_escape(
+            start.repeat(replicas, 1),
+            stepper.step,
+            event,
+            estimator,
+            max_steps=point["max_steps"] + burn_in,
+            check_every=point["check_every"],
+        )
+    rate = rate_estimate(counts.escapes, counts.exposure, 0.95, horizon="max_steps")
     return {
-        "escapes": escapes,
-        "exposure": exposure,
-        "rate": escapes / exposure,
-        "rate_low": low,
-        "rate_high": high,
-        "steps": steps,
+        "escapes": rate.escapes,
+        "exposure": rate.exposure,
+        "rate": rate.rate,
+        "rate_low": rate.rate_low,
+        "rate_high": rate.rate_high,
+        "steps": counts.steps,
         "burn_in": burn_in,
         "loss_star": loss_star,
         "lambda_max": float(spectrum[-1]),

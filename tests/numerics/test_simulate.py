@@ -208,7 +208,7 @@ def test_parallel_random_streams_are_deterministic_and_independent(monkeypatch) 
     standard normals (not one stream twice)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from flatminima.numerics import _simulate
+    from flatminima.numerics import _engine_backend, _simulate
 
     ops = _simulate._Ops("numpy", 11, "cpu", None)
     block = ops.normal((64, 1024, 4))  # 2¹⁸ normals: the threaded path
@@ -225,7 +225,7 @@ def test_parallel_random_streams_are_deterministic_and_independent(monkeypatch) 
 
     threaded = paths(5)
     serial_pool = ThreadPoolExecutor(max_workers=1)
-    monkeypatch.setattr(_simulate, "_rng_pool", lambda: serial_pool)
+    monkeypatch.setattr(_engine_backend, "_rng_pool", lambda: serial_pool)
     assert np.array_equal(paths(5).times, threaded.times)
     again = _simulate._Ops("numpy", 11, "cpu", None).normal((64, 1024, 4))
     assert np.array_equal(again, block)
