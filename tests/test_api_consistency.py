@@ -63,6 +63,7 @@ NOT_ESCAPE_TIMES = {
     "SplittingResult": "a probability",
     "CompiledFormula": "a compiled kernel; its tau/log_tau are methods taking the parameters",
     "ScalingLaw": "a law: its log_tau is log τ as an expression of the variable",
+    "LandscapeCase": "a test landscape: its value is the loss function, its exact references a dict",
 }
 TIME_WORDS = {"tau", "log_tau", "mean_time", "value", "log_value", "rate", "log_rate"}
 
