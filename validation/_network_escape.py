@@ -50,17 +50,21 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class _Network:
-    """The network and data of the sharpness experiment's network cases."""
+class NetworkSetup:
+    """A one-hidden-layer MLP and its data set: what a network escape point trains."""
 
-    dataset: str = "two-blobs"
-    size: int = 128
-    hidden: int = 4
-    weight_decay: float = 0.1
-    seed: int = 3
+    dataset: str
+    size: int
+    hidden: int
+    weight_decay: float
+    data_seed: int
+
+    @property
+    def name(self) -> str:
+        return f"mlp({self.hidden})/{self.dataset}"
 
 
-NETWORK = _Network()
+NETWORK = NetworkSetup("two-blobs", size=128, hidden=4, weight_decay=0.1, data_seed=3)
 
 
 @dataclass
@@ -215,8 +219,7 @@ def measure_network_rate(point: dict[str, Any]) -> dict[str, Any]:
 
 def network_sharpness_points(quick: bool, device: str) -> list[NetworkRatePoint]:
     # design from the trained network's spectrum: step bound ηλ_max·k_max = 0.1, E(k=1) target
-    spec = {k: v for k, v in NETWORK.__dict__.items() if k != "seed"}
-    _, _, _, _, spectrum = _setup({**spec, "data_seed": NETWORK.seed})
+    _, _, _, _, spectrum = _setup(dict(NETWORK.__dict__))
     lam_max = float(spectrum[-1])
     ks_sgd = [1.0, 1.5, 2.0, 3.0] if quick else [1.0, 1.25, 1.5, 2.0, 2.5, 3.0]
     ks_white = [1.0, 2.0, 4.0] if quick else [1.0, 1.5, 2.0, 3.0, 4.0]
@@ -230,11 +233,7 @@ def network_sharpness_points(quick: bool, device: str) -> list[NetworkRatePoint]
     def point(noise: str, k: float, lr: float, **extra: Any) -> NetworkRatePoint:
         return NetworkRatePoint(
             experiment="sharpness",
-            dataset=NETWORK.dataset,
-            size=NETWORK.size,
-            hidden=NETWORK.hidden,
-            weight_decay=NETWORK.weight_decay,
-            data_seed=NETWORK.seed,
+            **NETWORK.__dict__,
             noise=noise,
             k=k,
             lr=lr,
@@ -277,7 +276,7 @@ def network_sharpness_analysis(
             np.array([r.result.escapes for r in group]),
             np.array([r.result.exposure for r in group]),
             noise,
-            model=f"mlp({NETWORK.hidden})/{NETWORK.dataset}",
+            model=NETWORK.name,
             points=group,
             network=True,
         )

@@ -22,7 +22,6 @@ model does not offer between its minima.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +29,7 @@ import torch
 
 from ._design import point_seed
 from ._models import load_dataset, make_model, train_to_minimum
-from ._network_escape import NetworkRatePoint, NetworkRateResult
+from ._network_escape import NetworkRatePoint, NetworkRateResult, NetworkSetup
 from ._registry import Analysis, rows_of
 
 if TYPE_CHECKING:
@@ -39,18 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["network_selection_analysis", "network_selection_points"]
 
 
-@dataclass(frozen=True)
-class _Setup:
-    """The network and data of the selection experiment."""
-
-    dataset: str = "xor"
-    size: int = 128
-    hidden: int = 3
-    weight_decay: float = 0.01
-    data_seed: int = 0
-
-
-SETUP = _Setup()
+SETUP = NetworkSetup("xor", size=128, hidden=3, weight_decay=0.01, data_seed=0)
 
 
 @cache
@@ -100,11 +88,7 @@ def network_selection_points(quick: bool, device: str) -> list[NetworkRatePoint]
     return [
         NetworkRatePoint(
             experiment="selection",
-            dataset=SETUP.dataset,
-            size=SETUP.size,
-            hidden=SETUP.hidden,
-            weight_decay=SETUP.weight_decay,
-            data_seed=SETUP.data_seed,
+            **SETUP.__dict__,
             init_seed=pair[which]["init_seed"],
             which=which,
             noise="sgd",
@@ -142,7 +126,7 @@ def network_selection_analysis(
         errors.append(log_odds_error(sharp.escapes, flat.escapes))
     slope, slope_se, _ = log_odds_slope(xs, odds, errors)
     case = SelectionCase(
-        model=f"mlp({SETUP.hidden})/{SETUP.dataset}",
+        model=SETUP.name,
         noise="sgd",
         expected="log odds of the flat minimum grow linearly in B/η",
         held=slope > 3 * slope_se,

@@ -11,28 +11,53 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypedDict
 
 from ._design import Design, point_seed
+from ._dynamics import RateMeasurement
 from ._registry import JSONValue, Point, Record, Result
+
+if TYPE_CHECKING:
+    from ._landscapes import Landscape
 
 __all__ = ["OccupationPoint", "OccupationResult", "RatePoint", "RateResult", "RateRow"]
 
 
-@dataclass
-class RateResult(Result):
-    """An escape rate per iteration with its exact Poisson interval (``measure_rate``)."""
+@dataclass(frozen=True)
+class RateResult(RateMeasurement, Result):
+    """``measure_rate``'s measurement as a stored result, with the seconds it took."""
 
-    escapes: int
-    exposure: float
-    rate: float
-    rate_low: float
-    rate_high: float
-    replicas: int
-    steps: int
-    burn_in: int
-    stopped: str
     seconds: float = 0.0
+
+
+class _Walk(TypedDict):
+    """The settings of a batched walk shared by ``measure_rate`` and ``measure_occupation``."""
+
+    noise: str
+    lr: float
+    loss_scale: float
+    batch_size: int | None
+    diffusion: float | None
+    replicas: int
+    seed: int
+    device: str
+
+
+def _walk(point: RatePoint | OccupationPoint) -> tuple[Landscape, _Walk]:
+    """The point's landscape and the settings of its walk."""
+    from ._landscapes import landscape
+
+    land = landscape(point.landscape, **(point.landscape_options or {}))
+    return land, _Walk(
+        noise=point.noise,
+        lr=point.lr,
+        loss_scale=point.loss_scale,
+        batch_size=point.batch_size,
+        diffusion=point.diffusion,
+        replicas=point.replicas,
+        seed=point.seed,
+        device=point.device or "cpu",
+    )
 
 
 @dataclass(frozen=True)
@@ -66,20 +91,13 @@ class RatePoint(Point):
 
     def run(self) -> RateResult:
         from ._dynamics import measure_rate
-        from ._landscapes import landscape
 
+        land, walk = _walk(self)
         measured = measure_rate(
-            landscape(self.landscape, **(self.landscape_options or {})),
-            noise=self.noise,
-            lr=self.lr,
-            loss_scale=self.loss_scale,
-            batch_size=self.batch_size,
-            diffusion=self.diffusion,
-            replicas=self.replicas,
+            land,
+            **walk,
             target_escapes=self.target_escapes,
             max_steps=self.max_steps,
-            seed=self.seed,
-            device=self.device or "cpu",
             start=self.start,
         )
         result: RateResult = RateResult.from_dict(measured.to_dict())
@@ -218,19 +236,8 @@ class OccupationPoint(Point):
 
     def run(self) -> OccupationResult:
         from ._dynamics import measure_occupation
-        from ._landscapes import landscape
 
-        measured = measure_occupation(
-            landscape(self.landscape, **(self.landscape_options or {})),
-            noise=self.noise,
-            lr=self.lr,
-            loss_scale=self.loss_scale,
-            batch_size=self.batch_size,
-            diffusion=self.diffusion,
-            replicas=self.replicas,
-            steps=self.steps,
-            seed=self.seed,
-            device=self.device or "cpu",
-        )
+        land, walk = _walk(self)
+        measured = measure_occupation(land, **walk, steps=self.steps)
         result: OccupationResult = OccupationResult.from_dict(measured)
         return result

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -117,8 +118,7 @@ def run_point(point: Point) -> JSONRecord:
     with ``seconds``, the time it took."""
     start = time.perf_counter()
     result = point.run()
-    result.seconds = time.perf_counter() - start  # type: ignore[attr-defined]
-    return result.to_dict()
+    return dataclasses.replace(result, seconds=time.perf_counter() - start).to_dict()  # type: ignore[type-var]
 
 
 # ---------------------------------------------------------------------- pools
