@@ -411,6 +411,11 @@ def _add_derivation_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _command(sub: Any, name: str, text: str, **kwargs: str) -> Any:
+    """A sub-command whose help shows each option's default."""
+    return sub.add_parser(name, help=text, formatter_class=_FORMATTER, **kwargs)
+
+
 def _add_formula_parser(sub: Any) -> None:
     formula = sub.add_parser(
         "formula", help="print a derived escape-time formula", formatter_class=_FORMATTER
@@ -431,10 +436,10 @@ def _add_formula_parser(sub: Any) -> None:
 
 
 def _add_scaling_parser(sub: Any) -> None:
-    scaling = sub.add_parser(
+    scaling = _command(
+        sub,
         "scaling",
-        help="classify log τ against a variable",
-        formatter_class=_FORMATTER,
+        "classify log τ against a variable",
         description="How log τ depends on one variable, everything else fixed: exponential "
         "(log τ linear in x or 1/x) or a power law, with the coefficient.",
     )
@@ -494,10 +499,10 @@ def _add_evaluate_parser(sub: Any) -> None:
 
 def _add_experiment_parsers(sub: Any) -> None:
     """``validate``, ``report`` and ``experiments``: they read the experiment registry."""
-    validate = sub.add_parser(
+    validate = _command(
+        sub,
         "validate",
-        help="run an experiment that tests the theory",
-        formatter_class=_FORMATTER,
+        "run an experiment that tests the theory",
         epilog="Exit status: 0 every prediction held, 1 a prediction did not hold, 2 usage "
         "error (bad option, --out is a file, torch not installed).",
     )

@@ -42,7 +42,7 @@ import torch
 
 from ._design import point_seed
 from ._models import load_dataset, make_model, train_to_minimum
-from ._registry import Analysis, Case, Experiment, Point, Result, Row, register
+from ._registry import Analysis, Case, Experiment, JSONValue, Point, Result, Row, register
 
 __all__ = [
     "COVARIANCE",
@@ -297,7 +297,7 @@ class CovarianceCase(Case):
     def at_minimum(self) -> bool:
         return self.noise == "minimum"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSONValue]:
         head = {k: v for k, v in super().to_dict().items() if k != "measured"}
         return {**head, **self.measured.to_dict()}
 
@@ -322,7 +322,7 @@ def _case(point: CovariancePoint, result: CovarianceResult) -> CovarianceCase:
 class _CovarianceRow(Row[CovariancePoint, CovarianceResult]):
     """model, dataset, state and the result's scalar fields."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSONValue]:
         scalars = {k: v for k, v in self.result.to_dict().items() if not isinstance(v, list | dict)}
         p = self.point
         return {"model": p.model, "dataset": p.dataset, "state": p.state, **scalars}

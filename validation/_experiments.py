@@ -23,6 +23,8 @@ import numpy as np
 from ._design import Design, point_seed, sgd_design, white_design
 from ._fits import ScalingComparison, compare_laws
 from ._landscapes import landscape
+from ._network_escape import NetworkRatePoint, network_sharpness_analysis, network_sharpness_points
+from ._network_selection import network_selection_analysis, network_selection_points
 from ._rate_points import (
     OccupationPoint,
     OccupationResult,
@@ -225,14 +227,10 @@ class Sharpness(Experiment[Point, Analysis[LawCase]]):
     )
 
     def points(self, quick: bool, device: str) -> list[Point]:
-        from ._network_escape import network_sharpness_points
-
         return [*_sharpness_points(quick, device), *network_sharpness_points(quick, device)]
 
     def analyse(self, points: list[Point], results: list[Any]) -> Analysis[LawCase]:
         """Landscape cases and network cases (a trained MLP at its minimum), one verdict."""
-        from ._network_escape import NetworkRatePoint, network_sharpness_analysis
-
         land_p, land_r, rest_p, rest_r = split_by_type(points, results, RatePoint)
         net_p, net_r, _, _ = split_by_type(rest_p, rest_r, NetworkRatePoint)
         rows = rate_rows(land_p, land_r)
@@ -314,8 +312,11 @@ class _SlopeExperiment(Experiment[RatePoint, Analysis[SlopeCase]]):
     inverse: bool
     axis: str
 
+    quick_config: _SlopeConfig
+    full_config: _SlopeConfig
+
     def config(self, quick: bool) -> _SlopeConfig:
-        raise NotImplementedError
+        return self.quick_config if quick else self.full_config
 
     def sweep(self, design: Design, value: float) -> tuple[float, int | None, dict[str, float]]:
         """(lr, batch size or None, label) of the point for one swept value."""
@@ -401,10 +402,10 @@ class BatchSize(_SlopeExperiment):
     aliases = ("batch_size",)
     variable, inverse, axis = "B", False, "B"
 
-    def config(self, quick: bool) -> _SlopeConfig:
-        if quick:
-            return _SlopeConfig(("double-well",), (2, 3, 4, 5, 6), 6.0, 300)
-        return _SlopeConfig(("double-well", "styblinski-tang-1d"), (2, 3, 4, 5, 6, 7, 8), 8.0, 600)
+    quick_config = _SlopeConfig(("double-well",), (2, 3, 4, 5, 6), 6.0, 300)
+    full_config = _SlopeConfig(
+        ("double-well", "styblinski-tang-1d"), (2, 3, 4, 5, 6, 7, 8), 8.0, 600
+    )
 
     def design(self, name: str, cfg: _SlopeConfig) -> Design:
         return sgd_design(landscape(name), batch_size=int(max(cfg.values)), barrier_phi=cfg.phi)
@@ -419,12 +420,10 @@ class LearningRate(_SlopeExperiment):
     aliases = ("lr",)
     variable, inverse, axis = "eta", True, "1/η"
 
-    def config(self, quick: bool) -> _SlopeConfig:
-        if quick:
-            return _SlopeConfig(("double-well",), (1.0, 1.25, 1.6, 2.0, 2.5), 6.0, 300)
-        return _SlopeConfig(
-            ("double-well", "styblinski-tang-1d"), (1.0, 1.2, 1.45, 1.75, 2.1, 2.5, 3.0), 8.0, 600
-        )
+    quick_config = _SlopeConfig(("double-well",), (1.0, 1.25, 1.6, 2.0, 2.5), 6.0, 300)
+    full_config = _SlopeConfig(
+        ("double-well", "styblinski-tang-1d"), (1.0, 1.2, 1.45, 1.75, 2.1, 2.5, 3.0), 8.0, 600
+    )
 
     def design(self, name: str, cfg: _SlopeConfig) -> Design:
         return sgd_design(
@@ -638,15 +637,10 @@ class Selection(Experiment[Point, SelectionAnalysis]):
     )
 
     def points(self, quick: bool, device: str) -> list[Point]:
-        from ._network_selection import network_selection_points
-
         return [*_selection_points(quick, device), *network_selection_points(quick, device)]
 
     def analyse(self, points: list[Point], results: list[Any]) -> SelectionAnalysis:
         """The two-valley landscape (SGD and white noise) and two minima of a real MLP (SGD)."""
-        from ._network_escape import NetworkRatePoint
-        from ._network_selection import network_selection_analysis
-
         net_p, net_r, rest_p, rest_r = split_by_type(points, results, NetworkRatePoint)
         rate_p, rate_r, occ_p, occ_r = split_by_type(rest_p, rest_r, RatePoint)
         rows = rate_rows(rate_p, rate_r)

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from flatminima.errors import ParameterError
 
@@ -189,31 +189,26 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+class RunOptions(TypedDict, total=False):
+    """The options `validate` passes on to every `run_experiment`."""
+
+    quick: bool
+    device: str
+    executor: Executor | None
+    progress: bool
+    seed: int
+
+
 def validate(
-    experiment: str,
-    out: str | Path,
-    *,
-    quick: bool = False,
-    device: str = "cpu",
-    executor: Executor | None = None,
-    progress: bool = True,
-    seed: int = 0,
+    experiment: str, out: str | Path, **options: Unpack[RunOptions]
 ) -> dict[str, Analysis[Any]]:
     """Run one registered experiment or ``"all"``; returns the analyses by experiment name.
 
-    ``seed``: see [`run_experiment`][flatminima.validation.run_experiment].
+    ``options``: ``quick``, ``device``, ``executor``, ``progress``, ``seed``, as
+    [`run_experiment`][flatminima.validation.run_experiment] takes them (same defaults).
     """
     names = experiment_names() if experiment == "all" else (get_experiment(experiment).name,)
     return {
-        n: run_experiment(
-            n,
-            out,
-            quick=quick,
-            device=device,
-            executor=executor,
-            progress=progress,
-            seed=seed,
-            label=f"{n} {i}/{len(names)}" if len(names) > 1 else n,
-        )
+        n: run_experiment(n, out, **options, label=f"{n} {i}/{len(names)}" if len(names) > 1 else n)
         for i, n in enumerate(names, 1)
     }
