@@ -160,6 +160,14 @@ class Case(Record):
     expected: str
     held: bool
 
+    def to_dict(self) -> dict[str, JSONValue]:
+        """Every field, except optional ones (with a default) that hold their default."""
+        return {
+            f.name: _json(getattr(self, f.name))
+            for f in fields(self)
+            if f.default is dataclasses.MISSING or getattr(self, f.name) != f.default
+        }
+
     @property
     def label(self) -> str:
         """Where the case ran, such as ``double-well/sgd``."""
