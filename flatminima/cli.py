@@ -5,8 +5,9 @@ Commands
 formula   print a derived escape-time formula (LaTeX, text or Python), optionally with its steps
 scaling   classify log τ against sharpness, batch size, learning rate, noise or loss ratio
 evaluate  evaluate an escape time from Hessian matrices at any precision
-validate  run an experiment (covariance, sharpness, batch-size, learning-rate, selection, all)
-          and write results, figures and a verdict
+validate  run a registered experiment (covariance, sharpness, batch-size, learning-rate,
+          selection, all) and write results, figures and a verdict
+experiments  list the registered experiments
 report    the main job: derive, evaluate and write a report (``--quick`` for the demo)
 probe     probe your own network (FILE.py:factory): Hessian top, gradient noise, escape
 
@@ -34,7 +35,6 @@ from flatminima.errors import FlatMinimaError
 
 __all__ = ["main"]
 
-EXPERIMENTS = ("covariance", "sharpness", "batch-size", "learning-rate", "selection", "all")
 WRT = ("sharpness", "batch-size", "lr", "loss-ratio", "diffusion", "barrier")
 #: Optional packages and the extra that installs them.
 OPTIONAL = {
@@ -91,6 +91,18 @@ def _add_noise_argument(parser: argparse.ArgumentParser) -> None:
         "noise", type=_noise, metavar="noise", help="noise model: %(noise_models)s"
     )
     action.noise_models = _NoiseNames()  # type: ignore[attr-defined]
+
+
+def _experiment_name(text: str) -> str:
+    """An argparse type: a registered experiment (case-insensitive, ``-``/``_`` alike, aliases
+    such as ``lr``) or ``all``; the registry is read only when the command is parsed."""
+    try:
+        from flatminima.validation._registry import _EXPERIMENTS, experiment_names
+    except ImportError:  # the command itself reports the missing package
+        return text
+    names = (*experiment_names(), "all")
+    aliases = {a: e.name for e in _EXPERIMENTS.values() for a in e.aliases}
+    return _choice(*names, aliases=aliases)(text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -338,7 +350,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         executor=_executor(args),
         seed=args.seed,
     )
-    not_held = [name for name, a in analyses.items() if not a["verdict"]["held"]]
+    not_held = [name for name, a in analyses.items() if not a.held]
     if not_held:
         print(
             f"validate {args.experiment}: did not hold: {', '.join(not_held)} "
@@ -346,6 +358,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         )
         return EXIT_NOT_HELD
     print(f"validate {args.experiment}: every prediction held (see {out})")
+    return EXIT_OK
+
+
+def _cmd_experiments(args: argparse.Namespace) -> int:
+    from flatminima.validation._registry import experiment_names, get_experiment
+
+    for name in experiment_names():
+        experiment = get_experiment(name)
+        aliases = f" (also {', '.join(experiment.aliases)})" if experiment.aliases else ""
+        print(f"{name}{aliases}: {experiment.prediction}")
     return EXIT_OK
 
 
@@ -413,17 +435,12 @@ def _add_derivation_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="flatminima",
-        description="Density diffusion theory of SGD: derived escape-time formulas, exact "
-        "references and escape experiments.",
-        epilog="Exit status: 0 success (validate: every prediction held), 1 validate: a "
-        "prediction did not hold, 2 usage error (one line on stderr), 130 interrupted.",
-    )
-    parser.add_argument("--version", action="version", version=f"flatminima {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _command(sub: Any, name: str, text: str, **kwargs: str) -> Any:
+    """A sub-command whose help shows each option's default."""
+    return sub.add_parser(name, help=text, formatter_class=_FORMATTER, **kwargs)
 
+
+def _add_formula_parser(sub: Any) -> None:
     formula = sub.add_parser(
         "formula", help="print a derived escape-time formula", formatter_class=_FORMATTER
     )
@@ -441,10 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     formula.set_defaults(func=_cmd_formula, subparser=formula)
 
-    scaling = sub.add_parser(
+
+def _add_scaling_parser(sub: Any) -> None:
+    scaling = _command(
+        sub,
         "scaling",
-        help="classify log τ against a variable",
-        formatter_class=_FORMATTER,
+        "classify log τ against a variable",
         description="How log τ depends on one variable, everything else fixed: exponential "
         "(log τ linear in x or 1/x) or a power law, with the coefficient.",
     )
@@ -459,6 +478,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scaling.set_defaults(func=_cmd_scaling, subparser=scaling)
 
+
+#: ``flatminima evaluate`` options that take a number as text: (flag, help).
+_EVALUATE_NUMBERS = (
+    ("--barrier", "ΔL = L(saddle) − L(minimum) (white, sgd)"),
+    ("--lr", "learning rate η (also turns τ into iterations)"),
+    ("--batch-size", "batch size B (sgd, loss-dependent)"),
+    ("--s", "SGD switch fraction in (0, 1)"),
+    ("--diffusion", "white-noise diffusion D"),
+    ("--loss-min", "loss at the minimum (loss-dependent noise)"),
+    ("--loss-saddle", "loss at the saddle (loss-dependent noise)"),
+    ("--h-star", "noise curvature h* (loss-dependent noise)"),
+)
+
+
+def _add_evaluate_parser(sub: Any) -> None:
     evaluate = sub.add_parser(
         "evaluate",
         help="evaluate an escape time from Hessians at any precision",
@@ -473,14 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--hess-saddle", required=True, help="Hessian at the saddle: JSON or a .json/.npy file"
     )
-    evaluate.add_argument("--barrier", help="ΔL = L(saddle) − L(minimum) (white, sgd)")
-    evaluate.add_argument("--lr", help="learning rate η (also turns τ into iterations)")
-    evaluate.add_argument("--batch-size", help="batch size B (sgd, loss-dependent)")
-    evaluate.add_argument("--s", help="SGD switch fraction in (0, 1)")
-    evaluate.add_argument("--diffusion", help="white-noise diffusion D")
-    evaluate.add_argument("--loss-min", help="loss at the minimum (loss-dependent noise)")
-    evaluate.add_argument("--loss-saddle", help="loss at the saddle (loss-dependent noise)")
-    evaluate.add_argument("--h-star", help="noise curvature h* (loss-dependent noise)")
+    for flag, text in _EVALUATE_NUMBERS:
+        evaluate.add_argument(flag, help=text)
     evaluate.add_argument(
         "--interpretation", default="ito", help="ito, stratonovich, anti-ito or α in [0, 1]"
     )
@@ -490,18 +518,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(func=_cmd_evaluate, subparser=evaluate)
 
-    validate = sub.add_parser(
+
+def _add_experiment_parsers(sub: Any) -> None:
+    """``validate``, ``report`` and ``experiments``: they read the experiment registry."""
+    validate = _command(
+        sub,
         "validate",
-        help="run an experiment that tests the theory",
-        formatter_class=_FORMATTER,
+        "run an experiment that tests the theory",
         epilog="Exit status: 0 every prediction held, 1 a prediction did not hold, 2 usage "
         "error (bad option, --out is a file, torch not installed).",
     )
     validate.add_argument(
         "experiment",
-        type=_choice(*EXPERIMENTS, aliases={"lr": "learning-rate", "batch_size": "batch-size"}),
+        type=_experiment_name,
         metavar="experiment",
-        help=f"{', '.join(EXPERIMENTS)} (lr is learning-rate)",
+        help="a registered experiment (covariance, sharpness, batch-size, learning-rate, "
+        "selection; `flatminima experiments` lists them) or all; lr is learning-rate",
     )
     validate.add_argument("--quick", action="store_true", help="the reduced version (minutes)")
     validate.add_argument("--out", required=True, help="output folder (reruns resume from it)")
@@ -520,6 +552,27 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--dps", type=int, default=30, help="decimal digits for mpmath values")
     _add_executor_options(report)
     report.set_defaults(func=_cmd_report, subparser=report)
+
+    experiments = sub.add_parser(
+        "experiments", help="list the registered experiments and their predictions"
+    )
+    experiments.set_defaults(func=_cmd_experiments, subparser=experiments)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="flatminima",
+        description="Density diffusion theory of SGD: derived escape-time formulas, exact "
+        "references and escape experiments.",
+        epilog="Exit status: 0 success (validate: every prediction held), 1 validate: a "
+        "prediction did not hold, 2 usage error (one line on stderr), 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"flatminima {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_formula_parser(sub)
+    _add_scaling_parser(sub)
+    _add_evaluate_parser(sub)
+    _add_experiment_parsers(sub)
 
     from flatminima._probe_cli import add_probe_parser  # `flatminima probe` (one block)
 

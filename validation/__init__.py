@@ -5,6 +5,11 @@ Public names
 validate, run_experiment, EXPERIMENT_NAMES
     Run ``covariance``, ``sharpness``, ``batch-size``, ``learning-rate``, ``selection`` (or
     ``"all"``), resumably, writing JSON, CSV, figures and a verdict.
+Experiment, register, get_experiment, experiment_names
+    The experiment registry: an experiment is one registered object (typed points with a
+    versioned resume key, an analysis with typed cases, figures, a report section).
+Point, Result, Analysis, Case, Row, added
+    The typed pieces an experiment is made of (docs: Architecture).
 make_executor, Executor
     Local processes (default), serial, or a Dask cluster (scheduler address or LocalCluster).
 PointStore, run_sweep
@@ -51,6 +56,18 @@ from ._probe import (
     ProbeResult,
     probe,
 )
+from ._registry import (
+    Analysis,
+    Case,
+    Experiment,
+    Point,
+    Result,
+    Row,
+    added,
+    experiment_names,
+    get_experiment,
+    register,
+)
 from ._runner import EXPERIMENT_NAMES, run_experiment, validate
 from ._store import OutputError, PointStore, RecordWarning
 from ._sweep import Executor, SchedulerError, make_executor, run_sweep
@@ -61,21 +78,30 @@ __all__ = [
     "DATASETS",
     "EXPERIMENT_NAMES",
     "LANDSCAPES",
+    "Analysis",
+    "Case",
     "EscapeMeasurement",
     "Executor",
+    "Experiment",
     "HessianTop",
     "Landscape",
     "NoiseFit",
     "OutputError",
+    "Point",
     "PointStore",
     "PoissonFit",
     "Prediction",
     "ProbeResult",
     "RateMeasurement",
     "RecordWarning",
+    "Result",
+    "Row",
     "ScalingComparison",
     "SchedulerError",
+    "added",
     "compare_laws",
+    "experiment_names",
+    "get_experiment",
     "landscape",
     "load_dataset",
     "make_executor",
@@ -85,6 +111,7 @@ __all__ = [
     "plot_tau",
     "poisson_fit",
     "probe",
+    "register",
     "run_experiment",
     "run_report",
     "run_sweep",

@@ -30,17 +30,28 @@ where H is the weight decay alone and the noise is zero). H must be positive def
 
 from __future__ import annotations
 
+import html
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from ._design import point_seed
 from ._models import load_dataset, make_model, train_to_minimum
+from ._registry import Analysis, Case, Experiment, JSONValue, Point, Result, Row, register
 
-__all__ = ["COVARIANCE", "covariance_point", "plot_covariance"]
+__all__ = [
+    "COVARIANCE",
+    "CovarianceCase",
+    "CovariancePoint",
+    "CovarianceResult",
+    "covariance_point",
+    "plot_covariance",
+]
 
 SLOPE_RANGE = (0.75, 1.25)
 SCALE_RANGE = (0.5, 2.0)
@@ -48,29 +59,115 @@ LEADING = 3  # the leading eigenspace: the verdict
 TOP = 10  # the top ten directions: reported beside it (stricter)
 
 
-def covariance_point(point: dict[str, Any]) -> dict[str, Any]:
-    data = load_dataset(point["dataset"], seed=point["seed"])
-    model = make_model(
-        point["model"],
-        data,
-        hidden=point.get("hidden", 8),
-        weight_decay=point.get("weight_decay", 1e-2),
-    )
-    if point["state"] == "minimum":
-        theta, info = train_to_minimum(model, data, seed=point["seed"])
-    else:
-        theta = model.init(point["seed"])
-        info = {"loss": float(model.loss(theta, data.x, data.y))}
-    x, y = data.x, data.y
-    hessian = torch.func.hessian(lambda t: model.loss(t, x, y))(theta)
-    hessian = 0.5 * (hessian + hessian.T)
+@dataclass
+class MinibatchCheck:
+    """Covariance of M minibatch means of B samples (without replacement), along the top
+    directions, against H/B (the claim) and against sampling theory."""
 
+    B: int
+    median_ratio_to_H_over_B: float
+    median_ratio_to_sampling_theory: float
+    median_diag: float
+
+    def to_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class CovarianceResult(Result):
+    """The noise covariance against H/B at one model state (see the module docstring)."""
+
+    training: dict[str, float]
+    parameters: int
+    samples: int
+    leading_directions: int
+    slope: float
+    intercept: float
+    scale: float
+    top_directions: int
+    top_slope: float
+    top_scale: float
+    holds_top: bool
+    wide_directions: int
+    wide_slope: float
+    wide_scale: float
+    ratio_top5: list[float]
+    median_relative_error_top10: float
+    offdiagonal_fraction: float
+    negative_spectrum_fraction: float
+    minibatches: list[MinibatchCheck]
+    minibatch_exponent: float | None
+    holds: bool
+    log_lambda: list[float]
+    log_c: list[float]
+    seconds: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CovarianceResult:
+        values = {**data, "minibatches": [MinibatchCheck(**m) for m in data["minibatches"]]}
+        return cls(**{k: values[k] for k in cls.__dataclass_fields__ if k in values})
+
+
+@dataclass(frozen=True)
+class CovariancePoint(Point):
+    """One model at one state (``"minimum"`` or ``"init"``): its Hessian and gradient noise."""
+
+    TASK: ClassVar[str] = "covariance"
+    RESULT: ClassVar[type[Result]] = CovarianceResult
+
+    model: str
+    dataset: str
+    state: str
+    hidden: int
+    weight_decay: float
+    batch_sizes: tuple[int, ...]
+    minibatches: int
+    seed: int
+    experiment: str | None = None
+    device: str | None = None
+
+    def run(self) -> CovarianceResult:
+        return covariance_point(self)
+
+
+@dataclass
+class _Spectrum:
+    """H's eigenbasis (descending), the noise's diagonal c in it, and the selections."""
+
+    data_values: torch.Tensor  # λ_i − wd, the data part of the curvature
+    vectors: torch.Tensor
+    sigma_v: torch.Tensor  # VᵀΣV
+    c: torch.Tensor
+    negative_mass: float
+    wide: torch.Tensor  # directions with λ ≥ 10⁻³ λ_max, λ > 0, c > 0
+    idx: torch.Tensor  # the top ``TOP`` of them
+
+
+def _state(point: CovariancePoint) -> tuple[Any, Any, torch.Tensor, dict[str, float]]:
+    """Data, model, θ (trained minimum or initialisation) and the training record."""
+    data = load_dataset(point.dataset, seed=point.seed)
+    model = make_model(point.model, data, hidden=point.hidden, weight_decay=point.weight_decay)
+    if point.state == "minimum":
+        theta, info = train_to_minimum(model, data, seed=point.seed)
+    else:
+        theta = model.init(point.seed)
+        info = {"loss": float(model.loss(theta, data.x, data.y))}
+    return data, model, theta, info
+
+
+def _per_sample_gradients(model: Any, data: Any, theta: torch.Tensor) -> torch.Tensor:
     def sample_loss(t: torch.Tensor, xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
         return model.per_sample_loss(t, xi.unsqueeze(0), yi.unsqueeze(0)).squeeze()
 
-    grads = torch.func.vmap(torch.func.grad(sample_loss), in_dims=(None, 0, 0))(
-        theta, x, y
+    return torch.func.vmap(torch.func.grad(sample_loss), in_dims=(None, 0, 0))(
+        theta, data.x, data.y
     )  # (N, P)
+
+
+def _spectrum(model: Any, data: Any, theta: torch.Tensor, grads: torch.Tensor) -> _Spectrum:
+    x, y = data.x, data.y
+    hessian = torch.func.hessian(lambda t: model.loss(t, x, y))(theta)
+    hessian = 0.5 * (hessian + hessian.T)
     centred = grads - grads.mean(0, keepdim=True)
     sigma = centred.T @ centred / data.size
     values, vectors = torch.linalg.eigh(hessian)
@@ -83,169 +180,285 @@ def covariance_point(point: dict[str, Any]) -> dict[str, Any]:
     data_values = values - model.weight_decay
     lam_max = float(data_values[0])
     wide = torch.nonzero((data_values >= 1e-3 * lam_max) & (data_values > 0) & (c > 0)).squeeze(-1)
-    idx = wide[:TOP]
-    lam_top, c_top = data_values[idx].numpy(), c[idx].numpy()
-    slope, intercept = np.polyfit(np.log(lam_top), np.log(c_top), 1)
-    lead = wide[:LEADING]
-    lead_slope, lead_intercept = np.polyfit(
-        np.log(data_values[lead].numpy()), np.log(c[lead].numpy()), 1
+    return _Spectrum(data_values, vectors, sigma_v, c, negative_mass, wide, wide[:TOP])
+
+
+def _loglog_fit(spec: _Spectrum, which: torch.Tensor) -> tuple[float, float]:
+    """(slope, intercept) of log c_i against log λ_i over the directions ``which``."""
+    slope, intercept = np.polyfit(
+        np.log(spec.data_values[which].numpy()), np.log(spec.c[which].numpy()), 1
     )
-    wide_slope, wide_intercept = np.polyfit(
-        np.log(data_values[wide].numpy()), np.log(c[wide].numpy()), 1
-    )
-    block = sigma_v[idx][:, idx]
-    off = block - torch.diag(torch.diagonal(block))
-    off_fraction = float(off.norm() / torch.diagonal(block).norm())
-    # minibatches without replacement
-    generator = torch.Generator().manual_seed(point["seed"] + 17)
-    batches = []
-    k = min(10, idx.numel())
-    v_top = vectors[:, idx[:k]]
-    projected = grads @ v_top  # (N, k)
-    for b in point["batch_sizes"]:
+    return float(slope), float(intercept)
+
+
+def _minibatch_checks(
+    point: CovariancePoint, data: Any, grads: torch.Tensor, spec: _Spectrum
+) -> list[MinibatchCheck]:
+    """Minibatches without replacement: their covariance along the top directions."""
+    generator = torch.Generator().manual_seed(point.seed + 17)
+    checks = []
+    k = min(10, spec.idx.numel())
+    projected = grads @ spec.vectors[:, spec.idx[:k]]  # (N, k)
+    for b in point.batch_sizes:
         if b >= data.size:
             continue
-        draws = point["minibatches"]
-        perm = torch.argsort(torch.rand(draws, data.size, generator=generator), dim=1)[:, :b]
-        means = projected[perm].mean(1)  # (M, k)
+        perm = torch.argsort(torch.rand(point.minibatches, data.size, generator=generator), dim=1)
+        means = projected[perm[:, :b]].mean(1)  # (M, k)
         cov_diag = means.var(0, unbiased=True).numpy()
-        claim = data_values[idx[:k]].numpy() / b
-        theory = c[idx[:k]].numpy() * (data.size - b) / ((data.size - 1) * b)
-        batches.append(
-            {
-                "B": b,
-                "median_ratio_to_H_over_B": float(np.median(cov_diag / claim)),
-                "median_ratio_to_sampling_theory": float(np.median(cov_diag / theory)),
-                "median_diag": float(np.median(cov_diag)),
-            }
+        claim = spec.data_values[spec.idx[:k]].numpy() / b
+        theory = spec.c[spec.idx[:k]].numpy() * (data.size - b) / ((data.size - 1) * b)
+        checks.append(
+            MinibatchCheck(
+                B=b,
+                median_ratio_to_H_over_B=float(np.median(cov_diag / claim)),
+                median_ratio_to_sampling_theory=float(np.median(cov_diag / theory)),
+                median_diag=float(np.median(cov_diag)),
+            )
         )
+    return checks
+
+
+def _within(slope: float, intercept: float, negative_mass: float) -> bool:
+    """The rule: slope in SLOPE_RANGE, scale in SCALE_RANGE, H positive definite."""
+    return bool(
+        SLOPE_RANGE[0] <= slope <= SLOPE_RANGE[1]
+        and SCALE_RANGE[0] <= math.exp(intercept) <= SCALE_RANGE[1]
+        and negative_mass < 1e-3
+    )
+
+
+def covariance_point(point: CovariancePoint) -> CovarianceResult:
+    """Hessian and per-sample gradient covariance of one model state, compared in H's
+    eigenbasis (see the module docstring)."""
+    data, model, theta, info = _state(point)
+    grads = _per_sample_gradients(model, data, theta)
+    spec = _spectrum(model, data, theta, grads)
+    idx, lead = spec.idx, spec.wide[:LEADING]
+    lam_top, c_top = spec.data_values[idx].numpy(), spec.c[idx].numpy()
+    slope, intercept = np.polyfit(np.log(lam_top), np.log(c_top), 1)
+    lead_slope, lead_intercept = _loglog_fit(spec, lead)
+    wide_slope, wide_intercept = _loglog_fit(spec, spec.wide)
+    block = spec.sigma_v[idx][:, idx]
+    off = block - torch.diag(torch.diagonal(block))
+    batches = _minibatch_checks(point, data, grads, spec)
     exponent = None
     if len(batches) >= 2:
         exponent = float(
-            np.polyfit(
-                np.log([r["B"] for r in batches]), np.log([r["median_diag"] for r in batches]), 1
-            )[0]
+            np.polyfit(np.log([r.B for r in batches]), np.log([r.median_diag for r in batches]), 1)[
+                0
+            ]
         )
-
-    def within(s: float, i: float) -> bool:
-        return bool(
-            SLOPE_RANGE[0] <= s <= SLOPE_RANGE[1]
-            and SCALE_RANGE[0] <= math.exp(i) <= SCALE_RANGE[1]
-            and negative_mass < 1e-3
-        )
-
-    holds = within(lead_slope, lead_intercept)
-    return {
-        "training": info,
-        "parameters": model.size,
-        "samples": data.size,
-        "leading_directions": int(lead.numel()),
-        "slope": float(lead_slope),
-        "intercept": float(lead_intercept),
-        "scale": float(math.exp(lead_intercept)),
-        "top_directions": int(idx.numel()),
-        "top_slope": float(slope),
-        "top_scale": float(math.exp(intercept)),
-        "holds_top": within(slope, intercept),
-        "wide_directions": int(wide.numel()),
-        "wide_slope": float(wide_slope),
-        "wide_scale": float(math.exp(wide_intercept)),
-        "ratio_top5": [float(v) for v in (c_top[:5] / lam_top[:5])],
-        "median_relative_error_top10": float(np.median(np.abs(c_top / lam_top - 1))),
-        "offdiagonal_fraction": off_fraction,
-        "negative_spectrum_fraction": negative_mass,
-        "minibatches": batches,
-        "minibatch_exponent": exponent,
-        "holds": holds,
-        "log_lambda": np.log(lam_top).tolist(),
-        "log_c": np.log(c_top).tolist(),
-    }
+    return CovarianceResult(
+        training=info,
+        parameters=model.size,
+        samples=data.size,
+        leading_directions=int(lead.numel()),
+        slope=lead_slope,
+        intercept=lead_intercept,
+        scale=float(math.exp(lead_intercept)),
+        top_directions=int(idx.numel()),
+        top_slope=float(slope),
+        top_scale=float(math.exp(intercept)),
+        holds_top=_within(slope, intercept, spec.negative_mass),
+        wide_directions=int(spec.wide.numel()),
+        wide_slope=wide_slope,
+        wide_scale=float(math.exp(wide_intercept)),
+        ratio_top5=[float(v) for v in (c_top[:5] / lam_top[:5])],
+        median_relative_error_top10=float(np.median(np.abs(c_top / lam_top - 1))),
+        offdiagonal_fraction=float(off.norm() / torch.diagonal(block).norm()),
+        negative_spectrum_fraction=spec.negative_mass,
+        minibatches=batches,
+        minibatch_exponent=exponent,
+        holds=_within(lead_slope, lead_intercept, spec.negative_mass),
+        log_lambda=np.log(lam_top).tolist(),
+        log_c=np.log(c_top).tolist(),
+    )
 
 
-def _build(quick: bool, device: str) -> list[dict[str, Any]]:
-    cases = [
-        ("logistic", "two-blobs"),
-        ("mlp", "two-blobs"),
-        ("logistic", "breast-cancer"),
-        ("mlp", "wine"),
-    ]
-    if not quick:
-        cases += [("mlp", "iris"), ("mlp", "breast-cancer"), ("logistic", "digits")]
-    points = []
-    for model, dataset in cases:
-        for state in ("minimum", "init"):
-            points.append(
-                {
-                    "task": "covariance",
-                    "experiment": "covariance",
-                    "model": model,
-                    "dataset": dataset,
-                    "state": state,
-                    "hidden": 8,
-                    "weight_decay": 1e-2,
-                    "batch_sizes": [4, 16, 64],
-                    "minibatches": 4000 if quick else 20000,
-                    "seed": point_seed("covariance", model, dataset),
-                    "device": device,
-                }
+@dataclass(kw_only=True)
+class CovarianceCase(Case):
+    """One model/data at one state: does the noise match H/B, and was a match expected?"""
+
+    model: str
+    dataset: str
+    noise: str  # the state: "minimum" or "init"
+    preferred: str
+    measured: CovarianceResult = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}/{self.dataset}/{self.noise}"
+
+    @property
+    def detail(self) -> str:
+        return self.preferred
+
+    @property
+    def at_minimum(self) -> bool:
+        return self.noise == "minimum"
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        head = {k: v for k, v in super().to_dict().items() if k != "measured"}
+        return {**head, **self.measured.to_dict()}
+
+
+def _case(point: CovariancePoint, result: CovarianceResult) -> CovarianceCase:
+    expected = point.state == "minimum"
+    return CovarianceCase(
+        model=point.model,
+        dataset=point.dataset,
+        noise=point.state,
+        expected="noise matches H/B" if expected else "noise does not match H/B",
+        preferred=(
+            f"noise {'matches' if result.holds else 'does not match'} H/B: "
+            f"slope {result.slope:.3f}, scale {result.scale:.3f}"
+        ),
+        held=result.holds == expected,
+        measured=result,
+    )
+
+
+@dataclass
+class _CovarianceRow(Row[CovariancePoint, CovarianceResult]):
+    """model, dataset, state and the result's scalar fields."""
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        scalars = {k: v for k, v in self.result.to_dict().items() if not isinstance(v, list | dict)}
+        p = self.point
+        return {"model": p.model, "dataset": p.dataset, "state": p.state, **scalars}
+
+
+_CASES = (
+    ("logistic", "two-blobs"),
+    ("mlp", "two-blobs"),
+    ("logistic", "breast-cancer"),
+    ("mlp", "wine"),
+)
+_FULL_CASES = (("mlp", "iris"), ("mlp", "breast-cancer"), ("logistic", "digits"))
+
+
+class Covariance(Experiment[CovariancePoint, Analysis[CovarianceCase]]):
+    name = "covariance"
+    prediction = (
+        "near a minimum C ≈ H/B (slope 1, scale 1 in H's eigenbasis); at random initialisation not"
+    )
+
+    def points(self, quick: bool, device: str) -> list[CovariancePoint]:
+        cases = _CASES if quick else _CASES + _FULL_CASES
+        return [
+            CovariancePoint(
+                experiment="covariance",
+                model=model,
+                dataset=dataset,
+                state=state,
+                hidden=8,
+                weight_decay=1e-2,
+                batch_sizes=(4, 16, 64),
+                minibatches=4000 if quick else 20000,
+                seed=point_seed("covariance", model, dataset),
+                device=device,
             )
-    return points
+            for model, dataset in cases
+            for state in ("minimum", "init")
+        ]
 
-
-def _analyse(points: list[dict[str, Any]], results: list[dict[str, Any]]) -> dict[str, Any]:
-    cases, rows = [], []
-    for point, result in zip(points, results, strict=True):
-        expected = point["state"] == "minimum"
-        held = result["holds"] == expected
-        cases.append(
-            {
-                "model": point["model"],
-                "dataset": point["dataset"],
-                "noise": point["state"],
-                "expected": "noise matches H/B" if expected else "noise does not match H/B",
-                "preferred": (
-                    f"noise {'matches' if result['holds'] else 'does not match'} H/B: "
-                    f"slope {result['slope']:.3f}, scale {result['scale']:.3f}"
-                ),
-                "held": held,
-                **{k: v for k, v in result.items() if k not in ("log_lambda", "log_c")},
-                "log_lambda": result["log_lambda"],
-                "log_c": result["log_c"],
-            }
+    def analyse(
+        self, points: list[CovariancePoint], results: list[CovarianceResult]
+    ) -> Analysis[CovarianceCase]:
+        return Analysis(
+            cases=[_case(p, r) for p, r in zip(points, results, strict=True)],
+            rows=[_CovarianceRow(p, r) for p, r in zip(points, results, strict=True)],
         )
-        rows.append(
-            {
-                "model": point["model"],
-                "dataset": point["dataset"],
-                "state": point["state"],
-                **{k: v for k, v in result.items() if not isinstance(v, list | dict)},
-            }
+
+    def figures(self, analysis: Analysis[CovarianceCase], folder: Path) -> list[Path]:
+        return plot_covariance(analysis.cases, folder)
+
+    def report_body(self, analysis: Analysis[CovarianceCase]) -> str:
+        return covariance_body(analysis.cases)
+
+
+COVARIANCE = register(Covariance())
+
+
+def _names(items: Sequence[CovarianceCase]) -> str:
+    return ", ".join(html.escape(f"{c.model}/{c.dataset}") for c in items) or "none"
+
+
+def _rule() -> str:
+    return (
+        '<p class="rule"><b>Rule.</b> In the eigenbasis of the Hessian H, fit log Σ<sub>ii</sub> '
+        f"(per-sample gradient covariance) against log λ<sub>i</sub> over the {LEADING} "
+        "directions of largest curvature (the filled markers in the figure; the hollow ones are "
+        "shown for context and are not used). The noise <i>matches</i> H/B when the slope lies in "
+        f"[{SLOPE_RANGE[0]}, {SLOPE_RANGE[1]}], the scale e<sup>intercept</sup> in "
+        f"[{SCALE_RANGE[0]}, {SCALE_RANGE[1]}] and H is positive definite. The theory predicts a "
+        "match at a trained minimum and no match at random initialisation; a case passes when "
+        "the measurement agrees with that prediction.</p>"
+    )
+
+
+def _outcome(cases: Sequence[CovarianceCase]) -> str:
+    at_min = [c for c in cases if c.at_minimum]
+    at_init = [c for c in cases if not c.at_minimum]
+    unmatched = [c for c in at_min if not c.measured.holds]
+    scales = ", ".join(f"{c.measured.scale:.2f}" for c in unmatched)
+    return (
+        '<p class="summary"><b>What held.</b> At the minimum the noise matched H/B on: '
+        f"{_names([c for c in at_min if c.measured.holds])}. At random initialisation it did "
+        f"not match, as predicted, on: {_names([c for c in at_init if not c.measured.holds])}.</p>"
+        '<p class="summary"><b>What did not hold.</b> At the minimum the noise did not match '
+        f"H/B on: {_names(unmatched)}"
+        + (
+            f" (scale {scales} × H/B: less gradient noise than the Hessian predicts)"
+            if unmatched
+            else ""
         )
-    return {"cases": cases, "held": all(c["held"] for c in cases), "rows": rows}
+        + ". At random initialisation it matched unexpectedly on: "
+        f"{_names([c for c in at_init if c.measured.holds])}.</p>"
+    )
 
 
-def plot_covariance(analysis: dict[str, Any], folder: Path) -> list[Path]:
+def covariance_body(cases: Sequence[CovarianceCase]) -> str:
+    """The covariance section in plain words: the rule, then what held and what did not."""
+    rows = "".join(
+        f"<tr><td>{html.escape(f'{c.model}/{c.dataset}')}</td>"
+        f"<td>{'trained minimum' if c.at_minimum else 'random initialisation'}</td>"
+        f"<td>{c.measured.slope:.2f}</td><td>{c.measured.scale:.2f}</td>"
+        f"<td>{'yes' if c.measured.holds else '<b>no</b>'}</td>"
+        f"<td>{'yes' if c.at_minimum else 'no'}</td>"
+        f"<td>{'pass' if c.held else '<b>FAIL</b>'}</td></tr>"
+        for c in cases
+    )
+    table = (
+        f"<table><tr><th>model/data</th><th>state</th><th>slope (top {LEADING})</th>"
+        f"<th>scale (top {LEADING})</th><th>noise matches H/B?</th><th>theory expects a match?"
+        f"</th><th>case</th></tr>{rows}</table>"
+    )
+    return _rule() + _outcome(cases) + table
+
+
+def plot_covariance(cases: Sequence[CovarianceCase], folder: Path) -> list[Path]:
     """One panel per case: log Σ_ii against log λ_i. Filled markers: the top ``LEADING``
     directions the verdict fits; hollow grey: the other directions, shown for context only."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    cases = analysis["cases"]
     columns = 2
     rows = math.ceil(len(cases) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(9, 3.2 * rows), squeeze=False)
     for ax, case in zip(axes.ravel(), cases, strict=False):
-        lam, c = np.array(case["log_lambda"]), np.array(case["log_c"])
-        lead = min(case.get("leading_directions", LEADING), lam.size)
+        m = case.measured
+        lam, c = np.array(m.log_lambda), np.array(m.log_c)
+        lead = min(m.leading_directions, lam.size)
         ax.plot(lam[lead:], c[lead:], "o", ms=4, mfc="none", color="0.6", label="other (unused)")
         ax.plot(lam[:lead], c[:lead], "o", ms=6, color="C0", label=f"top {lead} (verdict)")
         line = np.linspace(lam.min(), lam.max(), 10)
         ax.plot(line, line, "--", color="C1", label="Σ = H (C = H/B)")
-        match = "matches" if case["holds"] else "does not match"
-        state = "minimum" if case["noise"] == "minimum" else "init"
+        match = "matches" if m.holds else "does not match"
+        state = "minimum" if case.at_minimum else "init"
         ax.set_title(
-            f"{case['model']}/{case['dataset']} at {state}: {match}\n"
-            f"slope {case['slope']:.2f}, scale {case['scale']:.2f}",
+            f"{case.model}/{case.dataset} at {state}: {match}\n"
+            f"slope {m.slope:.2f}, scale {m.scale:.2f}",
             fontsize=8,
         )
         ax.set_xlabel("log λ_i (Hessian)", fontsize=8)
@@ -264,21 +477,3 @@ def plot_covariance(analysis: dict[str, Any], folder: Path) -> list[Path]:
     save_all(fig, path)
     plt.close(fig)
     return [path]
-
-
-class _Covariance:
-    name = "covariance"
-    prediction = (
-        "near a minimum C ≈ H/B (slope 1, scale 1 in H's eigenbasis); at random initialisation not"
-    )
-
-    def build(self, quick: bool, device: str) -> list[dict[str, Any]]:
-        return _build(quick, device)
-
-    def analyse(
-        self, points: list[dict[str, Any]], results: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        return _analyse(points, results)
-
-
-COVARIANCE = _Covariance()

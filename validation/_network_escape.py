@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import functools
 import math
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -47,17 +47,95 @@ from flatminima.theory._formulas import compiled_formula
 
 from ._design import kappa as sgd_kappa
 from ._design import point_seed
-from ._fits import compare_laws
 from ._models import Model, load_dataset, make_model, train_to_minimum
+from ._registry import Analysis, Point, Result, rows_of
+
+if TYPE_CHECKING:
+    from ._experiments import LawCase
 
 __all__ = [
+    "NetworkRatePoint",
+    "NetworkRateResult",
     "measure_network_rate",
     "network_sharpness_analysis",
     "network_sharpness_points",
-    "plot_network",
 ]
 
-NETWORK = {"dataset": "two-blobs", "size": 128, "hidden": 4, "weight_decay": 0.1, "seed": 3}
+
+@dataclass(frozen=True)
+class NetworkSetup:
+    """A one-hidden-layer MLP and its data set: what a network escape point trains."""
+
+    dataset: str
+    size: int
+    hidden: int
+    weight_decay: float
+    data_seed: int
+
+    @property
+    def name(self) -> str:
+        return f"mlp({self.hidden})/{self.dataset}"
+
+
+NETWORK = NetworkSetup("two-blobs", size=128, hidden=4, weight_decay=0.1, data_seed=3)
+
+
+@dataclass
+class NetworkRateResult(Result):
+    """A network's escape rate (loss-jump criterion) with its Poisson interval."""
+
+    escapes: int
+    exposure: float
+    rate: float
+    rate_low: float
+    rate_high: float
+    steps: int
+    burn_in: int
+    loss_star: float
+    lambda_max: float
+    lambda_min: float
+    parameters: int
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class NetworkRatePoint(Point):
+    """Escape rate from a trained MLP's minimum (``measure_network_rate``): the data and model,
+    the noise (``batch_size`` for SGD, ``diffusion`` for white noise), the loss jump ``delta``.
+    The optional fields say where the point sits in its experiment."""
+
+    TASK: ClassVar[str] = "network-rate"
+    RESULT: ClassVar[type[Result]] = NetworkRateResult
+
+    dataset: str
+    size: int
+    hidden: int
+    weight_decay: float
+    data_seed: int
+    noise: str
+    lr: float
+    delta: float
+    replicas: int
+    target_escapes: int
+    max_steps: int
+    check_every: int
+    seed: int
+    experiment: str | None = None
+    init_seed: int | None = None
+    which: str | None = None
+    k: float | None = None
+    batch_size: int | None = None
+    diffusion: float | None = None
+    B_over_eta: float | None = None
+    predicted_E: float | None = None
+    predicted_slope: float | None = None
+    device: str | None = None
+
+    def run(self) -> NetworkRateResult:
+        result: NetworkRateResult = NetworkRateResult.from_dict(
+            measure_network_rate(self.to_dict())
+        )
+        return result
 
 
 def _setup(point: dict[str, Any]) -> tuple[Model, Any, torch.Tensor, float, np.ndarray]:
@@ -249,148 +327,79 @@ def measure_network_rate(point: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def network_sharpness_points(quick: bool, device: str) -> list[dict[str, Any]]:
+def network_sharpness_points(quick: bool, device: str) -> list[NetworkRatePoint]:
     # design from the trained network's spectrum: step bound ηλ_max·k_max = 0.1, E(k=1) target
-    base = {
-        "task": "network-rate",
-        "experiment": "sharpness",
-        **{k: v for k, v in NETWORK.items() if k != "seed"},
-    }
-    base["data_seed"] = NETWORK["seed"]
-    _, _, _, _, spectrum = _setup(base)
+    _, _, _, _, spectrum = _setup(dict(NETWORK.__dict__))
     lam_max = float(spectrum[-1])
     ks_sgd = [1.0, 1.5, 2.0, 3.0] if quick else [1.0, 1.25, 1.5, 2.0, 2.5, 3.0]
     ks_white = [1.0, 2.0, 4.0] if quick else [1.0, 1.5, 2.0, 3.0, 4.0]
     target = 150 if quick else 400
     batch = 4
-    points = []
     eta_sgd = 0.1 / (lam_max * max(ks_sgd))
     e_target = 4.0 if quick else 5.0
     kappa = sgd_kappa(eta_sgd, batch)  # D = κH
     delta = e_target * kappa * lam_max  # E = δ/(κλ_max): the level set's quasi-potential
-    for k in ks_sgd:
-        points.append(
-            {
-                **base,
-                "noise": "sgd",
-                "k": k,
-                "lr": k * eta_sgd,
-                "batch_size": batch,
-                "delta": delta,
-                "predicted_E": float(
+    eta_white = 0.1 / (lam_max * max(ks_white))
+
+    def point(noise: str, k: float, lr: float, **extra: Any) -> NetworkRatePoint:
+        return NetworkRatePoint(
+            experiment="sharpness",
+            **NETWORK.__dict__,
+            noise=noise,
+            k=k,
+            lr=lr,
+            delta=delta,
+            replicas=256,
+            target_escapes=target,
+            max_steps=200_000,
+            check_every=1,
+            seed=point_seed("sharpness-network", noise, k),
+            device=device,
+            **extra,
+        )
+
+    return [
+        *(
+            point(
+                "sgd",
+                k,
+                k * eta_sgd,
+                batch_size=batch,
+                predicted_E=float(
                     compiled_formula("quasi_potential_white").value(
                         Delta_L=delta, D=kappa * lam_max
                     )
                 ),
-                "replicas": 256,
-                "target_escapes": target,
-                "max_steps": 200_000,
-                "check_every": 1,
-                "seed": point_seed("sharpness-network", "sgd", k),
-                "device": device,
-            }
-        )
-    eta_white = 0.1 / (lam_max * max(ks_white))
-    for k in ks_white:
-        points.append(
-            {
-                **base,
-                "noise": "white",
-                "k": k,
-                "lr": k * eta_white,
-                "diffusion": delta / 20,
-                "delta": delta,
-                "replicas": 256,
-                "target_escapes": target,
-                "max_steps": 200_000,
-                "check_every": 1,
-                "seed": point_seed("sharpness-network", "white", k),
-                "device": device,
-            }
-        )
-    return points
+            )
+            for k in ks_sgd
+        ),
+        *(point("white", k, k * eta_white, diffusion=delta / 20) for k in ks_white),
+    ]
 
 
 def network_sharpness_analysis(
-    points: list[dict[str, Any]], results: list[dict[str, Any]]
-) -> dict[str, Any]:
-    rows = [
-        {**{k: v for k, v in p.items() if k not in ("task", "device")}, **r}
-        for p, r in zip(points, results, strict=True)
-    ]
+    points: list[NetworkRatePoint], results: list[NetworkRateResult]
+) -> Analysis[LawCase]:
+    from ._experiments import sharpness_case
+
+    rows = rows_of(points, results)
     cases = []
     for noise in ("sgd", "white"):
-        group = sorted((r for r in rows if r["noise"] == noise), key=lambda r: r["k"])
-        k = np.array([r["k"] for r in group])
-        comparison = compare_laws(
-            k,
-            np.array([r["escapes"] for r in group]),
-            np.array([r["exposure"] for r in group]),
-            variable="k",
-            inverse=True,
-            prefactor_power=1.0,
+        group = sorted((r for r in rows if r.point.noise == noise), key=lambda r: r.point.k or 0)
+        case = sharpness_case(
+            np.array([r.point.k for r in group]),
+            np.array([r.result.escapes for r in group]),
+            np.array([r.result.exposure for r in group]),
+            noise,
+            model=NETWORK.name,
+            points=group,
+            network=True,
         )
-        if noise == "sgd":
-            held = comparison.preferred == "exponential"
-            expected = "exponential in 1/k"
-        else:
-            p, p_se = comparison.power.coefficient("p")
-            held = comparison.preferred == "polynomial" and abs(p - 1) <= 3 * p_se
-            expected = "polynomial, rate ∝ k"
-        cases.append(
-            {
-                "model": f"mlp({NETWORK['hidden']})/{NETWORK['dataset']}",
-                "noise": noise,
-                "expected": expected,
-                "preferred": comparison.preferred,
-                "held": held,
-                "reason": comparison.reason,
-                "fits": comparison.to_dict(),
-                "predicted_E": group[0].get("predicted_E"),
-                "criterion": f"training loss more than δ = {group[0]['delta']:.4g} above the minimum's, checked every {group[0]['check_every']} iterations",
-                "points": group,
-                "network": True,
-            }
+        first = group[0].point
+        case.predicted_E = first.predicted_E
+        case.criterion = (
+            f"training loss more than δ = {first.delta:.4g} above the minimum's, checked every "
+            f"{first.check_every} iterations"
         )
-    return {"cases": cases, "held": all(c["held"] for c in cases), "rows": rows}
-
-
-def plot_network(analysis: dict[str, Any], folder: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    cases = [c for c in analysis["cases"] if c.get("network")]
-    if not cases:
-        return []
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for i, case in enumerate(cases):
-        rows = case["points"]
-        k = np.array([r["k"] for r in rows])
-        y = np.log([r["rate"] for r in rows])
-        lo = y - np.log([max(r["rate_low"], 1e-300) for r in rows])
-        hi = np.log([r["rate_high"] for r in rows]) - y
-        ax = axes[i]
-        x = 1 / k if case["noise"] == "sgd" else np.log(k)
-        ax.errorbar(x, y, yerr=[lo, hi], fmt="o", label="measured (95%)")
-        fit = case["fits"]["exponential" if case["noise"] == "sgd" else "power"]
-        a, b = fit["coefficients"]
-        grid = np.linspace(k.min(), k.max(), 50)
-        line = a - b / grid + np.log(grid) if case["noise"] == "sgd" else a + b * np.log(grid)
-        ax.plot(
-            1 / grid if case["noise"] == "sgd" else np.log(grid), line, "--", label="fitted law"
-        )
-        if case["noise"] == "white":
-            ax.plot(np.log(grid), y[0] + np.log(grid / k[0]), ":", label="prediction: slope 1")
-        ax.set_xlabel("1/k" if case["noise"] == "sgd" else "log k")
-        ax.set_ylabel("log γ per iteration")
-        ax.set_title(
-            f"{case['noise']}: {case['preferred']} ({'held' if case['held'] else 'NOT held'})",
-            fontsize=9,
-        )
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle("network at a trained minimum: escape (loss jump) rate vs sharpness k")
-    fig.tight_layout()
-    path = folder / "network_sharpness.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return [path]
+        cases.append(case)
+    return Analysis(cases=cases, rows=rows)

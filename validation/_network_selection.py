@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import math
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from flatminima.theory._formulas import compiled_formula
@@ -33,24 +32,24 @@ from flatminima.theory._formulas import compiled_formula
 from ._design import kappa as sgd_kappa
 from ._design import point_seed
 from ._models import load_dataset, make_model, train_to_minimum
+from ._network_escape import NetworkRatePoint, NetworkRateResult, NetworkSetup
+from ._registry import Analysis, rows_of
+
+if TYPE_CHECKING:
+    from ._experiments import SelectionCase
 
 __all__ = ["network_selection_analysis", "network_selection_points"]
 
-SETUP: dict[str, Any] = {
-    "dataset": "xor",
-    "size": 128,
-    "hidden": 3,
-    "weight_decay": 0.01,
-    "data_seed": 0,
-}
+
+SETUP = NetworkSetup("xor", size=128, hidden=3, weight_decay=0.01, data_seed=0)
 
 
 @cache
 def pick_minima(seeds: int = 16) -> dict[str, Any]:
     """Train from ``seeds`` initialisations; return the flat/sharp pair (init seeds, losses,
     λ_max) of nearly equal loss with the largest sharpness ratio."""
-    data = load_dataset(SETUP["dataset"], seed=SETUP["data_seed"], size=SETUP["size"])
-    model = make_model("mlp", data, hidden=SETUP["hidden"], weight_decay=SETUP["weight_decay"])
+    data = load_dataset(SETUP.dataset, seed=SETUP.data_seed, size=SETUP.size)
+    model = make_model("mlp", data, hidden=SETUP.hidden, weight_decay=SETUP.weight_decay)
     minima: dict[tuple[float, float], tuple[int, float, float]] = {}
     for seed in range(seeds):
         try:
@@ -81,7 +80,7 @@ def pick_minima(seeds: int = 16) -> dict[str, Any]:
     }
 
 
-def network_selection_points(quick: bool, device: str) -> list[dict[str, Any]]:
+def network_selection_points(quick: bool, device: str) -> list[NetworkRatePoint]:
     pair = pick_minima()
     lam_f, lam_s = pair["flat"]["lambda_max"], pair["sharp"]["lambda_max"]
     eta = 0.1 / lam_s  # step bound ηλ_max ≤ 0.1 at both minima
@@ -93,78 +92,60 @@ def network_selection_points(quick: bool, device: str) -> list[dict[str, Any]]:
     log_odds = compiled_formula("selection_ratio_sgd").log_value
     slope = float(log_odds(H_flat=lam_f, H_sharp=lam_s, Delta_L=delta, eta=1.0, B=1.0, s=1.0))
     target = 200 if quick else 400
-    points = []
-    for batch in batches:
-        for noise in ("sgd",):
-            for which in ("flat", "sharp"):
-                point: dict[str, Any] = {
-                    "task": "network-rate",
-                    "experiment": "selection",
-                    **{k: v for k, v in SETUP.items()},
-                    "init_seed": pair[which]["init_seed"],
-                    "which": which,
-                    "noise": noise,
-                    "lr": eta,
-                    "B_over_eta": batch / eta,
-                    "delta": delta,
-                    "replicas": 256,
-                    "target_escapes": target,
-                    "max_steps": 400_000,
-                    "check_every": 1,
-                    "seed": point_seed("network-selection", noise, which, batch),
-                    "device": device,
-                    "predicted_slope": slope,
-                }
-                point["batch_size"] = batch
-                points.append(point)
-    return points
+    return [
+        NetworkRatePoint(
+            experiment="selection",
+            **SETUP.__dict__,
+            init_seed=pair[which]["init_seed"],
+            which=which,
+            noise="sgd",
+            lr=eta,
+            B_over_eta=batch / eta,
+            delta=delta,
+            replicas=256,
+            target_escapes=target,
+            max_steps=400_000,
+            check_every=1,
+            seed=point_seed("network-selection", "sgd", which, batch),
+            device=device,
+            predicted_slope=slope,
+            batch_size=batch,
+        )
+        for batch in batches
+        for which in ("flat", "sharp")
+    ]
 
 
 def network_selection_analysis(
-    points: list[dict[str, Any]], results: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    table: dict[tuple[str, float], dict[str, dict[str, Any]]] = {}
+    points: list[NetworkRatePoint], results: list[NetworkRateResult]
+) -> Analysis[SelectionCase]:
+    from ._experiments import SelectionCase, log_odds_error, log_odds_slope
+
+    table: dict[float, dict[str, NetworkRateResult]] = {}
     for point, result in zip(points, results, strict=True):
-        table.setdefault((point["noise"], point["B_over_eta"]), {})[point["which"]] = {
-            **point,
-            **result,
-        }
-    pair = pick_minima()
-    cases = []
-    for noise in ("sgd",):
-        xs, odds, errors = [], [], []
-        for (n, ratio), both in sorted(table.items()):
-            if n != noise:
-                continue
-            flat, sharp = both["flat"], both["sharp"]
-            xs.append(ratio)
-            odds.append(math.log(sharp["rate"] / flat["rate"]))
-            errors.append(math.sqrt(1 / max(sharp["escapes"], 1) + 1 / max(flat["escapes"], 1)))
-        x = np.array(xs)
-        y = np.array(odds)
-        w = 1 / np.array(errors) ** 2
-        X = np.column_stack([np.ones_like(x), x])
-        cov = np.linalg.inv((X.T * w) @ X)
-        coef = cov @ ((X.T * w) @ y)
-        slope, slope_se = float(coef[1]), float(math.sqrt(cov[1, 1]))
-        predicted = points[0]["predicted_slope"]
-        held = slope > 3 * slope_se
-        cases.append(
-            {
-                "model": f"mlp({SETUP['hidden']})/{SETUP['dataset']}",
-                "noise": noise,
-                "expected": "log odds of the flat minimum grow linearly in B/η",
-                "held": held,
-                "slope": slope,
-                "slope_se": slope_se,
-                "slope_formula": predicted,
-                "slope_exact": None,
-                "B_over_eta": xs,
-                "log_odds": odds,
-                "log_odds_se": errors,
-                "fraction_flat": [1 / (1 + math.exp(-v)) for v in odds],
-                "minima": pair,
-                "criterion": f"training loss more than δ = {points[0]['delta']:.4g} above the minimum's own",
-            }
-        )
-    return cases
+        assert point.B_over_eta is not None and point.which is not None
+        table.setdefault(point.B_over_eta, {})[point.which] = result
+    xs, odds, errors = [], [], []
+    for ratio, both in sorted(table.items()):
+        flat, sharp = both["flat"], both["sharp"]
+        xs.append(ratio)
+        odds.append(math.log(sharp.rate / flat.rate))
+        errors.append(log_odds_error(sharp.escapes, flat.escapes))
+    slope, slope_se, _ = log_odds_slope(xs, odds, errors)
+    case = SelectionCase(
+        model=SETUP.name,
+        noise="sgd",
+        expected="log odds of the flat minimum grow linearly in B/η",
+        held=slope > 3 * slope_se,
+        slope=slope,
+        slope_se=slope_se,
+        slope_formula=points[0].predicted_slope,
+        slope_exact=None,
+        B_over_eta=xs,
+        log_odds=odds,
+        log_odds_se=errors,
+        fraction_flat=[1 / (1 + math.exp(-v)) for v in odds],
+        minima=pick_minima(),
+        criterion=f"training loss more than δ = {points[0].delta:.4g} above the minimum's own",
+    )
+    return Analysis(cases=[case], rows=rows_of(points, results))

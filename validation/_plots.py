@@ -1,9 +1,11 @@
-"""Figures: measured points with 95% intervals, theory lines over them (formula and exact)."""
+"""Figures of the registered experiments: measured points with 95% intervals, theory lines over
+them (formula and exact). Each experiment's ``figures`` calls the function for its cases."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -11,7 +13,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_experiment", "save_all"]
+if TYPE_CHECKING:
+    from ._experiments import LawCase, SelectionCase, SlopeCase
+    from ._rate_points import RateRow
+
+__all__ = ["plot_law_cases", "plot_selection", "plot_slope_cases", "save_all"]
 
 
 def save_all(fig: Any, path: Path) -> None:
@@ -21,37 +27,76 @@ def save_all(fig: Any, path: Path) -> None:
         fig.savefig(path.with_suffix(suffix))
 
 
-def _errorbars(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rate = np.array([r["rate"] for r in rows])
-    low = np.array([max(r["rate_low"], 1e-300) for r in rows])
-    high = np.array([r["rate_high"] for r in rows])
+def _errorbars(rows: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log rate and its 95% interval below and above, from rows with a ``result``."""
+    rate = np.array([r.result.rate for r in rows])
+    low = np.array([max(r.result.rate_low, 1e-300) for r in rows])
+    high = np.array([r.result.rate_high for r in rows])
     y = np.log(np.maximum(rate, 1e-300))
     return y, y - np.log(low), np.log(high) - y
 
 
-def _theory(ax: Any, x: np.ndarray, rows: list[dict[str, Any]]) -> None:
-    formula = np.array([r["formula_rate"] for r in rows])
-    ax.plot(x, np.log(formula), "--", color="C1", label="formula (asymptotic)")
-    exact = [r["exact_rate"] for r in rows]
+def _theory(ax: Any, x: np.ndarray, rows: Sequence[RateRow], sign: float = 1.0) -> None:
+    """The formula's and (where known) the exact MFPT's log rate, times ``sign``."""
+    formula = np.array([r.formula_rate for r in rows])
+    ax.plot(x, sign * np.log(formula), "--", color="C1", label="formula (asymptotic)")
+    exact = [r.exact_rate for r in rows]
     if all(v is not None for v in exact):
         ax.plot(
             x,
-            np.log(np.array(exact, dtype=float)),
+            sign * np.log(np.array(exact, dtype=float)),
             "-",
             color="C2",
             label="exact MFPT (continuous)",
         )
 
 
-def _sharpness(analysis: dict[str, Any], folder: Path) -> list[Path]:
-    from ._network_escape import plot_network
+def _finish(fig: Any, path: Path, save: Callable[[Any, Path], None] = save_all) -> Path:
+    fig.tight_layout()
+    save(fig, path)
+    plt.close(fig)
+    return path
 
-    paths = plot_network(analysis, folder)
-    for case in analysis["cases"]:
-        if case.get("network"):
+
+def _verdict(case: Any) -> str:
+    return f"{case.preferred} ({'held' if case.held else 'NOT held'})"
+
+
+def _network_figure(cases: Sequence[LawCase], folder: Path) -> list[Path]:
+    """The network cases: SGD's log γ against 1/k, white noise's against log k."""
+    if not cases:
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, case in zip(axes, cases, strict=False):
+        rows = case.points
+        k = np.array([r.point.k for r in rows])
+        y, lo, hi = _errorbars(rows)
+        sgd = case.noise == "sgd"
+        ax.errorbar(1 / k if sgd else np.log(k), y, yerr=[lo, hi], fmt="o", label="measured (95%)")
+        fit = case.fits.exponential if sgd else case.fits.power
+        a, b = fit.coefficients
+        grid = np.linspace(k.min(), k.max(), 50)
+        line = a - b / grid + np.log(grid) if sgd else a + b * np.log(grid)
+        ax.plot(1 / grid if sgd else np.log(grid), line, "--", label="fitted law")
+        if not sgd:
+            ax.plot(np.log(grid), y[0] + np.log(grid / k[0]), ":", label="prediction: slope 1")
+        ax.set_xlabel("1/k" if sgd else "log k")
+        ax.set_ylabel("log γ per iteration")
+        ax.set_title(f"{case.noise}: {_verdict(case)}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("network at a trained minimum: escape (loss jump) rate vs sharpness k")
+    return [_finish(fig, folder / "network_sharpness.png", lambda f, p: f.savefig(p, dpi=100))]
+
+
+def plot_law_cases(cases: Sequence[LawCase], folder: Path) -> list[Path]:
+    """Sharpness: the network figure, then one figure per landscape case (1/k and log k)."""
+    paths = _network_figure([c for c in cases if c.network], folder)
+    for case in cases:
+        if case.network:
             continue
-        rows = case["points"]
-        k = np.array([r["k"] for r in rows])
+        rows = case.points
+        k = np.array([r.point.k for r in rows])
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
         y, lo, hi = _errorbars(rows)
         for ax, x, label in ((axes[0], 1 / k, "1/k"), (axes[1], np.log(k), "log k")):
@@ -61,125 +106,86 @@ def _sharpness(analysis: dict[str, Any], folder: Path) -> list[Path]:
             ax.set_ylabel("log γ per iteration")
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=8)
-        fig.suptitle(
-            f"{case['landscape']}, {case['noise']}: {case['preferred']} ({'held' if case['held'] else 'NOT held'})"
-        )
-        fig.tight_layout()
-        path = folder / f"sharpness_{case['landscape']}_{case['noise']}.png"
-        save_all(fig, path)
-        plt.close(fig)
-        paths.append(path)
+        fig.suptitle(f"{case.landscape}, {case.noise}: {_verdict(case)}")
+        paths.append(_finish(fig, folder / f"sharpness_{case.landscape}_{case.noise}.png"))
     return paths
 
 
-def _slopes(
-    analysis: dict[str, Any], folder: Path, name: str, key: str, label: str, inverse: bool
+def plot_slope_cases(
+    cases: Sequence[SlopeCase],
+    folder: Path,
+    name: str,
+    x_of: Callable[[RateRow], float],
+    label: str,
+    inverse: bool,
 ) -> list[Path]:
+    """−log γ against B (or 1/η with ``inverse``), one figure per landscape."""
     paths = []
-    for case in analysis["cases"]:
-        rows = case["points"]
-        x = np.array([r[key] for r in rows], dtype=float)
+    for case in cases:
+        rows = case.points
+        x = np.array([x_of(r) for r in rows], dtype=float)
         xx = 1 / x if inverse else x
         fig, ax = plt.subplots(figsize=(5, 3.6))
         y, lo, hi = _errorbars(rows)
         ax.errorbar(xx, -y, yerr=[hi, lo], fmt="o", label="measured (95%)")
-        formula = np.array([r["formula_rate"] for r in rows])
-        ax.plot(xx, -np.log(formula), "--", label="formula")
-        exact = [r["exact_rate"] for r in rows]
-        if all(v is not None for v in exact):
-            ax.plot(xx, -np.log(np.array(exact, dtype=float)), "-", label="exact MFPT")
+        _theory(ax, xx, rows, sign=-1.0)
         ax.set_xlabel(label)
         ax.set_ylabel("−log γ per iteration")
-        ax.set_title(
-            f"{case['landscape']}: slope {case['slope']:.3g} ± {case['slope_se']:.2g}", fontsize=9
-        )
+        ax.set_title(f"{case.landscape}: slope {case.slope:.3g} ± {case.slope_se:.2g}", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = folder / f"{name}_{case['landscape']}.png"
-        save_all(fig, path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_finish(fig, folder / f"{name}_{case.landscape}.png"))
     return paths
 
 
-def _selection(analysis: dict[str, Any], folder: Path) -> list[Path]:
-    paths = []
-    network = [c for c in analysis["cases"] if "model" in c]
-    if network:
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        for case in network:
-            x = np.array(case["B_over_eta"])
-            ax.errorbar(
-                x,
-                case["log_odds"],
-                yerr=1.96 * np.array(case["log_odds_se"]),
-                fmt="o",
-                label=f"{case['model']} {case['noise']} measured (95%)",
-            )
-            intercept = float(np.mean(np.array(case["log_odds"]) - case["slope_formula"] * x))
-            ax.plot(
-                x,
-                intercept + case["slope_formula"] * x,
-                "--",
-                label="slope from the level-set estimate",
-            )
-        ax.set_xlabel("B/η")
-        ax.set_ylabel("log γ_sharp/γ_flat (odds of the flat minimum)")
-        ax.set_title("two minima of a real MLP (XOR data), SGD", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = folder / "selection_network.png"
-        save_all(fig, path)
-        plt.close(fig)
-        paths.append(path)
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for i, case in enumerate(c for c in analysis["cases"] if "model" not in c):
-        x = np.array(case["B_over_eta"])
-        ax.errorbar(
-            x,
-            case["log_odds"],
-            yerr=1.96 * np.array(case["log_odds_se"]),
-            fmt="o",
-            color=f"C{i}",
-            label=f"{case['noise']} measured",
-        )
-        ax.plot(
-            x,
-            case["log_odds_formula"],
-            "--",
-            color=f"C{i}",
-            alpha=0.7,
-            label=f"{case['noise']} formula",
-        )
-        ax.plot(
-            x, case["log_odds_exact"], "-", color=f"C{i}", alpha=0.5, label=f"{case['noise']} exact"
-        )
+def _odds_axes(ax: Any, ylabel: str) -> None:
     ax.set_xlabel("B/η")
-    ax.set_ylabel("log P(flat)/P(sharp) = log γ_sharp/γ_flat")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = folder / "selection.png"
-    save_all(fig, path)
-    plt.close(fig)
-    return [path, *paths]
 
 
-def plot_experiment(name: str, analysis: dict[str, Any], folder: Path) -> list[Path]:
-    """Write the experiment's figures to ``folder``; returns their paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if name == "sharpness":
-        return _sharpness(analysis, folder)
-    if name == "batch-size":
-        return _slopes(analysis, folder, name, "B", "B", inverse=False)
-    if name == "learning-rate":
-        return _slopes(analysis, folder, name, "eta", "1/η", inverse=True)
-    if name == "selection":
-        return _selection(analysis, folder)
-    if name == "covariance":
-        from ._covariance import plot_covariance
+def _selection_network(cases: Sequence[SelectionCase], folder: Path) -> list[Path]:
+    if not cases:
+        return []
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for case in cases:
+        x = np.array(case.B_over_eta)
+        ax.errorbar(
+            x,
+            case.log_odds,
+            yerr=1.96 * np.array(case.log_odds_se),
+            fmt="o",
+            label=f"{case.model} {case.noise} measured (95%)",
+        )
+        slope = case.slope_formula or 0.0
+        intercept = float(np.mean(np.array(case.log_odds) - slope * x))
+        ax.plot(x, intercept + slope * x, "--", label="slope from the level-set estimate")
+    ax.set_title("two minima of a real MLP (XOR data), SGD", fontsize=9)
+    _odds_axes(ax, "log γ_sharp/γ_flat (odds of the flat minimum)")
+    return [_finish(fig, folder / "selection_network.png")]
 
-        return plot_covariance(analysis, folder)
-    return []
+
+def plot_selection(cases: Sequence[SelectionCase], folder: Path) -> list[Path]:
+    """Log odds of the flat valley against B/η: the landscape (measured, formula, exact), then
+    the network's two minima."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for i, case in enumerate(c for c in cases if c.model is None):
+        x = np.array(case.B_over_eta)
+        color = f"C{i}"
+        ax.errorbar(
+            x,
+            case.log_odds,
+            yerr=1.96 * np.array(case.log_odds_se),
+            fmt="o",
+            color=color,
+            label=f"{case.noise} measured",
+        )
+        for values, style, alpha, what in (
+            (case.log_odds_formula, "--", 0.7, "formula"),
+            (case.log_odds_exact, "-", 0.5, "exact"),
+        ):
+            ax.plot(x, values or [], style, color=color, alpha=alpha, label=f"{case.noise} {what}")
+    _odds_axes(ax, "log P(flat)/P(sharp) = log γ_sharp/γ_flat")
+    path = _finish(fig, folder / "selection.png")
+    return [path, *_selection_network([c for c in cases if c.model is not None], folder)]

@@ -8,39 +8,37 @@ ends), ``results.json`` (analysis, fits, verdict), ``results.csv`` (one row per 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from flatminima.errors import ParameterError
 
+from ._registry import (
+    Analysis,
+    Experiment,
+    JSONValue,
+    Point,
+    Record,
+    experiment_names,
+    get_experiment,
+)
 from ._store import OutputError, PointStore
 from ._sweep import Executor, make_executor, run_sweep
 
 __all__ = ["EXPERIMENT_NAMES", "run_experiment", "validate"]
 
-EXPERIMENT_NAMES = (
-    "covariance",
-    "sharpness",
-    "batch-size",
-    "learning-rate",
-    "selection",
-)
-"""The experiments that ``flatminima validate`` and [`validate`][flatminima.validation.validate]
-run, in report order."""
+EXPERIMENT_NAMES = experiment_names()
+"""The experiments shipped with flatminima, in report order (``flatminima validate all`` and
+[`validate`][flatminima.validation.validate] with ``"all"`` run every registered one)."""
 
 
-def _registry() -> dict[str, Any]:
-    from ._covariance import COVARIANCE
-    from ._experiments import EXPERIMENTS
-
-    return {**EXPERIMENTS, "covariance": COVARIANCE}
-
-
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: JSONValue) -> JSONValue:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -58,19 +56,59 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def _write_csv(path: Path, rows: Sequence[Record]) -> None:
+    records = [row.to_dict() for row in rows]
     columns: list[str] = []
-    for row in rows:
-        for key, value in row.items():
+    for record in records:
+        for key, value in record.items():
             if key not in columns and not isinstance(value, dict | list):
                 columns.append(key)
     tmp = path.with_suffix(".csv.tmp")
     with tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k) for k in columns})
+        for record in records:
+            writer.writerow({k: record.get(k) for k in columns})
     os.replace(tmp, path)
+
+
+def _check_arguments(device: str, out: str | Path) -> None:
+    _check_device(device)
+    if not isinstance(out, str | Path) or not str(out):
+        raise ParameterError("out", "a folder path", out)
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            "out", "a folder that can be created and written", str(folder), _reason(exc)
+        ) from None
+
+
+def _points(experiment: Experiment[Any, Any], quick: bool, device: str, seed: int) -> list[Point]:
+    """The experiment's points; with ``seed`` > 0 every point seed re-drawn from it."""
+    points = experiment.points(quick, device)
+    if seed:
+        from ._design import point_seed
+
+        points = [
+            dataclasses.replace(p, seed=point_seed(seed, p.seed)) if hasattr(p, "seed") else p
+            for p in points
+        ]
+    return points
+
+
+def _write_results(folder: Path, analysis: Analysis[Any]) -> None:
+    try:
+        _write_atomic(
+            folder / "results.json",
+            json.dumps(_jsonable(analysis.to_dict()), indent=2, ensure_ascii=False),
+        )
+        _write_csv(folder / "results.csv", analysis.rows)
+    except OSError as exc:
+        raise OutputError("out", "a writable folder", str(folder), _reason(exc)) from None
 
 
 def run_experiment(
@@ -83,71 +121,48 @@ def run_experiment(
     progress: bool = True,
     seed: int = 0,
     label: str | None = None,
-) -> dict[str, Any]:
-    """Run one experiment (resuming from ``out/<name>/points.jsonl``) and write its results.
+) -> Analysis[Any]:
+    """Run one registered experiment (resuming from ``out/<name>/points.jsonl``) and write its
+    results.
 
     ``seed`` = 0 (the default) reproduces the recorded results; any other integer re-draws every
     point's seed (data, initialisation, noise) from it, so a rerun with another seed is an
     independent repetition. ``label`` names the experiment in progress lines.
 
-    Returns the analysis with ``verdict`` = {"prediction", "held", "summary"}.
+    Returns the experiment's typed [`Analysis`][flatminima.validation.Analysis]: its cases,
+    ``held`` and ``summary`` (the verdict), ``figures`` and ``seconds``.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ParameterError("seed", "a non-negative integer", seed)
-    registry = _registry()
-    if name not in registry:
-        raise ParameterError("experiment", f"one of {sorted(registry)}", name)
-    _check_device(device)
-    if not isinstance(out, str | Path) or not str(out):
-        raise ParameterError("out", "a folder path", out)
-    experiment = registry[name]
+    experiment = get_experiment(name)
+    name = experiment.name
+    _check_arguments(device, out)
     folder = Path(out) / name
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            "out", "a folder that can be created and written", str(folder), _reason(exc)
-        ) from None
+    _make_folder(folder)
     started = time.perf_counter()
     if progress:
         print(f"[{name}] {experiment.prediction}", flush=True)
-    points = experiment.build(quick, device)
-    if seed:
-        from ._design import point_seed
-
-        for point in points:
-            if "seed" in point:
-                point["seed"] = point_seed(seed, point["seed"])
-    results = run_sweep(
+    points = _points(experiment, quick, device, seed)
+    records = run_sweep(
         points,
         PointStore(folder / "points.jsonl"),
         executor or make_executor(),
         label=label or name,
         progress=progress,
     )
-    analysis = experiment.analyse(points, results)
-    from ._plots import plot_experiment
-
-    figures = plot_experiment(name, analysis, folder / "figures")
-    held = bool(analysis["held"])
-    summary = "; ".join(_case_summary(case) for case in analysis.get("cases", []))
-    analysis["verdict"] = {"prediction": experiment.prediction, "held": held, "summary": summary}
-    analysis["figures"] = [str(p.relative_to(folder)) for p in figures]
-    analysis["experiment"] = name
-    analysis["quick"] = quick
-    analysis["seconds"] = time.perf_counter() - started
-    rows = analysis.pop("rows", [])
-    try:
-        _write_atomic(
-            folder / "results.json", json.dumps(_jsonable(analysis), indent=2, ensure_ascii=False)
-        )
-        _write_csv(folder / "results.csv", rows)
-    except OSError as exc:
-        raise OutputError("out", "a writable folder", str(folder), _reason(exc)) from None
+    analysis = experiment.analyse(
+        points, [p.result_from(r) for p, r in zip(points, records, strict=True)]
+    )
+    (folder / "figures").mkdir(parents=True, exist_ok=True)
+    figures = experiment.figures(analysis, folder / "figures")
+    analysis.experiment, analysis.prediction, analysis.quick = name, experiment.prediction, quick
+    analysis.figures = [str(p.relative_to(folder)) for p in figures]
+    analysis.seconds = time.perf_counter() - started
+    _write_results(folder, analysis)
     if progress:
-        print(f"[{name}] prediction {'HELD' if held else 'NOT HELD'}: {summary}", flush=True)
+        verdict = "HELD" if analysis.held else "NOT HELD"
+        print(f"[{name}] prediction {verdict}: {analysis.summary}", flush=True)
         print(f"[{name}] results: {folder / 'results.json'}", flush=True)
-    analysis["rows"] = rows
     return analysis
 
 
@@ -174,40 +189,26 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _case_summary(case: dict[str, Any]) -> str:
-    where = "/".join(str(case[k]) for k in ("landscape", "model", "dataset", "noise") if k in case)
-    verdict = "as predicted" if case.get("held") else "NOT as predicted"
-    detail = case.get("preferred") or (
-        f"slope {case['slope']:.3g} ± {case['slope_se']:.2g}" if "slope" in case else ""
-    )
-    return f"{where}: {detail} ({verdict})"
+class RunOptions(TypedDict, total=False):
+    """The options `validate` passes on to every `run_experiment`."""
+
+    quick: bool
+    device: str
+    executor: Executor | None
+    progress: bool
+    seed: int
 
 
 def validate(
-    experiment: str,
-    out: str | Path,
-    *,
-    quick: bool = False,
-    device: str = "cpu",
-    executor: Executor | None = None,
-    progress: bool = True,
-    seed: int = 0,
-) -> dict[str, dict[str, Any]]:
-    """Run one experiment or ``"all"``; returns the analyses by experiment name.
+    experiment: str, out: str | Path, **options: Unpack[RunOptions]
+) -> dict[str, Analysis[Any]]:
+    """Run one registered experiment or ``"all"``; returns the analyses by experiment name.
 
-    ``seed``: see [`run_experiment`][flatminima.validation.run_experiment].
+    ``options``: ``quick``, ``device``, ``executor``, ``progress``, ``seed``, as
+    [`run_experiment`][flatminima.validation.run_experiment] takes them (same defaults).
     """
-    names = EXPERIMENT_NAMES if experiment == "all" else (experiment,)
+    names = experiment_names() if experiment == "all" else (get_experiment(experiment).name,)
     return {
-        n: run_experiment(
-            n,
-            out,
-            quick=quick,
-            device=device,
-            executor=executor,
-            progress=progress,
-            seed=seed,
-            label=f"{n} {i}/{len(names)}" if len(names) > 1 else n,
-        )
+        n: run_experiment(n, out, **options, label=f"{n} {i}/{len(names)}" if len(names) > 1 else n)
         for i, n in enumerate(names, 1)
     }

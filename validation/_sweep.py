@@ -1,9 +1,11 @@
 """Sweeps: many independent points, one executor, results on disk as soon as each point ends.
 
-- A *point* is a JSON-able dict that says everything about one computation, its seed included
-  (seeds are per point, never per worker), so any executor gives the same numbers.
-- `run_point` turns a point into a JSON-able result; it is a module-level function, so
-  local processes and Dask workers can import it.
+- A *point* is a typed, frozen [`Point`][flatminima.validation.Point] that says everything about
+  one computation, its seed included (seeds are per point, never per worker), so any executor
+  gives the same numbers; it is stored under its versioned key (``Point.key``).
+- `run_point` runs a point and returns its result as a JSON-able record; it is a module-level
+  function, so local processes and Dask workers can import it (a point pickles by its class,
+  so a worker imports the module that defines it).
 - [`PointStore`][flatminima.validation.PointStore] appends each finished point to
   ``points.jsonl`` (one checksummed line, flushed and fsynced) and reads them back: a rerun
   skips finished points, and a sweep killed with SIGKILL loses at most the points in flight.
@@ -19,6 +21,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -28,7 +31,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ from typing import Any, Protocol
 
 from flatminima.errors import ParameterError
 
+from ._registry import JSONValue, Point, point_from_dict
 from ._store import Claim, PointStore, caller_stacklevel, point_key
 
 __all__ = [
@@ -54,7 +58,11 @@ SCHEDULER_TIMEOUT = 5.0
 
 _POLL = 0.2  # seconds between looks at points another sweep is computing
 
-Fn = Callable[[dict[str, Any]], dict[str, Any]]
+JSONRecord = dict[str, JSONValue]
+"""A point's result as stored in ``points.jsonl`` (the JSON boundary; typed again by
+``Point.result_from``)."""
+
+Fn = Callable[[Point], JSONRecord]
 
 
 class SchedulerError(ParameterError):
@@ -105,17 +113,12 @@ def _worker_init(parent: int | None = None, watch_parent: bool = False) -> None:
         _die_with_parent(parent)
 
 
-def run_point(point: dict[str, Any]) -> dict[str, Any]:
-    """Compute one point (dispatch on ``point["task"]``)."""
-    from ._tasks import TASKS
-
-    task = point.get("task")
-    if task not in TASKS:
-        raise ParameterError("task", f"one of {sorted(TASKS)}", task)
+def run_point(point: Point) -> JSONRecord:
+    """Compute one point (its ``run``); returns its result as the JSON record that is stored,
+    with ``seconds``, the time it took."""
     start = time.perf_counter()
-    result = TASKS[task](point)
-    result["seconds"] = time.perf_counter() - start
-    return result
+    result = point.run()
+    return dataclasses.replace(result, seconds=time.perf_counter() - start).to_dict()  # type: ignore[type-var]
 
 
 # ---------------------------------------------------------------------- pools
@@ -125,9 +128,9 @@ class _Pool(Protocol):
     @property
     def capacity(self) -> int: ...
 
-    def submit(self, point: dict[str, Any]) -> None: ...
+    def submit(self, point: Point) -> None: ...
 
-    def wait(self, timeout: float | None) -> list[tuple[dict[str, Any], dict[str, Any]]]: ...
+    def wait(self, timeout: float | None) -> list[tuple[Point, JSONRecord]]: ...
 
     def close(self, failed: bool) -> None: ...
 
@@ -137,12 +140,12 @@ class _SerialPool:
 
     def __init__(self, fn: Fn) -> None:
         self.fn = fn
-        self.queue: deque[dict[str, Any]] = deque()
+        self.queue: deque[Point] = deque()
 
-    def submit(self, point: dict[str, Any]) -> None:
+    def submit(self, point: Point) -> None:
         self.queue.append(point)
 
-    def wait(self, timeout: float | None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def wait(self, timeout: float | None) -> list[tuple[Point, JSONRecord]]:
         if not self.queue:
             return []
         point = self.queue.popleft()
@@ -169,16 +172,16 @@ class _ProcessPool:
             initializer=_worker_init,
             initargs=(os.getpid(),),
         )
-        self.pending: dict[Future[dict[str, Any]], dict[str, Any]] = {}
+        self.pending: dict[Future[JSONRecord], Point] = {}
         self.fallback: _SerialPool | None = None
 
-    def submit(self, point: dict[str, Any]) -> None:
+    def submit(self, point: Point) -> None:
         if self.fallback is not None:
             self.fallback.submit(point)
         else:
             self.pending[self.pool.submit(self.fn, point)] = point
 
-    def wait(self, timeout: float | None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def wait(self, timeout: float | None) -> list[tuple[Point, JSONRecord]]:
         if self.fallback is not None:
             return self.fallback.wait(timeout)
         finished, _ = wait(self.pending, timeout=timeout, return_when=FIRST_COMPLETED)
@@ -246,7 +249,7 @@ class _DaskPool:
             self.client = Client(self.cluster, set_as_default=False)
             self.address = self.cluster.scheduler_address
             init = (None, True)  # our own workers: they end with this process
-        self.pending: dict[Any, dict[str, Any]] = {}
+        self.pending: dict[Any, Point] = {}
         self._news = threading.Event()
         self._capacity = (0.0, 1)
         try:
@@ -274,7 +277,7 @@ class _DaskPool:
             self._capacity = (time.monotonic(), value)
         return value
 
-    def submit(self, point: dict[str, Any]) -> None:
+    def submit(self, point: Point) -> None:
         try:
             future = self.client.submit(self.fn, point, pure=False)
             future.add_done_callback(lambda _: self._news.set())
@@ -282,7 +285,7 @@ class _DaskPool:
         except Exception as exc:
             raise self._lost(exc) from None
 
-    def wait(self, timeout: float | None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def wait(self, timeout: float | None) -> list[tuple[Point, JSONRecord]]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self._news.clear()
@@ -361,9 +364,7 @@ class Executor:
             return _SerialPool(fn)
         return _ProcessPool(fn, workers)
 
-    def map_unordered(
-        self, fn: Fn, points: list[dict[str, Any]]
-    ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    def map_unordered(self, fn: Fn, points: Sequence[Point]) -> Iterator[tuple[Point, JSONRecord]]:
         """``(point, fn(point))`` for every point, in the order they finish (no store, no
         claims)."""
         if not points:
@@ -458,105 +459,129 @@ def make_executor(
 
 
 # ---------------------------------------------------------------------- the sweep
+def _typed(points: Sequence[Point | Mapping[str, JSONValue]]) -> list[Point]:
+    """Typed points (a dict is read with ``point_from_dict``: dispatch on its ``"task"``)."""
+    return [p if isinstance(p, Point) else point_from_dict(p) for p in points]
+
+
 def run_sweep(
-    points: list[dict[str, Any]],
+    points: Sequence[Point | Mapping[str, JSONValue]],
     store: PointStore,
     executor: Executor,
     *,
     label: str = "sweep",
     progress: bool = True,
-) -> list[dict[str, Any]]:
-    """Run the points not yet in ``store`` and return every point's result, in ``points`` order.
+) -> list[JSONRecord]:
+    """Run the points not yet in ``store`` and return every point's result record, in
+    ``points`` order (``point.result_from(record)`` types it again).
 
-    Each point is claimed in ``store`` while it runs: another sweep on the same store (another
-    process, now or later) skips it, and waits for its record instead of computing it again;
-    a claim whose holder died is taken over.
+    Points are typed [`Point`][flatminima.validation.Point]s (or dicts with a registered
+    ``"task"``); each is stored under ``point.key()``. Each point is claimed in ``store`` while
+    it runs: another sweep on the same store (another process, now or later) skips it, and
+    waits for its record instead of computing it again; a claim whose holder died is taken over.
     """
+    typed = _typed(points)
     done = store.load()
-    todo = list({point_key(p): p for p in points if point_key(p) not in done}.values())
+    todo = list({p.key(): p for p in typed if p.key() not in done}.values())
     if progress:
         print(
-            f"  {label}: {len(points) - len(todo)} of {len(points)} points already done; "
+            f"  {label}: {len(typed) - len(todo)} of {len(typed)} points already done; "
             f"running {len(todo)} on {executor.describe()}",
             flush=True,
         )
     if todo:
-        _run(todo, store, executor, done, label, progress)
-    return [done[point_key(p)]["result"] for p in points]
+        _Sweep(todo, store, done, label, progress).run(executor)
+    return [done[p.key()]["result"] for p in typed]
 
 
-def _run(
-    todo: list[dict[str, Any]],
-    store: PointStore,
-    executor: Executor,
-    done: dict[str, dict[str, Any]],
-    label: str,
-    progress: bool,
-) -> None:
-    queue: deque[dict[str, Any]] = deque(todo)
-    deferred: list[dict[str, Any]] = []  # claimed by another sweep
-    claims: dict[str, Claim] = {}
-    told_waiting = False
-    from ._progress import Progress, format_point
+class _Sweep:
+    """The points of one sweep still to compute, their claims, and the records written."""
 
-    bar = Progress(len(todo), label) if progress else None
+    def __init__(
+        self,
+        todo: list[Point],
+        store: PointStore,
+        done: dict[str, JSONRecord],
+        label: str,
+        progress: bool,
+    ) -> None:
+        from ._progress import Progress
 
-    def report(point: dict[str, Any], result: dict[str, Any], note: str = "") -> None:
-        if bar is not None:
-            bar.update(format_point(point, result) + note)
+        self.queue: deque[Point] = deque(todo)
+        self.deferred: list[Point] = []  # claimed by another sweep
+        self.claims: dict[str, Claim] = {}
+        self.keys = {p.key() for p in todo}
+        self.store, self.done, self.label, self.progress = store, done, label, progress
+        self.told_waiting = False
+        self.bar = Progress(len(todo), label) if progress else None
 
-    def take_news() -> None:  # records that other sweeps wrote meanwhile
-        for key, record in store.refresh().items():
-            if key not in done:
-                done[key] = record
-                if key in keys_todo and key not in claims:
-                    report(record["point"], record["result"], " (by another sweep)")
+    def report(self, point: JSONRecord, result: JSONRecord, note: str = "") -> None:
+        from ._progress import format_point
 
-    keys_todo = {point_key(p) for p in todo}
-    pool = executor._open(run_point, len(todo))
-    failed = True
-    try:
-        while queue or deferred or claims:
-            while queue and len(claims) < pool.capacity:
-                point = queue.popleft()
-                key = point_key(point)
-                if key in done:
-                    continue
-                claim = store.try_claim(point)
-                if claim is None:
-                    deferred.append(point)
-                    continue
-                take_news()  # it may have been finished just before we claimed it
-                if key in done:
-                    claim.release()
-                    continue
-                claims[key] = claim
-                pool.submit(point)
-            if claims:
-                for point, result in pool.wait(_POLL if deferred else None):
-                    key = point_key(point)
-                    store.append(point, result)
-                    claims.pop(key).release()
-                    done[key] = {"point": point, "result": result}
-                    report(point, result)
-            elif deferred:
-                if progress and not told_waiting:
-                    print(
-                        f"  {label}: waiting for {len(deferred)} point(s) that another sweep "
-                        f"is computing (claims in {store.claims_dir})",
-                        flush=True,
-                    )
-                    told_waiting = True
-                time.sleep(_POLL)
-            if deferred:  # look again: finished by the other sweep, or its claim released
-                take_news()
-                queue.extend(p for p in deferred if point_key(p) not in done)
-                deferred = []
-        failed = False
-    finally:
-        pool.close(failed)
-        if bar is not None:
-            bar.close()
-        for claim in claims.values():
-            claim.release()
-        store.tidy()
+        if self.bar is not None:
+            self.bar.update(format_point(point, result) + note)
+
+    def take_news(self) -> None:
+        """Records that other sweeps wrote meanwhile."""
+        for key, record in self.store.refresh().items():
+            if key not in self.done:
+                self.done[key] = record
+                if key in self.keys and key not in self.claims:
+                    self.report(record["point"], record["result"], " (by another sweep)")
+
+    def submit(self, pool: _Pool) -> None:
+        """Claim and submit queued points while the pool has room."""
+        while self.queue and len(self.claims) < pool.capacity:
+            point = self.queue.popleft()
+            key = point.key()
+            if key in self.done:
+                continue
+            claim = self.store.try_claim(point.to_dict())
+            if claim is None:
+                self.deferred.append(point)
+                continue
+            self.take_news()  # it may have been finished just before we claimed it
+            if key in self.done:
+                claim.release()
+                continue
+            self.claims[key] = claim
+            pool.submit(point)
+
+    def collect(self, pool: _Pool) -> None:
+        """Store what the pool finished, or wait for points another sweep holds."""
+        if self.claims:
+            for point, result in pool.wait(_POLL if self.deferred else None):
+                key, record = point.key(), point.to_dict()
+                self.store.append(record, result)
+                self.claims.pop(key).release()
+                self.done[key] = {"point": record, "result": result}
+                self.report(record, result)
+        elif self.deferred:
+            if self.progress and not self.told_waiting:
+                print(
+                    f"  {self.label}: waiting for {len(self.deferred)} point(s) that another "
+                    f"sweep is computing (claims in {self.store.claims_dir})",
+                    flush=True,
+                )
+                self.told_waiting = True
+            time.sleep(_POLL)
+        if self.deferred:  # look again: finished by the other sweep, or its claim released
+            self.take_news()
+            self.queue.extend(p for p in self.deferred if p.key() not in self.done)
+            self.deferred = []
+
+    def run(self, executor: Executor) -> None:
+        pool = executor._open(run_point, len(self.queue))
+        failed = True
+        try:
+            while self.queue or self.deferred or self.claims:
+                self.submit(pool)
+                self.collect(pool)
+            failed = False
+        finally:
+            pool.close(failed)
+            if self.bar is not None:
+                self.bar.close()
+            for claim in self.claims.values():
+                claim.release()
+            self.store.tidy()

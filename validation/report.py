@@ -19,8 +19,9 @@ import base64
 import html
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mpmath
 import sympy as sp
@@ -40,7 +41,10 @@ from flatminima.theory import (
 
 from ._design import exact_kappa
 
-__all__ = ["run_report", "styblinski_tang_slice"]
+if TYPE_CHECKING:
+    from ._registry import Analysis, Case
+
+__all__ = ["case_table", "run_report", "styblinski_tang_slice"]
 
 
 def styblinski_tang_slice(dps: int = 30) -> dict[str, mpmath.mpf]:
@@ -138,21 +142,6 @@ def _figure_sharpness(path: Path, example: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-def _case_label(case: dict[str, Any]) -> str:
-    return "/".join(str(case[k]) for k in ("landscape", "model", "dataset", "noise") if k in case)
-
-
-def _case_detail(case: dict[str, Any]) -> str:
-    if "reason" in case:
-        return str(case["reason"])
-    if "slope" in case and "slope_se" in case:
-        return (
-            f"slope {case['slope']:.4g} ± {case['slope_se']:.2g} "
-            f"(formula {case.get('slope_formula')}, exact {case.get('slope_exact')})"
-        )
-    return str(case.get("preferred", ""))
-
-
 # After load, the page records how many of its figures failed to decode (make check-ui reads it).
 _IMAGE_CHECK = (
     "<script>window.addEventListener('load',function(){var n=0;"
@@ -172,158 +161,54 @@ def _section(title: str, body: str, anchor: str = "") -> str:
     return f"<section{ident}><h2>{html.escape(title)}</h2>\n{body}\n</section>"
 
 
-def _images(analysis: dict[str, Any], folder: Path) -> str:
-    return "".join(
-        f'<img alt="{html.escape(fig)}" src="data:image/png;base64,'
-        f'{base64.b64encode((folder / fig).read_bytes()).decode("ascii")}">'
-        for fig in analysis["figures"]
-        if fig.endswith(".png")
-    )
-
-
-def _yes(flag: Any) -> str:
-    return "yes" if flag else "<b>no</b>"
-
-
-def _covariance_body(analysis: dict[str, Any]) -> str:
-    """The covariance section in plain words: the rule, then what held and what did not."""
-    from ._covariance import LEADING, SCALE_RANGE, SLOPE_RANGE
-
-    cases = analysis.get("cases", [])
-    at_min = [c for c in cases if c.get("noise") == "minimum"]
-    at_init = [c for c in cases if c.get("noise") != "minimum"]
-
-    def name(c: dict[str, Any]) -> str:
-        return f"{c['model']}/{c['dataset']}"
-
-    def listing(items: list[dict[str, Any]]) -> str:
-        return ", ".join(html.escape(name(c)) for c in items) or "none"
-
-    matched = [c for c in at_min if c.get("holds")]
-    unmatched = [c for c in at_min if not c.get("holds")]
-    init_ok = [c for c in at_init if not c.get("holds")]
-    init_bad = [c for c in at_init if c.get("holds")]
-    scales = ", ".join(f"{c['scale']:.2f}" for c in unmatched)
-    rule = (
-        '<p class="rule"><b>Rule.</b> In the eigenbasis of the Hessian H, fit log Σ<sub>ii</sub> '
-        f"(per-sample gradient covariance) against log λ<sub>i</sub> over the {LEADING} "
-        "directions of largest curvature (the filled markers in the figure; the hollow ones are "
-        "shown for context and are not used). The noise <i>matches</i> H/B when the slope lies in "
-        f"[{SLOPE_RANGE[0]}, {SLOPE_RANGE[1]}], the scale e<sup>intercept</sup> in "
-        f"[{SCALE_RANGE[0]}, {SCALE_RANGE[1]}] and H is positive definite. The theory predicts a "
-        "match at a trained minimum and no match at random initialisation; a case passes when "
-        "the measurement agrees with that prediction.</p>"
-    )
-    summary = (
-        '<p class="summary"><b>What held.</b> At the minimum the noise matched H/B on: '
-        f"{listing(matched)}. At random initialisation it did not match, as predicted, on: "
-        f"{listing(init_ok)}.</p>"
-        '<p class="summary"><b>What did not hold.</b> At the minimum the noise did not match '
-        f"H/B on: {listing(unmatched)}"
-        + (
-            f" (scale {scales} × H/B: less gradient noise than the Hessian predicts)"
-            if unmatched
-            else ""
-        )
-        + f". At random initialisation it matched unexpectedly on: {listing(init_bad)}.</p>"
-    )
+def case_table(cases: Sequence[Case]) -> str:
+    """The default body of an experiment's section: one row per case (where, expected,
+    measured, pass/FAIL)."""
     rows = "".join(
-        f"<tr><td>{html.escape(name(c))}</td>"
-        f"<td>{'trained minimum' if c.get('noise') == 'minimum' else 'random initialisation'}</td>"
-        f"<td>{c['slope']:.2f}</td><td>{c['scale']:.2f}</td>"
-        f"<td>{_yes(c.get('holds'))}</td>"
-        f"<td>{'yes' if c.get('noise') == 'minimum' else 'no'}</td>"
-        f"<td>{'pass' if c.get('held') else '<b>FAIL</b>'}</td></tr>"
+        f"<tr><td>{html.escape(c.label)}</td>"
+        f"<td>{html.escape(c.expected)}</td>"
+        f"<td>{html.escape(c.detail)}</td>"
+        f"<td>{'pass' if c.held else '<b>FAIL</b>'}</td></tr>"
         for c in cases
     )
-    table = (
-        f"<table><tr><th>model/data</th><th>state</th><th>slope (top {LEADING})</th>"
-        f"<th>scale (top {LEADING})</th><th>noise matches H/B?</th><th>theory expects a match?"
-        f"</th><th>case</th></tr>{rows}</table>"
+    return (
+        "<table><tr><th>case</th><th>expected</th><th>measured</th><th>case</th></tr>"
+        f"{rows}</table>"
     )
-    return rule + summary + table
 
 
-def _experiment_section(name: str, analysis: dict[str, Any], folder: Path) -> str:
-    verdict = analysis["verdict"]
-    held = verdict["held"]
-    cases = analysis.get("cases", [])
-    passed = sum(1 for c in cases if c.get("held"))
+def _experiment_section(analysis: Analysis[Any], folder: Path) -> str:
+    """An experiment's section: headline, the body its registry entry writes, its figures."""
+    from ._registry import get_experiment
+
+    name, held = analysis.experiment, analysis.held
+    passed = sum(1 for c in analysis.cases if c.held)
     headline = (
-        f"<p><b>Prediction:</b> {html.escape(verdict['prediction'])}<br>"
-        f"<b>Outcome:</b> {passed} of {len(cases)} cases as predicted — "
+        f"<p><b>Prediction:</b> {html.escape(analysis.prediction)}<br>"
+        f"<b>Outcome:</b> {passed} of {len(analysis.cases)} cases as predicted — "
         f"{'the prediction held' if held else 'the prediction did not hold on every case'}.</p>"
     )
-    if name == "covariance":
-        body = _covariance_body(analysis)
-    else:
-        rows = "".join(
-            f"<tr><td>{html.escape(_case_label(c))}</td>"
-            f"<td>{html.escape(str(c.get('expected', '')))}</td>"
-            f"<td>{html.escape(_case_detail(c))}</td>"
-            f"<td>{'pass' if c.get('held') else '<b>FAIL</b>'}</td></tr>"
-            for c in cases
-        )
-        body = (
-            "<table><tr><th>case</th><th>expected</th><th>measured</th><th>case</th></tr>"
-            f"{rows}</table>"
-        )
-    title = f"Experiment: {name} — {'held' if held else 'not held on every case'}"
+    body = get_experiment(name).report_body(analysis)
+    images = "".join(
+        f'<img alt="{html.escape(fig)}" src="data:image/png;base64,'
+        f'{base64.b64encode((folder / fig).read_bytes()).decode("ascii")}">'
+        for fig in analysis.figures
+        if fig.endswith(".png")
+    )
     return _section(
-        title,
+        f"Experiment: {name} — {'held' if held else 'not held on every case'}",
         headline
         + body
-        + _images(analysis, folder)
+        + images
         + f"<p>Data: experiments/{html.escape(name)}/results.json, results.csv, points.jsonl</p>",
         anchor=f"experiment-{name}",
     )
 
 
-def run_report(
-    out: str | Path = "flatminima-report",
-    *,
-    quick: bool = False,
-    dps: int = 30,
-    device: str = "cpu",
-    executor: Any = None,
-    seed: int = 0,
-) -> Path:
-    """Derive, evaluate, run the experiments and write the report to ``out``; returns the path
-    of report.html.
-
-    Parameters
-    ----------
-    out
-        Output folder (created if missing). The experiments write to ``out/experiments`` and
-        resume from there when the report is run again.
-    quick
-        The quick version of every experiment (``make demo``: a few minutes on 2 cores).
-    dps
-        Decimal digits for the mpmath evaluations (at least 15).
-    device, executor
-        Where the experiments run (see [`flatminima.validation.validate`][flatminima.validation.validate]).
-    seed
-        0 reproduces the recorded results; another integer repeats the experiments with other
-        random draws.
-    """
-    if isinstance(dps, bool) or not isinstance(dps, int) or dps < 15:
-        raise PrecisionError("dps", "an integer of at least 15 digits", dps)
-    if not isinstance(out, str | Path) or not str(out):
-        raise ParameterError("out", "a folder path", out)
-    from ._runner import _check_device
-
-    _check_device(device)  # before minutes of work, not after
-    folder = Path(out)
-    try:
-        (folder / "figures").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        from ._store import OutputError
-
-        raise OutputError("out", "a folder that can be created", str(folder), str(exc)) from None
-    record: dict[str, Any] = {"version": __version__, "quick": quick, "dps": dps}
-    sections: list[str] = []
-
-    # 1. formulas
+def _formulas_section(
+    record: dict[str, Any], sections: list[str]
+) -> dict[tuple[str, str, str], Any]:
+    """1. Every escape-time formula, derived and timed."""
     print("[1/6] deriving the escape-time formulas ...", flush=True)
     start = time.perf_counter()
     derived: dict[tuple[str, str, str], Any] = {}
@@ -355,8 +240,13 @@ def run_report(
     print(f"      {len(derived)} formulas in {elapsed:.2f} s", flush=True)
     for shown in (("white", "1", "ito"), ("sgd", "1", "anti-ito"), ("loss-dependent", "1", "ito")):
         print(f"      {shown[0]:>14} {shown[2]:>9}: {derived[shown].text()}", flush=True)
+    return derived
 
-    # 2. scaling laws
+
+def _scaling_section(
+    derived: dict[tuple[str, str, str], Any], record: dict[str, Any], sections: list[str]
+) -> None:
+    """2. The scaling laws SymPy reads off log τ."""
     print("[2/6] scaling laws of log tau ...", flush=True)
     laws = []
     for noise, wrts in (
@@ -385,7 +275,11 @@ def run_report(
         )
     )
 
-    # 3. worked example
+
+def _example_section(
+    derived: dict[tuple[str, str, str], Any], dps: int, record: dict[str, Any], sections: list[str]
+) -> dict[str, Any]:
+    """3. The Styblinski–Tang slice and the formulas evaluated on it."""
     print(f"[3/6] Styblinski-Tang slice evaluated at {dps} digits ...", flush=True)
     example = styblinski_tang_slice(dps)
     s_formula = derive_switch_fraction()
@@ -445,8 +339,13 @@ def run_report(
             + "</table>",
         )
     )
+    return example
 
-    # 4. exact references
+
+def _exact_section(
+    example: dict[str, Any], dps: int, record: dict[str, Any], sections: list[str]
+) -> None:
+    """4. mfpt_1d against the formulas."""
     print("[4/6] exact first-passage times (mfpt_1d) against the formulas ...", flush=True)
     checks = _exact_checks(example, dps)
     record["exact_checks"] = checks
@@ -472,7 +371,11 @@ def run_report(
         )
     )
 
-    # 5. figure
+
+def _figure_section(
+    example: dict[str, Any], folder: Path, record: dict[str, Any], sections: list[str]
+) -> None:
+    """5. The predicted sharpness dependence."""
     print("[5/6] figure ...", flush=True)
     figure = folder / "figures" / "sharpness_theory.png"
     _figure_sharpness(figure, example)
@@ -488,7 +391,17 @@ def run_report(
     )
     record["figures"] = [str(figure.relative_to(folder))]
 
-    # 6. experiments
+
+def _experiment_sections(
+    folder: Path,
+    quick: bool,
+    device: str,
+    executor: Any,
+    seed: int,
+    record: dict[str, Any],
+    sections: list[str],
+) -> None:
+    """6. Every registered experiment, run (resumably) and written up."""
     print(f"[6/6] experiments ({'quick' if quick else 'full'}) ...", flush=True)
     from ._runner import validate
 
@@ -497,10 +410,14 @@ def run_report(
     )
     record["experiments"] = {}
     for name, analysis in analyses.items():
-        verdict = analysis["verdict"]
-        record["experiments"][name] = {"verdict": verdict, "seconds": analysis["seconds"]}
-        sections.append(_experiment_section(name, analysis, folder / "experiments" / name))
+        verdict = {"prediction": analysis.prediction, "held": analysis.held}
+        verdict["summary"] = analysis.summary
+        record["experiments"][name] = {"verdict": verdict, "seconds": analysis.seconds}
+        sections.append(_experiment_section(analysis, folder / "experiments" / name))
 
+
+def _write_page(folder: Path, quick: bool, record: dict[str, Any], sections: list[str]) -> Path:
+    """The self-contained report.html and report.json."""
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>flatminima report</title>"
         + katex_head()
@@ -522,3 +439,55 @@ def run_report(
     print(f"report: {report}", flush=True)
     print(f"data:   {folder / 'report.json'}", flush=True)
     return report
+
+
+def run_report(
+    out: str | Path = "flatminima-report",
+    *,
+    quick: bool = False,
+    dps: int = 30,
+    device: str = "cpu",
+    executor: Any = None,
+    seed: int = 0,
+) -> Path:
+    """Derive, evaluate, run the experiments and write the report to ``out``; returns the path
+    of report.html.
+
+    Parameters
+    ----------
+    out
+        Output folder (created if missing). The experiments write to ``out/experiments`` and
+        resume from there when the report is run again.
+    quick
+        The quick version of every experiment (``make demo``: a few minutes on 2 cores).
+    dps
+        Decimal digits for the mpmath evaluations (at least 15).
+    device, executor
+        Where the experiments run (see [`flatminima.validation.validate`][flatminima.validation.validate]).
+    seed
+        0 reproduces the recorded results; another integer repeats the experiments with other
+        random draws.
+    """
+    if isinstance(dps, bool) or not isinstance(dps, int) or dps < 15:
+        raise PrecisionError("dps", "an integer of at least 15 digits", dps)
+    if not isinstance(out, str | Path) or not str(out):
+        raise ParameterError("out", "a folder path", out)
+    from ._runner import _check_device
+
+    _check_device(device)  # before minutes of work, not after
+    folder = Path(out)
+    try:
+        (folder / "figures").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from ._store import OutputError
+
+        raise OutputError("out", "a folder that can be created", str(folder), str(exc)) from None
+    record: dict[str, Any] = {"version": __version__, "quick": quick, "dps": dps}
+    sections: list[str] = []
+    derived = _formulas_section(record, sections)
+    _scaling_section(derived, record, sections)
+    example = _example_section(derived, dps, record, sections)
+    _exact_section(example, dps, record, sections)
+    _figure_section(example, folder, record, sections)
+    _experiment_sections(folder, quick, device, executor, seed, record, sections)
+    return _write_page(folder, quick, record, sections)

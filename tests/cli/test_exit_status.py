@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -84,7 +85,7 @@ def test_without_torch_is_one_line_with_the_fix(args: list[str], tmp_path: Path)
 def _fake_validate(held: dict[str, bool], seen: dict[str, Any]) -> Any:
     def validate(experiment: str, out: Any, **kwargs: Any) -> dict[str, Any]:
         seen.update(kwargs, experiment=experiment, out=out)
-        return {name: {"verdict": {"held": ok}} for name, ok in held.items()}
+        return {name: SimpleNamespace(held=ok) for name, ok in held.items()}
 
     return validate
 
@@ -123,7 +124,7 @@ def test_seed_redraws_every_point_seed(monkeypatch, tmp_path) -> None:
     captured: dict[int, list[int]] = {}
 
     def fake_sweep(points, store, executor, **kwargs):
-        captured[len(captured)] = [p["seed"] for p in points]
+        captured[len(captured)] = [p.seed for p in points]
         raise RuntimeError("stop")  # only the points matter here
 
     monkeypatch.setattr(_runner, "run_sweep", fake_sweep)

@@ -108,7 +108,8 @@ def test_every_value_option_is_covered() -> None:
     cases = _cases()
     for name in BASES:
         assert any(case[0] == name for case in cases)
-    assert set(BASES) == set(_subparsers())  # a new subcommand needs a base command line
+    # a new subcommand that takes a value needs a base command line (`experiments` takes none)
+    assert set(BASES) == {n for n, sub in _subparsers().items() if _value_options(sub)}
     assert len(cases) >= 30, cases
 
 

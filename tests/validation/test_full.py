@@ -10,9 +10,8 @@ import pytest
 def test_full_validation(tmp_path) -> None:
     from flatminima.validation import make_executor, validate
 
-    analyses = validate(
-        "all", tmp_path, quick=False, executor=make_executor(workers=2), progress=False
-    )
+    runs = validate("all", tmp_path, quick=False, executor=make_executor(workers=2), progress=False)
+    analyses = {name: analysis.to_dict() for name, analysis in runs.items()}
     for name in ("sharpness", "batch-size", "learning-rate", "selection"):
         assert analyses[name]["verdict"]["held"], (name, analyses[name]["verdict"])
     covariance = analyses["covariance"]

@@ -11,6 +11,7 @@ pytest.importorskip("torch")
 
 from flatminima._katex import KATEX_DIR, katex_head
 from flatminima.validation import report
+from flatminima.validation._covariance import covariance_body
 
 
 def test_katex_head_is_self_contained() -> None:
@@ -32,27 +33,29 @@ def test_math_cells_are_escaped_latex_for_katex() -> None:
 
 
 def case(model, dataset, state, holds, slope, scale):
-    return {
-        "model": model,
-        "dataset": dataset,
-        "noise": state,
-        "holds": holds,
-        "held": holds == (state == "minimum"),
-        "slope": slope,
-        "scale": scale,
-    }
+    from flatminima.validation._covariance import CovarianceCase, CovarianceResult
+
+    measured = CovarianceResult.__new__(CovarianceResult)
+    measured.holds, measured.slope, measured.scale = holds, slope, scale
+    return CovarianceCase(
+        model=model,
+        dataset=dataset,
+        noise=state,
+        expected="",
+        preferred="",
+        held=holds == (state == "minimum"),
+        measured=measured,
+    )
 
 
 def test_covariance_section_states_rule_and_outcome() -> None:
-    analysis = {
-        "cases": [
-            case("logistic", "two-blobs", "minimum", True, 1.001, 0.952),
-            case("logistic", "two-blobs", "init", True, 0.762, 1.287),
-            case("mlp", "wine", "minimum", False, 1.115, 0.141),
-            case("mlp", "wine", "init", False, 1.392, 0.529),
-        ]
-    }
-    body = report._covariance_body(analysis)
+    cases = [
+        case("logistic", "two-blobs", "minimum", True, 1.001, 0.952),
+        case("logistic", "two-blobs", "init", True, 0.762, 1.287),
+        case("mlp", "wine", "minimum", False, 1.115, 0.141),
+        case("mlp", "wine", "init", False, 1.392, 0.529),
+    ]
+    body = covariance_body(cases)
     text = re.sub(r"<[^>]+>", "", body)
     assert "3 directions of largest curvature" in text and "filled markers" in text
     assert "[0.75, 1.25]" in text and "[0.5, 2.0]" in text
