@@ -120,12 +120,45 @@ class _Stages:
         tmp.replace(path)
 
 
+def _reporting(
+    matvec: Callable[[torch.Tensor], torch.Tensor], say: Callable[[str], None], limit: int
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``matvec`` that says every ~10 s how many products it made, at what pace, and the time
+    left to the first Lanczos round's limit of ``limit`` products (an upper bound for it)."""
+    start = last = time.perf_counter()
+    count = 0
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        nonlocal count, last
+        out = matvec(v)
+        count += 1
+        now = time.perf_counter()
+        if now - last > 10:
+            last = now
+            each = (now - start) / count
+            left = max(limit - count, 0) * each
+            say(
+                f"hessian: {count} Hessian-vector products, {each:.2g} s each; first round "
+                f"ETA ≤ {left:.0f} s, deflation rounds after it are shorter"
+            )
+        return out
+
+    return product
+
+
 def _hessian_stage(
-    fm: FunctionalModel, k: int, tol: float, max_iter: int | None, seed: int, keep: bool
+    fm: FunctionalModel,
+    k: int,
+    tol: float,
+    max_iter: int | None,
+    seed: int,
+    keep: bool,
+    say: Callable[[str], None],
 ) -> dict[str, Any]:
     start = time.perf_counter()
+    limit = min(fm.size, max(4 * k + 40, 120) if max_iter is None else max_iter)
     result = lanczos_top(
-        fm.hvp_operator(),
+        _reporting(fm.hvp_operator(), say, limit),
         fm.size,
         k,
         dtype=fm.dtype,
@@ -321,7 +354,7 @@ def _probe_checked(
     hs = stages.run(
         "hessian",
         f"hessian: top {c.k} eigenpairs of {c.parameters} parameters by Lanczos",
-        lambda: _hessian_stage(fm, c.k, c.tol, c.max_iter, c.seed, keep_vectors),
+        lambda: _hessian_stage(fm, c.k, c.tol, c.max_iter, c.seed, keep_vectors, say),
         say,
     )
     hess = _hessian_top(hs, c, loss0, gnorm, keep_vectors)
