@@ -186,33 +186,24 @@ class _Checked:
 
     def settings(self) -> dict[str, Any]:
         """The settings recorded in ``ProbeResult.settings``."""
-        return {
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "k": self.k,
-            "barrier": self.barrier,
-            "weight_decay": self.weight_decay,
-            "dtype": str(self.dtype),
-            "device": str(self.device),
-            "tol": self.tol,
-            "max_iter": self.max_iter,
-            "seed": self.seed,
-            "zero_tol": self.zero_tol,
-            "mode": self.mode,
-            "parameters": self.parameters,
-            "samples": self.samples,
-        }
+        return {name: _plain(getattr(self, name)) for name in _RECORDED}
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings the Hessian and noise stages depend on (with parameters and data)."""
-        return {
-            "k": self.k,
-            "tol": self.tol,
-            "max_iter": self.max_iter,
-            "seed": self.seed,
-            "wd": self.weight_decay,
-            "dtype": str(self.dtype),
-        }
+        return {name: _plain(getattr(self, name)) for name in _STAGE_KEYS}
+
+
+#: Settings recorded in ``ProbeResult.settings``, and those the stored stages depend on.
+_RECORDED = (
+    *("lr", "batch_size", "k", "barrier", "weight_decay", "dtype", "device", "tol"),
+    *("max_iter", "seed", "zero_tol", "mode", "parameters", "samples"),
+)
+_STAGE_KEYS = ("k", "tol", "max_iter", "seed", "weight_decay", "dtype")
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able setting: dtypes and devices as their names."""
+    return str(value) if isinstance(value, (torch.dtype, torch.device)) else value
 
 
 def _check_settings(model: Any, loss_fn: Any, data: Any, **s: Any) -> _Checked:
