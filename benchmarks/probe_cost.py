@@ -306,7 +306,7 @@ def _growth_one(width: int, samples: int) -> dict[str, Any]:
     bounds = {name: t for t, name in marks}
     base = mem.at(start)
     hess_peak = mem.peak(bounds["hessian"], bounds["noise"]) - mem.at(bounds["hessian"])
-    noise_peak = mem.peak(bounds["noise"], bounds["prediction"]) - mem.at(bounds["noise"])
+    noise_peak = max(mem.peak(bounds["noise"], bounds["prediction"]) - mem.at(bounds["noise"]), 0)
     return {
         "parameters": r.hessian_top.parameters,
         "samples": samples,
@@ -373,7 +373,7 @@ def _growth_parts(width: int, samples: int) -> dict[str, Any]:
         "graph_mb": graph_peak / 2**20,
         "noise_cpu": c4 - c3,
         "noise_s": t4 - t3,
-        "noise_mb": (mem.peak(t3, t4) - mem.at(t3)) / 2**20,
+        "noise_mb": max(mem.peak(t3, t4) - mem.at(t3), 0) / 2**20,  # < 0: freed at start
     }
 
 
