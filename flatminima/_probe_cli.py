@@ -137,26 +137,15 @@ def _probe_from_args(
 ) -> Any:
     from flatminima.validation import probe
 
-    return probe(
-        model,
-        loss_fn,
-        dataset,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        k=args.k,
-        device=args.device,
-        measure=args.measure,
-        barrier=args.barrier,
-        weight_decay=args.weight_decay,
-        mode=args.mode,
-        grad_tol=args.grad_tol,
-        replicas=args.replicas,
-        max_steps=args.max_steps,
-        check_every=args.check_every,
-        seed=args.seed,
-        store=out / "stages",
-        progress=progress,
-    )
+    settings = {name: getattr(args, name) for name in _PROBE_SETTINGS}
+    return probe(model, loss_fn, dataset, **settings, store=out / "stages", progress=progress)
+
+
+#: ``probe`` keywords taken as they are from the command line's options.
+_PROBE_SETTINGS = (
+    *("lr", "batch_size", "k", "device", "measure", "barrier", "weight_decay", "mode"),
+    *("grad_tol", "replicas", "max_steps", "check_every", "seed"),
+)
 
 
 _CSV_COLUMNS = (

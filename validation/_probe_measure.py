@@ -112,27 +112,23 @@ def _measurement(
         r = math.exp(log_rate)
         return bool(ms["rate_low"] / 2 <= r <= ms["rate_high"] * 2)
 
+    logs = {
+        "kappa": pred.log_rate_kappa,
+        "measured": pred.log_rate_measured,
+        "level": pred.log_rate_level,
+    }
+    counted = ("escapes", "exposure", "rate", "rate_low", "rate_high", "steps", "seconds")
     return EscapeMeasurement(
         criterion=(
             f"full-data loss above L(a) + ΔL = {ms['level']:.6g} (ΔL = {pred.barrier:.4g}), "
             f"checked every {check_every} iterations; escaped replicas restart at the minimum"
         ),
-        escapes=ms["escapes"],
-        exposure=ms["exposure"],
-        rate=ms["rate"],
-        rate_low=ms["rate_low"],
-        rate_high=ms["rate_high"],
         replicas=replicas,
-        steps=ms["steps"],
         burn_in=burn,
         check_every=check_every,
-        seconds=ms["seconds"],
-        ratio_kappa=ratio(pred.log_rate_kappa),
-        ratio_measured=ratio(pred.log_rate_measured),
-        ratio_level=ratio(pred.log_rate_level),
-        agrees={
-            "kappa": inside(pred.log_rate_kappa),
-            "measured": inside(pred.log_rate_measured),
-            "level": inside(pred.log_rate_level),
-        },
+        ratio_kappa=ratio(logs["kappa"]),
+        ratio_measured=ratio(logs["measured"]),
+        ratio_level=ratio(logs["level"]),
+        agrees={name: inside(value) for name, value in logs.items()},
+        **{name: ms[name] for name in counted},
     )
