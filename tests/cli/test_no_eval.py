@@ -129,13 +129,14 @@ def test_no_option_is_evaluated(
         _assert_one_line_error(status, err, argv)
 
 
-def test_base_command_lines_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
+def test_base_command_lines_are_valid(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """So that each error above comes from the payload, not from a broken base (the cheap
     commands only: validate and report bases run experiments)."""
     for name in ("formula", "scaling", "evaluate", "probe"):
         for base in BASES[name]:
-            status, err = _run(list(base), capsys)
-            assert status == 0, (base, err)
+            argv = [x.format(out=str(tmp_path / "out")) for x in base]  # not ./{out}
+            status, err = _run(argv, capsys)
+            assert status == 0, (argv, err)
 
 
 class _Boom:
