@@ -114,12 +114,8 @@ def _where(error: BaseException, file: Any) -> str:
 
 
 def run_probe_command(args: argparse.Namespace) -> int:
-    import csv
-    import json
-    import math
+    """Run ``flatminima probe``: load the factory, probe, write the results to ``--out``."""
     from pathlib import Path
-
-    from flatminima.validation import probe
 
     out = Path(args.out)  # created by the stage store once the inputs are accepted
     start = time.perf_counter()
@@ -129,47 +125,55 @@ def run_probe_command(args: argparse.Namespace) -> int:
 
     progress(f"loading {args.target}")
     model, loss_fn, dataset = _load_factory(args.target)
-    result = probe(
-        model,
-        loss_fn,
-        dataset,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        k=args.k,
-        device=args.device,
-        measure=args.measure,
-        barrier=args.barrier,
-        weight_decay=args.weight_decay,
-        mode=args.mode,
-        grad_tol=args.grad_tol,
-        replicas=args.replicas,
-        max_steps=args.max_steps,
-        check_every=args.check_every,
-        seed=args.seed,
-        store=out / "stages",
-        progress=progress,
-    )
+    result = _probe_from_args(model, loss_fn, dataset, args, out, progress)
+    _write_results(result, out)
+    print(_summary(result))
+    print(f"wrote {out}/probe.json, directions.csv, index.html and figures")
+    return 0
+
+
+def _probe_from_args(
+    model: Any, loss_fn: Any, dataset: Any, args: argparse.Namespace, out: Any, progress: Any
+) -> Any:
+    from flatminima.validation import probe
+
+    settings = {name: getattr(args, name) for name in _PROBE_SETTINGS}
+    return probe(model, loss_fn, dataset, **settings, store=out / "stages", progress=progress)
+
+
+#: ``probe`` keywords taken as they are from the command line's options.
+_PROBE_SETTINGS = (
+    *("lr", "batch_size", "k", "device", "measure", "barrier", "weight_decay", "mode"),
+    *("grad_tol", "replicas", "max_steps", "check_every", "seed"),
+)
+
+
+_CSV_COLUMNS = (
+    "i",
+    "eigenvalue",
+    "residual",
+    "C_ii",
+    "B*C_ii/lambda",
+    "exponent_kappa",
+    "log_iterations_kappa",
+    "exponent_measured",
+    "log_iterations_measured",
+    "log_iterations_level",
+    "kept",
+)
+
+
+def _write_results(result: Any, out: Any) -> None:
+    """probe.json, directions.csv (one row per direction), the figures and index.html."""
+    import csv
+    import json
+
     out.mkdir(parents=True, exist_ok=True)
-    data = result.to_dict()
-    (out / "probe.json").write_text(json.dumps(data, indent=1))
+    (out / "probe.json").write_text(json.dumps(result.to_dict(), indent=1))
     h, n, pr = result.hessian_top, result.noise, result.prediction
     with open(out / "directions.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(
-            [
-                "i",
-                "eigenvalue",
-                "residual",
-                "C_ii",
-                "B*C_ii/lambda",
-                "exponent_kappa",
-                "log_iterations_kappa",
-                "exponent_measured",
-                "log_iterations_measured",
-                "log_iterations_level",
-                "kept",
-            ]
-        )
+        w.writerow(_CSV_COLUMNS)
         for i in range(len(h.values)):
             w.writerow(
                 [
@@ -190,7 +194,12 @@ def run_probe_command(args: argparse.Namespace) -> int:
     for name, fig in figures.items():
         fig.savefig(out / f"{name}.png", dpi=110)
     (out / "index.html").write_text(_html(result, list(figures)))
-    m = result.measured
+
+
+def _summary(result: Any) -> str:
+    import math
+
+    h, n, pr, m = result.hessian_top, result.noise, result.prediction, result.measured
     summary = (
         f"probe: λ_1 = {h.values[0]:.4g}, {n.verdict}; predicted log rate per iteration "
         f"κH {pr.log_rate_kappa:.3f}, measured C {pr.log_rate_measured:.3f}"
@@ -198,9 +207,7 @@ def run_probe_command(args: argparse.Namespace) -> int:
     if m is not None:
         lr_m = math.log(m.rate) if m.rate > 0 else -math.inf
         summary += f"; measured {lr_m:.3f} ({m.escapes} escapes)"
-    print(summary)
-    print(f"wrote {out}/probe.json, directions.csv, index.html and figures")
-    return 0
+    return summary
 
 
 def _html(result: Any, figures: list[str]) -> str:

@@ -20,8 +20,9 @@ SchedulerError, OutputError, RecordWarning
     ``points.jsonl`` rejected and recomputed.
 landscape, LANDSCAPES, measure_rate
     Test landscapes with real minibatch noise, and the batched escape-rate measurement.
-load_dataset, make_model, train_to_minimum
-    Small models and shipped/synthetic data sets.
+load_dataset, Dataset, make_model, train_to_minimum
+    Small models and shipped/synthetic data sets (``Dataset``: inputs and labels, also what
+    ``probe`` accepts as data).
 compare_laws, poisson_fit
     Poisson fits of rate laws and the exponential-vs-polynomial decision.
 run_report
@@ -47,7 +48,7 @@ if __name__ != "flatminima.validation":
 from ._dynamics import RateMeasurement, measure_rate
 from ._fits import PoissonFit, ScalingComparison, compare_laws, poisson_fit
 from ._landscapes import LANDSCAPES, Landscape, landscape
-from ._models import DATASETS, load_dataset, make_model, train_to_minimum
+from ._models import DATASETS, Dataset, load_dataset, make_model, train_to_minimum
 from ._probe import (
     EscapeMeasurement,
     HessianTop,
@@ -80,6 +81,7 @@ __all__ = [
     "LANDSCAPES",
     "Analysis",
     "Case",
+    "Dataset",
     "EscapeMeasurement",
     "Executor",
     "Experiment",

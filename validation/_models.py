@@ -31,6 +31,25 @@ scikit-learn sets that ship inside its package (nothing is downloaded)."""
 
 @dataclass(frozen=True)
 class Dataset:
+    """A classification data set: inputs ``x`` (N, d), integer labels ``y`` (N,).
+
+    What [`load_dataset`][flatminima.validation.load_dataset] returns, and one of the forms
+    [`probe`][flatminima.validation.probe] accepts as ``data`` (any object with ``.x`` and
+    ``.y`` does). Build one from your own arrays::
+
+        Dataset("mine", torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y), classes)
+
+    Attributes
+    ----------
+    name
+        A label for reports.
+    x, y
+        float64 inputs (the shipped sets standardised per feature) and int64 labels in
+        0 … classes − 1.
+    classes
+        Number of classes.
+    """
+
     name: str
     x: torch.Tensor  # (N, d) float64, standardised
     y: torch.Tensor  # (N,) int64 class labels

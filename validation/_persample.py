@@ -133,19 +133,57 @@ class FunctionalModel:
     def per_sample_loss(self, theta: torch.Tensor, xi: torch.Tensor, yi: torch.Tensor) -> Any:
         return self.loss_fn(self.output(theta, xi.unsqueeze(0)), yi.unsqueeze(0))
 
+    def sample_losses(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> Any:
+        """The (n,) vector of per-sample losses ℓ_i(θ) of a batch (``vmap`` over samples)."""
+        return torch.func.vmap(self.per_sample_loss, in_dims=(None, 0, 0))(theta, x, y)
+
     def projected_sample_gradients(self, basis: torch.Tensor) -> torch.Tensor:
         """Per-sample gradients of ``loss_fn`` (no weight decay) projected on ``basis`` (P×k):
-        the (N, k) matrix G V, chunk by chunk with ``vmap(grad)`` (a chunk of per-sample
-        gradients, chunk_size × P, is the largest thing held)."""
-        per_sample = torch.func.vmap(
-            torch.func.grad(self.per_sample_loss), in_dims=(None, 0, 0), chunk_size=None
-        )
+        the (N, k) matrix G V, without forming G (N×P).
+
+        G V = J V with J the Jacobian of the per-sample losses ℓ(θ) ∈ ℝ^N: per chunk, the
+        vector-Jacobian product u ↦ Jᵀu is built once with its graph (one backward pass, kept),
+        and J v_j is the derivative of the linear map u ↦ (Jᵀu)·v_j, i.e. one more backward
+        pass through that graph per column ("double backward"; the k columns in one batched
+        pass for small models, one after another for large ones). The largest thing held is the
+        chunk's graph (about its activations), not chunk_size × P gradients. Exact: the same
+        numbers as projecting ``vmap(grad)`` to rounding.
+        """
+        point = self.theta0.detach().clone().requires_grad_(True)
+        batched = basis.shape[0] * basis.shape[1] <= BATCHED_LIMIT
         rows = []
         for start in range(0, self.samples, self.chunk_size):
-            g = per_sample(
-                self.theta0,
-                self.x[start : start + self.chunk_size],
-                self.y[start : start + self.chunk_size],
+            xs = self.x[start : start + self.chunk_size]
+            ys = self.y[start : start + self.chunk_size]
+            with torch.enable_grad():
+                losses = self.sample_losses(point, xs, ys)
+                weights = torch.zeros_like(losses, requires_grad=True)
+                (pulled,) = torch.autograd.grad(losses, point, weights, create_graph=True)
+                rows.append(_jacobian_columns(pulled, weights, basis, batched))
+        return torch.cat(rows).detach()
+
+
+#: Largest P·k for which the k double-backward passes run as one batched pass
+#: (``is_grads_batched``): measured 1.8× faster at P = 2110, k = 20, but 2.4× slower than a
+#: loop at P = 112 510 (vmapped backward kernels are not GEMMs), on the CPU.
+BATCHED_LIMIT = 1_000_000
+
+
+def _jacobian_columns(
+    pulled: torch.Tensor, weights: torch.Tensor, basis: torch.Tensor, batched: bool
+) -> torch.Tensor:
+    """J V (n×k) from ``pulled`` = Jᵀu (graph kept) and u = ``weights``: column j is
+    ∂((Jᵀu)·v_j)/∂u."""
+    if batched:
+        try:
+            (out,) = torch.autograd.grad(
+                pulled, weights, basis.T.contiguous(), retain_graph=True, is_grads_batched=True
             )
-            rows.append(g @ basis)
-        return torch.cat(rows)
+            return out.T
+        except RuntimeError:  # an op without a batching rule in the user's model: loop
+            pass
+    columns = [
+        torch.autograd.grad(pulled, weights, basis[:, j], retain_graph=True)[0]
+        for j in range(basis.shape[1])
+    ]
+    return torch.stack(columns, 1)

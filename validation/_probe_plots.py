@@ -15,9 +15,23 @@ __all__ = ["probe_figures"]
 
 
 def probe_figures(result: Any) -> dict[str, Any]:
-    h, noise, pred, meas = result.hessian_top, result.noise, result.prediction, result.measured
-    figures: dict[str, Any] = {}
+    """``spectrum``, ``noise`` (C against H/B) and ``rates`` figures of a ``ProbeResult``."""
+    return {
+        "spectrum": _finish(*_spectrum(result)),
+        "noise": _finish(*_noise(result)),
+        "rates": _finish(*_rates(result)),
+    }
 
+
+def _finish(fig: Any, ax: Any) -> Any:
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _spectrum(result: Any) -> tuple[Any, Any]:
+    h, pred = result.hessian_top, result.prediction
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     idx = np.arange(1, len(h.values) + 1)
     pos = h.values > 0
@@ -41,11 +55,11 @@ def probe_figures(result: Any) -> dict[str, Any]:
     ax.set_xlabel("index i")
     ax.set_ylabel("Hessian eigenvalue")
     ax.set_title(f"top {len(h.values)} of {h.parameters} parameters")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    figures["spectrum"] = fig
+    return fig, ax
 
+
+def _noise(result: Any) -> tuple[Any, Any]:
+    h, noise = result.hessian_top, result.noise
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     lam = h.values - float(result.settings.get("weight_decay", 0.0))
     c = np.diag(noise.covariance)
@@ -67,11 +81,11 @@ def probe_figures(result: Any) -> dict[str, Any]:
         f"{'holds' if noise.holds else 'does not hold'}",
         fontsize=9,
     )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    figures["noise"] = fig
+    return fig, ax
 
+
+def _rates(result: Any) -> tuple[Any, Any]:
+    pred, meas = result.prediction, result.measured
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     labels = ["κH (paper)", "measured C", "measured C, level", "white"]
     logs = [pred.log_rate_kappa, pred.log_rate_measured, pred.log_rate_level, pred.log_rate_white]
@@ -88,8 +102,4 @@ def probe_figures(result: Any) -> dict[str, Any]:
     ax.set_yticks(ys, labels)
     ax.set_xlabel("log10 escape rate per iteration")
     ax.set_title(f"ΔL = {pred.barrier:.3g}, η = {pred.lr:g}, B = {pred.batch_size}", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    figures["rates"] = fig
-    return figures
+    return fig, ax

@@ -109,7 +109,13 @@ def test_eigenvalues_match_dense_hessian(wine_mlp):
     np.testing.assert_allclose((v.T @ v).numpy(), np.eye(12), atol=1e-10)
 
 
-def test_noise_matches_per_sample_loop(wine_mlp):
+@pytest.mark.parametrize("limit", [10**9, 0], ids=["batched-columns", "column-loop"])
+def test_noise_matches_per_sample_loop(wine_mlp, monkeypatch, limit):
+    """C from the double-backward projection (both ways of taking the k columns) against
+    per-sample gradients of a plain autograd loop, projected afterwards."""
+    from flatminima.validation import _persample
+
+    monkeypatch.setattr(_persample, "BATCHED_LIMIT", limit)
     model, loss_fn, x, y, wd = wine_mlp
     b = 16
     r = probe(

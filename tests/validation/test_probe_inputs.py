@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from flatminima.errors import FlatMinimaError, ParameterError, ShapeError
-from flatminima.validation import probe
+from flatminima.validation import Dataset, probe
 
 F64 = torch.float64
 
@@ -90,8 +90,15 @@ def test_cnn_on_digits_matches_dense_hessian_for_every_data_form(digits_cnn):
     ok = {"lr": 0.1, "batch_size": 16, "k": 4, "weight_decay": wd}
     first = probe(model, loss_fn, (x, y), **ok)
     np.testing.assert_allclose(first.hessian_top.values, dense, rtol=1e-8)
-    for data in (torch.utils.data.TensorDataset(x, y), [x, y], (x.numpy(), y.numpy())):
-        r = probe(model, loss_fn, data, **ok)
+    forms = (
+        torch.utils.data.TensorDataset(x, y),
+        [x, y],
+        (x.numpy(), y.numpy()),
+        Dataset("digits-images", x, y, 10),  # the public Dataset type
+    )
+    for data in forms:
+        # a torch.device object (what a CUDA run passes) takes the same path as "cpu"
+        r = probe(model, loss_fn, data, device=torch.device("cpu"), **ok)
         np.testing.assert_allclose(r.hessian_top.values, dense, rtol=1e-8)
         np.testing.assert_allclose(r.noise.sigma, first.noise.sigma, rtol=1e-8)
 
