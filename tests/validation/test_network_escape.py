@@ -56,7 +56,7 @@ def test_float32_screen_is_within_its_band(trained, scale: float) -> None:
 def test_cheap_loss_check_gives_the_same_escapes_as_the_exact_check(index: int) -> None:
     """Same seed, the loss check screened (SGD) or fused (white noise) against the full-data
     float64 loss every step: the same escapes, steps and rate, to the bit."""
-    point = net.network_sharpness_points(True, "cpu")[index]
+    point = net.network_sharpness_points(True, "cpu")[index].to_dict()
     # half the level δ: escapes come often enough for a short run
     point = {
         **point,
@@ -106,7 +106,7 @@ def test_simulate_escape_and_the_validation_measurements_run_through_the_engine(
         target_escapes=1,
         max_steps=5,
     )
-    point = net.network_sharpness_points(True, "cpu")[0]
+    point = net.network_sharpness_points(True, "cpu")[0].to_dict()
     net.measure_network_rate({**point, "replicas": 4, "max_steps": 3, "target_escapes": 1})
     assert calls == [m.__name__ for m in modules]
     for module in modules:
