@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from flatminima.errors import ConvergenceError, ParameterError, ShapeError
 
 from ._loss_model import LossModel, critical_point, loss_model
-from ._noise_models import NoiseModel, noise_model
+from ._noise_models import NoiseModel, check_continuous, noise_model
 
 __all__ = ["MinimumActionPath", "minimum_action_path"]
 
@@ -233,6 +233,17 @@ def _relax(
     return relaxed, action, int(result.nit), grad, ok
 
 
+class Problem(NamedTuple):
+    """A loss, a noise model and the refined critical points with their Hessians."""
+
+    model: LossModel
+    noise: NoiseModel
+    minimum: Array
+    saddle: Array
+    hess_min: Array
+    hess_saddle: Array
+
+
 def _as_point(name: str, value: Any) -> Array:
     try:
         point = np.asarray(
@@ -255,7 +266,7 @@ def _prepare(
     batch_size: Any,
     gradient: Any,
     hessian: Any,
-) -> tuple[LossModel, NoiseModel, Array, Array, Array, Array]:
+) -> Problem:
     a0 = _as_point("minimum", minimum)
     b0 = _as_point("saddle", saddle)
     if a0.shape != b0.shape:
@@ -272,25 +283,39 @@ def _prepare(
     lr_f = None if lr is None else float(lr)
     bs_f = None if batch_size is None else float(batch_size)
     nm = noise_model(noise, model, a, diffusion=diffusion, lr=lr_f, batch_size=bs_f)
-    return model, nm, a, b, h_a, h_b
+    return Problem(model, nm, a, b, h_a, h_b)
+
+
+def _extrapolate(actions: list[float]) -> tuple[float, float, float | None]:
+    """(ΔΦ, error, order) from the actions on N, 2N and 4N segments (Richardson at the
+    measured order when it is in (0.5, 6))."""
+    order = None
+    d1, d2 = actions[0] - actions[1], actions[1] - actions[2]
+    if d1 != 0 and d2 != 0 and d1 / d2 > 0:
+        order = math.log2(d1 / d2)
+    if order is not None and 0.5 < order < 6:
+        factor = 2**order - 1
+        barrier = actions[2] + (actions[2] - actions[1]) / factor
+        # conservative: the finest string's own error (the extrapolated value is better)
+        return barrier, abs(actions[2] - actions[1]) / factor, order
+    return actions[2], max(abs(d1), abs(d2)), order
 
 
 def action_path(
-    model: LossModel,
-    nm: NoiseModel,
-    a: Array,
-    b: Array,
+    problem: Problem,
     points: int,
     tol: float,
     initial: Array | None,
     max_iterations: int = 20000,
 ) -> MinimumActionPath:
     """gMAM on N, 2N and 4N segments (see the module docstring)."""
+    model, nm, a, b = problem.model, problem.noise, problem.minimum, problem.saddle
     if initial is None:
         t = np.linspace(0.0, 1.0, points + 1)[:, None]
         phi = a + t * (b - a)
     else:
         phi = reparametrize(np.vstack([a, initial[1:-1], b]), points)
+    check_continuous(nm, reparametrize(phi, 4 * points))
     actions, counts = [], []
     iterations = 0
     converged = True
@@ -304,18 +329,7 @@ def action_path(
         converged &= ok
         actions.append(action)
         counts.append(n_seg)
-    order = None
-    d1, d2 = actions[0] - actions[1], actions[1] - actions[2]
-    if d1 != 0 and d2 != 0 and d1 / d2 > 0:
-        order = math.log2(d1 / d2)
-    if order is not None and 0.5 < order < 6:
-        factor = 2**order - 1
-        barrier = actions[2] + (actions[2] - actions[1]) / factor
-        # conservative: the finest string's own error (the extrapolated value is better)
-        error = abs(actions[2] - actions[1]) / factor
-    else:
-        barrier = actions[2]
-        error = max(abs(d1), abs(d2))
+    barrier, error, order = _extrapolate(actions)
     if not (barrier > 0 and math.isfinite(barrier)):
         raise ConvergenceError(
             f"minimum_action_path: the action did not converge to a positive barrier "
@@ -341,6 +355,20 @@ def action_path(
             f"to equal arc length between rounds; {counts} segments, Richardson extrapolation"
         ),
     )
+
+
+def _string_options(points: Any, tol: Any, initial: Any, dim: int) -> Array | None:
+    """Checks ``points`` and ``tol``; the initial path as an array (or None)."""
+    if isinstance(points, bool) or not isinstance(points, int) or points < 4:
+        raise ParameterError("points", "an integer ≥ 4", points)
+    if not (isinstance(tol, float | int) and 0 < tol < 1e-3):
+        raise ParameterError("tol", "a relative tolerance in (0, 1e-3)", tol)
+    if initial is None:
+        return None
+    init = np.asarray(initial, dtype=float)
+    if init.ndim != 2 or init.shape[1] != dim or init.shape[0] < 3:
+        raise ShapeError("initial", f"an array of shape (m ≥ 3, {dim})", init.shape)
+    return init
 
 
 def minimum_action_path(
@@ -404,19 +432,9 @@ def minimum_action_path(
     >>> abs(p.barrier - 4) < 1e-3  # ΔL / D = 1 / 0.25
     True
     """
-    model, nm, a, b, _, _ = _prepare(
-        loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian
-    )
-    if isinstance(points, bool) or not isinstance(points, int) or points < 4:
-        raise ParameterError("points", "an integer ≥ 4", points)
-    if not (isinstance(tol, float | int) and 0 < tol < 1e-3):
-        raise ParameterError("tol", "a relative tolerance in (0, 1e-3)", tol)
-    init = None
-    if initial is not None:
-        init = np.asarray(initial, dtype=float)
-        if init.ndim != 2 or init.shape[1] != a.size or init.shape[0] < 3:
-            raise ShapeError("initial", f"an array of shape (m ≥ 3, {a.size})", init.shape)
-    result = action_path(model, nm, a, b, points, float(tol), init)
+    problem = _prepare(loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian)
+    init = _string_options(points, tol, initial, problem.minimum.size)
+    result = action_path(problem, points, float(tol), init)
     if not result.converged:
         raise ConvergenceError(
             f"minimum_action_path: the string did not converge (last relative change "

@@ -29,7 +29,7 @@ from flatminima.errors import NoiseModelError, ParameterError, ShapeError
 
 from ._loss_model import LossModel
 
-__all__ = ["NoiseModel", "noise_model"]
+__all__ = ["NoiseModel", "check_continuous", "noise_model"]
 
 Array = np.ndarray
 
@@ -90,6 +90,55 @@ def _check_spd(name: str, d: Array, where: str = "") -> None:
             "a positive definite diffusion matrix D (the escape needs noise in every direction)",
             f"smallest eigenvalue {float(np.min(smallest)):.3g}{where}",
         )
+
+
+def find_jump(nm: NoiseModel, points: Array, bisections: int = 40) -> tuple[Array, float] | None:
+    """A discontinuity of D along the polyline ``points`` (k, n), or None.
+
+    On each segment the relative change of D between its ends is compared with what a
+    differentiable D allows; the segment with the largest change is bisected ``bisections``
+    times, always keeping the half where D changes more. A jump keeps a finite change on a
+    segment shrunk by 2⁻⁴⁰; a smooth D's change shrinks with it. Returns the point and the
+    relative size of the jump."""
+    if nm.constant is not None:
+        return None
+    values = nm.field(points)
+    size = max(float(np.max(np.abs(values))), 1e-300)
+    change = np.max(np.abs(np.diff(values, axis=0)), axis=(1, 2)) / size
+    if change.size == 0:
+        return None
+    i = int(np.argmax(change))
+    left, right = points[i].copy(), points[i + 1].copy()
+    d_left, d_right = values[i], values[i + 1]
+    for _ in range(bisections):
+        mid = 0.5 * (left + right)
+        d_mid = nm.field(mid[None])[0]
+        if np.max(np.abs(d_mid - d_left)) >= np.max(np.abs(d_right - d_mid)):
+            right, d_right = mid, d_mid
+        else:
+            left, d_left = mid, d_mid
+    jump = float(np.max(np.abs(d_right - d_left))) / size
+    # a C¹ field changes by ~|∇D|·2⁻⁴⁰·|segment| over the last interval: far below 1e-6
+    return (0.5 * (left + right), jump) if jump > 1e-6 else None
+
+
+def check_continuous(nm: NoiseModel, points: Array) -> None:
+    """Refuse a D(θ) with a jump along the path (the harmonic-switch SGD noise, for instance):
+    the geometric action's gradient and the Riccati equation of the prefactor need ∂D, which
+    does not exist there, and the minimum-action string does not converge."""
+    found = find_jump(nm, points)
+    if found is None:
+        return
+    where, size = found
+    raise NoiseModelError(
+        "noise",
+        "a D(θ) that is continuous between the minimum and the saddle",
+        f"a D that jumps by {size:.3g} (relative) near θ = {np.round(where, 6).tolist()}",
+        "the minimum-action method and the Bouchet–Reygner prefactor need D's derivative; a "
+        "switch model (D = κH_a on one side of a surface, κ|H_b| on the other) is "
+        "discontinuous: smooth the switch over a width, or use escape_time('sgd', ...) for the "
+        "aligned formula and mfpt_2d for an exact reference",
+    )
 
 
 def _central_derivative(field: Callable[[Array], Array], x: Array) -> Array:
