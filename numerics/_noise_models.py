@@ -186,6 +186,105 @@ def _user_field(fn: Callable[..., Any], n: int, name: str) -> Callable[[Array], 
     return field
 
 
+_KNOWN = "'white', 'anisotropic', 'sgd', 'loss-dependent', 'measured' or a callable θ -> D(θ)"
+
+
+def _from_callable(fn: Callable[..., Any], n: int, minimum: Array) -> NoiseModel:
+    field = _user_field(fn, n, "noise")
+    _check_spd("noise", field(minimum[None]), " at the minimum")
+    return NoiseModel(
+        "callable",
+        n,
+        field,
+        None,
+        None,
+        lambda x: _central_derivative(field, x),
+        "D(θ) given as a callable",
+    )
+
+
+def _white(diffusion: Any, n: int) -> NoiseModel:
+    try:
+        d = float(diffusion)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            "diffusion", "a positive number D for white noise", diffusion
+        ) from None
+    if not np.isfinite(d) or d <= 0:
+        raise ParameterError("diffusion", "a positive finite number D", diffusion)
+    return _constant("white", d * np.eye(n), f"white noise, D = {d:g}·I", d)
+
+
+def _anisotropic(diffusion: Any, n: int) -> NoiseModel:
+    if diffusion is None:
+        raise ParameterError("diffusion", f"a constant {n}x{n} SPD matrix", None)
+    matrix = np.asarray(diffusion, dtype=float)
+    if matrix.ndim == 0:
+        matrix = float(matrix) * np.eye(n)
+    if matrix.shape != (n, n):
+        raise ShapeError("diffusion", f"a {n}x{n} matrix", f"shape {matrix.shape}")
+    matrix = (matrix + matrix.T) / 2
+    _check_spd("diffusion", matrix)
+    return _constant("anisotropic", matrix, "constant anisotropic D", None)
+
+
+def _kappa(key: str, lr: float | None, batch_size: float | None) -> float:
+    """κ = η/(2B) for the SGD-shaped models."""
+    for name, value in (("lr", lr), ("batch_size", batch_size)):
+        if value is None or not np.isfinite(float(value)) or float(value) <= 0:
+            raise ParameterError(name, f"a positive number for {key} noise", value)
+    assert lr is not None and batch_size is not None
+    return float(lr) / (2 * float(batch_size))
+
+
+def _loss_dependent(loss: LossModel, minimum: Array, kappa: float) -> NoiseModel:
+    h_a = loss.hessian(minimum[None])[0]
+    l_a = float(loss.value(minimum[None])[0])
+    if l_a <= 0:
+        raise ParameterError("loss", "L(minimum) > 0 for loss-dependent noise (D ∝ L(θ))", l_a)
+    scale = 2 * kappa  # η/B
+
+    def field(x: Array) -> Array:
+        return scale * loss.value(x)[:, None, None] * h_a
+
+    def derivative(x: Array) -> Array:
+        return scale * np.einsum("ij,mk->mijk", h_a, loss.gradient(x))
+
+    return NoiseModel(
+        "loss-dependent",
+        loss.dim,
+        field,
+        None,
+        None,
+        derivative,
+        "loss-dependent noise D = (η L(θ)/B) H(a) (Mori et al. 2022)",
+    )
+
+
+def _measured(diffusion: Any, n: int, minimum: Array, kappa: float) -> NoiseModel:
+    if not callable(diffusion):
+        raise ParameterError(
+            "diffusion",
+            "a callable θ -> per-sample gradient-noise covariance Σ(θ) for measured noise",
+            diffusion,
+        )
+    sigma = _user_field(diffusion, n, "diffusion")
+
+    def measured(x: Array) -> Array:
+        return kappa * sigma(x)
+
+    _check_spd("diffusion", measured(minimum[None]), " at the minimum")
+    return NoiseModel(
+        "measured",
+        n,
+        measured,
+        None,
+        None,
+        lambda x: _central_derivative(measured, x),
+        "measured gradient-noise covariance, D = η Σ(θ)/(2B)",
+    )
+
+
 def noise_model(
     noise: Any,
     loss: LossModel,
@@ -198,52 +297,18 @@ def noise_model(
     """Build the noise model named by ``noise`` (see the module docstring)."""
     n = loss.dim
     if callable(noise) and not isinstance(noise, str):
-        field = _user_field(noise, n, "noise")
-        _check_spd("noise", field(minimum[None]), " at the minimum")
-        return NoiseModel(
-            "callable",
-            n,
-            field,
-            None,
-            None,
-            lambda x: _central_derivative(field, x),
-            "D(θ) given as a callable",
-        )
-    if not isinstance(noise, str):
-        raise NoiseModelError(
-            "noise",
-            "'white', 'anisotropic', 'sgd', 'loss-dependent', 'measured' or a callable θ -> D(θ)",
-            noise,
-        )
-    key = noise.lower().replace("_", "-")
+        return _from_callable(noise, n, minimum)
+    key = noise.lower().replace("_", "-") if isinstance(noise, str) else None
     if key == "white":
-        try:
-            d = float(diffusion)
-        except (TypeError, ValueError):
-            raise ParameterError(
-                "diffusion", "a positive number D for white noise", diffusion
-            ) from None
-        if not np.isfinite(d) or d <= 0:
-            raise ParameterError("diffusion", "a positive finite number D", diffusion)
-        return _constant("white", d * np.eye(n), f"white noise, D = {d:g}·I", d)
+        return _white(diffusion, n)
     if key == "anisotropic":
-        if diffusion is None:
-            raise ParameterError("diffusion", f"a constant {n}x{n} SPD matrix", None)
-        matrix = np.asarray(diffusion, dtype=float)
-        if matrix.ndim == 0:
-            matrix = float(matrix) * np.eye(n)
-        if matrix.shape != (n, n):
-            raise ShapeError("diffusion", f"a {n}x{n} matrix", f"shape {matrix.shape}")
-        matrix = (matrix + matrix.T) / 2
-        _check_spd("diffusion", matrix)
-        return _constant("anisotropic", matrix, "constant anisotropic D", None)
+        return _anisotropic(diffusion, n)
     if key in ("sgd", "loss-dependent", "measured"):
-        for name, value in (("lr", lr), ("batch_size", batch_size)):
-            if value is None or not np.isfinite(float(value)) or float(value) <= 0:
-                raise ParameterError(name, f"a positive number for {key} noise", value)
-        assert lr is not None and batch_size is not None
-        kappa = float(lr) / (2 * float(batch_size))
-    if key == "sgd":
+        kappa = _kappa(key, lr, batch_size)
+        if key == "loss-dependent":
+            return _loss_dependent(loss, minimum, kappa)
+        if key == "measured":
+            return _measured(diffusion, n, minimum, kappa)
         raise NoiseModelError(
             "noise",
             "a noise model whose D is positive definite on the whole path",
@@ -253,52 +318,4 @@ def noise_model(
             "continuous process never escapes; use escape_time('sgd', ...) for the harmonic "
             "switch model, or pass D(θ) (a callable) or noise='measured'",
         )
-    if key == "loss-dependent":
-        h_a = loss.hessian(minimum[None])[0]
-        l_a = float(loss.value(minimum[None])[0])
-        if l_a <= 0:
-            raise ParameterError("loss", "L(minimum) > 0 for loss-dependent noise (D ∝ L(θ))", l_a)
-        scale = 2 * kappa  # η/B
-
-        def field(x: Array) -> Array:
-            return scale * loss.value(x)[:, None, None] * h_a
-
-        def derivative(x: Array) -> Array:
-            return scale * np.einsum("ij,mk->mijk", h_a, loss.gradient(x))
-
-        return NoiseModel(
-            "loss-dependent",
-            n,
-            field,
-            None,
-            None,
-            derivative,
-            "loss-dependent noise D = (η L(θ)/B) H(a) (Mori et al. 2022)",
-        )
-    if key == "measured":
-        if not callable(diffusion):
-            raise ParameterError(
-                "diffusion",
-                "a callable θ -> per-sample gradient-noise covariance Σ(θ) for measured noise",
-                diffusion,
-            )
-        sigma = _user_field(diffusion, n, "diffusion")
-
-        def measured(x: Array) -> Array:
-            return kappa * sigma(x)
-
-        _check_spd("diffusion", measured(minimum[None]), " at the minimum")
-        return NoiseModel(
-            "measured",
-            n,
-            measured,
-            None,
-            None,
-            lambda x: _central_derivative(measured, x),
-            "measured gradient-noise covariance, D = η Σ(θ)/(2B)",
-        )
-    raise NoiseModelError(
-        "noise",
-        "'white', 'anisotropic', 'sgd', 'loss-dependent', 'measured' or a callable θ -> D(θ)",
-        noise,
-    )
+    raise NoiseModelError("noise", _KNOWN, noise)
