@@ -130,18 +130,28 @@ class LandscapeEscapeTime:
         )
 
 
+def _smallest_curvature(model: LossModel, points: Array) -> Array:
+    return np.linalg.eigvalsh(model.hessian(points))[:, 0]
+
+
 def _switch_fraction(model: LossModel, path: Array) -> float | None:
-    values = np.linalg.eigvalsh(model.hessian(path))[:, 0]
-    losses = model.value(path)
+    """(L(c) − L(a))/ΔL, c the first point of the path where the smallest eigenvalue of H
+    changes sign, located by bisection on its segment (exact where H jumps, as in a C¹
+    piecewise-quadratic valley, where it is the paper's s = |H_b|/(H_a + |H_b|))."""
+    values = _smallest_curvature(model, path)
     change = np.nonzero((values[:-1] > 0) & (values[1:] <= 0))[0]
     if change.size == 0:
         return None
     i = int(change[0])
-    t = values[i] / (values[i] - values[i + 1])
-    # the loss at the crossing: interpolate along the segment with the loss itself
-    point = path[i] + t * (path[i + 1] - path[i])
-    level = float(model.value(point[None])[0])
-    return (level - float(losses[0])) / (float(losses[-1]) - float(losses[0]))
+    left, right = path[i], path[i + 1]
+    for _ in range(60):
+        mid = 0.5 * (left + right)
+        if _smallest_curvature(model, mid[None])[0] > 0:
+            left = mid
+        else:
+            right = mid
+    losses = model.value(np.stack([path[0], 0.5 * (left + right), path[-1]]))
+    return float((losses[1] - losses[0]) / (losses[2] - losses[0]))
 
 
 def _options(interpretation: Any, prefactor: str, dps: int) -> tuple[float, str, int]:

@@ -151,3 +151,38 @@ def test_non_generic_saddle_is_refused() -> None:
         landscape_escape_time(
             shallow, "anisotropic", minimum=A, saddle=B, diffusion=[[0.2, 0], [0, 0.05]], points=8
         )
+
+
+def test_switch_fraction_read_off_the_path_is_the_derived_one_on_a_piecewise_quadratic_valley() -> (
+    None
+):
+    """C¹ piecewise-quadratic valley, H_a = 3, |H_b| = 1, ΔL = 6 (junction at x = 1, saddle at
+    x = 4) and a transverse stiffness changing along it: r.s equals derive_switch_fraction()
+    evaluated at H_a, H_b (1/4), the junction found by bisection."""
+    from flatminima.theory import derive_switch_fraction
+
+    valley = (
+        sp.Piecewise((sp.Rational(3, 2) * X**2, X < 1), (6 - (X - 4) ** 2 / 2, True))
+        + (1 + X / 8) * Y**2 / 2
+    )
+    r = landscape_escape_time(
+        valley, "white", minimum=[0.1, 0.0], saddle=[3.9, 0.0], diffusion="0.6", points=8
+    )
+    formula = derive_switch_fraction()
+    expected = formula.value.subs({formula.symbols["H_a"]: 3, formula.symbols["H_b"]: 1})
+    assert r.s == pytest.approx(float(expected), abs=1e-10)
+    assert float(r.barrier) == pytest.approx(10.0, rel=1e-12)
+
+
+def test_switch_fraction_on_a_smooth_valley_is_at_the_inflection() -> None:
+    """x⁴/4 − x²/2 (+ a transverse term): the sign change is at x = −1/√3, s = 4/9, not the C¹
+    model's 1/3 (the two definitions agree only on piecewise-quadratic valleys)."""
+    r = landscape_escape_time(
+        X**4 / 4 - X**2 / 2 + Y**2,
+        "white",
+        minimum=[-1, 0],
+        saddle=[0, 0],
+        diffusion="0.025",
+        points=8,
+    )
+    assert r.s == pytest.approx(4 / 9, abs=1e-10)
