@@ -85,15 +85,15 @@ class LandscapeEscapeTime:
     noise: str
     interpretation: str
     dps: int
+    barrier: mpmath.mpf
     tau: mpmath.mpf
     log_tau: mpmath.mpf
+    prefactor: mpmath.mpf
     rate: mpmath.mpf
     iterations: mpmath.mpf | None
     log_iterations: mpmath.mpf | None
-    barrier: mpmath.mpf
     path: Array
     s: float | None
-    prefactor: mpmath.mpf
     non_gibbs: float
     accuracy: float
     minimum: Array
@@ -277,15 +277,15 @@ def _result(
             noise=problem.noise.name,
             interpretation=alpha_name,
             dps=dps,
+            barrier=+barrier,
             tau=+tau,
             log_tau=+log_tau,
+            prefactor=+pref,
             rate=1 / tau,
             iterations=None if iterations is None else +iterations,
             log_iterations=None if log_iterations is None else +log_iterations,
-            barrier=+barrier,
             path=path.path,
             s=_switch_fraction(problem.model, path.path),
-            prefactor=+pref,
             non_gibbs=non_gibbs,
             accuracy=accuracy,
             minimum=problem.minimum,

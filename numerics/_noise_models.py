@@ -189,18 +189,25 @@ def _user_field(fn: Callable[..., Any], n: int, name: str) -> Callable[[Array], 
 _KNOWN = "'white', 'anisotropic', 'sgd', 'loss-dependent', 'measured' or a callable θ -> D(θ)"
 
 
+def _state_dependent(
+    name: str,
+    n: int,
+    field: Callable[[Array], Array],
+    description: str,
+    derivative: Callable[[Array], Array] | None = None,
+) -> NoiseModel:
+    """A D(θ) model; its derivative by central differences unless given."""
+
+    def central(x: Array) -> Array:
+        return _central_derivative(field, x)
+
+    return NoiseModel(name, n, field, None, None, derivative or central, description)
+
+
 def _from_callable(fn: Callable[..., Any], n: int, minimum: Array) -> NoiseModel:
     field = _user_field(fn, n, "noise")
     _check_spd("noise", field(minimum[None]), " at the minimum")
-    return NoiseModel(
-        "callable",
-        n,
-        field,
-        None,
-        None,
-        lambda x: _central_derivative(field, x),
-        "D(θ) given as a callable",
-    )
+    return _state_dependent("callable", n, field, "D(θ) given as a callable")
 
 
 def _white(diffusion: Any, n: int) -> NoiseModel:
@@ -250,15 +257,8 @@ def _loss_dependent(loss: LossModel, minimum: Array, kappa: float) -> NoiseModel
     def derivative(x: Array) -> Array:
         return scale * np.einsum("ij,mk->mijk", h_a, loss.gradient(x))
 
-    return NoiseModel(
-        "loss-dependent",
-        loss.dim,
-        field,
-        None,
-        None,
-        derivative,
-        "loss-dependent noise D = (η L(θ)/B) H(a) (Mori et al. 2022)",
-    )
+    description = "loss-dependent noise D = (η L(θ)/B) H(a) (Mori et al. 2022)"
+    return _state_dependent("loss-dependent", loss.dim, field, description, derivative)
 
 
 def _measured(diffusion: Any, n: int, minimum: Array, kappa: float) -> NoiseModel:
@@ -274,15 +274,8 @@ def _measured(diffusion: Any, n: int, minimum: Array, kappa: float) -> NoiseMode
         return kappa * sigma(x)
 
     _check_spd("diffusion", measured(minimum[None]), " at the minimum")
-    return NoiseModel(
-        "measured",
-        n,
-        measured,
-        None,
-        None,
-        lambda x: _central_derivative(measured, x),
-        "measured gradient-noise covariance, D = η Σ(θ)/(2B)",
-    )
+    description = "measured gradient-noise covariance, D = η Σ(θ)/(2B)"
+    return _state_dependent("measured", n, measured, description)
 
 
 def noise_model(
