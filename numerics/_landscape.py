@@ -31,7 +31,7 @@ critical points refined by Newton's method in mpmath when the loss is a SymPy ex
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import mpmath
@@ -80,6 +80,9 @@ class LandscapeEscapeTime:
         not counting the asymptotic O(1/ΔΦ) error of the formula.
     method, warnings
         How it was computed; the warnings issued.
+    channels
+        With several saddles: the result of each (τ, rate and prefactor above are for all of
+        them, rates summed; barrier, path and s are the lowest-barrier saddle's). Empty for one.
     """
 
     noise: str
@@ -101,6 +104,7 @@ class LandscapeEscapeTime:
     action: MinimumActionPath
     method: str
     warnings: tuple[str, ...]
+    channels: tuple[LandscapeEscapeTime, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values: mpf as strings of ``dps`` digits, arrays as lists, the path's summary
@@ -115,7 +119,7 @@ class LandscapeEscapeTime:
             elif isinstance(value, MinimumActionPath):
                 value = {k: v for k, v in value.to_dict().items() if k != "path"}
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [v.to_dict() if isinstance(v, LandscapeEscapeTime) else v for v in value]
             out[item.name] = value
         return out
 
@@ -296,6 +300,46 @@ def _result(
         )
 
 
+def _saddle_list(saddle: Any) -> list[Any]:
+    """One saddle, or the rows of a (k, n) array of saddles."""
+    try:
+        points = np.asarray(saddle, dtype=float)
+    except (TypeError, ValueError):
+        return [saddle]
+    if points.ndim == 2 and points.shape[0] >= 1:
+        return list(points)
+    return [saddle]
+
+
+def _combine(channels: list[LandscapeEscapeTime]) -> LandscapeEscapeTime:
+    """Rates over several saddles summed; the lowest barrier's path, s and barrier."""
+    best = min(channels, key=lambda r: r.barrier)
+    dps = best.dps
+    with mpmath.workdps(dps + 10):
+        rate = mpmath.fsum(r.rate for r in channels)
+        tau, log_tau = 1 / rate, -mpmath.log(rate)
+        eta = None if best.iterations is None else best.tau / best.iterations
+        iterations = None if eta is None else tau / eta
+        log_iterations = None if eta is None else log_tau - mpmath.log(eta)
+        pref = tau * mpmath.exp(-best.barrier)
+    issued = tuple(dict.fromkeys(w for r in channels for w in r.warnings))
+    with mpmath.workdps(dps):
+        return replace(
+            best,
+            tau=+tau,
+            log_tau=+log_tau,
+            rate=+rate,
+            prefactor=+pref,
+            iterations=None if iterations is None else +iterations,
+            log_iterations=None if log_iterations is None else +log_iterations,
+            accuracy=max(r.accuracy for r in channels),
+            method=f"rates summed over {len(channels)} saddles; the lowest barrier's: "
+            + best.method,
+            warnings=issued,
+            channels=tuple(channels),
+        )
+
+
 def landscape_escape_time(
     loss: Any,
     noise: Any = "white",
@@ -330,6 +374,9 @@ def landscape_escape_time(
         path; see the error message).
     minimum, saddle
         Points near the minimum and the index-1 saddle (refined by Newton's method, checked).
+        ``saddle`` may also be several points, shape (k, n): the rates over the k saddles add
+        (each its own escape channel); ``barrier``, ``path`` and ``s`` are then those of the
+        lowest-barrier saddle and ``channels`` holds each saddle's result.
     lr, batch_size
         η and B (κ = η/2B) for the SGD-shaped models; ``lr`` also gives ``iterations = τ/η``.
     interpretation
@@ -341,7 +388,7 @@ def landscape_escape_time(
         ``"auto"`` (Eyring–Kramers when D = d·I, else Bouchet–Reygner), ``"eyring-kramers"``
         (only for D = d·I) or ``"bouchet-reygner"`` (the general formula, any D).
     points, tol, initial
-        The minimum-action string (see `minimum_action_path`).
+        The minimum-action string (see `minimum_action_path`; ``initial`` with one saddle only).
 
     Returns
     -------
@@ -368,6 +415,31 @@ def landscape_escape_time(
     >>> r.barrier  # ΔL/D, exact for white noise
     mpf('10.0')
     """
+    saddles = _saddle_list(saddle)
+    if len(saddles) > 1 and initial is not None:
+        raise ParameterError("initial", "None when several saddles are given", "an initial path")
+    if len(saddles) > 1:
+        channels = [
+            landscape_escape_time(
+                loss,
+                noise,
+                minimum=minimum,
+                saddle=point,
+                lr=lr,
+                batch_size=batch_size,
+                interpretation=interpretation,
+                dps=dps,
+                diffusion=diffusion,
+                prefactor=prefactor,
+                points=points,
+                tol=tol,
+                initial=None,
+                gradient=gradient,
+                hessian=hessian,
+            )
+            for point in saddles
+        ]
+        return _combine(channels)
     alpha, alpha_name, dps = _options(interpretation, prefactor, dps)
     problem = _prepare(loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian)
     if lr is not None:

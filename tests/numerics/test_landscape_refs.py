@@ -227,22 +227,36 @@ def test_exponent_ratio_of_the_case_is_what_the_references_measure(key: str) -> 
 
 
 def _landscape_tau(instance) -> tuple[float, float]:
-    """(τ, ΔΦ) from landscape_escape_time, rates summed over the case's saddles."""
+    """(τ, ΔΦ) from landscape_escape_time given all the case's saddles (rates summed, the
+    lowest barrier)."""
     assert LANDSCAPE is not None
     case = instance.case
-    rate, barrier = 0.0, math.inf
-    for saddle in case.saddles:
-        r = LANDSCAPE(
-            case.loss,
-            minimum=tuple(float(v) for v in case.minimum),
-            saddle=tuple(float(v) for v in saddle),
-            interpretation=instance.interpretation,
-            dps=20,
-            **instance.landscape_kwargs,
-        )
-        rate += 1 / float(r.tau)
-        barrier = min(barrier, float(r.barrier))
-    return 1 / rate, barrier
+    r = LANDSCAPE(
+        case.loss,
+        minimum=tuple(float(v) for v in case.minimum),
+        saddle=[tuple(float(v) for v in saddle) for saddle in case.saddles],
+        interpretation=instance.interpretation,
+        dps=20,
+        **instance.landscape_kwargs,
+    )
+    return float(r.tau), float(r.barrier)
+
+
+@needs_landscape
+def test_several_saddles_in_one_call_sum_the_rates() -> None:
+    """Case e (two saddles, white noise): one call with both saddles gives the sum of the two
+    single-saddle rates, the lower barrier and both channels' results."""
+    instance = CASES["e"].at(9.0)
+    case = instance.case
+    kwargs = {"minimum": tuple(case.minimum), "dps": 20, "points": 8}
+    kwargs.update(instance.landscape_kwargs)
+    both = LANDSCAPE(case.loss, saddle=[tuple(s) for s in case.saddles], **kwargs)
+    singles = [LANDSCAPE(case.loss, saddle=tuple(s), **kwargs) for s in case.saddles]
+    assert float(both.rate) == pytest.approx(sum(float(r.rate) for r in singles), rel=1e-15)
+    assert float(both.barrier) == pytest.approx(min(float(r.barrier) for r in singles), rel=0)
+    assert float(both.barrier) == pytest.approx(9.0, rel=1e-9)
+    assert [float(r.tau) for r in both.channels] == [float(r.tau) for r in singles]
+    assert both.to_dict()["channels"][1]["saddle"] == pytest.approx(list(singles[1].saddle))
 
 
 def _landscape_errors(key: str, barriers: tuple[float, ...], levels: int) -> list[float]:
