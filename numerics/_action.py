@@ -329,6 +329,7 @@ def action_path(
         converged &= ok
         actions.append(action)
         counts.append(n_seg)
+    check_continuous(nm, phi)  # the relaxed string may have moved onto a jump
     barrier, error, order = _extrapolate(actions)
     if not (barrier > 0 and math.isfinite(barrier)):
         raise ConvergenceError(

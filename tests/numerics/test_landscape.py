@@ -186,3 +186,27 @@ def test_switch_fraction_on_a_smooth_valley_is_at_the_inflection() -> None:
         points=8,
     )
     assert r.s == pytest.approx(4 / 9, abs=1e-10)
+
+
+def test_jump_in_d_is_found_and_a_steep_smooth_d_is_not() -> None:
+    """D(θ) = d(x)·I on the segment from (−1, 0) to (0, 0): a 1% jump at x = −0.4 is found
+    (to 10⁻⁹), a smooth change by a factor 3 over a width 0.01 at the same place is not."""
+    from flatminima.numerics._loss_model import loss_model
+    from flatminima.numerics._noise_models import find_jump, noise_model
+
+    model = loss_model(X**4 / 4 - X**2 / 2 + Y**2, np.array([-1.0, 0.0]), None, None)
+    line = np.stack([np.linspace(-1, 0, 33), np.zeros(33)], axis=1)
+
+    def jump(theta: np.ndarray) -> np.ndarray:
+        d = 0.1 * (1 + 0.01 * (theta[:, 0] > -0.4))
+        return d[:, None, None] * np.eye(2)
+
+    def steep(theta: np.ndarray) -> np.ndarray:
+        d = 0.1 * (2 + np.tanh((theta[:, 0] + 0.4) / 0.01))
+        return d[:, None, None] * np.eye(2)
+
+    found = find_jump(noise_model(jump, model, line[0]), line)
+    assert found is not None
+    assert found[0][0] == pytest.approx(-0.4, abs=1e-9)
+    assert found[1] == pytest.approx(0.01 / 1.01, rel=1e-6)
+    assert find_jump(noise_model(steep, model, line[0]), line) is None
