@@ -358,6 +358,30 @@ def action_path(
     )
 
 
+def locate_saddle(
+    loss: Any, minimum: Any, other_minimum: Any, gradient: Any = None, hessian: Any = None
+) -> Array:
+    """A guess for the index-1 saddle between two minima: the highest point of the
+    minimum-energy path, found as the gMAM string for white noise from ``minimum`` to
+    ``other_minimum`` (for white noise the least-action path climbs against the gradient flow
+    to the saddle and follows it down, at zero action, to the other minimum; its shape does not
+    depend on d). The caller refines it by Newton's method and checks its index."""
+    a0 = _as_point("minimum", minimum)
+    c0 = _as_point("other_minimum", other_minimum)
+    if a0.shape != c0.shape:
+        raise ShapeError("other_minimum", f"a point with {a0.size} coordinates", c0.tolist())
+    model = loss_model(loss, a0, gradient, hessian)
+    a, _ = critical_point(model, a0, "minimum", 0)
+    c, _ = critical_point(model, c0, "other_minimum", 0)
+    if np.linalg.norm(a - c) < 1e-8 * (1 + np.linalg.norm(a)):
+        raise ParameterError("other_minimum", "a minimum distinct from minimum", c0.tolist())
+    nm = noise_model("white", model, a, diffusion=1.0)
+    phi = a + np.linspace(0.0, 1.0, 33)[:, None] * (c - a)
+    for segments in (32, 128):
+        phi, _, _, _, _ = _relax(reparametrize(phi, segments), model, nm, 1e-10, 20000)
+    return np.asarray(phi[int(np.argmax(model.value(phi)))])
+
+
 def _string_options(points: Any, tol: Any, initial: Any, dim: int) -> Array | None:
     """Checks ``points`` and ``tol``; the initial path as an array (or None)."""
     if isinstance(points, bool) or not isinstance(points, int) or points < 4:

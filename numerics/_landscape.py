@@ -40,7 +40,7 @@ import numpy as np
 from flatminima.errors import ConvergenceError, ParameterError, ValidityWarning
 from flatminima.theory._conventions import interpretation_name
 
-from ._action import MinimumActionPath, Problem, _prepare, action_path
+from ._action import MinimumActionPath, Problem, _prepare, action_path, locate_saddle
 from ._checks import check_dps, positive
 from ._escape_time import VALIDITY_BARRIER, _interpretation
 from ._loss_model import LossModel
@@ -345,7 +345,8 @@ def landscape_escape_time(
     noise: Any = "white",
     *,
     minimum: Any,
-    saddle: Any,
+    saddle: Any = None,
+    other_minimum: Any = None,
     lr: Any = None,
     batch_size: Any = None,
     interpretation: Any = "ito",
@@ -377,6 +378,10 @@ def landscape_escape_time(
         ``saddle`` may also be several points, shape (k, n): the rates over the k saddles add
         (each its own escape channel); ``barrier``, ``path`` and ``s`` are then those of the
         lowest-barrier saddle and ``channels`` holds each saddle's result.
+    other_minimum
+        Instead of ``saddle``: a point near a second minimum; the saddle between the two is
+        found as the highest point of the minimum-energy path (the white-noise gMAM string
+        from ``minimum`` to ``other_minimum``), then refined and checked as a given one.
     lr, batch_size
         η and B (κ = η/2B) for the SGD-shaped models; ``lr`` also gives ``iterations = τ/η``.
     interpretation
@@ -415,6 +420,12 @@ def landscape_escape_time(
     >>> r.barrier  # ΔL/D, exact for white noise
     mpf('10.0')
     """
+    if saddle is None:
+        if other_minimum is None:
+            raise ParameterError(
+                "saddle", "a point near an index-1 saddle, or other_minimum= to find it", None
+            )
+        saddle = locate_saddle(loss, minimum, other_minimum, gradient, hessian)
     saddles = _saddle_list(saddle)
     if len(saddles) > 1 and initial is not None:
         raise ParameterError("initial", "None when several saddles are given", "an initial path")

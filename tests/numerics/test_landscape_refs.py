@@ -391,3 +391,25 @@ def test_discontinuous_switch_noise_is_refused_at_the_switch(key: str) -> None:
         _landscape_tau(instance)
     where = [float(v) for v in str(info.value).split("θ = [")[1].split("]")[0].split(",")]
     assert where[0] == pytest.approx(case.extra["switch"], abs=1e-6)
+
+
+@needs_landscape
+def test_saddle_found_from_a_second_minimum() -> None:
+    """Case a without its saddle: given the other minimum c, the saddle found on the
+    minimum-energy path (white-noise string, highest point, Newton) is the case's saddle to
+    1e-9 and τ is the one computed with the saddle given; neither given is a ParameterError
+    naming ``saddle``."""
+    from landscapes_any import _UC, _valley_point
+
+    from flatminima.errors import ParameterError
+
+    instance = CASES["a"].at(9.0)
+    case = instance.case
+    kwargs = {"minimum": tuple(case.minimum), "dps": 20, "points": 8}
+    kwargs.update(instance.landscape_kwargs)
+    found = LANDSCAPE(case.loss, other_minimum=tuple(_valley_point(_UC)), **kwargs)
+    given = LANDSCAPE(case.loss, saddle=tuple(case.saddles[0]), **kwargs)
+    assert np.linalg.norm(found.saddle - case.saddles[0]) < 1e-9
+    assert float(found.tau) == pytest.approx(float(given.tau), rel=1e-12)
+    with pytest.raises(ParameterError, match=r"^saddle: expected"):
+        LANDSCAPE(case.loss, **kwargs)
