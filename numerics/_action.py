@@ -256,6 +256,29 @@ def _as_point(name: str, value: Any) -> Array:
     return point
 
 
+def _critical_pair(
+    loss: Any,
+    minimum: Any,
+    other: Any,
+    name: str,
+    negative: int,
+    gradient: Any,
+    hessian: Any,
+) -> tuple[LossModel, tuple[Array, Array], tuple[Array, Array], Array]:
+    """The loss model, the refined minimum and the refined second critical point ``name``
+    (``negative`` negative curvatures), each with its Hessian, and the guess for the second."""
+    a0 = _as_point("minimum", minimum)
+    b0 = _as_point(name, other)
+    if a0.shape != b0.shape:
+        raise ShapeError(name, f"a point with {a0.size} coordinates like minimum", b0.tolist())
+    model = loss_model(loss, a0, gradient, hessian)
+    first = critical_point(model, a0, "minimum", 0)
+    second = critical_point(model, b0, name, negative)
+    if np.linalg.norm(first[0] - second[0]) < 1e-8 * (1 + np.linalg.norm(first[0])):
+        raise ParameterError(name, "a critical point distinct from the minimum", b0.tolist())
+    return model, first, second, b0
+
+
 def _prepare(
     loss: Any,
     noise: Any,
@@ -267,15 +290,9 @@ def _prepare(
     gradient: Any,
     hessian: Any,
 ) -> Problem:
-    a0 = _as_point("minimum", minimum)
-    b0 = _as_point("saddle", saddle)
-    if a0.shape != b0.shape:
-        raise ShapeError("saddle", f"a point with {a0.size} coordinates like minimum", b0.tolist())
-    model = loss_model(loss, a0, gradient, hessian)
-    a, h_a = critical_point(model, a0, "minimum", 0)
-    b, h_b = critical_point(model, b0, "saddle", 1)
-    if np.linalg.norm(a - b) < 1e-8 * (1 + np.linalg.norm(a)):
-        raise ParameterError("saddle", "a saddle point distinct from the minimum", b0.tolist())
+    model, (a, h_a), (b, h_b), b0 = _critical_pair(
+        loss, minimum, saddle, "saddle", 1, gradient, hessian
+    )
     if float(model.value(b[None])[0]) <= float(model.value(a[None])[0]):
         raise ParameterError(
             "saddle", "a saddle above the minimum (L(saddle) > L(minimum))", b0.tolist()
@@ -366,15 +383,9 @@ def locate_saddle(
     ``other_minimum`` (for white noise the least-action path climbs against the gradient flow
     to the saddle and follows it down, at zero action, to the other minimum; its shape does not
     depend on d). The caller refines it by Newton's method and checks its index."""
-    a0 = _as_point("minimum", minimum)
-    c0 = _as_point("other_minimum", other_minimum)
-    if a0.shape != c0.shape:
-        raise ShapeError("other_minimum", f"a point with {a0.size} coordinates", c0.tolist())
-    model = loss_model(loss, a0, gradient, hessian)
-    a, _ = critical_point(model, a0, "minimum", 0)
-    c, _ = critical_point(model, c0, "other_minimum", 0)
-    if np.linalg.norm(a - c) < 1e-8 * (1 + np.linalg.norm(a)):
-        raise ParameterError("other_minimum", "a minimum distinct from minimum", c0.tolist())
+    model, (a, _), (c, _), _ = _critical_pair(
+        loss, minimum, other_minimum, "other_minimum", 0, gradient, hessian
+    )
     nm = noise_model("white", model, a, diffusion=1.0)
     phi = a + np.linspace(0.0, 1.0, 33)[:, None] * (c - a)
     for segments in (32, 128):
