@@ -273,7 +273,7 @@ _SADDLE_NOT_C2 = pytest.mark.xfail(
     strict=True,
     raises=ConvergenceError,
     reason="case f: the string converges (actions 10.0032, 9.9975, 9.9960 on 32, 64, 128 "
-    "segments, order 2.0; ~4 min), then the prefactor is refused: the saddle's |λ_b| = 0.898 "
+    "segments, order 2.0), then the prefactor is refused: the saddle's |λ_b| = 0.898 "
     "exceeds its stable curvature λ_s = 0.694, where ∇²Φ grows like r^(λ_s/|λ_b|−1) along the "
     "instanton and the Bouchet-Reygner formula does not apply",
 )
@@ -304,7 +304,9 @@ _DISCONTINUOUS = pytest.mark.xfail(
         pytest.param("c", marks=_DISCONTINUOUS),
         pytest.param("d", marks=_DISCONTINUOUS),
         "e",
-        pytest.param("f", marks=[_SADDLE_NOT_C2, pytest.mark.slow]),  # 4 min to fail
+        pytest.param(
+            "f", marks=[_SADDLE_NOT_C2, pytest.mark.slow]
+        ),  # ~40 s to fail (unloaded machine)
     ],
 )
 def test_landscape_escape_time_converges_like_inverse_barrier(key: str) -> None:
@@ -364,7 +366,9 @@ def test_landscape_barrier_is_the_white_noise_barrier(key: str) -> None:
     [
         "b",
         pytest.param("c", marks=_DISCONTINUOUS),
-        pytest.param("f", marks=[_SADDLE_NOT_C2, pytest.mark.slow]),  # 4 min to fail
+        pytest.param(
+            "f", marks=[_SADDLE_NOT_C2, pytest.mark.slow]
+        ),  # ~40 s to fail (unloaded machine)
     ],
 )
 def test_landscape_barrier_matches_the_exponent_the_references_show(key: str) -> None:
