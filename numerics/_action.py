@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from flatminima.errors import BudgetError, ConvergenceError, ParameterError, ShapeError
 
 from ._loss_model import LossModel, critical_point, loss_model
-from ._noise_models import NoiseModel, noise_model
+from ._noise_models import NoiseModel, check_continuous, noise_model
 
 __all__ = ["MinimumActionPath", "minimum_action_path"]
 
@@ -240,6 +240,17 @@ def _relax(
     return relaxed, action, int(result.nit), grad, ok
 
 
+class Problem(NamedTuple):
+    """A loss, a noise model and the refined critical points with their Hessians."""
+
+    model: LossModel
+    noise: NoiseModel
+    minimum: Array
+    saddle: Array
+    hess_min: Array
+    hess_saddle: Array
+
+
 def _as_point(name: str, value: Any) -> Array:
     try:
         point = np.asarray(
@@ -252,6 +263,29 @@ def _as_point(name: str, value: Any) -> Array:
     return point
 
 
+def _critical_pair(
+    loss: Any,
+    minimum: Any,
+    other: Any,
+    name: str,
+    negative: int,
+    gradient: Any,
+    hessian: Any,
+) -> tuple[LossModel, tuple[Array, Array], tuple[Array, Array], Array]:
+    """The loss model, the refined minimum and the refined second critical point ``name``
+    (``negative`` negative curvatures), each with its Hessian, and the guess for the second."""
+    a0 = _as_point("minimum", minimum)
+    b0 = _as_point(name, other)
+    if a0.shape != b0.shape:
+        raise ShapeError(name, f"a point with {a0.size} coordinates like minimum", b0.tolist())
+    model = loss_model(loss, a0, gradient, hessian)
+    first = critical_point(model, a0, "minimum", 0)
+    second = critical_point(model, b0, name, negative)
+    if np.linalg.norm(first[0] - second[0]) < 1e-8 * (1 + np.linalg.norm(first[0])):
+        raise ParameterError(name, "a critical point distinct from the minimum", b0.tolist())
+    return model, first, second, b0
+
+
 def _prepare(
     loss: Any,
     noise: Any,
@@ -262,16 +296,10 @@ def _prepare(
     batch_size: Any,
     gradient: Any,
     hessian: Any,
-) -> tuple[LossModel, NoiseModel, Array, Array, Array, Array]:
-    a0 = _as_point("minimum", minimum)
-    b0 = _as_point("saddle", saddle)
-    if a0.shape != b0.shape:
-        raise ShapeError("saddle", f"a point with {a0.size} coordinates like minimum", b0.tolist())
-    model = loss_model(loss, a0, gradient, hessian)
-    a, h_a = critical_point(model, a0, "minimum", 0)
-    b, h_b = critical_point(model, b0, "saddle", 1)
-    if np.linalg.norm(a - b) < 1e-8 * (1 + np.linalg.norm(a)):
-        raise ParameterError("saddle", "a saddle point distinct from the minimum", b0.tolist())
+) -> Problem:
+    model, (a, h_a), (b, h_b), b0 = _critical_pair(
+        loss, minimum, saddle, "saddle", 1, gradient, hessian
+    )
     if float(model.value(b[None])[0]) <= float(model.value(a[None])[0]):
         raise ParameterError(
             "saddle", "a saddle above the minimum (L(saddle) > L(minimum))", b0.tolist()
@@ -279,25 +307,39 @@ def _prepare(
     lr_f = None if lr is None else float(lr)
     bs_f = None if batch_size is None else float(batch_size)
     nm = noise_model(noise, model, a, diffusion=diffusion, lr=lr_f, batch_size=bs_f)
-    return model, nm, a, b, h_a, h_b
+    return Problem(model, nm, a, b, h_a, h_b)
+
+
+def _extrapolate(actions: list[float]) -> tuple[float, float, float | None]:
+    """(ΔΦ, error, order) from the actions on N, 2N and 4N segments (Richardson at the
+    measured order when it is in (0.5, 6))."""
+    order = None
+    d1, d2 = actions[0] - actions[1], actions[1] - actions[2]
+    if d1 != 0 and d2 != 0 and d1 / d2 > 0:
+        order = math.log2(d1 / d2)
+    if order is not None and 0.5 < order < 6:
+        factor = 2**order - 1
+        barrier = actions[2] + (actions[2] - actions[1]) / factor
+        # conservative: the finest string's own error (the extrapolated value is better)
+        return barrier, abs(actions[2] - actions[1]) / factor, order
+    return actions[2], max(abs(d1), abs(d2)), order
 
 
 def action_path(
-    model: LossModel,
-    nm: NoiseModel,
-    a: Array,
-    b: Array,
+    problem: Problem,
     points: int,
     tol: float,
     initial: Array | None,
     max_iterations: int = 20000,
 ) -> MinimumActionPath:
     """gMAM on N, 2N and 4N segments (see the module docstring)."""
+    model, nm, a, b = problem.model, problem.noise, problem.minimum, problem.saddle
     if initial is None:
         t = np.linspace(0.0, 1.0, points + 1)[:, None]
         phi = a + t * (b - a)
     else:
         phi = reparametrize(np.vstack([a, initial[1:-1], b]), points)
+    check_continuous(nm, reparametrize(phi, 4 * points))
     actions, counts = [], []
     iterations = 0
     converged = True
@@ -311,18 +353,8 @@ def action_path(
         converged &= ok
         actions.append(action)
         counts.append(n_seg)
-    order = None
-    d1, d2 = actions[0] - actions[1], actions[1] - actions[2]
-    if d1 != 0 and d2 != 0 and d1 / d2 > 0:
-        order = math.log2(d1 / d2)
-    if order is not None and 0.5 < order < 6:
-        factor = 2**order - 1
-        barrier = actions[2] + (actions[2] - actions[1]) / factor
-        # conservative: the finest string's own error (the extrapolated value is better)
-        error = abs(actions[2] - actions[1]) / factor
-    else:
-        barrier = actions[2]
-        error = max(abs(d1), abs(d2))
+    check_continuous(nm, phi)  # the relaxed string may have moved onto a jump
+    barrier, error, order = _extrapolate(actions)
     if not (barrier > 0 and math.isfinite(barrier)):
         raise ConvergenceError(
             f"minimum_action_path: the action did not converge to a positive barrier "
@@ -348,6 +380,24 @@ def action_path(
             f"to equal arc length between rounds; {counts} segments, Richardson extrapolation"
         ),
     )
+
+
+def locate_saddle(
+    loss: Any, minimum: Any, other_minimum: Any, gradient: Any = None, hessian: Any = None
+) -> Array:
+    """A guess for the index-1 saddle between two minima: the highest point of the
+    minimum-energy path, found as the gMAM string for white noise from ``minimum`` to
+    ``other_minimum`` (for white noise the least-action path climbs against the gradient flow
+    to the saddle and follows it down, at zero action, to the other minimum; its shape does not
+    depend on d). The caller refines it by Newton's method and checks its index."""
+    model, (a, _), (c, _), _ = _critical_pair(
+        loss, minimum, other_minimum, "other_minimum", 0, gradient, hessian
+    )
+    nm = noise_model("white", model, a, diffusion=1.0)
+    phi = a + np.linspace(0.0, 1.0, 33)[:, None] * (c - a)
+    for segments in (32, 128):
+        phi, _, _, _, _ = _relax(reparametrize(phi, segments), model, nm, 1e-10, 20000)
+    return np.asarray(phi[int(np.argmax(model.value(phi)))])
 
 
 def minimum_action_path(
@@ -411,11 +461,9 @@ def minimum_action_path(
     >>> abs(p.barrier - 4) < 1e-3  # ΔL / D = 1 / 0.25
     True
     """
-    model, nm, a, b, _, _ = _prepare(
-        loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian
-    )
-    init = path_options(points, tol, initial, a.size)
-    result = action_path(model, nm, a, b, points, float(tol), init)
+    problem = _prepare(loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian)
+    init = path_options(points, tol, initial, problem.minimum.size)
+    result = action_path(problem, points, float(tol), init)
     if not result.converged:
         raise ConvergenceError(
             f"minimum_action_path: the string did not converge (last relative change "

@@ -30,7 +30,7 @@ from flatminima.theory._formulas import compiled_formula
 
 from ._loss_model import LossModel
 
-__all__ = ["NoiseModel", "noise_model"]
+__all__ = ["NoiseModel", "check_continuous", "noise_model"]
 
 Array = np.ndarray
 
@@ -93,6 +93,55 @@ def _check_spd(name: str, d: Array, where: str = "") -> None:
         )
 
 
+def find_jump(nm: NoiseModel, points: Array, bisections: int = 40) -> tuple[Array, float] | None:
+    """A discontinuity of D along the polyline ``points`` (k, n), or None.
+
+    On each segment the relative change of D between its ends is compared with what a
+    differentiable D allows; the segment with the largest change is bisected ``bisections``
+    times, always keeping the half where D changes more. A jump keeps a finite change on a
+    segment shrunk by 2⁻⁴⁰; a smooth D's change shrinks with it. Returns the point and the
+    relative size of the jump."""
+    if nm.constant is not None:
+        return None
+    values = nm.field(points)
+    size = max(float(np.max(np.abs(values))), 1e-300)
+    change = np.max(np.abs(np.diff(values, axis=0)), axis=(1, 2)) / size
+    if change.size == 0:
+        return None
+    i = int(np.argmax(change))
+    left, right = points[i].copy(), points[i + 1].copy()
+    d_left, d_right = values[i], values[i + 1]
+    for _ in range(bisections):
+        mid = 0.5 * (left + right)
+        d_mid = nm.field(mid[None])[0]
+        if np.max(np.abs(d_mid - d_left)) >= np.max(np.abs(d_right - d_mid)):
+            right, d_right = mid, d_mid
+        else:
+            left, d_left = mid, d_mid
+    jump = float(np.max(np.abs(d_right - d_left))) / size
+    # a C¹ field changes by ~|∇D|·2⁻⁴⁰·|segment| over the last interval: far below 1e-6
+    return (0.5 * (left + right), jump) if jump > 1e-6 else None
+
+
+def check_continuous(nm: NoiseModel, points: Array) -> None:
+    """Refuse a D(θ) with a jump along the path (the harmonic-switch SGD noise, for instance):
+    the geometric action's gradient and the Riccati equation of the prefactor need ∂D, which
+    does not exist there, and the minimum-action string does not converge."""
+    found = find_jump(nm, points)
+    if found is None:
+        return
+    where, size = found
+    raise NoiseModelError(
+        "noise",
+        "a D(θ) that is continuous between the minimum and the saddle",
+        f"a D that jumps by {size:.3g} (relative) near θ = {np.round(where, 6).tolist()}",
+        "the minimum-action method and the Bouchet–Reygner prefactor need D's derivative; a "
+        "switch model (D = κH_a on one side of a surface, κ|H_b| on the other) is "
+        "discontinuous: smooth the switch over a width, or use escape_time('sgd', ...) for the "
+        "aligned formula and mfpt_2d for an exact reference",
+    )
+
+
 def _central_derivative(field: Callable[[Array], Array], x: Array) -> Array:
     m, n = x.shape
     out = np.zeros((m, n, n, n))
@@ -138,6 +187,98 @@ def _user_field(fn: Callable[..., Any], n: int, name: str) -> Callable[[Array], 
     return field
 
 
+_KNOWN = "'white', 'anisotropic', 'sgd', 'loss-dependent', 'measured' or a callable θ -> D(θ)"
+
+
+def _state_dependent(
+    name: str,
+    n: int,
+    field: Callable[[Array], Array],
+    description: str,
+    derivative: Callable[[Array], Array] | None = None,
+) -> NoiseModel:
+    """A D(θ) model; its derivative by central differences unless given."""
+
+    def central(x: Array) -> Array:
+        return _central_derivative(field, x)
+
+    return NoiseModel(name, n, field, None, None, derivative or central, description)
+
+
+def _from_callable(fn: Callable[..., Any], n: int, minimum: Array) -> NoiseModel:
+    field = _user_field(fn, n, "noise")
+    _check_spd("noise", field(minimum[None]), " at the minimum")
+    return _state_dependent("callable", n, field, "D(θ) given as a callable")
+
+
+def _white(diffusion: Any, n: int) -> NoiseModel:
+    try:
+        d = float(diffusion)
+    except (TypeError, ValueError, OverflowError):
+        raise ParameterError(
+            "diffusion", "a positive number D for white noise", diffusion
+        ) from None
+    if not np.isfinite(d) or d <= 0:
+        raise ParameterError("diffusion", "a positive finite number D", diffusion)
+    return _constant("white", d * np.eye(n), f"white noise, D = {d:g}·I", d)
+
+
+def _anisotropic(diffusion: Any, n: int) -> NoiseModel:
+    if diffusion is None:
+        raise ParameterError("diffusion", f"a constant {n}x{n} SPD matrix", None)
+    matrix = np.asarray(diffusion, dtype=float)
+    if matrix.ndim == 0:
+        matrix = float(matrix) * np.eye(n)
+    if matrix.shape != (n, n):
+        raise ShapeError("diffusion", f"a {n}x{n} matrix", f"shape {matrix.shape}")
+    matrix = (matrix + matrix.T) / 2
+    _check_spd("diffusion", matrix)
+    return _constant("anisotropic", matrix, "constant anisotropic D", None)
+
+
+def _kappa(key: str, lr: float | None, batch_size: float | None) -> float:
+    """κ = η/(2B) for the SGD-shaped models."""
+    for name, value in (("lr", lr), ("batch_size", batch_size)):
+        if value is None or not np.isfinite(float(value)) or float(value) <= 0:
+            raise ParameterError(name, f"a positive number for {key} noise", value)
+    assert lr is not None and batch_size is not None
+    return float(compiled_formula("kappa").value(eta=float(lr), B=float(batch_size)))
+
+
+def _loss_dependent(loss: LossModel, minimum: Array, kappa: float) -> NoiseModel:
+    h_a = loss.hessian(minimum[None])[0]
+    l_a = float(loss.value(minimum[None])[0])
+    if l_a <= 0:
+        raise ParameterError("loss", "L(minimum) > 0 for loss-dependent noise (D ∝ L(θ))", l_a)
+    scale = 2 * kappa  # η/B
+
+    def field(x: Array) -> Array:
+        return scale * loss.value(x)[:, None, None] * h_a
+
+    def derivative(x: Array) -> Array:
+        return scale * np.einsum("ij,mk->mijk", h_a, loss.gradient(x))
+
+    description = "loss-dependent noise D = (η L(θ)/B) H(a) (Mori et al. 2022)"
+    return _state_dependent("loss-dependent", loss.dim, field, description, derivative)
+
+
+def _measured(diffusion: Any, n: int, minimum: Array, kappa: float) -> NoiseModel:
+    if not callable(diffusion):
+        raise ParameterError(
+            "diffusion",
+            "a callable θ -> per-sample gradient-noise covariance Σ(θ) for measured noise",
+            diffusion,
+        )
+    sigma = _user_field(diffusion, n, "diffusion")
+
+    def measured(x: Array) -> Array:
+        return kappa * sigma(x)
+
+    _check_spd("diffusion", measured(minimum[None]), " at the minimum")
+    description = "measured gradient-noise covariance, D = η Σ(θ)/(2B)"
+    return _state_dependent("measured", n, measured, description)
+
+
 def noise_model(
     noise: Any,
     loss: LossModel,
@@ -150,52 +291,18 @@ def noise_model(
     """Build the noise model named by ``noise`` (see the module docstring)."""
     n = loss.dim
     if callable(noise) and not isinstance(noise, str):
-        field = _user_field(noise, n, "noise")
-        _check_spd("noise", field(minimum[None]), " at the minimum")
-        return NoiseModel(
-            "callable",
-            n,
-            field,
-            None,
-            None,
-            lambda x: _central_derivative(field, x),
-            "D(θ) given as a callable",
-        )
-    if not isinstance(noise, str):
-        raise NoiseModelError(
-            "noise",
-            "'white', 'anisotropic', 'sgd', 'loss-dependent', 'measured' or a callable θ -> D(θ)",
-            noise,
-        )
-    key = noise.lower().replace("_", "-")
+        return _from_callable(noise, n, minimum)
+    key = noise.lower().replace("_", "-") if isinstance(noise, str) else None
     if key == "white":
-        try:
-            d = float(diffusion)
-        except (TypeError, ValueError, OverflowError):
-            raise ParameterError(
-                "diffusion", "a positive number D for white noise", diffusion
-            ) from None
-        if not np.isfinite(d) or d <= 0:
-            raise ParameterError("diffusion", "a positive finite number D", diffusion)
-        return _constant("white", d * np.eye(n), f"white noise, D = {d:g}·I", d)
+        return _white(diffusion, n)
     if key == "anisotropic":
-        if diffusion is None:
-            raise ParameterError("diffusion", f"a constant {n}x{n} SPD matrix", None)
-        matrix = np.asarray(diffusion, dtype=float)
-        if matrix.ndim == 0:
-            matrix = float(matrix) * np.eye(n)
-        if matrix.shape != (n, n):
-            raise ShapeError("diffusion", f"a {n}x{n} matrix", f"shape {matrix.shape}")
-        matrix = (matrix + matrix.T) / 2
-        _check_spd("diffusion", matrix)
-        return _constant("anisotropic", matrix, "constant anisotropic D", None)
+        return _anisotropic(diffusion, n)
     if key in ("sgd", "loss-dependent", "measured"):
-        for name, value in (("lr", lr), ("batch_size", batch_size)):
-            if value is None or not np.isfinite(float(value)) or float(value) <= 0:
-                raise ParameterError(name, f"a positive number for {key} noise", value)
-        assert lr is not None and batch_size is not None
-        kappa = float(compiled_formula("kappa").value(eta=float(lr), B=float(batch_size)))
-    if key == "sgd":
+        kappa = _kappa(key, lr, batch_size)
+        if key == "loss-dependent":
+            return _loss_dependent(loss, minimum, kappa)
+        if key == "measured":
+            return _measured(diffusion, n, minimum, kappa)
         raise NoiseModelError(
             "noise",
             "a noise model whose D is positive definite on the whole path",
@@ -205,52 +312,4 @@ def noise_model(
             "continuous process never escapes; use escape_time('sgd', ...) for the harmonic "
             "switch model, or pass D(θ) (a callable) or noise='measured'",
         )
-    if key == "loss-dependent":
-        h_a = loss.hessian(minimum[None])[0]
-        l_a = float(loss.value(minimum[None])[0])
-        if l_a <= 0:
-            raise ParameterError("loss", "L(minimum) > 0 for loss-dependent noise (D ∝ L(θ))", l_a)
-        scale = 2 * kappa  # η/B
-
-        def field(x: Array) -> Array:
-            return scale * loss.value(x)[:, None, None] * h_a
-
-        def derivative(x: Array) -> Array:
-            return scale * np.einsum("ij,mk->mijk", h_a, loss.gradient(x))
-
-        return NoiseModel(
-            "loss-dependent",
-            n,
-            field,
-            None,
-            None,
-            derivative,
-            "loss-dependent noise D = (η L(θ)/B) H(a) (Mori et al. 2022)",
-        )
-    if key == "measured":
-        if not callable(diffusion):
-            raise ParameterError(
-                "diffusion",
-                "a callable θ -> per-sample gradient-noise covariance Σ(θ) for measured noise",
-                diffusion,
-            )
-        sigma = _user_field(diffusion, n, "diffusion")
-
-        def measured(x: Array) -> Array:
-            return kappa * sigma(x)
-
-        _check_spd("diffusion", measured(minimum[None]), " at the minimum")
-        return NoiseModel(
-            "measured",
-            n,
-            measured,
-            None,
-            None,
-            lambda x: _central_derivative(measured, x),
-            "measured gradient-noise covariance, D = η Σ(θ)/(2B)",
-        )
-    raise NoiseModelError(
-        "noise",
-        "'white', 'anisotropic', 'sgd', 'loss-dependent', 'measured' or a callable θ -> D(θ)",
-        noise,
-    )
+    raise NoiseModelError("noise", _KNOWN, noise)

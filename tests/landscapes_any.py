@@ -111,6 +111,19 @@ def constant_field(matrix: np.ndarray) -> Field:
     return lambda x, y: np.broadcast_to(matrix, (*np.shape(x), 2, 2)).copy()
 
 
+def callable_noise(field_: Field) -> Callable[[np.ndarray], np.ndarray]:
+    """D(θ) as the callable `landscape_escape_time` takes: a point (2,) → (2, 2), or a batch
+    (m, 2) → (m, 2, 2) in one numpy call."""
+
+    def at(theta: np.ndarray) -> np.ndarray:
+        theta = np.asarray(theta, dtype=float)
+        if theta.ndim == 2:
+            return field_(theta[:, 0], theta[:, 1])
+        return field_(theta[0], theta[1])
+
+    return at
+
+
 def rotation(cos: float, sin: float) -> np.ndarray:
     return np.array([[cos, -sin], [sin, cos]])
 
@@ -392,8 +405,7 @@ def _make_switch(interpretation: str) -> Callable[[Case, float], Instance]:
         la = float(case.loss_np(np.array(case.minimum[0]), np.array(case.minimum[1])))
         s = (lc - la) / dl
 
-        def at(theta: np.ndarray) -> np.ndarray:
-            return field_(np.asarray(theta[0]), np.asarray(theta[1]))
+        at = callable_noise(field_)
 
         return Instance(
             case=case,
@@ -527,8 +539,7 @@ def _make_measured(case: Case, barrier: float) -> Instance:
     def diffusion(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return scale * cov_field(x, y)
 
-    def at(theta: np.ndarray) -> np.ndarray:
-        return diffusion(np.asarray(theta[0]), np.asarray(theta[1]))
+    at = callable_noise(diffusion)
 
     h_a, h_b = case.hess_min, case.hess_saddle()
     h_ae, h_be = float(e @ h_a @ e), abs(float(np.linalg.eigvalsh(h_b)[0]))

@@ -1,0 +1,262 @@
+"""Prefactors of the escape time on a landscape: Eyring–Kramers (reversible) and
+Bouchet–Reygner (any D), with the non-Gibbs integral along the instanton.
+
+See `landscape_escape_time` for the formula. The non-Gibbs integral I = ∫ F dt,
+F = tr(D Q) − tr H + (2 − α)∇Φ·(∇·D), is integrated with Q = ∇²Φ carried along the instanton by
+the Riccati equation of the Hamiltonian H(x, p) = ⟨b, p⟩ + ⟨p, D p⟩; its components along the
+path are held on Q ẋ = ṗ (they are unstable near the saddle). Near the saddle F decays like
+e^{−κt} with κ = min(|λ_b|, λ_s − |λ_b|) (see `_tail`): when the smallest stable curvature λ_s of
+the saddle is close to |λ_b| the tail is long and the result uncertain, which ``accuracy`` says.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import mpmath
+import numpy as np
+
+if TYPE_CHECKING:
+    from scipy.interpolate import CubicSpline
+
+from flatminima.errors import ConvergenceError
+
+from ._action import MinimumActionPath, Problem
+from ._escape_time import escape_time
+from ._loss_model import LossModel
+from ._noise_models import NoiseModel
+
+Array = np.ndarray
+#: Relaxation rate (in units of the largest curvature at a, b) that holds Q u = w on the path.
+_GAIN = 10.0
+
+
+def _mp_refine(model: LossModel, point: Array) -> list[mpmath.mpf]:
+    """Newton's method in mpmath at the working precision (SymPy losses)."""
+    assert model.mp_gradient is not None and model.mp_hessian is not None
+    x = mpmath.matrix([mpmath.mpf(float(v)) for v in point])
+    for _ in range(60):
+        g = mpmath.matrix(model.mp_gradient(list(x)))
+        step = mpmath.lu_solve(model.mp_hessian(list(x)), g)
+        x = x - step
+        if mpmath.norm(step) <= mpmath.mpf(10) ** (-mpmath.mp.dps + 3) * (1 + mpmath.norm(x)):
+            break
+    return list(x)
+
+
+def _momentum(model: LossModel, nm: NoiseModel, x: Array, tangent: Array) -> Array:
+    """p = ∇Φ on the instanton: ẋ = b + 2Dp with ẋ = λφ', λ = |b|_M/|φ'|_M (batched)."""
+    d = nm.field(x)
+    m = np.linalg.inv(d)
+    drift = -model.gradient(x)
+    bb = np.einsum("mi,mij,mj->m", drift, m, drift)
+    tt = np.einsum("mi,mij,mj->m", tangent, m, tangent)
+    speed = np.sqrt(np.maximum(bb, 0.0) / np.maximum(tt, 1e-300))
+    return 0.5 * np.einsum("mij,mj->mi", m, speed[:, None] * tangent - drift)
+
+
+def _hamiltonian_rhs(
+    model: LossModel,
+    nm: NoiseModel,
+    spline: CubicSpline,
+    momentum: CubicSpline,
+    alpha: float,
+    gain: float,
+) -> Any:
+    """Right-hand side in time t of (s, Q, I) along the instanton.
+
+    Q ẋ = ṗ holds exactly on the instanton, and it fixes the components of Q along the path;
+    those are the unstable ones of the Riccati flow near the saddle (they grow like e^{2|λ_b|t}
+    from any error), so they are held on Q u = w (u the unit tangent, w = dp/ds/|φ'|) by a
+    relaxation term of rate ``gain``. The transverse block evolves by the Riccati equation.
+    """
+    n = model.dim
+
+    def rhs(_t: float, y: Array) -> Array:
+        s = y[0]
+        q = y[1 : 1 + n * n].reshape(n, n)
+        x = spline(s)[None]
+        tangent = spline(s, 1)
+        d = nm.field(x)[0]
+        m = np.linalg.inv(d)
+        drift = -model.gradient(x)[0]
+        norm_t = float(np.linalg.norm(tangent))
+        speed = math.sqrt(max(drift @ m @ drift, 0.0) / max(tangent @ m @ tangent, 1e-300))
+        p = 0.5 * m @ (speed * tangent - drift)
+        hess = model.hessian(x)[0]
+        third = model.third(x, p[None])[0]
+        if nm.constant is not None:
+            h_px = -hess
+            h_xx = -third
+            divergence_term = 0.0
+        else:
+            dd = nm.derivative(x)[0]  # [i, j, k] = ∂_k D_ij
+            h_px = -hess + 2 * np.einsum("klj,l->kj", dd, p)
+            h_xx = -third + nm.second_derivative_form(x, p[None])[0]
+            div = np.einsum("iji->j", dd)
+            divergence_term = (2 - alpha) * float(div @ p)
+        qdot = -(h_xx + h_px.T @ q + q @ h_px + 2 * q @ d @ q)
+        u = tangent / norm_t
+        w = momentum(s, 1) / norm_t
+        r = q @ u - w
+        qdot -= gain * (np.outer(r, u) + np.outer(u, r) - (r @ u) * np.outer(u, u))
+        qdot = 0.5 * (qdot + qdot.T)
+        f = float(np.trace(d @ q) - np.trace(hess)) + divergence_term
+        return np.concatenate([[speed], qdot.ravel(), [f]])
+
+    return rhs
+
+
+def _tail(
+    f_prev: float, f_last: float, dt: float, rates: tuple[float, float]
+) -> tuple[float, float]:
+    """∫ F dt from the last mark to the saddle (t = ∞) and its uncertainty.
+
+    F decays like e^{−κt} near the saddle. Asymptotically κ = min(|λ_b|, λ_s − |λ_b|) (λ_s the
+    smallest stable curvature of H_b): the instanton comes in along the slow stable direction
+    of the Hamiltonian flow, with a component along the fast one that decays like e^{−λ_s t}, so
+    ∇²Φ tends to Q_b only like r^γ, γ = λ_s/|λ_b| − 1, when γ < 1 (r ∝ e^{−|λ_b| t} the
+    distance to the saddle). The rate measured between the last two marks can differ from the
+    asymptotic one; the tail lies between F/κ for the two, and is reported as their midpoint
+    with half the difference as its error."""
+    fast, slow = rates
+    asymptotic = min(fast, slow)
+    measured = math.log(f_prev / f_last) / dt if f_prev * f_last > 0 and dt > 0 else asymptotic
+    if not (math.isfinite(measured) and measured > 0):
+        measured = asymptotic
+    low, high = f_last / max(measured, asymptotic), f_last / min(measured, asymptotic)
+    return 0.5 * (low + high), 0.5 * abs(high - low)
+
+
+def _non_gibbs_integral(
+    model: LossModel,
+    nm: NoiseModel,
+    path: Array,
+    q_a: Array,
+    alpha: float,
+    rates: tuple[float, float],
+    marks: tuple[float, ...] = (0.04, 0.02, 0.01),
+    trace: list[Any] | None = None,
+) -> tuple[float, float, Array]:
+    """I along the instanton, an error estimate, and Q at the end of the integration.
+
+    ``rates``: (|λ_b|, λ_s − |λ_b|), the decay rates in t of F near the saddle (see `_tail`)."""
+    n = model.dim
+    lengths = np.linalg.norm(np.diff(path, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(lengths)])
+    total = s[-1]
+    from scipy.integrate import solve_ivp
+    from scipy.interpolate import CubicSpline  # lazy: keeps scipy.special off the import path
+
+    spline = CubicSpline(s, path, axis=0)
+    momentum = CubicSpline(s, _momentum(model, nm, path, spline(s, 1)), axis=0)
+    scale = max(float(np.max(np.abs(np.linalg.eigvalsh(model.hessian(path[[0, -1]]))))), 1e-300)
+    rhs = _hamiltonian_rhs(model, nm, spline, momentum, alpha, _GAIN * scale)
+    state = np.concatenate([[1e-4 * total], q_a.ravel(), [0.0]])
+    values: list[float] = []
+    errors: list[float] = []
+    t0, previous = 0.0, None
+    for mark in marks:
+
+        def event(_t: float, y: Array, mark: float = mark) -> float:
+            return y[0] - (1 - mark) * total
+
+        event.terminal = True  # type: ignore[attr-defined]
+        sol = solve_ivp(
+            rhs, (t0, t0 + 1e5), state, method="LSODA", rtol=1e-10, atol=1e-12, events=event
+        )
+        if sol.status != 1:
+            raise ConvergenceError(
+                "landscape_escape_time: the Riccati equation along the instanton did not reach "
+                f"the saddle ({sol.message}); the path may not be converged"
+            )
+        state = sol.y_events[0][0]
+        t0 = float(sol.t_events[0][0])
+        f_here = float(rhs(t0, state)[-1])
+        if previous is None:
+            tail, tail_error = f_here / min(rates), 0.0
+        else:
+            tail, tail_error = _tail(previous[1], f_here, t0 - previous[0], rates)
+        previous = (t0, f_here)
+        values.append(float(state[-1]) + tail)
+        errors.append(tail_error)
+        if trace is not None:
+            trace.append((mark, values[-1], state[1 : 1 + n * n].reshape(n, n).copy()))
+    # the spread over the marks and the tail's own uncertainty
+    error = max(values[1:]) - min(values[1:]) + errors[-1] + 1e-9
+    return values[-1], error, state[1 : 1 + n * n].reshape(n, n)
+
+
+def _eyring_kramers(
+    problem: Problem, diffusion: Any, dps: int
+) -> tuple[mpmath.mpf, mpmath.mpf, float, float]:
+    """(log τ, ΔΦ, 0, accuracy) by `escape_time("white")` at ``dps`` digits."""
+    model, nm, a, b, h_a, h_b = problem
+    with mpmath.workdps(dps + 10):
+        if model.kind == "sympy":
+            assert model.mp_value is not None and model.mp_hessian is not None
+            a_mp, b_mp = _mp_refine(model, a), _mp_refine(model, b)
+            delta = model.mp_value(b_mp) - model.mp_value(a_mp)
+            hess_a, hess_b = model.mp_hessian(a_mp), model.mp_hessian(b_mp)
+        else:
+            la, lb = model.value(a[None])[0], model.value(b[None])[0]
+            delta = mpmath.mpf(float(lb)) - mpmath.mpf(float(la))
+            hess_a, hess_b = h_a, h_b
+        d = diffusion if isinstance(diffusion, str) else nm.scalar
+        if hasattr(diffusion, "is_number") or isinstance(diffusion, int):
+            d = diffusion
+        r = escape_time(
+            "white", hess_min=hess_a, hess_saddle=hess_b, barrier=delta, diffusion=d, dps=dps + 5
+        )
+        accuracy = 0.0 if model.kind == "sympy" else 1e-12 * max(1.0, float(r.quasi_potential))
+        return r.log_tau, r.quasi_potential, 0.0, accuracy
+
+
+def _bouchet_reygner(
+    problem: Problem, path: MinimumActionPath, alpha: float
+) -> tuple[float, float, float, float, str]:
+    """(log τ, ΔΦ, I, accuracy, detail) by the Bouchet–Reygner formula."""
+    model, nm, a, b, h_a, h_b = problem
+    d_a = nm.field(a[None])[0]
+    d_b = nm.field(b[None])[0]
+    from scipy.linalg import solve_continuous_lyapunov
+
+    sigma_a = solve_continuous_lyapunov(h_a, 2 * d_a)
+    sigma_b = solve_continuous_lyapunov(h_b, 2 * d_b)
+    q_a = np.linalg.inv(sigma_a)
+    q_b = np.linalg.inv(sigma_b)
+    spectrum = np.linalg.eigvalsh(h_b)
+    lam = float(spectrum[0])
+    if spectrum.size > 1 and abs(lam) >= float(spectrum[1]):
+        raise ConvergenceError(
+            "landscape_escape_time: the saddle's unstable curvature |λ_b| = "
+            f"{abs(lam):.4g} is not below its smallest stable curvature {spectrum[1]:.4g}; "
+            "then the instanton of a non-reversible process reaches the saddle with a component "
+            "along the stable direction that decays more slowly (e^{−λ_s t}) than its distance "
+            "along the unstable one (e^{−|λ_b| t}), ∇²Φ grows like r^(λ_s/|λ_b| − 1) along it "
+            "(unless a symmetry removes that component), the quasi-potential is not twice "
+            "differentiable at the saddle and the Bouchet–Reygner prefactor does not apply (the "
+            "barrier from minimum_action_path still does); use an exact reference (mfpt_2d) or "
+            "simulate_escape"
+        )
+    sign_a, logdet_a = np.linalg.slogdet(q_a)
+    sign_b, logdet_b = np.linalg.slogdet(q_b)
+    if sign_a <= 0 or sign_b >= 0:
+        raise ConvergenceError(
+            "landscape_escape_time: the quasi-potential Hessians from the Lyapunov equations "
+            f"have the wrong signature (det Q_a sign {sign_a}, det Q_b sign {sign_b})"
+        )
+    stable = float(spectrum[1]) if spectrum.size > 1 else math.inf
+    rates = (abs(lam), stable - abs(lam))
+    non_gibbs, error, q_end = _non_gibbs_integral(model, nm, path.path, q_a, alpha, rates)
+    mismatch = float(np.linalg.norm(q_end - q_b) / np.linalg.norm(q_b))
+    log_tau = (
+        math.log(2 * math.pi / abs(lam)) + 0.5 * (logdet_b - logdet_a) + path.barrier + non_gibbs
+    )
+    accuracy = path.error + error
+    detail = (
+        f"I = {non_gibbs:.6g} ± {error:.2g}; Q at the end of the flow vs the Lyapunov Q_b: "
+        f"relative difference {mismatch:.2g}"
+    )
+    return log_tau, path.barrier, non_gibbs, accuracy, detail
