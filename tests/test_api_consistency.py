@@ -310,7 +310,6 @@ DEFAULTS_NOT_YET_STATED = {
     "measure_rate",
     "probe",  # validation/_probe.py (issue 11)
     "run_experiment",  # validation/_runner.py, report.py, _sweep.py (the experiment registry)
-    "validate",
     "run_report",
     "run_sweep",
 }
