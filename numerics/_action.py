@@ -428,14 +428,14 @@ def minimum_action_path(
         matrix), ``"loss-dependent"`` (``lr``, ``batch_size``), ``"measured"`` (``diffusion=Σ``
         a callable θ → per-sample gradient covariance, ``lr``, ``batch_size``; D = ηΣ/(2B)) or a
         callable θ → D(θ). ``"sgd"`` (the literal κ[H]⁺) is refused: its D is singular on the
-        path.
+        path. Default ``"white"``.
     minimum, saddle
         Points near a minimum and an index-1 saddle; both are refined by Newton's method and
         checked (positive definite Hessian; exactly one negative eigenvalue).
     points
-        Segments N of the coarsest string (the action is computed on N, 2N and 4N).
+        Segments N of the coarsest string (the action is computed on N, 2N and 4N); default 32.
     tol
-        Relative change of the action between rounds that ends the relaxation.
+        Relative change of the action between rounds that ends the relaxation; default 1e-11.
     initial
         An initial path (m, n) from near the minimum to near the saddle (default: straight).
 

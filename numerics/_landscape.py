@@ -396,7 +396,7 @@ def landscape_escape_time(
         ``"loss-dependent"`` (``lr``, ``batch_size``; D = (ηL(θ)/B) H(a)), ``"measured"``
         (``diffusion=Σ``: callable θ → per-sample gradient covariance; D = ηΣ/(2B)), or a
         callable θ → D(θ). The literal ``"sgd"`` model κ[H]⁺ is refused (D is singular on the
-        path; see the error message).
+        path; see the error message). Default ``"white"``.
     minimum, saddle
         Points near the minimum and the index-1 saddle (refined by Newton's method, checked).
         ``saddle`` may also be several points, shape (k, n): the rates over the k saddles add
@@ -409,15 +409,19 @@ def landscape_escape_time(
     lr, batch_size
         η and B (κ = η/2B) for the SGD-shaped models; ``lr`` also gives ``iterations = τ/η``.
     interpretation
-        α of a state-dependent D: ``"ito"``, ``"stratonovich"``, ``"anti-ito"`` or a number.
+        α of a state-dependent D: ``"ito"`` (the default), ``"stratonovich"``, ``"anti-ito"``
+        or a number.
     dps
-        Digits of the returned mpf values. For white noise the value is exact to ``dps``
-        digits (SymPy loss); otherwise the numerics limit it to ``accuracy``.
+        Digits of the returned mpf values (default 30). For white noise the value is exact to
+        ``dps`` digits (SymPy loss); otherwise the numerics limit it to ``accuracy``.
     prefactor
-        ``"auto"`` (Eyring–Kramers when D = d·I, else Bouchet–Reygner), ``"eyring-kramers"``
-        (only for D = d·I) or ``"bouchet-reygner"`` (the general formula, any D).
+        ``"auto"`` (the default: Eyring–Kramers when D = d·I, else Bouchet–Reygner),
+        ``"eyring-kramers"`` (only for D = d·I) or ``"bouchet-reygner"`` (the general formula,
+        any D).
     points, tol, initial
-        The minimum-action string (see `minimum_action_path`; ``initial`` with one saddle only).
+        The minimum-action string (see `minimum_action_path`; ``initial`` with one saddle
+        only): ``points`` segments of the coarsest string (default 32), ``tol`` the relative
+        change of the action that ends the relaxation (default 1e-11).
 
     Returns
     -------

@@ -207,7 +207,8 @@ def simulate_escape(
     step
         h: the time step of Euler–Maruyama; the learning rate η for discrete SGD / GD.
     n_paths, max_steps
-        Batch size and the horizon in steps; paths not escaped by then are censored.
+        Batch size and the horizon in steps; paths not escaped by then are censored. Defaults
+        1000 and 1_000_000.
     escaped
         Callable batch → boolean ``(n,)``: True where a path has escaped. Default: the plane
         through ``saddle`` normal to ``direction``, ``margin`` beyond it (margin default: a fifth
@@ -226,11 +227,14 @@ def simulate_escape(
     seed, backend, device, dtype
         Explicit seed (numpy: two SFC64 streams spawned from it, filling each block of normals
         in parallel threads; torch: torch.Generator): the same seed gives the same numbers on
-        the CPU, whatever the core count. ``backend="torch"`` runs on ``device`` (CUDA where there is one).
+        the CPU, whatever the core count. ``backend="torch"`` runs on ``device`` (CUDA where
+        there is one). Defaults: ``seed=0``, ``backend="numpy"``, ``device="cpu"``, ``dtype``
+        float64.
     confidence
-        Level of the reported intervals.
+        Level of the reported intervals; default 0.95.
     check_every
-        Check the escape surface every this many steps (escape times are then rounded up).
+        Check the escape surface every this many steps (escape times are then rounded up);
+        default 1.
     progress
         Print progress to stderr about once a second.
 

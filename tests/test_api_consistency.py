@@ -300,19 +300,8 @@ def test_landscape_result_latex_states_its_formula() -> None:
 
 # --- defaults documented ------------------------------------------------------------------
 
-# Functions whose docstrings do not yet state every default (the signature on the API page
-# shows it). Each is in a module another change was reshaping when this rule came in; the
-# list may only shrink: a function that now passes must be removed from it.
-DEFAULTS_NOT_YET_STATED = {
-    "landscape_escape_time",  # numerics/_landscape.py, _action.py (issue 10)
-    "minimum_action_path",
-    "simulate_escape",  # numerics/_simulate.py, validation/_dynamics.py (the escape engine)
-    "measure_rate",
-    "probe",  # validation/_probe.py (issue 11)
-    "run_experiment",  # validation/_runner.py, report.py, _sweep.py (the experiment registry)
-    "run_report",
-    "run_sweep",
-}
+# Every public function's docstring states each of its defaults (None and False aside) in its
+# numpy-style Parameters section; there are no exceptions.
 
 
 def _parameter_entries(doc: str) -> dict[str, str] | None:
@@ -351,5 +340,4 @@ def test_defaults_are_stated_in_the_docstrings() -> None:
             )
             if not _stated(p.default, text):
                 missing.setdefault(name, []).append(p.name)
-    assert set(missing) - DEFAULTS_NOT_YET_STATED == set(), missing
-    assert DEFAULTS_NOT_YET_STATED - set(missing) == set(), "now stated: remove from the list"
+    assert missing == {}, missing

@@ -184,7 +184,49 @@ def measure_rate(
 ) -> RateMeasurement:
     """Measure the escape rate per iteration of ``noise`` ("sgd" or "white") from the minimum of
     ``land``, with learning rate ``lr`` on the loss ``loss_scale · L`` (the escape engine:
-    renewal estimator with burn-in, escape surface ``land.escaped``)."""
+    renewal estimator with burn-in, escape surface ``land.escaped``).
+
+    Parameters
+    ----------
+    land
+        The test landscape (its minimum, escape surface and, for SGD, its per-sample noise).
+    noise
+        ``"sgd"`` (minibatch SGD, needs ``batch_size``) or ``"white"`` (GD plus white noise,
+        needs ``diffusion``).
+    lr
+        η, the learning rate (the time step of one iteration).
+    loss_scale
+        λ: the update descends λ·L (and SGD's per-sample noise scales with √λ); default 1.0.
+    batch_size
+        B, the minibatch size (SGD only).
+    diffusion
+        D of the white noise: θ ← θ − ηλ∇L(θ) + √(2Dη) ξ (white only).
+    replicas
+        Replicas run together as one batch; default 2048.
+    target_escapes
+        Escapes (counted after the burn-in) that end the run; default 400.
+    max_steps
+        Iterations after the burn-in at most; the run then stops with fewer escapes (with none,
+        the rate is an upper bound). Default 1_000_000.
+    seed
+        Seed of the replicas' noise and of the SGD data set; default 0.
+    dataset_size
+        Samples of the SGD data set that batches are drawn from (with replacement); default
+        4096.
+    device, dtype
+        Torch device and dtype of the replicas; default ``"cpu"`` and ``torch.float64``.
+    start
+        Restart point of an escaped replica and the start of all (default: the minimum).
+    burn_in
+        Iterations before escapes and exposure are counted (default: ten relaxation times
+        1/(ηλh_min) of the valley, h_min the smallest curvature at the minimum).
+
+    Returns
+    -------
+    RateMeasurement
+        Escapes, exposure, the rate per iteration with its exact 95 % Poisson interval, and
+        ``iterations`` = 1/rate.
+    """
     counts = {"replicas": replicas, "target_escapes": target_escapes, "max_steps": max_steps}
     _check_options(noise, lr, loss_scale, batch_size, diffusion, counts)
     ops = Ops("torch", seed, _device(device), dtype)

@@ -239,9 +239,10 @@ def probe(
     lr, batch_size
         η and B of the SGD whose escape is predicted (and measured).
     k
-        Number of top eigenpairs (1 ≤ k ≤ number of trainable parameters).
+        Number of top eigenpairs (1 ≤ k ≤ number of trainable parameters); default 20.
     device
-        ``"cpu"``, ``"cuda"``, ``"cuda:N"``: every tensor of the probe lives there.
+        ``"cpu"`` (the default), ``"cuda"``, ``"cuda:N"``: every tensor of the probe lives
+        there.
     measure
         Also run ``replicas`` SGD copies from the minimum and count escapes (criterion: the
         full-data loss exceeds L(a) + ΔL, checked every ``check_every`` iterations; escaped
@@ -251,15 +252,20 @@ def probe(
         ΔL of the prediction and of the escape criterion. Default: the barrier at which the
         sharpest direction's SGD exponent 2BΔL/(ηλ_1) is 10.
     weight_decay
-        Adds ½wd‖θ‖² to the loss (curvature wd in every direction, no noise).
+        Adds ½wd‖θ‖² to the loss (curvature wd in every direction, no noise); default 0.0.
+    mode
+        What a model with BatchNorm or dropout layers gets: ``"error"`` (the default) refuses
+        it, ``"eval"`` probes it in eval mode (see ``model``).
     grad_tol
-        Largest accepted ‖∇L(θ)‖: the theory is about a minimum.
+        Largest accepted ‖∇L(θ)‖: the theory is about a minimum. Default 1e-3.
     zero_tol
         Directions with λ_i ≤ zero_tol·λ_1 are projected out of the prediction ([H]⁺);
-        0 ≤ zero_tol < 1.
+        0 ≤ zero_tol < 1, default 1e-6.
     tol, max_iter
-        Lanczos stopping tolerance (relative residual bound, > 0) and largest Krylov dimension
-        (≥ k, or None).
+        Lanczos stopping tolerance (relative residual bound, > 0; default 1e-6) and largest
+        Krylov dimension (≥ k; None: min(P, max(4k + 40, 120)), P the parameter count).
+    keep_vectors
+        Keep the k eigenvectors (on the CPU) in ``hessian_top.vectors``.
     dtype
         Working precision, ``torch.float64`` (default, whatever the model's dtype) or
         ``torch.float32``.
@@ -267,6 +273,9 @@ def probe(
         Samples per vmap chunk; the measurement's settings (positive integers, check_every ≤
         max_steps, burn_in ≥ 0); the random seed (integer ≥ 0). Every setting is checked
         before anything is computed: a bad one is a one-line ``ParameterError`` naming it.
+        Defaults: ``chunk_size=512``, ``replicas=64``, ``max_steps=20000``,
+        ``check_every=10``, ``target_escapes=200``, ``burn_in`` as under ``measure``,
+        ``seed=0``.
     store
         Folder for finished stages (Hessian, noise, measurement): a second call with the same
         model, data and settings reuses them.

@@ -125,12 +125,33 @@ def run_experiment(
     """Run one registered experiment (resuming from ``out/<name>/points.jsonl``) and write its
     results.
 
-    ``seed`` = 0 (the default) reproduces the recorded results; any other integer re-draws every
-    point's seed (data, initialisation, noise) from it, so a rerun with another seed is an
-    independent repetition. ``label`` names the experiment in progress lines.
+    Parameters
+    ----------
+    name
+        A registered experiment's name (`experiment_names()`).
+    out
+        Output folder: the experiment writes ``out/<name>/`` (points, results, figures).
+    quick
+        The experiment's quick version (fewer, smaller points).
+    device
+        Torch device of the points that run torch: ``"cpu"`` (the default) or ``"cuda"``.
+    executor
+        Where the points run (default None: `make_executor()`, local processes).
+    progress
+        Print the prediction, the sweep's progress (a tqdm bar on a terminal, else lines) and
+        the verdict; default True.
+    seed
+        0 (the default) reproduces the recorded results; any other integer re-draws every
+        point's seed (data, initialisation, noise) from it, so a rerun with another seed is an
+        independent repetition.
+    label
+        Names the experiment in progress lines (default None: its name).
 
-    Returns the experiment's typed [`Analysis`][flatminima.validation.Analysis]: its cases,
-    ``held`` and ``summary`` (the verdict), ``figures`` and ``seconds``.
+    Returns
+    -------
+    Analysis
+        The experiment's typed [`Analysis`][flatminima.validation.Analysis]: its cases,
+        ``held`` and ``summary`` (the verdict), ``figures`` and ``seconds``.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ParameterError("seed", "a non-negative integer", seed)

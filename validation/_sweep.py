@@ -479,6 +479,25 @@ def run_sweep(
     ``"task"``); each is stored under ``point.key()``. Each point is claimed in ``store`` while
     it runs: another sweep on the same store (another process, now or later) skips it, and
     waits for its record instead of computing it again; a claim whose holder died is taken over.
+
+    Parameters
+    ----------
+    points
+        The points to run, typed or as dicts.
+    store
+        The JSON-lines store of finished records (the resume file).
+    executor
+        Where the points run (`make_executor()`).
+    label
+        Names the sweep in progress lines; default ``"sweep"``.
+    progress
+        Print how many points are already done and each one finished (a tqdm bar on a
+        terminal, else lines); default True.
+
+    Returns
+    -------
+    list
+        Each point's result record, in ``points`` order.
     """
     typed = _typed(points)
     done = store.load()

@@ -456,17 +456,23 @@ def run_report(
     Parameters
     ----------
     out
-        Output folder (created if missing). The experiments write to ``out/experiments`` and
-        resume from there when the report is run again.
+        Output folder (created if missing; default ``"flatminima-report"``). The experiments
+        write to ``out/experiments`` and resume from there when the report is run again.
     quick
         The quick version of every experiment (``make demo``: a few minutes on 2 cores).
     dps
-        Decimal digits for the mpmath evaluations (at least 15).
+        Decimal digits for the mpmath evaluations (at least 15); default 30.
     device, executor
-        Where the experiments run (see [`flatminima.validation.validate`][flatminima.validation.validate]).
+        Where the experiments run (see [`flatminima.validation.validate`][flatminima.validation.validate]):
+        default ``device="cpu"`` and ``executor=None`` (local processes).
     seed
-        0 reproduces the recorded results; another integer repeats the experiments with other
-        random draws.
+        0 (the default) reproduces the recorded results; another integer repeats the
+        experiments with other random draws.
+
+    Returns
+    -------
+    Path
+        The path of report.html.
     """
     if isinstance(dps, bool) or not isinstance(dps, int) or dps < 15:
         raise PrecisionError("dps", "an integer of at least 15 digits", dps)
