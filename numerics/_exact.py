@@ -308,30 +308,9 @@ def _escape_pair(
         x = _vector_digits(parts, beta, words)
         y = _normalize(_matvec(b_limbs, x, beta), beta)  # weights b_top − β(k+2)
         x_f = _to_float(x, -beta, beta)
-        # Rayleigh quotient at the working precision, as three floats (exact residual below)
-        with mpmath.workprec(prec + 20):
-            lam_mp = (
-                _exact_values(_dot(x, y), b_top - 3 * beta, beta)[0]
-                / _exact_values(_dot(x, x), -2 * beta, beta)[0]
-            )
-            lam_parts = []
-            rest = lam_mp
-            for _ in range(3):
-                part = float(rest)
-                lam_parts.append(part)
-                rest -= part
+        lam_parts = _rayleigh_parts(x, y, b_top, beta, prec)
         lam = lam_parts[0]
-        # residual y − λx exactly: λ's limbs times x's digits, same weights as y
-        lx: dict[int, np.ndarray] = {}
-        for part in lam_parts:
-            for i, ll in enumerate(split(np.array([part]), b_top, beta, words)):
-                for t, xt in x.items():
-                    s = (xt.astype(np.float64) * ll[0]).astype(np.int64)
-                    lx[i + t] = lx[i + t] + s if i + t in lx else s
-        y_raw = _matvec(b_limbs, x, beta)
-        r_sums = {k: y_raw.get(k, 0) - lx.get(k, 0) for k in set(y_raw) | set(lx)}
-        r_digits = _normalize({k: np.asarray(v, dtype=np.int64) for k, v in r_sums.items()}, beta)
-        r = _to_float(r_digits, b_top - 2 * beta, beta) if r_digits else np.zeros(n)
+        r = _residual(b_limbs, x, lam_parts, b_top, beta, words, n)
         coef = qb[:, 1:].T @ r
         shift = (lb[1:] - lam) if lam != lb[0] else gaps
         d = qb[:, 1:] @ (coef / shift)
@@ -342,6 +321,61 @@ def _escape_pair(
     else:
         return None
     x = _vector_digits(parts, beta, words)
+    return _direction_and_curvatures(x, b_limbs, b_top, a_limbs, a_top, beta, prec, n)
+
+
+def _rayleigh_parts(
+    x: dict[int, np.ndarray], y: dict[int, np.ndarray], b_top: int, beta: int, prec: int
+) -> list[float]:
+    """The Rayleigh quotient xᵀy/xᵀx at the working precision, as three floats (their sum)."""
+    with mpmath.workprec(prec + 20):
+        lam_mp = (
+            _exact_values(_dot(x, y), b_top - 3 * beta, beta)[0]
+            / _exact_values(_dot(x, x), -2 * beta, beta)[0]
+        )
+        lam_parts = []
+        rest = lam_mp
+        for _ in range(3):
+            part = float(rest)
+            lam_parts.append(part)
+            rest -= part
+    return lam_parts
+
+
+def _residual(
+    b_limbs: list[np.ndarray],
+    x: dict[int, np.ndarray],
+    lam_parts: list[float],
+    b_top: int,
+    beta: int,
+    words: int,
+    n: int,
+) -> np.ndarray:
+    """The residual Bx − λx exactly (λ's limbs times x's digits, the weights of Bx), as floats."""
+    lx: dict[int, np.ndarray] = {}
+    for part in lam_parts:
+        for i, ll in enumerate(split(np.array([part]), b_top, beta, words)):
+            for t, xt in x.items():
+                s = (xt.astype(np.float64) * ll[0]).astype(np.int64)
+                lx[i + t] = lx[i + t] + s if i + t in lx else s
+    y_raw = _matvec(b_limbs, x, beta)
+    r_sums = {k: y_raw.get(k, 0) - lx.get(k, 0) for k in set(y_raw) | set(lx)}
+    r_digits = _normalize({k: np.asarray(v, dtype=np.int64) for k, v in r_sums.items()}, beta)
+    return _to_float(r_digits, b_top - 2 * beta, beta) if r_digits else np.zeros(n)
+
+
+def _direction_and_curvatures(
+    x: dict[int, np.ndarray],
+    b_limbs: list[np.ndarray],
+    b_top: int,
+    a_limbs: list[np.ndarray],
+    a_top: int,
+    beta: int,
+    prec: int,
+    n: int,
+) -> tuple[list[mpmath.mpf], mpmath.mpf, mpmath.mpf]:
+    """The unit vector e along the digits ``x`` (sign: largest entry positive), −eᵀH_b e and
+    eᵀH_a e, exactly from the digits, at the working precision."""
     with mpmath.workprec(prec + 20):
         xx = _exact_values(_dot(x, x), -2 * beta, beta)[0]
         y_exact = _matvec(b_limbs, x, beta)
