@@ -227,25 +227,7 @@ def _flat_sharp(
     x_f, x_s = -reach_f, reach_s
     j1 = x_f + h_saddle * reach_f / (h_flat + h_saddle)
     j2 = x_s - h_saddle * reach_s / (h_sharp + h_saddle)
-
-    def loss(x: torch.Tensor) -> torch.Tensor:
-        u = x[:, 0]
-        left = 0.5 * h_flat * (u - x_f) ** 2
-        middle = barrier - 0.5 * h_saddle * (u - x_b) ** 2
-        right = 0.5 * h_sharp * (u - x_s) ** 2
-        return torch.where(u < j1, left, torch.where(u > j2, right, middle))
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        left = h_flat * (x - x_f)
-        middle = -h_saddle * (x - x_b)
-        right = h_sharp * (x - x_s)
-        return torch.where(x < j1, left, torch.where(x > j2, right, middle))
-
-    def noise(x: torch.Tensor) -> torch.Tensor:
-        values = torch.full_like(x, h_saddle)
-        values = torch.where(x < j1, torch.full_like(x, h_flat), values)
-        return torch.where(x > j2, torch.full_like(x, h_sharp), values)
-
+    pieces = _ThreeParabolas(h_flat, h_sharp, h_saddle, barrier, x_f, x_s, j1, j2)
     h_a = h_flat if which == "flat" else h_sharp
     start, other = (x_f, x_s) if which == "flat" else (x_s, x_f)
     side = 1 if which == "flat" else -1
@@ -253,8 +235,8 @@ def _flat_sharp(
     return Landscape(
         name="flat-sharp",
         dim=1,
-        loss_fn=loss,
-        grad_fn=grad,
+        loss_fn=pieces.loss,
+        grad_fn=pieces.grad,
         minimum=(start,),
         saddles=((x_b,),),
         hess_min=np.array([[h_a]]),
@@ -270,19 +252,61 @@ def _flat_sharp(
             f"flat valley (H = {h_flat}) | saddle (|H| = {h_saddle}) | sharp valley (H = {h_sharp}), "
             f"equal depth ΔL = {barrier}, C¹ piecewise quadratic"
         ),
-        noise_fn=noise,
+        noise_fn=pieces.noise,
         other_minimum=(other,),
-        sympy_loss=lambda: sp.Piecewise(
-            (_exact(h_flat) * (_X - _exact(x_f)) ** 2 / 2, _exact(j1) > _X),
-            (_exact(h_sharp) * (_X - _exact(x_s)) ** 2 / 2, _exact(j2) < _X),
-            (_exact(barrier) - _exact(h_saddle) * _X**2 / 2, True),
-        ),
-        sympy_noise=lambda: sp.Piecewise(
-            (_exact(h_flat), _exact(j1) > _X),
-            (_exact(h_sharp), _exact(j2) < _X),
-            (_exact(h_saddle), True),
-        ),
+        sympy_loss=pieces.sympy_loss,
+        sympy_noise=pieces.sympy_noise,
     )
+
+
+@dataclass(frozen=True)
+class _ThreeParabolas:
+    """The flat-sharp landscape's pieces: the flat parabola (minimum ``x_f``) left of ``j1``, the
+    inverted one (top ``barrier`` at 0) between ``j1`` and ``j2``, the sharp one (minimum
+    ``x_s``) right of ``j2``; the loss, its gradient and the noise curvature |L''| in torch
+    (batches) and SymPy (exact)."""
+
+    h_flat: float
+    h_sharp: float
+    h_saddle: float
+    barrier: float
+    x_f: float
+    x_s: float
+    j1: float
+    j2: float
+    x_b: float = 0.0
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        u = x[:, 0]
+        left = 0.5 * self.h_flat * (u - self.x_f) ** 2
+        middle = self.barrier - 0.5 * self.h_saddle * (u - self.x_b) ** 2
+        right = 0.5 * self.h_sharp * (u - self.x_s) ** 2
+        return torch.where(u < self.j1, left, torch.where(u > self.j2, right, middle))
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        left = self.h_flat * (x - self.x_f)
+        middle = -self.h_saddle * (x - self.x_b)
+        right = self.h_sharp * (x - self.x_s)
+        return torch.where(x < self.j1, left, torch.where(x > self.j2, right, middle))
+
+    def noise(self, x: torch.Tensor) -> torch.Tensor:
+        values = torch.full_like(x, self.h_saddle)
+        values = torch.where(x < self.j1, torch.full_like(x, self.h_flat), values)
+        return torch.where(x > self.j2, torch.full_like(x, self.h_sharp), values)
+
+    def sympy_loss(self) -> sp.Expr:
+        return sp.Piecewise(
+            (_exact(self.h_flat) * (_X - _exact(self.x_f)) ** 2 / 2, _exact(self.j1) > _X),
+            (_exact(self.h_sharp) * (_X - _exact(self.x_s)) ** 2 / 2, _exact(self.j2) < _X),
+            (_exact(self.barrier) - _exact(self.h_saddle) * _X**2 / 2, True),
+        )
+
+    def sympy_noise(self) -> sp.Expr:
+        return sp.Piecewise(
+            (_exact(self.h_flat), _exact(self.j1) > _X),
+            (_exact(self.h_sharp), _exact(self.j2) < _X),
+            (_exact(self.h_saddle), True),
+        )
 
 
 LANDSCAPES: dict[str, Callable[..., Landscape]] = {
