@@ -364,8 +364,125 @@ def bench_mfpt() -> None:
     )
 
 
+#: The code of mfpt_1d when issue 14 was filed (before the O(N²) rules): the "before" peer.
+MFPT_BEFORE = "9e399e2~1"
+
+_MFPT_CALL = (
+    "import sys, time, sympy as sp\n"
+    "from flatminima.numerics import mfpt_1d\n"
+    "x = sp.Symbol('x')\n"
+    "t = time.perf_counter()\n"
+    "m = mfpt_1d(x**4 / 4 - x**2 / 2, sp.Rational(1, 40), start=-1, end=1, dps={dps})\n"
+    "print(time.perf_counter() - t, m.log_value)\n"
+)
+
+
+def _mfpt_in_process(dps: int, tree: Path | None, cache: str) -> tuple[float, mpmath.mpf]:
+    """(seconds, log T) of mfpt_1d on the double well at ``dps`` digits in a fresh process;
+    ``tree``: an extracted older checkout put first on the path (the "before" peer)."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, FLATMINIMA_CACHE_DIR=cache)
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    out = subprocess.run(
+        [sys.executable, "-c", _MFPT_CALL.format(dps=dps)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tree or HERE,
+    ).stdout.split()
+    with mpmath.workdps(dps + 10):
+        return float(out[0]), mpmath.mpf(out[1])
+
+
+def _before_tree() -> Path | None:
+    """``git archive`` of MFPT_BEFORE into a temporary folder (None outside a git checkout)."""
+    import subprocess
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="flatminima-before-"))
+    try:
+        archive = subprocess.run(
+            ["git", "archive", MFPT_BEFORE], check=True, capture_output=True, cwd=HERE.parent
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return folder
+
+
+def bench_mfpt_precision() -> None:
+    """mfpt_1d at 100 digits against the same call in the code of MFPT_BEFORE, fresh processes
+    interleaved (before, ours cold, ours with the rule cached on disk), same digits."""
+    import tempfile
+
+    tree = _before_tree()
+    if tree is None:
+        row(
+            "mfpt_1d at 100 digits vs the code before",
+            "-",
+            "no git checkout",
+            None,
+            "≥ 5×",
+            None,
+            "-",
+        )
+        return
+    best = {"before": math.inf, "cold": math.inf, "warm": math.inf}
+    values = {}
+    with tempfile.TemporaryDirectory() as cache:
+        _mfpt_in_process(100, None, cache)  # fills the disk cache with the degree-100 rule
+        for _ in range(2):
+            for name, where, folder in (
+                ("before", tree, "off"),
+                ("cold", None, "off"),
+                ("warm", None, cache),
+            ):
+                seconds, values[name] = _mfpt_in_process(100, where, folder)
+                best[name] = min(best[name], seconds)
+    with mpmath.workdps(110):
+        digits = -float(
+            mpmath.log10(
+                max(abs(values[k] - values["before"]) for k in ("cold", "warm")) / values["before"]
+                + mpmath.mpf(10) ** -105
+            )
+        )
+    ratio = best["before"] / best["cold"]
+    row(
+        "mfpt_1d at 100 digits (double well, D = 1/40) vs the same call in the code when issue 14 "
+        f"was filed ({MFPT_BEFORE}), fresh processes interleaved",
+        f"{best['cold']:.2f} s without the disk cache, {best['warm']:.2f} s with the rule on disk",
+        f"{best['before']:.2f} s",
+        ratio,
+        "≥ 5× faster, same digits",
+        ratio >= 5 and digits >= 99,
+        f"log T agrees to {digits:.0f} digits",
+        f"with the rule cached on disk: {best['before'] / best['warm']:.1f}×",
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # 5–6. simulate_escape against torchsde and the RNG floor
+
+
+def _ornstein_uhlenbeck(D: float) -> Any:
+    """dx = −x dt + √(2D) dW as a torchsde module (diagonal noise, Itô)."""
+    import torch
+
+    class OU(torch.nn.Module):
+        noise_type = "diagonal"
+        sde_type = "ito"
+
+        def f(self, t: Any, y: torch.Tensor) -> torch.Tensor:
+            return -y
+
+        def g(self, t: Any, y: torch.Tensor) -> torch.Tensor:
+            return torch.full_like(y, math.sqrt(2 * D))
+
+    return OU()
 
 
 def bench_simulate() -> None:
@@ -415,17 +532,7 @@ def _bench_simulate_dim(dim: int) -> None:
     try:
         import torchsde
 
-        class OU(torch.nn.Module):
-            noise_type = "diagonal"
-            sde_type = "ito"
-
-            def f(self, t: Any, y: torch.Tensor) -> torch.Tensor:
-                return -y
-
-            def g(self, t: Any, y: torch.Tensor) -> torch.Tensor:
-                return torch.full_like(y, math.sqrt(2 * D))
-
-        sde = OU()
+        sde = _ornstein_uhlenbeck(D)
         y0 = torch.ones(n_paths, dim, dtype=torch.float64)
         ts = torch.tensor([0.0, T], dtype=torch.float64)
 
@@ -471,7 +578,7 @@ def _bench_simulate_dim(dim: int) -> None:
             None,
             "",
         )
-    _simulate_best_peers(dim, n_paths, steps, dt, D, start, t_ours, mean_ok and var_ok)
+    _simulate_best_peers(dim, n_paths, steps, dt, D, start, ours, mean_ok and var_ok)
     rng = np.random.default_rng(0)
     t_rng = best_time(lambda: rng.standard_normal(path_steps * dim), repeats=3)
     ratio = (path_steps * dim / t_ours) / (path_steps * dim / t_rng)
@@ -495,7 +602,7 @@ def _simulate_best_peers(
     dt: float,
     D: float,
     start: np.ndarray,
-    t_ours: float,
+    ours: Callable[[], Any],
     ours_ok: bool,
 ) -> None:
     """The peers at their best: a hand-written numpy Euler–Maruyama loop with the same SFC64
@@ -520,7 +627,8 @@ def _simulate_best_peers(
 
     out = numpy_loop()
     loop_ok = np.allclose(out.mean(0), math.exp(-T), atol=5 * math.sqrt(D / n_paths))
-    t_loop = best_time(numpy_loop, repeats=3)
+    times = best_times({"ours": (ours, 1), "loop": (numpy_loop, 1)}, repeats=3)
+    t_ours, t_loop = times["ours"], times["loop"]
     row(
         f"simulate_escape, {dim}-D, 10⁴ paths vs a hand-written numpy loop (same SFC64 generator, "
         "in-place updates, one thread)",
@@ -538,17 +646,7 @@ def _simulate_best_peers(
     except ImportError:
         return
 
-    class OU(torch.nn.Module):
-        noise_type = "diagonal"
-        sde_type = "ito"
-
-        def f(self, t: Any, y: torch.Tensor) -> torch.Tensor:
-            return -y
-
-        def g(self, t: Any, y: torch.Tensor) -> torch.Tensor:
-            return torch.full_like(y, math.sqrt(2 * D))
-
-    sde = OU()
+    sde = _ornstein_uhlenbeck(D)
     y0 = torch.ones(n_paths, dim, dtype=torch.float64)
     ts = torch.tensor([0.0, T], dtype=torch.float64)
     threads = torch.get_num_threads()
@@ -562,7 +660,8 @@ def _simulate_best_peers(
             return torchsde.sdeint(sde, y0, ts, method="euler", dt=dt, bm=bm)
 
         peer_out = peer()[-1].numpy()
-        t_peer = best_time(peer, repeats=2)
+        times = best_times({"ours": (ours, 1), "peer": (peer, 1)}, repeats=2)
+        t_ours, t_peer = times["ours"], times["peer"]
     finally:
         torch.set_num_threads(threads)
     peer_ok = np.allclose(peer_out.mean(0), math.exp(-T), atol=5 * math.sqrt(D / n_paths))
@@ -1208,6 +1307,7 @@ BENCHES = {
     "compiled": bench_compiled_mpmath,
     "log-space": bench_log_space,
     "mfpt": bench_mfpt,
+    "mfpt-precision": bench_mfpt_precision,
     "simulate": bench_simulate,
     "replicas": bench_replicas,
     "eigenvalue": bench_top_eigenvalue,
