@@ -1321,13 +1321,17 @@ BENCHES = {
 }
 
 
-def write_results(elapsed: float) -> None:
+def write_results(elapsed: float, pending: list[str] | None = None) -> None:
+    """Write RESULTS.md and results.json; ``pending`` names the benchmarks not run yet (the
+    files are rewritten after each benchmark, so a stopped run leaves what it measured)."""
+    status = f" **Partial: not run yet: {', '.join(pending)}.**" if pending else ""
     lines = [
         "# Benchmark results",
         "",
         f"Measured by `make bench` ({elapsed:.0f} s) on {platform.machine()}, Python {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d')}; best of several repeats. Every ratio compares two things computed in the "
-        "same run, after checking that they agree.",
+        f"{time.strftime('%Y-%m-%d')}; best of several repeats, ours and each peer timed round by "
+        "round (interleaved). Every ratio compares two things computed in the same run, after "
+        f"checking that they agree.{status}",
         "",
         "| what | ours | peer | ratio | target | met | same answer |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -1363,14 +1367,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHES), help="run only these")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    for name, bench in BENCHES.items():
-        if args.only and name not in args.only:
-            continue
+    names = [name for name in BENCHES if not args.only or name in args.only]
+    for k, name in enumerate(names):
         print(f"== {name}", flush=True)
-        bench()
+        BENCHES[name]()
+        if not args.only:
+            write_results(time.perf_counter() - start, pending=names[k + 1 :])
     elapsed = time.perf_counter() - start
-    if not args.only:
-        write_results(elapsed)
     print(f"done in {elapsed:.0f} s", flush=True)
     return 0
 
