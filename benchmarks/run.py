@@ -23,6 +23,8 @@ import mpmath
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+#: Largest dense Hessian of the escape_time rows (``--max-dim``; n = 3000 takes minutes).
+MAX_DIM = 3000
 ROWS: list[dict[str, Any]] = []
 
 
@@ -751,6 +753,58 @@ def bench_replicas() -> None:
 # 8. top Hessian eigenvalue
 
 
+def _eigenthings_peer(model: Any, data: Any, theta: Any) -> tuple[Any, str]:
+    """hessian-eigenthings' power iteration on the same loss, or (None, "") if not installed."""
+    import torch
+
+    try:
+        import hessian_eigenthings as he
+    except ImportError:
+        return None, ""
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.theta = torch.nn.Parameter(theta.clone())
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return model.logits(self.theta, x)
+
+    def loss_fn(module: torch.nn.Module, batch: Any) -> torch.Tensor:
+        x, y = batch
+        return model.loss(module.theta, x, y)
+
+    operator = he.HessianOperator(Net(), [(data.x, data.y)], loss_fn)
+
+    def peer() -> Any:
+        return he.power_iteration_one(operator, tol=1e-6, max_iter=500, seed=0)
+
+    return peer, "hessian-eigenthings power_iteration_one (autograd double backward)"
+
+
+def _graph_reuse_power_iteration(model: Any, data: Any, theta: Any) -> Callable[[], Any]:
+    """The peer at its best: plain autograd power iteration that builds the gradient graph once
+    and reuses it for every Hessian-vector product (double backward, retain_graph); it stops
+    when the Rayleigh quotient changes by less than 1e-6 relative."""
+    import torch
+
+    def reuse() -> tuple[float, torch.Tensor]:
+        t = theta.clone().requires_grad_(True)
+        g = torch.autograd.grad(model.loss(t, data.x, data.y), t, create_graph=True)[0]
+        v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(0), dtype=theta.dtype)
+        value = 0.0
+        for _ in range(500):
+            v = v / v.norm()
+            hv = torch.autograd.grad(g @ v, t, retain_graph=True)[0]
+            new = float(v @ hv)
+            if abs(new - value) < 1e-6 * abs(new):
+                return new, v
+            value, v = new, hv
+        return value, v
+
+    return reuse
+
+
 def bench_top_eigenvalue() -> None:
     import torch
 
@@ -773,68 +827,15 @@ def bench_top_eigenvalue() -> None:
         )
 
     ours_result = ours()
-    try:
-        import hessian_eigenthings as he
-
-        class Net(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.theta = torch.nn.Parameter(theta.clone())
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return model.logits(self.theta, x)
-
-        net = Net()
-
-        def loss_fn(module: torch.nn.Module, batch: Any) -> torch.Tensor:
-            x, y = batch
-            return model.loss(module.theta, x, y)
-
-        operator = he.HessianOperator(net, [(data.x, data.y)], loss_fn)
-
-        def peer() -> Any:
-            return he.power_iteration_one(operator, tol=1e-6, max_iter=500, seed=0)
-
-        peer_value = peer()[0]
-        name = "hessian-eigenthings power_iteration_one (autograd double backward)"
-    except ImportError:
-
-        def gradient(t: torch.Tensor) -> torch.Tensor:
-            return torch.autograd.grad(model.loss(t, data.x, data.y), t, create_graph=True)[0]
-
-        def peer() -> Any:
-            t = theta.clone().requires_grad_(True)
-            g = gradient(t)
-            v = torch.randn_like(theta)
-            value = 0.0
-            for _ in range(500):
-                v = v / v.norm()
-                hv = torch.autograd.grad(g @ v, t, retain_graph=True)[0]
-                new = float(v @ hv)
-                if abs(new - value) < 1e-6 * abs(new):
-                    return new, v
-                value, v = new, hv
-            return value, v
-
-        peer_value = peer()[0]
-        name = "autograd double-backward power iteration"
-
-    # the peer at its best: plain autograd power iteration that builds the gradient graph once
-    # and reuses it for every Hessian-vector product (double backward, retain_graph)
-    def reuse() -> tuple[float, torch.Tensor]:
-        t = theta.clone().requires_grad_(True)
-        g = torch.autograd.grad(model.loss(t, data.x, data.y), t, create_graph=True)[0]
-        v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(0), dtype=theta.dtype)
-        value = 0.0
-        for _ in range(500):
-            v = v / v.norm()
-            hv = torch.autograd.grad(g @ v, t, retain_graph=True)[0]
-            new = float(v @ hv)
-            if abs(new - value) < 1e-6 * abs(new):
-                return new, v
-            value, v = new, hv
-        return value, v
-
+    reuse = _graph_reuse_power_iteration(model, data, theta)
+    reuse_value = reuse()[0]
+    peer, name = _eigenthings_peer(model, data, theta)
+    if peer is None:  # not installed: the row compares with the plain power iteration
+        peer, name = reuse, "autograd power iteration (hessian-eigenthings not installed)"
+    peer_value = peer()[0]
+    reuse_same = (
+        abs(reuse_value - exact) / exact < 1e-4 and abs(ours_result.value - exact) / exact < 1e-4
+    )
     same = (
         abs(ours_result.value - peer_value) / abs(peer_value) < 1e-4
         and abs(ours_result.value - exact) / exact < 1e-4
@@ -849,11 +850,6 @@ def bench_top_eigenvalue() -> None:
         "≥ 1× speed, same value to 1e-4 relative",
         t_peer / t_ours >= 1 and same,
         f"λ_max ours {ours_result.value:.6f}, peer {peer_value:.6f}, exact (eigvalsh) {exact:.6f}",
-    )
-
-    reuse_value = reuse()[0]
-    reuse_same = (
-        abs(reuse_value - exact) / exact < 1e-4 and abs(ours_result.value - exact) / exact < 1e-4
     )
     row(
         f"top Hessian eigenvalue, MLP ({model.size} parameters) vs autograd power iteration with "
@@ -1113,6 +1109,36 @@ def _hessian_pair(n: int, seed: int = 0) -> tuple[Any, Any]:
     return (a + a.T) / 2, (b + b.T) / 2
 
 
+def _hand_escape_time(n: int, a_l: list[list[float]], b_l: list[list[float]]) -> Callable[[], Any]:
+    """The 1-D or 2-D SGD (Itô) escape time written by hand in mpmath: mpf input, the closed-form
+    eigenvalue and Rayleigh quotient in 2-D, the formula; at 60 digits (dps + 10, as ours)."""
+
+    def hand() -> Any:
+        with mpmath.workdps(60):
+            if n == 1:
+                h_a, h_b = mpmath.mpf(a_l[0][0]), -mpmath.mpf(b_l[0][0])
+            else:
+                p, q, r = (
+                    mpmath.mpf(b_l[0][0]),
+                    mpmath.mpf(b_l[0][1]),
+                    mpmath.mpf(b_l[1][1]),
+                )
+                low = (p + r) / 2 - mpmath.sqrt(((p - r) / 2) ** 2 + q * q)
+                x, y = q, low - p
+                norm = x * x + y * y
+                ap, aq, ar = (
+                    mpmath.mpf(a_l[0][0]),
+                    mpmath.mpf(a_l[0][1]),
+                    mpmath.mpf(a_l[1][1]),
+                )
+                h_a = (ap * x * x + 2 * aq * x * y + ar * y * y) / norm
+                h_b = -low
+            dl, eta, bb, s_ = mpmath.mpf("0.75"), mpmath.mpf("0.05"), 32, mpmath.mpf("0.4")
+            return 2 * mpmath.pi / h_a * mpmath.exp(2 * bb * dl / eta * (s_ / h_a + (1 - s_) / h_b))
+
+    return hand
+
+
 def _escape_time_small(n: int) -> None:
     import sympy as sp
 
@@ -1125,36 +1151,8 @@ def _escape_time_small(n: int) -> None:
     call = lambda: escape_time("sgd", hess_min=a_l, hess_saddle=b_l, dps=50, **kw)  # noqa: E731
     ours = call()
     d = derive_escape_time("sgd", dim=n, interpretation="ito")
+    hand = _hand_escape_time(n, a_l, b_l)
     with mpmath.workdps(50):
-
-        def hand() -> Any:  # the same formula by hand: mpf input, closed-form eigen-data
-            with mpmath.workdps(60):
-                if n == 1:
-                    h_a, h_b = mpmath.mpf(a_l[0][0]), -mpmath.mpf(b_l[0][0])
-                else:
-                    p, q, r = (
-                        mpmath.mpf(b_l[0][0]),
-                        mpmath.mpf(b_l[0][1]),
-                        mpmath.mpf(b_l[1][1]),
-                    )
-                    low = (p + r) / 2 - mpmath.sqrt(((p - r) / 2) ** 2 + q * q)
-                    x, y = q, low - p
-                    norm = x * x + y * y
-                    ap, aq, ar = (
-                        mpmath.mpf(a_l[0][0]),
-                        mpmath.mpf(a_l[0][1]),
-                        mpmath.mpf(a_l[1][1]),
-                    )
-                    h_a = (ap * x * x + 2 * aq * x * y + ar * y * y) / norm
-                    h_b = -low
-                dl, eta, bb, s_ = mpmath.mpf("0.75"), mpmath.mpf("0.05"), 32, mpmath.mpf("0.4")
-                return (
-                    2
-                    * mpmath.pi
-                    / h_a
-                    * mpmath.exp(2 * bb * dl / eta * (s_ / h_a + (1 - s_) / h_b))
-                )
-
         want = hand()
         subs = {
             d.symbols["H_a" if n == 1 else "H_a_1"]: sp.Float(
@@ -1210,7 +1208,7 @@ def bench_escape_time() -> None:
     white = {"barrier": "2", "diffusion": "0.1"}
     warm_a, warm_b = _hessian_pair(3)
     escape_time("white", hess_min=warm_a, hess_saddle=warm_b, dps=30, **white)  # derivation
-    for n in (10, 100, 1000, 3000):
+    for n in (d for d in (10, 100, 1000, 3000) if d <= MAX_DIM):
         a, b = _hessian_pair(n, seed=n)
         t0 = time.perf_counter()
         r = escape_time("white", hess_min=a, hess_saddle=b, dps=30, **white)
@@ -1365,7 +1363,12 @@ def write_results(elapsed: float, pending: list[str] | None = None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHES), help="run only these")
+    parser.add_argument(
+        "--max-dim", type=int, default=3000, help="largest dense escape_time case (default 3000)"
+    )
     args = parser.parse_args(argv)
+    global MAX_DIM
+    MAX_DIM = args.max_dim
     start = time.perf_counter()
     names = [name for name in BENCHES if not args.only or name in args.only]
     for k, name in enumerate(names):

@@ -54,7 +54,15 @@ from mpmath.libmp import (
 
 from flatminima.errors import HessianError
 
-__all__ = ["EigenData", "eigen_data", "eigen_data_float", "float_matrix", "one_dimensional"]
+__all__ = [
+    "EigenData",
+    "eigen_data",
+    "eigen_data_float",
+    "float_matrix",
+    "one_dimensional",
+    "small_floats",
+    "two_by_two_floats",
+]
 
 
 @dataclass(frozen=True)
@@ -110,13 +118,11 @@ def float_matrix(name: str, value: Any) -> np.ndarray | None:
     if isinstance(value, mpmath.matrix | str | bool) or value is None:
         return None
     if type(value) in (float, int):  # 1-D: a number
-        return _small(name, [[value]])
+        value = [[value]]
     if type(value) in (list, tuple) and len(value) <= 2:
-        rows = [r if type(r) in (list, tuple) else None for r in value]
-        if all(r is not None and len(r) == len(value) for r in rows) and all(
-            type(x) in (float, int) for r in value for x in r
-        ):
-            return _small(name, value)
+        flat = small_floats(name, value)
+        if flat is not None:
+            return np.array(flat).reshape(len(value), len(value))
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch tensor
         value = value.detach().cpu().numpy()
     try:
@@ -146,14 +152,20 @@ def float_matrix(name: str, value: Any) -> np.ndarray | None:
     return arr
 
 
-def _small(name: str, rows: Any) -> np.ndarray | None:
-    """1×1 and 2×2 nested lists of Python floats/ints, without numpy's list parsing."""
-    flat = [float(x) for r in rows for x in r]
-    if any(x != x or x in (math.inf, -math.inf) for x in flat):
+def small_floats(name: str, rows: Any) -> list[float] | None:
+    """A 1×1 or 2×2 nested list/tuple of Python floats/ints as a flat list of floats, without
+    numpy; None when it is not one (or not exact in float64, or not finite). A non-symmetric
+    2×2 is a HessianError (relative 1e-10, as for arrays)."""
+    n = len(rows)
+    if n not in (1, 2) or not all(type(r) in (list, tuple) and len(r) == n for r in rows):
+        return None
+    if not all(type(x) in (float, int) for r in rows for x in r):
         return None
     if any(type(x) is int and abs(x) > 2**53 for r in rows for x in r):
         return None
-    n = len(rows)
+    flat = [float(x) for r in rows for x in r]
+    if any(x != x or x in (math.inf, -math.inf) for x in flat):
+        return None
     if n == 2 and flat[1] != flat[2]:
         scale = max(abs(x) for x in flat)
         worst = abs(flat[1] - flat[2])
@@ -164,7 +176,20 @@ def _small(name: str, rows: Any) -> np.ndarray | None:
                 rows,
                 f"largest |A - A^T| entry {worst:.3g} vs largest entry {scale:.3g}",
             )
-    return np.array(flat).reshape(n, n)
+    return flat
+
+
+def two_by_two_floats(a: list[float], b: list[float]) -> EigenData:
+    """Eigen-data of 2×2 float Hessians given flat (row-major), closed form (no numpy)."""
+    a00, a01, a10, a11 = a
+    b00, b01, b10, b11 = b
+    if a01 == a10 == 0 and b01 == b10 == 0:
+        return _diagonal([a00, a11], [b00, b11])
+    return _two_by_two_raw(
+        (from_float(a00), _mean(a01, a10), from_float(a11)),
+        (from_float(b00), _mean(b01, b10), from_float(b11)),
+        exact_misalignment=False,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,15 +458,7 @@ def eigen_data_float(a: np.ndarray, b: np.ndarray, need_det: bool = True) -> Eig
     if n == 1:
         return one_dimensional(float(a[0, 0]), float(b[0, 0]))
     if n == 2:
-        (a00, a01), (a10, a11) = a.tolist()
-        (b00, b01), (b10, b11) = b.tolist()
-        if a01 == a10 == 0 and b01 == b10 == 0:
-            return _diagonal([a00, a11], [b00, b11])
-        return _two_by_two_raw(
-            (from_float(a00), _mean(a01, a10), from_float(a11)),
-            (from_float(b00), _mean(b01, b10), from_float(b11)),
-            exact_misalignment=False,
-        )
+        return two_by_two_floats(a.ravel().tolist(), b.ravel().tolist())
     off_a = a.copy()
     np.fill_diagonal(off_a, 0.0)
     off_b = b.copy()

@@ -35,7 +35,15 @@ from ._checks import (
     same_size,
     symmetric_arrays,
 )
-from ._eigen import EigenData, eigen_data, eigen_data_float, float_matrix, one_dimensional
+from ._eigen import (
+    EigenData,
+    eigen_data,
+    eigen_data_float,
+    float_matrix,
+    one_dimensional,
+    small_floats,
+    two_by_two_floats,
+)
 from ._verify import VerificationCheck
 
 __all__ = [
@@ -584,6 +592,11 @@ def _eigen(noise: str, hess_min: Any, hess_saddle: Any) -> EigenData:
     h_a, h_b = _curvature(hess_min), _curvature(hess_saddle)
     if h_a is not None and h_b is not None:  # 1-D numbers: no numpy
         return one_dimensional(h_a, h_b)
+    if type(hess_min) in (list, tuple) and type(hess_saddle) in (list, tuple):
+        a_flat = small_floats("hess_min", hess_min)  # 2×2 lists of floats: no numpy either
+        b_flat = small_floats("hess_saddle", hess_saddle) if a_flat is not None else None
+        if a_flat is not None and b_flat is not None and len(a_flat) == len(b_flat) == 4:
+            return two_by_two_floats(a_flat, b_flat)
     a = float_matrix("hess_min", hess_min)
     b = float_matrix("hess_saddle", hess_saddle) if a is not None else None
     if a is not None and b is not None:
