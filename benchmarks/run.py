@@ -822,8 +822,10 @@ def bench_top_eigenvalue() -> None:
     )
 
     def ours() -> Any:
+        # residual ≤ 1e-4·|λ| (its default): the Ritz value is then accurate to ~r²/gap, far
+        # below the peers' 1e-6 change-of-Rayleigh-quotient test (errors printed in the rows)
         return top_hessian_eigenvalue(
-            lambda t: model.loss(t, data.x, data.y), theta, tol=1e-6, seed=0
+            lambda t: model.loss(t, data.x, data.y), theta, tol=1e-4, seed=0
         )
 
     ours_result = ours()
@@ -859,11 +861,12 @@ def bench_top_eigenvalue() -> None:
         t_reuse / t_ours,
         "≥ 1× speed, same value to 1e-4 relative",
         t_reuse / t_ours >= 1 and reuse_same,
-        f"λ_max ours {ours_result.value:.6f}, peer {reuse_value:.6f}, exact {exact:.6f}"
-        + ("" if reuse_same else " (MISMATCH)"),
-        f"ours: Lanczos, {ours_result.iterations} Hessian-vector products to residual 1e-6; the "
-        "peer stops when its Rayleigh quotient changes by < 1e-6 (a looser test). Both build the "
-        "gradient graph once; interleaved timing, one thread.",
+        f"relative error against eigvalsh: ours {abs(ours_result.value - exact) / exact:.1e}, "
+        f"peer {abs(reuse_value - exact) / exact:.1e}" + ("" if reuse_same else " (MISMATCH)"),
+        f"ours: Lanczos, {ours_result.iterations} Hessian-vector products to a residual "
+        f"{ours_result.residual / ours_result.value:.0e}·λ; the peer stops when its Rayleigh "
+        "quotient changes by < 1e-6. Both build the gradient graph once; interleaved timing, "
+        "one thread.",
     )
 
 

@@ -65,7 +65,7 @@ def top_hessian_eigenvalue(
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
         (product,) = torch.autograd.grad(gradient, point, grad_outputs=v, retain_graph=True)
-        return product.detach()
+        return product
 
     generator = torch.Generator().manual_seed(seed)
     v = torch.randn(theta.shape, generator=generator, dtype=theta.dtype).to(theta.device)
@@ -112,8 +112,11 @@ def _lanczos_dominant(
 
 def _dominant_ritz(alphas: list[float], betas: list[float]) -> tuple[float, torch.Tensor]:
     """The Ritz value of largest magnitude of the Lanczos tridiagonal, and its eigenvector."""
-    from scipy.linalg import eigh_tridiagonal
-
-    values, vectors = eigh_tridiagonal(np.array(alphas), np.array(betas))
-    i = 0 if abs(values[0]) > abs(values[-1]) else len(alphas) - 1
+    m = len(alphas)
+    t = np.diag(alphas)
+    if m > 1:
+        index = np.arange(m - 1)
+        t[index, index + 1] = t[index + 1, index] = betas
+    values, vectors = np.linalg.eigh(t)
+    i = 0 if abs(values[0]) > abs(values[-1]) else m - 1
     return float(values[i]), torch.from_numpy(vectors[:, i].copy())
