@@ -210,12 +210,12 @@ def _compiled(noise: str, dim: int, alpha: sp.Expr, what: str, backend: str) -> 
     derivation = _formula(noise, dim, alpha)
     if what == "tau":
         return derivation.compile(backend)
-    from flatminima.theory._compile import compile_formula
+    from flatminima.theory._compile import Kernel
 
     expr = derivation.quasi_potential
     if what == "log_prefactor":  # SymPy cancels the exponent: what is left is a few logs
         expr = sp.expand(derivation.log_value - derivation.quasi_potential)
-    return compile_formula(expr, expr, derivation.parameters, backend, what)
+    return Kernel(what, tuple(p.name for p in derivation.parameters), expr)
 
 
 #: From this dimension on, the formula is the one derived for a symbolic dimension n, reduced to
@@ -228,7 +228,7 @@ def _reduced(noise: str, alpha: sp.Expr) -> tuple[Any, Any, Any]:
     """(derivation at symbolic n, compiled log τ, compiled log ΔΦ) with ``Σ log H_a[i]`` →
     ``log_det_H_a``, ``Σ_{i≥2} log H_b[i]`` → ``log_det_H_b_transverse``, ``H_x[1]`` →
     ``H_x_1``. Raises if the derived formula depends on the curvatures otherwise."""
-    from flatminima.theory._compile import compile_formula
+    from flatminima.theory._compile import Kernel
 
     derivation = derive_escape_time(noise, dim="n", interpretation=alpha)
     log_det_a = sp.Symbol("log_det_H_a", real=True)
@@ -263,9 +263,8 @@ def _reduced(noise: str, alpha: sp.Expr) -> tuple[Any, Any, Any]:
         key=lambda x: x.name,
     )
     parameters = tuple(x for x in order if log_tau.has(x) or phi.has(x)) + tuple(rest)
-    tau_compiled = compile_formula(log_tau, log_tau, parameters, "mpmath", "tau")
-    phi_compiled = compile_formula(phi, phi, parameters, "mpmath", "quasi_potential")
-    return derivation, tau_compiled, phi_compiled
+    names = tuple(p.name for p in parameters)
+    return derivation, Kernel("log_tau", names, log_tau), Kernel("quasi_potential", names, phi)
 
 
 def _curvature_arguments(noise: str, eig: EigenData) -> dict[str, Any]:
@@ -457,7 +456,7 @@ def _evaluate(
     if dim >= REDUCED_FROM_DIM:
         derivation, tau_compiled, phi_compiled = _reduced(noise, alpha)
         arguments = [values[name] for name in tau_compiled.parameters]
-        return derivation, tau_compiled._log_value(*arguments), phi_compiled._value(*arguments)
+        return derivation, tau_compiled._value(*arguments), phi_compiled._value(*arguments)
     phi_compiled = _compiled(noise, dim, alpha, "phi", "mpmath")
     prefactor = _compiled(noise, dim, alpha, "log_prefactor", "mpmath")
     phi = phi_compiled._value(*[values[name] for name in phi_compiled.parameters])

@@ -322,6 +322,15 @@ def _build(
     return namespace[name], source
 
 
+class Kernel:
+    """One generated mpmath function (``_value``) of positional ``parameters``: what a
+    `CompiledFormula` holds twice (value and log), for callers that need only one."""
+
+    def __init__(self, name: str, parameters: tuple[str, ...], expr: sp.Expr) -> None:
+        self.parameters = parameters
+        self._value, self.source = _build(name, parameters, expr, "mpmath")
+
+
 #: Names the generated code uses itself (its precision ``p``, modules); private names start with _.
 _RESERVED = {"p", "mpmath", "math", "builtins", "torch", "np", "numpy"}
 
