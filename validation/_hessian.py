@@ -8,11 +8,12 @@ backward on every product: about 5× slower on the benchmark MLP.)
 The products feed a Lanczos iteration with full reorthogonalisation (twice, classical
 Gram–Schmidt) instead of power iteration: the Ritz value of largest magnitude of the
 tridiagonal T_m converges at a rate set by the square root of the relative gap, where power
-iteration's Rayleigh quotient converges at the gap ratio λ₂/λ₁ per step — on the benchmark MLP
-(1058 parameters) 20–30 products against ~60–100 for the same tolerance. The iteration stops
-when both the relative change of that Ritz value between steps and its relative residual
-‖Hy − θy‖/|θ| = β_m|s_m|/|θ| (Parlett's bound, exact up to rounding with full
-reorthogonalisation) fall below ``tol``; the Krylov basis is restarted from the current Ritz
+iteration's Rayleigh quotient converges at the gap ratio λ₂/λ₁ per step (on the benchmark MLP,
+1058 parameters, 8 products reach a residual of 10⁻⁵·λ and a value within 10⁻¹⁰ of eigvalsh).
+The iteration stops when the relative residual ‖Hy − θy‖/|θ| = β_m|s_m|/|θ| (Parlett's bound,
+exact up to rounding with full reorthogonalisation) falls below ``tol``: an eigenvalue of H
+then lies within tol·|θ| of θ (within (tol·θ)²/gap, in fact), so no separate test on the change
+of θ is needed. The Krylov basis is restarted from the current Ritz
 vector every ``_RESTART`` products to bound memory. Like power iteration it finds the eigenvalue
 of largest magnitude; at a minimum that is λ_max.
 
@@ -77,7 +78,7 @@ def _lanczos_dominant(
 ) -> TopEigen:
     """Restarted Lanczos for the eigenpair of largest magnitude (see the module docstring)."""
     n = start.numel()
-    products, previous, v = 0, None, start
+    products, v = 0, start
     while products < max_iter:
         size = min(_RESTART, n, max_iter - products)
         basis = torch.empty((size, n), dtype=start.dtype, device=start.device)
@@ -94,12 +95,10 @@ def _lanczos_dominant(
             value, s = _dominant_ritz(alphas, betas)
             scale = max(abs(value), 1e-300)
             bound = beta * abs(float(s[-1]))
-            settled = previous is not None and abs(value - previous) <= tol * scale
             exhausted = beta <= 1e-12 * scale  # an invariant subspace: the Ritz pair is exact
-            if exhausted or (settled and bound <= tol * scale):
+            if exhausted or bound <= tol * scale:
                 vector = basis[: m + 1].T @ s.to(dtype=start.dtype, device=start.device)
                 return TopEigen(value, vector / vector.norm(), bound, products)
-            previous = value
             betas.append(beta)
             v = w / beta
         # restart from the current Ritz vector (s from the last step's tridiagonal)
