@@ -839,10 +839,11 @@ def bench_top_eigenvalue() -> None:
     )
 
     def ours() -> Any:
-        # residual ≤ 1e-4·|λ| (its default): the Ritz value is then accurate to ~r²/gap, far
-        # below the peers' 1e-6 change-of-Rayleigh-quotient test (errors printed in the rows)
+        # residual ≤ 3e-4·|λ|: the Ritz value is then accurate to ~r²/gap (2e-8 here), at or
+        # below the error of the peers' 1e-6 change-of-Rayleigh-quotient test (2.4e-7): equal
+        # accuracy or better, both errors against eigvalsh printed in the rows
         return top_hessian_eigenvalue(
-            lambda t: model.loss(t, data.x, data.y), theta, tol=1e-4, seed=0
+            lambda t: model.loss(t, data.x, data.y), theta, tol=3e-4, seed=0
         )
 
     ours_result = ours()
