@@ -14,6 +14,7 @@ import gc
 import json
 import math
 import platform
+import shutil
 import sys
 import time
 import warnings
@@ -429,6 +430,7 @@ def _before_tree() -> Path | None:
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     except (OSError, subprocess.CalledProcessError):
+        shutil.rmtree(folder, ignore_errors=True)
         return None
     return folder
 
@@ -436,7 +438,6 @@ def _before_tree() -> Path | None:
 def bench_mfpt_precision() -> None:
     """mfpt_1d at 100 digits against the same call in the code of MFPT_BEFORE, fresh processes
     interleaved (before, ours cold, ours with the rule cached on disk), same digits."""
-    import tempfile
 
     tree = _before_tree()
     if tree is None:
@@ -450,6 +451,15 @@ def bench_mfpt_precision() -> None:
             "-",
         )
         return
+    try:
+        _mfpt_precision_rows(tree)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def _mfpt_precision_rows(tree: Path) -> None:
+    import tempfile
+
     best = {"before": math.inf, "cold": math.inf, "warm": math.inf}
     values = {}
     with tempfile.TemporaryDirectory() as cache:
