@@ -843,7 +843,16 @@ def log_escape_time(
     """
     noise = parse_built_in_noise(noise)
     alpha = _interpretation(interpretation)
-    scalars = (barrier, lr, batch_size, diffusion, s, loss_min, loss_saddle, h_star)
+    scalars: tuple[Any, ...] = (
+        barrier,
+        lr,
+        batch_size,
+        diffusion,
+        s,
+        loss_min,
+        loss_saddle,
+        h_star,
+    )
     given = dict(zip(_SCALARS, scalars, strict=True))
     if symbol_names:
         given.update(_from_symbol_names(symbol_names, given))
