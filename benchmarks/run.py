@@ -9,13 +9,16 @@ are the best of several repeats (``timeit`` style), so background load inflates 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import math
 import platform
+import shutil
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,8 @@ import mpmath
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+#: Largest dense Hessian of the escape_time rows (``--max-dim``; n = 3000 takes minutes).
+MAX_DIM = 3000
 ROWS: list[dict[str, Any]] = []
 
 
@@ -30,11 +35,40 @@ def best_time(fn: Callable[[], Any], repeats: int = 5, number: int = 1) -> float
     """Best wall time of ``number`` calls, over ``repeats`` repeats, per call."""
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
+        with _no_gc():
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            times.append((time.perf_counter() - start) / number)
     return min(times)
+
+
+def best_times(fns: dict[str, tuple[Callable[[], Any], int]], repeats: int = 5) -> dict[str, float]:
+    """Best wall time per call of each ``(function, number)``, the functions interleaved round
+    by round: ours and the peer see the same background load (the machine is shared), so their
+    ratio stays meaningful when the absolute times move."""
+    best = dict.fromkeys(fns, math.inf)
+    for _ in range(repeats):
+        for name, (fn, number) in fns.items():
+            with _no_gc():
+                start = time.perf_counter()
+                for _ in range(number):
+                    fn()
+                best[name] = min(best[name], (time.perf_counter() - start) / number)
+    return best
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while timing, as ``timeit`` does: its passes cost in
+    proportion to every live object in the process (torch, SymPy), not to the code timed."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def row(
@@ -106,16 +140,21 @@ def bench_compiled_mpmath() -> None:
         lambdified_args = [values[n] for n in names]
         lambdify_value = lambdified(*lambdified_args)
         same_lambdify = mpmath.almosteq(ours_value, lambdify_value, rel_eps=mpmath.mpf(10) ** -45)
-        t_lambdify = best_time(lambda: lambdified(*lambdified_args), repeats=7, number=2000)
         same = mpmath.almosteq(
             ours_value, sympy_value, rel_eps=mpmath.mpf(10) ** -45
         ) and mpmath.almosteq(ours_value, hand_value, rel_eps=mpmath.mpf(10) ** -45)
-        t_ours = best_time(lambda: compiled.tau(**values), repeats=7, number=2000)
-        t_sympy = best_time(lambda: d.tau.evalf(subs=subs, n=50), repeats=5, number=20)
-        t_hand = best_time(hand, repeats=7, number=2000)
-        t_positional = best_time(
-            lambda: compiled._value(H_a, H_b, dL, eta, B, s), repeats=7, number=2000
+        times = best_times(
+            {
+                "ours": (lambda: compiled.tau(**values), 200),
+                "lambdify": (lambda: lambdified(*lambdified_args), 200),
+                "sympy": (lambda: d.tau.evalf(subs=subs, n=50), 2),
+                "hand": (hand, 200),
+                "positional": (lambda: compiled._value(H_a, H_b, dL, eta, B, s), 200),
+            },
+            repeats=40,
         )
+        t_ours, t_lambdify, t_sympy = times["ours"], times["lambdify"], times["sympy"]
+        t_hand, t_positional = times["hand"], times["positional"]
     agree = "agree to 45 digits" if same else "DISAGREE"
     row(
         "compiled mpmath τ at 50 digits vs SymPy evalf(subs, n=50)",
@@ -346,8 +385,134 @@ def bench_mfpt() -> None:
     )
 
 
+#: The code of mfpt_1d when issue 14 was filed (before the O(N²) rules): the "before" peer.
+MFPT_BEFORE = "9e399e2~1"
+
+_MFPT_CALL = (
+    "import sys, time, sympy as sp\n"
+    "from flatminima.numerics import mfpt_1d\n"
+    "x = sp.Symbol('x')\n"
+    "t = time.perf_counter()\n"
+    "m = mfpt_1d(x**4 / 4 - x**2 / 2, sp.Rational(1, 40), start=-1, end=1, dps={dps})\n"
+    "print(time.perf_counter() - t, m.log_value)\n"
+)
+
+
+def _mfpt_in_process(dps: int, tree: Path | None, cache: str) -> tuple[float, mpmath.mpf]:
+    """(seconds, log T) of mfpt_1d on the double well at ``dps`` digits in a fresh process;
+    ``tree``: an extracted older checkout put first on the path (the "before" peer)."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, FLATMINIMA_CACHE_DIR=cache)
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    out = subprocess.run(
+        [sys.executable, "-c", _MFPT_CALL.format(dps=dps)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tree or HERE,
+    ).stdout.split()
+    with mpmath.workdps(dps + 10):
+        return float(out[0]), mpmath.mpf(out[1])
+
+
+def _before_tree() -> Path | None:
+    """``git archive`` of MFPT_BEFORE into a temporary folder (None outside a git checkout)."""
+    import subprocess
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="flatminima-before-"))
+    try:
+        archive = subprocess.run(
+            ["git", "archive", MFPT_BEFORE], check=True, capture_output=True, cwd=HERE.parent
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return folder
+
+
+def bench_mfpt_precision() -> None:
+    """mfpt_1d at 100 digits against the same call in the code of MFPT_BEFORE, fresh processes
+    interleaved (before, ours cold, ours with the rule cached on disk), same digits."""
+
+    tree = _before_tree()
+    if tree is None:
+        row(
+            "mfpt_1d at 100 digits vs the code before",
+            "-",
+            "no git checkout",
+            None,
+            "≥ 5×",
+            None,
+            "-",
+        )
+        return
+    try:
+        _mfpt_precision_rows(tree)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def _mfpt_precision_rows(tree: Path) -> None:
+    import tempfile
+
+    best = {"before": math.inf, "cold": math.inf, "warm": math.inf}
+    values = {}
+    with tempfile.TemporaryDirectory() as cache:
+        _mfpt_in_process(100, None, cache)  # fills the disk cache with the degree-100 rule
+        for _ in range(2):
+            for name, where, folder in (
+                ("before", tree, "off"),
+                ("cold", None, "off"),
+                ("warm", None, cache),
+            ):
+                seconds, values[name] = _mfpt_in_process(100, where, folder)
+                best[name] = min(best[name], seconds)
+    with mpmath.workdps(110):
+        digits = -float(
+            mpmath.log10(
+                max(abs(values[k] - values["before"]) for k in ("cold", "warm")) / values["before"]
+                + mpmath.mpf(10) ** -105
+            )
+        )
+    ratio = best["before"] / best["cold"]
+    row(
+        "mfpt_1d at 100 digits (double well, D = 1/40) vs the same call in the code when issue 14 "
+        f"was filed ({MFPT_BEFORE}), fresh processes interleaved",
+        f"{best['cold']:.2f} s without the disk cache, {best['warm']:.2f} s with the rule on disk",
+        f"{best['before']:.2f} s",
+        ratio,
+        "≥ 5× faster, same digits",
+        ratio >= 5 and digits >= 99,
+        f"log T agrees to {digits:.0f} digits",
+        f"with the rule cached on disk: {best['before'] / best['warm']:.1f}×",
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # 5–6. simulate_escape against torchsde and the RNG floor
+
+
+def _ornstein_uhlenbeck(D: float) -> Any:
+    """dx = −x dt + √(2D) dW as a torchsde module (diagonal noise, Itô)."""
+    import torch
+
+    class OU(torch.nn.Module):
+        noise_type = "diagonal"
+        sde_type = "ito"
+
+        def f(self, t: Any, y: torch.Tensor) -> torch.Tensor:
+            return -y
+
+        def g(self, t: Any, y: torch.Tensor) -> torch.Tensor:
+            return torch.full_like(y, math.sqrt(2 * D))
+
+    return OU()
 
 
 def bench_simulate() -> None:
@@ -397,17 +562,7 @@ def _bench_simulate_dim(dim: int) -> None:
     try:
         import torchsde
 
-        class OU(torch.nn.Module):
-            noise_type = "diagonal"
-            sde_type = "ito"
-
-            def f(self, t: Any, y: torch.Tensor) -> torch.Tensor:
-                return -y
-
-            def g(self, t: Any, y: torch.Tensor) -> torch.Tensor:
-                return torch.full_like(y, math.sqrt(2 * D))
-
-        sde = OU()
+        sde = _ornstein_uhlenbeck(D)
         y0 = torch.ones(n_paths, dim, dtype=torch.float64)
         ts = torch.tensor([0.0, T], dtype=torch.float64)
 
@@ -453,7 +608,7 @@ def _bench_simulate_dim(dim: int) -> None:
             None,
             "",
         )
-    _simulate_best_peers(dim, n_paths, steps, dt, D, start, t_ours, mean_ok and var_ok)
+    _simulate_best_peers(dim, n_paths, steps, dt, D, start, ours, mean_ok and var_ok)
     rng = np.random.default_rng(0)
     t_rng = best_time(lambda: rng.standard_normal(path_steps * dim), repeats=3)
     ratio = (path_steps * dim / t_ours) / (path_steps * dim / t_rng)
@@ -477,7 +632,7 @@ def _simulate_best_peers(
     dt: float,
     D: float,
     start: np.ndarray,
-    t_ours: float,
+    ours: Callable[[], Any],
     ours_ok: bool,
 ) -> None:
     """The peers at their best: a hand-written numpy Euler–Maruyama loop with the same SFC64
@@ -502,7 +657,8 @@ def _simulate_best_peers(
 
     out = numpy_loop()
     loop_ok = np.allclose(out.mean(0), math.exp(-T), atol=5 * math.sqrt(D / n_paths))
-    t_loop = best_time(numpy_loop, repeats=3)
+    times = best_times({"ours": (ours, 1), "loop": (numpy_loop, 1)}, repeats=3)
+    t_ours, t_loop = times["ours"], times["loop"]
     row(
         f"simulate_escape, {dim}-D, 10⁴ paths vs a hand-written numpy loop (same SFC64 generator, "
         "in-place updates, one thread)",
@@ -520,17 +676,7 @@ def _simulate_best_peers(
     except ImportError:
         return
 
-    class OU(torch.nn.Module):
-        noise_type = "diagonal"
-        sde_type = "ito"
-
-        def f(self, t: Any, y: torch.Tensor) -> torch.Tensor:
-            return -y
-
-        def g(self, t: Any, y: torch.Tensor) -> torch.Tensor:
-            return torch.full_like(y, math.sqrt(2 * D))
-
-    sde = OU()
+    sde = _ornstein_uhlenbeck(D)
     y0 = torch.ones(n_paths, dim, dtype=torch.float64)
     ts = torch.tensor([0.0, T], dtype=torch.float64)
     threads = torch.get_num_threads()
@@ -544,7 +690,8 @@ def _simulate_best_peers(
             return torchsde.sdeint(sde, y0, ts, method="euler", dt=dt, bm=bm)
 
         peer_out = peer()[-1].numpy()
-        t_peer = best_time(peer, repeats=2)
+        times = best_times({"ours": (ours, 1), "peer": (peer, 1)}, repeats=2)
+        t_ours, t_peer = times["ours"], times["peer"]
     finally:
         torch.set_num_threads(threads)
     peer_ok = np.allclose(peer_out.mean(0), math.exp(-T), atol=5 * math.sqrt(D / n_paths))
@@ -615,7 +762,8 @@ def bench_replicas() -> None:
         return per_replica(theta, data.x[idx], data.y[idx])
 
     same_vmap = torch.allclose(ours(), vmapped(), atol=1e-12)
-    t_vmap = best_time(vmapped, repeats=7, number=5)
+    times = best_times({"ours": (ours, 20), "vmap": (vmapped, 5)}, repeats=7)
+    t_ours, t_vmap = times["ours"], times["vmap"]
     row(
         "batched replicas (256 MLP replicas, one SGD gradient) vs torch.func.vmap(grad) (the peer "
         "at its best)",
@@ -631,6 +779,58 @@ def bench_replicas() -> None:
 
 # ---------------------------------------------------------------------------------------------
 # 8. top Hessian eigenvalue
+
+
+def _eigenthings_peer(model: Any, data: Any, theta: Any) -> tuple[Any, str]:
+    """hessian-eigenthings' power iteration on the same loss, or (None, "") if not installed."""
+    import torch
+
+    try:
+        import hessian_eigenthings as he
+    except ImportError:
+        return None, ""
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.theta = torch.nn.Parameter(theta.clone())
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return model.logits(self.theta, x)
+
+    def loss_fn(module: torch.nn.Module, batch: Any) -> torch.Tensor:
+        x, y = batch
+        return model.loss(module.theta, x, y)
+
+    operator = he.HessianOperator(Net(), [(data.x, data.y)], loss_fn)
+
+    def peer() -> Any:
+        return he.power_iteration_one(operator, tol=1e-6, max_iter=500, seed=0)
+
+    return peer, "hessian-eigenthings power_iteration_one (autograd double backward)"
+
+
+def _graph_reuse_power_iteration(model: Any, data: Any, theta: Any) -> Callable[[], Any]:
+    """The peer at its best: plain autograd power iteration that builds the gradient graph once
+    and reuses it for every Hessian-vector product (double backward, retain_graph); it stops
+    when the Rayleigh quotient changes by less than 1e-6 relative."""
+    import torch
+
+    def reuse() -> tuple[float, torch.Tensor]:
+        t = theta.clone().requires_grad_(True)
+        g = torch.autograd.grad(model.loss(t, data.x, data.y), t, create_graph=True)[0]
+        v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(0), dtype=theta.dtype)
+        value = 0.0
+        for _ in range(500):
+            v = v / v.norm()
+            hv = torch.autograd.grad(g @ v, t, retain_graph=True)[0]
+            new = float(v @ hv)
+            if abs(new - value) < 1e-6 * abs(new):
+                return new, v
+            value, v = new, hv
+        return value, v
+
+    return reuse
 
 
 def bench_top_eigenvalue() -> None:
@@ -650,62 +850,29 @@ def bench_top_eigenvalue() -> None:
     )
 
     def ours() -> Any:
+        # residual ≤ 3e-4·|λ|: the Ritz value is then accurate to ~r²/gap (2e-8 here), at or
+        # below the error of the peers' 1e-6 change-of-Rayleigh-quotient test (2.4e-7): equal
+        # accuracy or better, both errors against eigvalsh printed in the rows
         return top_hessian_eigenvalue(
-            lambda t: model.loss(t, data.x, data.y), theta, tol=1e-6, seed=0
+            lambda t: model.loss(t, data.x, data.y), theta, tol=3e-4, seed=0
         )
 
     ours_result = ours()
-    try:
-        import hessian_eigenthings as he
-
-        class Net(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.theta = torch.nn.Parameter(theta.clone())
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return model.logits(self.theta, x)
-
-        net = Net()
-
-        def loss_fn(module: torch.nn.Module, batch: Any) -> torch.Tensor:
-            x, y = batch
-            return model.loss(module.theta, x, y)
-
-        operator = he.HessianOperator(net, [(data.x, data.y)], loss_fn)
-
-        def peer() -> Any:
-            return he.power_iteration_one(operator, tol=1e-6, max_iter=500, seed=0)
-
-        peer_value = peer()[0]
-        name = "hessian-eigenthings power_iteration_one (autograd double backward)"
-    except ImportError:
-
-        def gradient(t: torch.Tensor) -> torch.Tensor:
-            return torch.autograd.grad(model.loss(t, data.x, data.y), t, create_graph=True)[0]
-
-        def peer() -> Any:
-            t = theta.clone().requires_grad_(True)
-            g = gradient(t)
-            v = torch.randn_like(theta)
-            value = 0.0
-            for _ in range(500):
-                v = v / v.norm()
-                hv = torch.autograd.grad(g @ v, t, retain_graph=True)[0]
-                new = float(v @ hv)
-                if abs(new - value) < 1e-6 * abs(new):
-                    return new, v
-                value, v = new, hv
-            return value, v
-
-        peer_value = peer()[0]
-        name = "autograd double-backward power iteration"
+    reuse = _graph_reuse_power_iteration(model, data, theta)
+    reuse_value = reuse()[0]
+    peer, name = _eigenthings_peer(model, data, theta)
+    if peer is None:  # not installed: the row compares with the plain power iteration
+        peer, name = reuse, "autograd power iteration (hessian-eigenthings not installed)"
+    peer_value = peer()[0]
+    reuse_same = (
+        abs(reuse_value - exact) / exact < 1e-4 and abs(ours_result.value - exact) / exact < 1e-4
+    )
     same = (
         abs(ours_result.value - peer_value) / abs(peer_value) < 1e-4
         and abs(ours_result.value - exact) / exact < 1e-4
     )
-    t_ours = best_time(ours, repeats=5)
-    t_peer = best_time(peer, repeats=5)
+    times = best_times({"ours": (ours, 1), "peer": (peer, 1), "reuse": (reuse, 1)}, repeats=20)
+    t_ours, t_peer, t_reuse = times["ours"], times["peer"], times["reuse"]
     row(
         f"top Hessian eigenvalue, MLP ({model.size} parameters, breast cancer) vs {name}",
         f"{t_ours * 1e3:.1f} ms ({ours_result.iterations} iterations)",
@@ -715,38 +882,20 @@ def bench_top_eigenvalue() -> None:
         t_peer / t_ours >= 1 and same,
         f"λ_max ours {ours_result.value:.6f}, peer {peer_value:.6f}, exact (eigvalsh) {exact:.6f}",
     )
-
-    # the peer at its best: plain autograd power iteration that builds the gradient graph once
-    # and reuses it for every Hessian-vector product (double backward, retain_graph)
-    def reuse() -> tuple[float, torch.Tensor]:
-        t = theta.clone().requires_grad_(True)
-        g = torch.autograd.grad(model.loss(t, data.x, data.y), t, create_graph=True)[0]
-        v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(0), dtype=theta.dtype)
-        value = 0.0
-        for _ in range(500):
-            v = v / v.norm()
-            hv = torch.autograd.grad(g @ v, t, retain_graph=True)[0]
-            new = float(v @ hv)
-            if abs(new - value) < 1e-6 * abs(new):
-                return new, v
-            value, v = new, hv
-        return value, v
-
-    reuse_value = reuse()[0]
-    reuse_same = (
-        abs(reuse_value - exact) / exact < 1e-4 and abs(ours_result.value - exact) / exact < 1e-4
-    )
-    t_reuse = best_time(reuse, repeats=5)
     row(
         f"top Hessian eigenvalue, MLP ({model.size} parameters) vs autograd power iteration with "
         "graph reuse (the peer at its best)",
         f"{t_ours * 1e3:.1f} ms",
         f"{t_reuse * 1e3:.1f} ms",
         t_reuse / t_ours,
-        "report (the ≥ 1× target was set against hessian-eigenthings)",
-        None,
-        f"λ_max ours {ours_result.value:.6f}, peer {reuse_value:.6f}, exact {exact:.6f}"
-        + ("" if reuse_same else " (MISMATCH)"),
+        "≥ 1× speed, same value to 1e-4 relative",
+        t_reuse / t_ours >= 1 and reuse_same,
+        f"relative error against eigvalsh: ours {abs(ours_result.value - exact) / exact:.1e}, "
+        f"peer {abs(reuse_value - exact) / exact:.1e}" + ("" if reuse_same else " (MISMATCH)"),
+        f"ours: Lanczos, {ours_result.iterations} Hessian-vector products to a residual "
+        f"{ours_result.residual / ours_result.value:.0e}·λ; the peer stops when its Rayleigh "
+        "quotient changes by < 1e-6. Both build the gradient graph once; interleaved timing, "
+        "one thread.",
     )
 
 
@@ -993,6 +1142,36 @@ def _hessian_pair(n: int, seed: int = 0) -> tuple[Any, Any]:
     return (a + a.T) / 2, (b + b.T) / 2
 
 
+def _hand_escape_time(n: int, a_l: list[list[float]], b_l: list[list[float]]) -> Callable[[], Any]:
+    """The 1-D or 2-D SGD (Itô) escape time written by hand in mpmath: mpf input, the closed-form
+    eigenvalue and Rayleigh quotient in 2-D, the formula; at 60 digits (dps + 10, as ours)."""
+
+    def hand() -> Any:
+        with mpmath.workdps(60):
+            if n == 1:
+                h_a, h_b = mpmath.mpf(a_l[0][0]), -mpmath.mpf(b_l[0][0])
+            else:
+                p, q, r = (
+                    mpmath.mpf(b_l[0][0]),
+                    mpmath.mpf(b_l[0][1]),
+                    mpmath.mpf(b_l[1][1]),
+                )
+                low = (p + r) / 2 - mpmath.sqrt(((p - r) / 2) ** 2 + q * q)
+                x, y = q, low - p
+                norm = x * x + y * y
+                ap, aq, ar = (
+                    mpmath.mpf(a_l[0][0]),
+                    mpmath.mpf(a_l[0][1]),
+                    mpmath.mpf(a_l[1][1]),
+                )
+                h_a = (ap * x * x + 2 * aq * x * y + ar * y * y) / norm
+                h_b = -low
+            dl, eta, bb, s_ = mpmath.mpf("0.75"), mpmath.mpf("0.05"), 32, mpmath.mpf("0.4")
+            return 2 * mpmath.pi / h_a * mpmath.exp(2 * bb * dl / eta * (s_ / h_a + (1 - s_) / h_b))
+
+    return hand
+
+
 def _escape_time_small(n: int) -> None:
     import sympy as sp
 
@@ -1005,36 +1184,8 @@ def _escape_time_small(n: int) -> None:
     call = lambda: escape_time("sgd", hess_min=a_l, hess_saddle=b_l, dps=50, **kw)  # noqa: E731
     ours = call()
     d = derive_escape_time("sgd", dim=n, interpretation="ito")
+    hand = _hand_escape_time(n, a_l, b_l)
     with mpmath.workdps(50):
-
-        def hand() -> Any:  # the same formula by hand: mpf input, closed-form eigen-data
-            with mpmath.workdps(60):
-                if n == 1:
-                    h_a, h_b = mpmath.mpf(a_l[0][0]), -mpmath.mpf(b_l[0][0])
-                else:
-                    p, q, r = (
-                        mpmath.mpf(b_l[0][0]),
-                        mpmath.mpf(b_l[0][1]),
-                        mpmath.mpf(b_l[1][1]),
-                    )
-                    low = (p + r) / 2 - mpmath.sqrt(((p - r) / 2) ** 2 + q * q)
-                    x, y = q, low - p
-                    norm = x * x + y * y
-                    ap, aq, ar = (
-                        mpmath.mpf(a_l[0][0]),
-                        mpmath.mpf(a_l[0][1]),
-                        mpmath.mpf(a_l[1][1]),
-                    )
-                    h_a = (ap * x * x + 2 * aq * x * y + ar * y * y) / norm
-                    h_b = -low
-                dl, eta, bb, s_ = mpmath.mpf("0.75"), mpmath.mpf("0.05"), 32, mpmath.mpf("0.4")
-                return (
-                    2
-                    * mpmath.pi
-                    / h_a
-                    * mpmath.exp(2 * bb * dl / eta * (s_ / h_a + (1 - s_) / h_b))
-                )
-
         want = hand()
         subs = {
             d.symbols["H_a" if n == 1 else "H_a_1"]: sp.Float(
@@ -1049,9 +1200,17 @@ def _escape_time_small(n: int) -> None:
             d.symbols["s"]: sp.Rational(2, 5),
         }
         same = mpmath.almosteq(ours.tau, want, rel_eps=mpmath.mpf(10) ** -45)
-        t_ours = best_time(call, repeats=5, number=200)
-        t_hand = best_time(hand, repeats=5, number=200)
-        t_sympy = best_time(lambda: d.tau.evalf(subs=subs, n=50), repeats=5, number=20)
+        # short blocks, many rounds: on a shared machine a block that ran without being
+        # preempted is what the minimum finds
+        times = best_times(
+            {
+                "ours": (call, 20),
+                "hand": (hand, 20),
+                "sympy": (lambda: d.tau.evalf(subs=subs, n=50), 2),
+            },
+            repeats=40,
+        )
+        t_ours, t_hand, t_sympy = times["ours"], times["hand"], times["sympy"]
     agree = "agree to 45 digits" if same else "DISAGREE"
     row(
         f"escape_time end to end, {n}-D dense Hessians, 50 digits vs SymPy evalf(subs, n=50)",
@@ -1084,7 +1243,7 @@ def bench_escape_time() -> None:
     white = {"barrier": "2", "diffusion": "0.1"}
     warm_a, warm_b = _hessian_pair(3)
     escape_time("white", hess_min=warm_a, hess_saddle=warm_b, dps=30, **white)  # derivation
-    for n in (10, 100, 1000, 3000):
+    for n in (d for d in (10, 100, 1000, 3000) if d <= MAX_DIM):
         a, b = _hessian_pair(n, seed=n)
         t0 = time.perf_counter()
         r = escape_time("white", hess_min=a, hess_saddle=b, dps=30, **white)
@@ -1184,6 +1343,7 @@ BENCHES = {
     "compiled": bench_compiled_mpmath,
     "log-space": bench_log_space,
     "mfpt": bench_mfpt,
+    "mfpt-precision": bench_mfpt_precision,
     "simulate": bench_simulate,
     "replicas": bench_replicas,
     "eigenvalue": bench_top_eigenvalue,
@@ -1194,13 +1354,17 @@ BENCHES = {
 }
 
 
-def write_results(elapsed: float) -> None:
+def write_results(elapsed: float, pending: list[str] | None = None) -> None:
+    """Write RESULTS.md and results.json; ``pending`` names the benchmarks not run yet (the
+    files are rewritten after each benchmark, so a stopped run leaves what it measured)."""
+    status = f" **Partial: not run yet: {', '.join(pending)}.**" if pending else ""
     lines = [
         "# Benchmark results",
         "",
         f"Measured by `make bench` ({elapsed:.0f} s) on {platform.machine()}, Python {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d')}; best of several repeats. Every ratio compares two things computed in the "
-        "same run, after checking that they agree.",
+        f"{time.strftime('%Y-%m-%d')}; best of several repeats, ours and each peer timed round by "
+        "round (interleaved). Every ratio compares two things computed in the same run, after "
+        f"checking that they agree.{status}",
         "",
         "| what | ours | peer | ratio | target | met | same answer |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -1234,16 +1398,20 @@ def write_results(elapsed: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHES), help="run only these")
+    parser.add_argument(
+        "--max-dim", type=int, default=3000, help="largest dense escape_time case (default 3000)"
+    )
     args = parser.parse_args(argv)
+    global MAX_DIM
+    MAX_DIM = args.max_dim
     start = time.perf_counter()
-    for name, bench in BENCHES.items():
-        if args.only and name not in args.only:
-            continue
+    names = [name for name in BENCHES if not args.only or name in args.only]
+    for k, name in enumerate(names):
         print(f"== {name}", flush=True)
-        bench()
+        BENCHES[name]()
+        if not args.only:
+            write_results(time.perf_counter() - start, pending=names[k + 1 :])
     elapsed = time.perf_counter() - start
-    if not args.only:
-        write_results(elapsed)
     print(f"done in {elapsed:.0f} s", flush=True)
     return 0
 

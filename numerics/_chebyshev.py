@@ -16,7 +16,7 @@ from typing import Any
 
 import mpmath
 import numpy as np
-from mpmath.libmp import from_man_exp
+from mpmath.libmp import from_int, from_man_exp, mpf_div
 
 __all__ = ["ChebRule", "cheb_rule"]
 
@@ -48,6 +48,13 @@ class ChebRule:
     def integrate(self, values: list[mpmath.mpf]) -> mpmath.mpf:
         return mpmath.fdot(self.weights, values)
 
+    def tail(self, values: list[mpmath.mpf]) -> mpmath.mpf:
+        """max(|a_N|, |a_{N−1}|), the last two Chebyshev coefficients (the resolution test):
+        two rows of the coefficient matrix, O(N) instead of the whole O(N²) transform."""
+        integers, shift = self._coefficient_integers
+        last = _fixed_matvec((integers[-2:], shift), values)
+        return max(abs(last[0]), abs(last[1]))
+
 
 #: Guard bits of the fixed-point matrix-vector products (beyond the working precision and log₂ N).
 _GUARD = 24
@@ -77,11 +84,11 @@ def _fixed_matvec(matrix: tuple[Any, int], values: list[mpmath.mpf]) -> list[mpm
     to its largest entry (absolute error ≤ (N+1)·2^−(prec+guard)·max|v|·max|M|, at or below
     what ``mpmath.fdot`` with rounded matrix entries commits), then rounded once per entry."""
     integers, shift = matrix
-    largest = max((abs(v) for v in values), default=mpmath.mpf(0))
-    if not largest:
+    # 2^top > max|v| (from the raw (sign, man, exp, bc) tuples: no mpf arithmetic)
+    top = max((v._mpf_[2] + v._mpf_[3] for v in values if v._mpf_[1]), default=None)
+    if top is None:
         return [mpmath.mpf(0)] * integers.shape[0]
-    _, _, exp, bits = largest._mpf_
-    scale = mpmath.mp.prec + _GUARD - (exp + bits)  # 2^(exp+bits) > largest
+    scale = mpmath.mp.prec + _GUARD - top
     vector = np.array([_to_fixed(v, scale) for v in values], dtype=object)
     prec, make = mpmath.mp.prec, mpmath.mp.make_mpf
     exponent = -(shift + scale)
@@ -156,22 +163,59 @@ def _rule_fast(n: int, prec: int) -> ChebRule:
     cosines turn the sum over k into the four sums P^±(ψ) = Σ h_k cos kψ/(k±1),
     Q^±(ψ) = Σ h_k sin kψ/(k±1) at ψ = φ_i ∓ θ_j, which take only 2N values: O(N) each.
     Everything runs in Python integers in fixed point (scale 2^S, S = prec + 40 + 2 log₂ N
-    guard bits): the cosines and sines of the 2N angles are computed once in mpmath.
+    guard bits): the cosines and sines of the 2N angles are computed once in mpmath; each
+    entry is rounded once to ``prec`` bits.
     """
-    big = 2 * n
     shift = prec + 40 + 2 * n.bit_length()
-    one = 1 << shift
+    cos_t, sin_t = _angle_tables(n, shift)
+    end = [2 if k in (0, n) else 1 for k in range(n + 1)]  # h_k = 1/end_k (½ at k = 0, n)
+    angle = [n - j for j in range(n + 1)]  # node j (ascending) is at angle π(n − j)/n
+    numerators = [1 if j in (0, n) else 2 for j in range(n + 1)]  # 2w_j: the factor 2w_j/N
+    divisor = from_int(n)
+
+    def value(fixed: int, j: int) -> mpmath.mpf:  # fixed·2w_j/(N·2^S), rounded once
+        return make(mpf_div(from_man_exp(fixed * numerators[j], -shift), divisor, prec, "n"))
+
+    make = mpmath.mp.make_mpf
+    cumulative = [
+        [value(total, j) for j, total in enumerate(row)]
+        for row in _cumulative_fixed(n, shift, cos_t, sin_t, end, angle)
+    ]
+    big = 2 * n
+    to_coeff = [
+        [value(cos_t[(k * angle[j]) % big] // end[k], j) for j in range(n + 1)]
+        for k in range(n + 1)
+    ]
+    nodes = [make(from_man_exp(cos_t[angle[j]], -shift, prec, "n")) for j in range(n + 1)]
+    return ChebRule(
+        n=n,
+        nodes=tuple(nodes),
+        to_coefficients=tuple(tuple(row) for row in to_coeff),
+        cumulative=tuple(tuple(row) for row in cumulative),
+        weights=tuple(cumulative[-1]),
+    )
+
+
+def _angle_tables(n: int, shift: int) -> tuple[list[int], list[int]]:
+    """cos(πm/N) and sin(πm/N), m = 0 … 2N − 1, in fixed point at scale 2^shift."""
     with mpmath.workprec(shift + 10):
         step = mpmath.pi / n
-        cos_t = [_to_fixed(mpmath.cos(step * m), shift) for m in range(big)]
-        sin_t = [_to_fixed(mpmath.sin(step * m), shift) for m in range(big)]
+        cos_t = [_to_fixed(mpmath.cos(step * m), shift) for m in range(2 * n)]
+        sin_t = [_to_fixed(mpmath.sin(step * m), shift) for m in range(2 * n)]
+    return cos_t, sin_t
+
+
+def _cumulative_fixed(
+    n: int, shift: int, cos_t: list[int], sin_t: list[int], end: list[int], angle: list[int]
+) -> list[list[int]]:
+    """Σ_k h_k I_k(x_i) cos kθ_j in fixed point (scale 2^shift), by the trig sums P^±, Q^±."""
+    big = 2 * n
+    one = 1 << shift
 
     def fraction(numerator: int, denominator: int) -> int:  # round(numerator/denominator · 2^S)
         return (2 * numerator * one + denominator) // (2 * denominator)
 
     ks = range(2, n + 1)
-    end = [2 if k == n else 1 for k in range(n + 1)]  # h_k = 1/end_k (½ at k = 0, n)
-    end[0] = 2
     plus = [fraction(1, (k + 1) * end[k]) for k in ks]
     minus = [fraction(1, (k - 1) * end[k]) for k in ks]
     p_plus, p_minus, q_plus, q_minus = [], [], [], []
@@ -186,47 +230,27 @@ def _rule_fast(n: int, prec: int) -> ChebRule:
     at_pi = [fraction(-1, 2), fraction(1, 4)] + [
         fraction((-1) ** k, (k * k - 1) * end[k]) for k in ks
     ]
-    angle = [n - j for j in range(n + 1)]  # node j (ascending) is at angle π(n − j)/n
     constant = [
         sum(w * cos_t[(k * angle[j]) % big] for k, w in enumerate(at_pi)) >> shift
         for j in range(n + 1)
     ]
-    numerators = [1 if j in (0, n) else 2 for j in range(n + 1)]  # 2w_j: the factor 2w_j/N
-
-    with mpmath.workprec(prec):
-
-        def value(fixed: int, j: int) -> mpmath.mpf:
-            return mpmath.ldexp(mpmath.mpf(fixed * numerators[j]), -shift) / n
-
-        cumulative = []
-        for i in range(n + 1):
-            a = angle[i]
-            cos_a, sin_a = cos_t[a], sin_t[a]
-            head = cos_a >> 1
-            cos_2a = cos_t[(2 * a) % big] >> 2
-            row = []
-            for j in range(n + 1):
-                b = angle[j]
-                lo, hi = (a - b) % big, (a + b) % big
-                main = (
-                    cos_a * (p_plus[lo] + p_plus[hi] - p_minus[lo] - p_minus[hi])
-                    - sin_a * (q_plus[lo] + q_plus[hi] + q_minus[lo] + q_minus[hi])
-                ) >> (shift + 2)
-                total = head + ((cos_2a * cos_t[b]) >> shift) + main - constant[j]
-                row.append(value(total, j))
-            cumulative.append(row)
-        to_coeff = [
-            [value(cos_t[(k * angle[j]) % big] // end[k], j) for j in range(n + 1)]
-            for k in range(n + 1)
-        ]
-        nodes = [mpmath.ldexp(mpmath.mpf(cos_t[angle[j]]), -shift) for j in range(n + 1)]
-        return ChebRule(
-            n=n,
-            nodes=tuple(nodes),
-            to_coefficients=tuple(tuple(row) for row in to_coeff),
-            cumulative=tuple(tuple(row) for row in cumulative),
-            weights=tuple(cumulative[-1]),
-        )
+    rows = []
+    for i in range(n + 1):
+        a = angle[i]
+        cos_a, sin_a = cos_t[a], sin_t[a]
+        head = cos_a >> 1
+        cos_2a = cos_t[(2 * a) % big] >> 2
+        row = []
+        for j in range(n + 1):
+            b = angle[j]
+            lo, hi = (a - b) % big, (a + b) % big
+            main = (
+                cos_a * (p_plus[lo] + p_plus[hi] - p_minus[lo] - p_minus[hi])
+                - sin_a * (q_plus[lo] + q_plus[hi] + q_minus[lo] + q_minus[hi])
+            ) >> (shift + 2)
+            row.append(head + ((cos_2a * cos_t[b]) >> shift) + main - constant[j])
+        rows.append(row)
+    return rows
 
 
 @cache

@@ -49,11 +49,20 @@ from mpmath.libmp import (
     mpf_sign,
     mpf_sqrt,
     mpf_sub,
+    to_float,
 )
 
 from flatminima.errors import HessianError
 
-__all__ = ["EigenData", "eigen_data", "eigen_data_float", "float_matrix"]
+__all__ = [
+    "EigenData",
+    "eigen_data",
+    "eigen_data_float",
+    "float_matrix",
+    "one_dimensional",
+    "small_floats",
+    "two_by_two_floats",
+]
 
 
 @dataclass(frozen=True)
@@ -109,13 +118,11 @@ def float_matrix(name: str, value: Any) -> np.ndarray | None:
     if isinstance(value, mpmath.matrix | str | bool) or value is None:
         return None
     if type(value) in (float, int):  # 1-D: a number
-        return _small(name, [[value]])
+        value = [[value]]
     if type(value) in (list, tuple) and len(value) <= 2:
-        rows = [r if type(r) in (list, tuple) else None for r in value]
-        if all(r is not None and len(r) == len(value) for r in rows) and all(
-            type(x) in (float, int) for r in value for x in r
-        ):
-            return _small(name, value)
+        flat = small_floats(name, value)
+        if flat is not None:
+            return np.array(flat).reshape(len(value), len(value))
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch tensor
         value = value.detach().cpu().numpy()
     try:
@@ -145,14 +152,20 @@ def float_matrix(name: str, value: Any) -> np.ndarray | None:
     return arr
 
 
-def _small(name: str, rows: Any) -> np.ndarray | None:
-    """1×1 and 2×2 nested lists of Python floats/ints, without numpy's list parsing."""
+def small_floats(name: str, rows: Any) -> list[float] | None:
+    """A 1×1 or 2×2 nested list/tuple of Python floats/ints as a flat list of floats, without
+    numpy; None when it is not one (or not exact in float64, or not finite). A non-symmetric
+    2×2 is a HessianError (relative 1e-10, as for arrays)."""
+    n = len(rows)
+    if n not in (1, 2) or not all(type(r) in (list, tuple) and len(r) == n for r in rows):
+        return None
+    if not all(type(x) in (float, int) for r in rows for x in r):
+        return None
     if any(type(x) is int and abs(x) > 2**53 for r in rows for x in r):
-        return None  # before float(): 10**400 would overflow; the mpmath path reads it
+        return None
     flat = [float(x) for r in rows for x in r]
     if any(x != x or x in (math.inf, -math.inf) for x in flat):
         return None
-    n = len(rows)
     if n == 2 and flat[1] != flat[2]:
         scale = max(abs(x) for x in flat)
         worst = abs(flat[1] - flat[2])
@@ -163,7 +176,20 @@ def _small(name: str, rows: Any) -> np.ndarray | None:
                 rows,
                 f"largest |A - A^T| entry {worst:.3g} vs largest entry {scale:.3g}",
             )
-    return np.array(flat).reshape(n, n)
+    return flat
+
+
+def two_by_two_floats(a: list[float], b: list[float]) -> EigenData:
+    """Eigen-data of 2×2 float Hessians given flat (row-major), closed form (no numpy)."""
+    a00, a01, a10, a11 = a
+    b00, b01, b10, b11 = b
+    if a01 == a10 == 0 and b01 == b10 == 0:
+        return _diagonal([a00, a11], [b00, b11])
+    return _two_by_two_raw(
+        (from_float(a00), _mean(a01, a10), from_float(a11)),
+        (from_float(b00), _mean(b01, b10), from_float(b11)),
+        exact_misalignment=False,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,7 +309,7 @@ _ONE = (mpmath.mpf(1),)
 _ZERO = mpmath.mpf(0)
 
 
-def _one(a: float, b: float) -> EigenData:
+def one_dimensional(a: float, b: float) -> EigenData:
     """1-D: the Hessians are the curvatures (a 1×1 matrix has no zero tolerance to test)."""
     if not a > 0:
         raise _not_minimum([a])
@@ -324,9 +350,9 @@ def _diagonal(a: list[Any], b: list[Any]) -> EigenData:
     )
 
 
-def _sym2(p: Any, q: Any, r: Any, prec: int) -> tuple[Any, Any, Any, Any]:
+def _sym2(p: Any, q: Any, r: Any, prec: int, vector: bool = True) -> tuple[Any, Any, Any, Any]:
     """Raw libmp: eigenvalues (low, high) of [[p, q], [q, r]], det, and an (unnormalized)
-    eigenvector (x, y) of low.
+    eigenvector (x, y) of low (None without ``vector``).
 
     The larger-magnitude eigenvalue from the quadratic formula, the other as det/that (no
     cancellation); det = pr − q² from exact products, rounded once."""
@@ -340,6 +366,8 @@ def _sym2(p: Any, q: Any, r: Any, prec: int) -> tuple[Any, Any, Any, Any]:
     else:
         low = mpf_sub(half_trace, root, prec + 10)
         high = mpf_div(det, low, prec + 10) if low != fzero else mpf_add(half_trace, root, prec)
+    if not vector:
+        return low, high, det, None
     # eigenvector of low: rows of (A − low I) are orthogonal to it; use the larger row
     u = (q, mpf_sub(low, p, prec + 10))
     v = (mpf_sub(low, r, prec + 10), q)
@@ -366,11 +394,16 @@ def _two_by_two(a: tuple[Any, Any, Any], b: tuple[Any, Any, Any]) -> EigenData:
     )
 
 
-def _two_by_two_raw(a_raw: tuple[Any, Any, Any], b_raw: tuple[Any, Any, Any]) -> EigenData:
-    """2×2 Hessians in closed form at the working precision (raw libmp arithmetic)."""
+def _two_by_two_raw(
+    a_raw: tuple[Any, Any, Any], b_raw: tuple[Any, Any, Any], exact_misalignment: bool = True
+) -> EigenData:
+    """2×2 Hessians in closed form at the working precision (raw libmp arithmetic).
+
+    With ``exact_misalignment=False`` (float input, as on the n-D float path) the misalignment
+    diagnostic is computed in float64 from the refined e."""
     prec = mpmath.mp.prec
     make = mpmath.mp.make_mpf
-    a_low, a_high, _, _ = _sym2(a_raw[0], a_raw[1], a_raw[2], prec)
+    a_low, a_high, _, _ = _sym2(a_raw[0], a_raw[1], a_raw[2], prec, vector=False)
     min_values = [make(mpf_pos(a_low, prec)), make(mpf_pos(a_high, prec))]
     _check_min(min_values)
     b_low, b_high, _, (x, y) = _sym2(b_raw[0], b_raw[1], b_raw[2], prec)
@@ -380,28 +413,32 @@ def _two_by_two_raw(a_raw: tuple[Any, Any, Any], b_raw: tuple[Any, Any, Any]) ->
     norm2 = mpf_add(mpf_mul(x, x), mpf_mul(y, y), w)
     hx = mpf_add(mpf_mul(a_raw[0], x), mpf_mul(a_raw[1], y), w)
     hy = mpf_add(mpf_mul(a_raw[1], x), mpf_mul(a_raw[2], y), w)
-    h_ae = mpf_div(mpf_add(mpf_mul(x, hx), mpf_mul(y, hy), w), norm2, w)
+    h_ae = mpf_div(mpf_add(mpf_mul(x, hx), mpf_mul(y, hy), w), norm2, w)  # eᵀH_a e, e = v/|v|
+    misalignment = None
+    if not exact_misalignment:
+        fx, fy, fhx, fhy, f_ae = (to_float(v) for v in (x, y, hx, hy, h_ae))
+        residual = math.hypot(fhx - f_ae * fx, fhy - f_ae * fy) / math.hypot(fhx, fhy)
+        misalignment = make(from_float(residual)) if math.isfinite(residual) else None
+    if misalignment is None:  # ‖H_a v − H_ae v‖/‖H_a v‖ does not depend on the scale of v
+        rx = mpf_sub(hx, mpf_mul(h_ae, x), w)
+        ry = mpf_sub(hy, mpf_mul(h_ae, y), w)
+        ratio = mpf_div(
+            mpf_add(mpf_mul(rx, rx), mpf_mul(ry, ry), w),
+            mpf_add(mpf_mul(hx, hx), mpf_mul(hy, hy), w),
+            w,
+        )
+        misalignment = make(mpf_sqrt(ratio, prec))
     norm = mpf_sqrt(norm2, w)
     x, y = mpf_div(x, norm, w), mpf_div(y, norm, w)
-    hx, hy = mpf_div(hx, norm, w), mpf_div(hy, norm, w)
-    flip = mpf_sign(x) < 0 if mpf_cmp(mpf_abs(x), mpf_abs(y)) >= 0 else mpf_sign(y) < 0
-    if flip:
+    if mpf_sign(x) < 0 if mpf_cmp(mpf_abs(x), mpf_abs(y)) >= 0 else mpf_sign(y) < 0:
         x, y = mpf_neg(x), mpf_neg(y)
-        hx, hy = mpf_neg(hx), mpf_neg(hy)
-    rx = mpf_sub(hx, mpf_mul(h_ae, x), w)
-    ry = mpf_sub(hy, mpf_mul(h_ae, y), w)
-    residual = mpf_div(
-        mpf_sqrt(mpf_add(mpf_mul(rx, rx), mpf_mul(ry, ry), w), w),
-        mpf_sqrt(mpf_add(mpf_mul(hx, hx), mpf_mul(hy, hy), w), w),
-        prec,
-    )
     return EigenData(
         min_eigenvalues=tuple(min_values),
         saddle_eigenvalues=tuple(saddle_values),
         escape_direction=(make(mpf_pos(x, prec)), make(mpf_pos(y, prec))),
         curvature_min_along_e=make(mpf_pos(h_ae, prec)),
         curvature_saddle_e=make(mpf_neg(b_low, prec)),
-        misalignment=make(residual),
+        misalignment=misalignment,
         method="2×2 closed form at the working precision",
     )
 
@@ -419,16 +456,9 @@ def eigen_data_float(a: np.ndarray, b: np.ndarray, need_det: bool = True) -> Eig
     """
     n = a.shape[0]
     if n == 1:
-        return _one(float(a[0, 0]), float(b[0, 0]))
+        return one_dimensional(float(a[0, 0]), float(b[0, 0]))
     if n == 2:
-        (a00, a01), (a10, a11) = a.tolist()
-        (b00, b01), (b10, b11) = b.tolist()
-        if a01 == a10 == 0 and b01 == b10 == 0:
-            return _diagonal([a00, a11], [b00, b11])
-        return _two_by_two_raw(
-            (from_float(a00), _mean(a01, a10), from_float(a11)),
-            (from_float(b00), _mean(b01, b10), from_float(b11)),
-        )
+        return two_by_two_floats(a.ravel().tolist(), b.ravel().tolist())
     off_a = a.copy()
     np.fill_diagonal(off_a, 0.0)
     off_b = b.copy()

@@ -8,6 +8,7 @@ vectorized float64 (or torch) version for parameter sweeps: log τ, never τ its
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from functools import cache
@@ -15,20 +16,20 @@ from typing import Any
 
 import mpmath
 import numpy as np
+import numpy.typing as npt
 import sympy as sp
+from mpmath.libmp import fone, mpf_div, mpf_log, mpf_pos, mpf_sub
 
 from flatminima.errors import HessianError, ParameterError, ShapeError, ValidityWarning
 from flatminima.theory import derive_escape_time
-from flatminima.theory._conventions import (
-    NOISE,
-    interpretation_name,
-    numeric_alpha,
-)
+from flatminima.theory._conventions import NOISE, interpretation_name, numeric_alpha
 from flatminima.theory._noise import parse_built_in_noise
 from flatminima.theory._progress import progress as show_progress
 
 from ._budget import estimated_escape_seconds
 from ._checks import (
+    MAX_DPS,
+    MIN_DPS,
     check_dps,
     in_open_unit_interval,
     matrix,
@@ -37,7 +38,15 @@ from ._checks import (
     same_size,
     symmetric_arrays,
 )
-from ._eigen import EigenData, eigen_data, eigen_data_float, float_matrix
+from ._eigen import (
+    EigenData,
+    eigen_data,
+    eigen_data_float,
+    float_matrix,
+    one_dimensional,
+    small_floats,
+    two_by_two_floats,
+)
 from ._verify import VerificationCheck
 
 __all__ = [
@@ -58,6 +67,9 @@ VALIDITY_BARRIER = 5
 #: (ΔΦ up to, smallest, largest) relative error of the formulas measured in that regime, over
 #: the 8 curves of docs/scripts/asymptotic_error.py (ΔΦ = 1, 1.5, 2, 3, 4, 5).
 _MEASURED_ERROR = ((2.0, 0.006, 0.30), (3.0, 0.04, 0.21), (4.0, 0.05, 0.16), (5.0, 0.05, 0.12))
+
+#: The scalar keyword parameters of escape_time and log_escape_time, in signature order.
+_SCALARS = ("barrier", "lr", "batch_size", "diffusion", "s", "loss_min", "loss_saddle", "h_star")
 
 
 @dataclass(frozen=True)
@@ -107,25 +119,19 @@ class EscapeTime:
         return text if derivation.dim == dim else f"{text}  (n = {dim})"
 
     def to_dict(self) -> dict[str, Any]:
-        def s(x: mpmath.mpf | None) -> str | None:
-            return None if x is None else mpmath.nstr(x, self.dps)
-
-        return {
-            "noise": self.noise,
-            "interpretation": self.interpretation,
-            "dps": self.dps,
-            "tau": s(self.tau),
-            "log_tau": s(self.log_tau),
-            "rate": s(self.rate),
-            "iterations": s(self.iterations),
-            "log_iterations": s(self.log_iterations),
-            "quasi_potential": s(self.quasi_potential),
-            "eigen": self.eigen.to_dict(),
-            "method": self.method,
-            "formula": self.formula,
-            "verified_digits": self.verified_digits,
-            "checks": [check.to_dict() for check in self.checks],
-        }
+        values = {name: _text(getattr(self, name), self.dps) for name in _VALUE_FIELDS}
+        head = {"noise": self.noise, "interpretation": self.interpretation, "dps": self.dps}
+        return (
+            head
+            | values
+            | {
+                "eigen": self.eigen.to_dict(),
+                "method": self.method,
+                "formula": self.formula,
+                "verified_digits": self.verified_digits,
+                "checks": [check.to_dict() for check in self.checks],
+            }
+        )
 
     def __repr__(self) -> str:
         its = "" if self.iterations is None else f", iterations={mpmath.nstr(self.iterations, 10)}"
@@ -151,11 +157,19 @@ class EscapeTime:
         return f"$${head}{value}$$"
 
 
+_VALUE_FIELDS = ("tau", "log_tau", "rate", "iterations", "log_iterations", "quasi_potential")
+
+
+def _text(x: mpmath.mpf | None, dps: int) -> str | None:
+    return None if x is None else mpmath.nstr(x, dps)
+
+
 _ALPHAS: dict[str, sp.Expr] = {}
 
 
 def _interpretation(interpretation: Any) -> sp.Expr:
-    if type(interpretation) is str and interpretation in _ALPHAS:  # the common call
+    """α of a named or numeric interpretation, memoised for the names (the common call)."""
+    if type(interpretation) is str and interpretation in _ALPHAS:
         return _ALPHAS[interpretation]
     alpha = numeric_alpha(interpretation)
     if type(interpretation) is str:
@@ -164,7 +178,7 @@ def _interpretation(interpretation: Any) -> sp.Expr:
 
 
 def _unused(noise: str, given: dict[str, Any]) -> None:
-    allowed = set(NOISE[noise].keywords) | {"lr"}
+    allowed = set(NOISE[noise].keywords) | {"lr", "barrier"}
     for name, value in given.items():
         if value is not None and name not in allowed:
             raise ParameterError(
@@ -179,18 +193,16 @@ def _formula(noise: str, dim: int, alpha: sp.Expr) -> Any:
 
 @cache
 def _compiled(noise: str, dim: int, alpha: sp.Expr, what: str, backend: str) -> Any:
+    """The derived τ ("tau"), ΔΦ ("phi") or log τ − ΔΦ ("log_prefactor") compiled."""
     derivation = _formula(noise, dim, alpha)
     if what == "tau":
         return derivation.compile(backend)
-    from flatminima.theory._compile import compile_formula
+    from flatminima.theory._compile import Kernel
 
-    return compile_formula(
-        derivation.quasi_potential,
-        derivation.quasi_potential,
-        derivation.parameters,
-        backend,
-        "quasi_potential",
-    )
+    expr = derivation.quasi_potential
+    if what == "log_prefactor":  # SymPy cancels the exponent: what is left is a few logs
+        expr = sp.expand(derivation.log_value - derivation.quasi_potential)
+    return Kernel(what, tuple(p.name for p in derivation.parameters), expr)
 
 
 #: From this dimension on, the formula is the one derived for a symbolic dimension n, reduced to
@@ -203,7 +215,7 @@ def _reduced(noise: str, alpha: sp.Expr) -> tuple[Any, Any, Any]:
     """(derivation at symbolic n, compiled log τ, compiled log ΔΦ) with ``Σ log H_a[i]`` →
     ``log_det_H_a``, ``Σ_{i≥2} log H_b[i]`` → ``log_det_H_b_transverse``, ``H_x[1]`` →
     ``H_x_1``. Raises if the derived formula depends on the curvatures otherwise."""
-    from flatminima.theory._compile import compile_formula
+    from flatminima.theory._compile import Kernel
 
     derivation = derive_escape_time(noise, dim="n", interpretation=alpha)
     log_det_a = sp.Symbol("log_det_H_a", real=True)
@@ -238,9 +250,8 @@ def _reduced(noise: str, alpha: sp.Expr) -> tuple[Any, Any, Any]:
         key=lambda x: x.name,
     )
     parameters = tuple(x for x in order if log_tau.has(x) or phi.has(x)) + tuple(rest)
-    tau_compiled = compile_formula(log_tau, log_tau, parameters, "mpmath", "tau")
-    phi_compiled = compile_formula(phi, phi, parameters, "mpmath", "quasi_potential")
-    return derivation, tau_compiled, phi_compiled
+    names = tuple(p.name for p in parameters)
+    return derivation, Kernel("log_tau", names, log_tau), Kernel("quasi_potential", names, phi)
 
 
 def _curvature_arguments(noise: str, eig: EigenData) -> dict[str, Any]:
@@ -270,15 +281,6 @@ def _curvature_arguments(noise: str, eig: EigenData) -> dict[str, Any]:
     for i, v in enumerate(eig.saddle_eigenvalues[1:], 2):
         values[f"H_b_{i}"] = v
     return values
-
-
-def _read_symbol_names(names: dict[str, Any], *values: Any) -> tuple[Any, ...]:
-    """(lr, batch_size, barrier, diffusion, loss_min, loss_saddle) with the formula's symbol
-    names (``eta``, ``B``, ``Delta_L``, ``D``, ``L_a``, ``L_b``) read in: one spelling each."""
-    keys = ("lr", "batch_size", "barrier", "diffusion", "loss_min", "loss_saddle")
-    given = dict(zip(keys, values, strict=True))
-    given.update(_from_symbol_names(names, given))
-    return tuple(given[k] for k in keys)
 
 
 def _from_symbol_names(names: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -397,127 +399,137 @@ def escape_time(
     Good: pass decimals as strings (``lr="0.1"``) to get them at ``dps`` digits. Bad:
     ``lr=0.1`` is the double 0.1000000000000000055…, exact for that double but not for 0.1.
     """
+    scalars = (barrier, lr, batch_size, diffusion, s, loss_min, loss_saddle, h_star)
+    given = dict(zip(_SCALARS, scalars, strict=True))
     if symbol_names:
-        lr, batch_size, barrier, diffusion, loss_min, loss_saddle = _read_symbol_names(
-            symbol_names, lr, batch_size, barrier, diffusion, loss_min, loss_saddle
-        )
+        given.update(_from_symbol_names(symbol_names, given))
     noise = parse_built_in_noise(noise)
-    dps = check_dps(dps)
+    dps = dps if type(dps) is int and MIN_DPS <= dps <= MAX_DPS else check_dps(dps)
     if verify:
         from ._verify import verified
 
-        arguments = {
-            "hess_min": hess_min,
-            "hess_saddle": hess_saddle,
-            "barrier": barrier,
-            "lr": lr,
-            "batch_size": batch_size,
-            "diffusion": diffusion,
-            "s": s,
-            "loss_min": loss_min,
-            "loss_saddle": loss_saddle,
-            "h_star": h_star,
-            "interpretation": interpretation,
-            "progress": progress,
-        }
-        return verified(
-            lambda d: escape_time(noise, dps=d, **arguments),
-            dps,
-            lambda r: r.tau,  # τ itself: log τ rounded to dps digits would lose log10(log τ)
-            "escape_time",
-        )
+        def at(digits: int) -> EscapeTime:
+            return escape_time(
+                noise,
+                hess_min=hess_min,
+                hess_saddle=hess_saddle,
+                interpretation=interpretation,
+                dps=digits,
+                progress=progress,
+                **given,
+            )
+
+        # τ itself: log τ rounded to dps digits would lose log10(log τ) digits
+        return verified(at, dps, lambda r: r.tau, "escape_time")
     alpha = _interpretation(interpretation)
-    _unused(
-        noise,
-        {
-            "diffusion": diffusion,
-            "lr": lr,
-            "batch_size": batch_size,
-            "s": s,
-            "loss_min": loss_min,
-            "loss_saddle": loss_saddle,
-            "h_star": h_star,
-        },
-    )
-    with mpmath.workdps(dps + 10):
+    _unused(noise, given)
+    ctx = mpmath.mp
+    saved = ctx.prec
+    ctx.dps = dps + 10
+    try:
         with show_progress("escape_time", estimated_escape_seconds(hess_min), progress) as line:
             line.update("eigen-data of the Hessians (float64, refined at dps + 10 digits)", 0)
             eig = _eigen(noise, hess_min, hess_saddle)
         values = _curvature_arguments(noise, eig)
-        eta = positive("lr", lr) if lr is not None else None
-        if noise == "white":
-            values["D"] = _required("diffusion", diffusion, positive)
-            values["Delta_L"] = _required("barrier", barrier, positive)
-        elif noise == "sgd":
-            values["eta"] = eta if eta is not None else _required("lr", lr, positive)
-            values["B"] = _required("batch_size", batch_size, positive)
-            values["s"] = _required(
-                "s",
-                s,
-                in_open_unit_interval,
-                "the fraction of the barrier climbed on the minimum's side; "
-                "s = |H_be|/(H_ae + |H_be|) for a C¹ piecewise-quadratic valley",
-            )
-            values["Delta_L"] = _required("barrier", barrier, positive)
-        else:
-            values["eta"] = eta if eta is not None else _required("lr", lr, positive)
-            values["B"] = _required("batch_size", batch_size, positive)
-            values["h_star"] = _required("h_star", h_star, positive)
-            low = _required(
-                "loss_min",
-                loss_min,
-                positive,
-                "L(a) > 0: the loss-dependent noise needs a positive loss at the minimum",
-            )
-            high = _required("loss_saddle", loss_saddle, positive)
-            if high <= low:
-                raise ParameterError(
-                    "loss_saddle", f"a loss above loss_min = {mpmath.nstr(low, 8)}", loss_saddle
-                )
-            if (
-                barrier is not None
-                and abs(positive("barrier", barrier) - (high - low))
-                > mpmath.mpf(10) ** (-dps) * high
-            ):
-                raise ParameterError("barrier", "loss_saddle − loss_min (or leave it out)", barrier)
-            values["L_a"], values["L_b"] = low, high
-        if eig.dim >= REDUCED_FROM_DIM:
-            derivation, compiled, phi_compiled = _reduced(noise, alpha)
-            arguments = {name: values[name] for name in compiled.parameters}
-            log_tau = compiled.log_value(**arguments)
-            tau = mpmath.exp(log_tau)
-            phi = phi_compiled.value(**arguments)
-        else:
-            derivation = _formula(noise, eig.dim, alpha)
-            compiled = _compiled(noise, eig.dim, alpha, "tau", "mpmath")
-            arguments = {name: values[name] for name in compiled.parameters}
-            log_tau = compiled.log_tau(**arguments)
-            tau = mpmath.exp(log_tau)  # no overflow in mpmath: one evaluation, not two
-            phi = _compiled(noise, eig.dim, alpha, "phi", "mpmath").log_value(**arguments)
-        iterations = tau / eta if eta is not None else None
-        log_iterations = log_tau - mpmath.log(eta) if eta is not None else None
+        values.update(_noise_values(noise, given, dps))
+        derivation, log_tau, phi = _evaluate(noise, eig.dim, alpha, values)
+        tau = mpmath.exp(log_tau)  # no overflow in mpmath: one evaluation, not two
+        eta = values.get("eta") if given["lr"] is not None else None
+        if given["lr"] is not None and eta is None:  # white noise: lr only converts τ
+            eta = _parsed("lr", given["lr"], positive)
+    finally:
+        ctx.prec = saved
     _warn_validity(noise, phi, eig)
-    dim_text = eig.dim if eig.dim < REDUCED_FROM_DIM else f"n = {eig.dim}, reduced to log det"
-    method = (
-        f"{derivation.model}; formula derived by flatminima.theory (flux over population, "
-        f"dim {dim_text}, {interpretation_name(alpha)}), compiled to mpmath; Hessians: "
-        f"{eig.method} (working precision {dps + 10} digits)"
-    )
-    with mpmath.workdps(dps):
-        return EscapeTime(
-            noise=noise,
-            interpretation=interpretation_name(alpha),
-            dps=dps,
-            tau=+tau,
-            log_tau=+log_tau,
-            rate=1 / tau,
-            iterations=None if iterations is None else +iterations,
-            log_iterations=None if log_iterations is None else +log_iterations,
-            quasi_potential=+phi,
-            eigen=eig,
-            method=method,
-            formula_source=(derivation, eig.dim),
+    return _result(noise, alpha, dps, derivation, eig, tau, log_tau, phi, eta)
+
+
+def _evaluate(
+    noise: str, dim: int, alpha: sp.Expr, values: dict[str, Any]
+) -> tuple[Any, mpmath.mpf, mpmath.mpf]:
+    """(derivation, log τ, ΔΦ) at the working precision: log τ = ΔΦ + log(prefactor), the
+    exponent evaluated once."""
+    if dim >= REDUCED_FROM_DIM:
+        derivation, tau_compiled, phi_compiled = _reduced(noise, alpha)
+        arguments = [values[name] for name in tau_compiled.parameters]
+        return derivation, tau_compiled._value(*arguments), phi_compiled._value(*arguments)
+    phi_compiled = _compiled(noise, dim, alpha, "phi", "mpmath")
+    prefactor = _compiled(noise, dim, alpha, "log_prefactor", "mpmath")
+    phi = phi_compiled._value(*[values[name] for name in phi_compiled.parameters])
+    log_prefactor = prefactor._value(*[values[name] for name in prefactor.parameters])
+    return _formula(noise, dim, alpha), phi + log_prefactor, phi
+
+
+def _noise_values(noise: str, given: dict[str, Any], dps: int) -> dict[str, mpmath.mpf]:
+    """The noise's parameters by formula symbol, checked and read at the working precision."""
+    values: dict[str, mpmath.mpf] = {}
+    if noise == "white":
+        values["D"] = _required("diffusion", given["diffusion"], positive)
+        values["Delta_L"] = _required("barrier", given["barrier"], positive)
+        return values
+    values["eta"] = _required("lr", given["lr"], positive)
+    values["B"] = _required("batch_size", given["batch_size"], positive)
+    if noise == "sgd":
+        detail = (
+            "the fraction of the barrier climbed on the minimum's side; "
+            "s = |H_be|/(H_ae + |H_be|) for a C¹ piecewise-quadratic valley"
         )
+        values["s"] = _required("s", given["s"], in_open_unit_interval, detail)
+        values["Delta_L"] = _required("barrier", given["barrier"], positive)
+        return values
+    values["h_star"] = _required("h_star", given["h_star"], positive)
+    detail = "L(a) > 0: the loss-dependent noise needs a positive loss at the minimum"
+    low = _required("loss_min", given["loss_min"], positive, detail)
+    high = _required("loss_saddle", given["loss_saddle"], positive)
+    if high <= low:
+        raise ParameterError(
+            "loss_saddle", f"a loss above loss_min = {mpmath.nstr(low, 8)}", given["loss_saddle"]
+        )
+    barrier = given["barrier"]
+    if barrier is not None and abs(positive("barrier", barrier) - (high - low)) > (
+        mpmath.mpf(10) ** (-dps) * high
+    ):
+        raise ParameterError("barrier", "loss_saddle − loss_min (or leave it out)", barrier)
+    values["L_a"], values["L_b"] = low, high
+    return values
+
+
+def _result(
+    noise: str,
+    alpha: sp.Expr,
+    dps: int,
+    derivation: Any,
+    eig: EigenData,
+    tau: mpmath.mpf,
+    log_tau: mpmath.mpf,
+    phi: mpmath.mpf,
+    eta: mpmath.mpf | None,
+) -> EscapeTime:
+    """The EscapeTime record: every value rounded once to ``dps`` digits (raw libmp)."""
+    prec = mpmath.libmp.dps_to_prec(dps)
+    make = mpmath.mp.make_mpf
+
+    def rounded(x: Any) -> mpmath.mpf:
+        return make(mpf_pos(x, prec, "n"))
+
+    iterations = log_iterations = None
+    if eta is not None:
+        work = mpmath.libmp.dps_to_prec(dps + 10)  # the working precision of the call
+        iterations = make(mpf_div(tau._mpf_, eta._mpf_, prec, "n"))
+        log_iterations = rounded(mpf_sub(log_tau._mpf_, _log(eta, work), work))
+    return EscapeTime(
+        noise=noise,
+        interpretation=interpretation_name(alpha),
+        dps=dps,
+        tau=rounded(tau._mpf_),
+        log_tau=rounded(log_tau._mpf_),
+        rate=make(mpf_div(fone, tau._mpf_, prec, "n")),
+        iterations=iterations,
+        log_iterations=log_iterations,
+        quasi_potential=rounded(phi._mpf_),
+        eigen=eig,
+        method=_method(derivation.model, eig.dim, alpha, eig.method, dps),
+        formula_source=(derivation, eig.dim),
+    )
 
 
 def escape_time_batch(
@@ -578,6 +590,14 @@ def escape_time_batch(
 def _eigen(noise: str, hess_min: Any, hess_saddle: Any) -> EigenData:
     """Eigen-data at the working precision: the float64 path for float input (vectorised
     conversion, eigh, exact refinement), the mpmath path for exact input or as fallback."""
+    h_a, h_b = _curvature(hess_min), _curvature(hess_saddle)
+    if h_a is not None and h_b is not None:  # 1-D numbers: no numpy
+        return one_dimensional(h_a, h_b)
+    if type(hess_min) in (list, tuple) and type(hess_saddle) in (list, tuple):
+        a_flat = small_floats("hess_min", hess_min)  # 2×2 lists of floats: no numpy either
+        b_flat = small_floats("hess_saddle", hess_saddle) if a_flat is not None else None
+        if a_flat is not None and b_flat is not None and len(a_flat) == len(b_flat) == 4:
+            return two_by_two_floats(a_flat, b_flat)
     a = float_matrix("hess_min", hess_min)
     b = float_matrix("hess_saddle", hess_saddle) if a is not None else None
     if a is not None and b is not None:
@@ -596,6 +616,20 @@ def _eigen(noise: str, hess_min: Any, hess_saddle: Any) -> EigenData:
     return eigen_data(h_a, h_b)
 
 
+def _curvature(value: Any) -> float | None:
+    """A 1-D Hessian given as a Python number or ``[[number]]``, as a float when that is
+    exact; None for anything else (the general paths read it)."""
+    if type(value) in (list, tuple) and len(value) == 1:
+        row = value[0]
+        value = row[0] if type(row) in (list, tuple) and len(row) == 1 else None
+    kind = type(value)
+    if kind is float:
+        return value if -math.inf < value < math.inf else None
+    if kind is int and abs(value) <= 2**53:
+        return float(value)
+    return None
+
+
 def _required(name: str, value: Any, check: Any, detail: str = "") -> mpmath.mpf:
     if value is None:
         expected = {
@@ -603,7 +637,55 @@ def _required(name: str, value: Any, check: Any, detail: str = "") -> mpmath.mpf
             "in_open_unit_interval": "a number in (0, 1)",
         }.get(check.__name__, "a value")
         raise ParameterError(name, expected, None, detail or "it is required for this noise")
-    return check(name, value)
+    return _parsed(name, value, check)
+
+
+#: Checked parameters by (check, type, value, precision): a call repeated with the same
+#: strings or numbers ("0.05", 32) reads them once. Only immutable plain types are memoised.
+_PARSED: dict[tuple[Any, ...], mpmath.mpf] = {}
+_LOGS: dict[tuple[Any, int], Any] = {}
+_MEMO_SIZE = 4096
+
+
+def _parsed(name: str, value: Any, check: Any) -> mpmath.mpf:
+    """``check(name, value)`` at the working precision, memoised for str, int and float."""
+    kind = type(value)
+    if kind is not str and kind is not int and kind is not float:
+        return check(name, value)
+    key = (check, kind, value, mpmath.mp.prec)
+    hit = _PARSED.get(key)
+    if hit is None:
+        hit = check(name, value)
+        if len(_PARSED) >= _MEMO_SIZE:
+            _PARSED.clear()
+        _PARSED[key] = hit
+    return hit
+
+
+def _log(x: mpmath.mpf, prec: int) -> Any:
+    """log x as a raw libmp value at ``prec`` bits, memoised (log η for the iterations)."""
+    key = (x._mpf_, prec)
+    hit = _LOGS.get(key)
+    if hit is None:
+        hit = mpf_log(x._mpf_, prec, "n")
+        if len(_LOGS) >= _MEMO_SIZE:
+            _LOGS.clear()
+        _LOGS[key] = hit
+    return hit
+
+
+@cache
+def _method(model: str, dim: int, alpha: sp.Expr, eigen_method: str, dps: int) -> str:
+    dim_text = dim if dim < REDUCED_FROM_DIM else f"n = {dim}, reduced to log det"
+    return (
+        f"{model}; formula derived by flatminima.theory (flux over population, "
+        f"dim {dim_text}, {interpretation_name(alpha)}), compiled to mpmath; Hessians: "
+        f"{eigen_method} (working precision {dps + 10} digits)"
+    )
+
+
+#: Misalignment above which the SGD formula warns (e not an eigenvector of H_a).
+_MISALIGNED = 1e-3
 
 
 def _warn_validity(noise: str, phi: mpmath.mpf, eig: EigenData) -> None:
@@ -620,10 +702,10 @@ def _warn_validity(noise: str, phi: mpmath.mpf, eig: EigenData) -> None:
             ValidityWarning,
             stacklevel=3,
         )
-    if noise == "sgd" and eig.dim > 1 and eig.misalignment > mpmath.mpf("1e-3"):
+    if noise == "sgd" and eig.dim > 1 and eig.misalignment > _MISALIGNED:
         warnings.warn(
             f"the escape direction e is not an eigenvector of hess_min (misalignment "
-            f"‖H_a e − H_ae e‖/‖H_a e‖ = {mpmath.nstr(eig.misalignment, 3)}); the SGD formula "
+            f"‖H_a e − H_ae e‖/‖H_a e‖ = {float(eig.misalignment):.3g}); the SGD formula "
             "assumes a common eigenbasis and here uses H_ae = eᵀ H_a e, an approximation whose "
             "error grows with the barrier (measured on a 2-D landscape with misalignment 0.26: "
             "12–14% at ΔΦ = 10, 22–23% at ΔΦ = 14 against the exact MFPT); check with "
@@ -713,19 +795,23 @@ def _batched_eigen(
     return va, vb, -vb[..., 0], h_ae
 
 
+#: An array of values, or a torch tensor (``log_escape_time`` keeps tensors as they are).
+ArrayOrTensor = npt.ArrayLike | Any
+
+
 def log_escape_time(
     noise: str,
     *,
-    hess_min: Any,
-    hess_saddle: Any,
-    barrier: Any = None,
-    lr: Any = None,
-    batch_size: Any = None,
-    diffusion: Any = None,
-    s: Any = None,
-    loss_min: Any = None,
-    loss_saddle: Any = None,
-    h_star: Any = None,
+    hess_min: ArrayOrTensor,
+    hess_saddle: ArrayOrTensor,
+    barrier: ArrayOrTensor | None = None,
+    lr: ArrayOrTensor | None = None,
+    batch_size: ArrayOrTensor | None = None,
+    diffusion: ArrayOrTensor | None = None,
+    s: ArrayOrTensor | None = None,
+    loss_min: ArrayOrTensor | None = None,
+    loss_saddle: ArrayOrTensor | None = None,
+    h_star: ArrayOrTensor | None = None,
     interpretation: Any = "ito",
     **symbol_names: Any,
 ) -> Any:
@@ -755,27 +841,9 @@ def log_escape_time(
     >>> np.round(out, 6)
     array([961.14473, 481.14473])
     """
-    if symbol_names:
-        lr, batch_size, barrier, diffusion, loss_min, loss_saddle = _read_symbol_names(
-            symbol_names, lr, batch_size, barrier, diffusion, loss_min, loss_saddle
-        )
     noise = parse_built_in_noise(noise)
     alpha = _interpretation(interpretation)
-    _unused(
-        noise,
-        {
-            "diffusion": diffusion,
-            "lr": lr,
-            "batch_size": batch_size,
-            "s": s,
-            "loss_min": loss_min,
-            "loss_saddle": loss_saddle,
-            "h_star": h_star,
-        },
-    )
-    inputs = [
-        hess_min,
-        hess_saddle,
+    scalars: tuple[Any, ...] = (
         barrier,
         lr,
         batch_size,
@@ -784,43 +852,22 @@ def log_escape_time(
         loss_min,
         loss_saddle,
         h_star,
-    ]
+    )
+    given = dict(zip(_SCALARS, scalars, strict=True))
+    if symbol_names:
+        given.update(_from_symbol_names(symbol_names, given))
+        scalars = tuple(given[k] for k in _SCALARS)
+    _unused(noise, given)
     xp: Any = np
     backend = "numpy"
-    if any(_is_torch(v) for v in inputs):
+    if any(_is_torch(v) for v in (hess_min, hess_saddle, *scalars)):
         import torch
 
         xp, backend = torch, "torch"
     va, vb, h_be, h_ae = _batched_eigen("hess_min", hess_min, "hess_saddle", hess_saddle, xp)
     n = int(va.shape[-1])
-    values: dict[str, Any] = {}
-    if n == 1:
-        values["H_a"], values["H_b"] = va[..., 0], h_be
-    else:
-        if noise == "sgd":
-            values["H_a_1"] = h_ae
-        else:
-            for i in range(n):
-                values[f"H_a_{i + 1}"] = va[..., i]
-        values["H_b_1"] = h_be
-        for i in range(1, n):
-            values[f"H_b_{i + 1}"] = vb[..., i]
-    if noise == "white":
-        values["D"] = _array("diffusion", _need("diffusion", diffusion), xp)
-        values["Delta_L"] = _array("barrier", _need("barrier", barrier), xp)
-    elif noise == "sgd":
-        values["eta"] = _array("lr", _need("lr", lr), xp)
-        values["B"] = _array("batch_size", _need("batch_size", batch_size), xp)
-        values["s"] = _array("s", _need("s", s), xp, upper=1.0)
-        values["Delta_L"] = _array("barrier", _need("barrier", barrier), xp)
-    else:
-        values["eta"] = _array("lr", _need("lr", lr), xp)
-        values["B"] = _array("batch_size", _need("batch_size", batch_size), xp)
-        values["h_star"] = _array("h_star", _need("h_star", h_star), xp)
-        values["L_a"] = _array("loss_min", _need("loss_min", loss_min), xp)
-        values["L_b"] = _array("loss_saddle", _need("loss_saddle", loss_saddle), xp)
-        if bool((values["L_b"] <= values["L_a"]).any()):
-            raise ParameterError("loss_saddle", "values above loss_min", "a value ≤ loss_min")
+    values = _array_curvatures(noise, va, vb, h_be, h_ae)
+    values.update(_array_values(noise, given, xp))
     compiled = _compiled(noise, n, alpha, "tau", backend)
     arguments = {name: values[name] for name in compiled.parameters}
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -828,6 +875,43 @@ def log_escape_time(
     if not _all_finite(out, xp):
         _blame_overflow(compiled, arguments, xp)
     return out
+
+
+def _array_curvatures(noise: str, va: Any, vb: Any, h_be: Any, h_ae: Any) -> dict[str, Any]:
+    """The curvature symbols of the n-D formula from batched eigenvalues (direction 1 is e)."""
+    n = int(va.shape[-1])
+    if n == 1:
+        return {"H_a": va[..., 0], "H_b": h_be}
+    values: dict[str, Any] = {}
+    if noise == "sgd":
+        values["H_a_1"] = h_ae
+    else:
+        for i in range(n):
+            values[f"H_a_{i + 1}"] = va[..., i]
+    values["H_b_1"] = h_be
+    for i in range(1, n):
+        values[f"H_b_{i + 1}"] = vb[..., i]
+    return values
+
+
+def _array_values(noise: str, given: dict[str, Any], xp: Any) -> dict[str, Any]:
+    """The noise's parameters as checked arrays (or tensors), by formula symbol."""
+
+    def get(name: str, upper: float | None = None) -> Any:
+        return _array(name, _need(name, given[name]), xp, upper=upper)
+
+    if noise == "white":
+        return {"D": get("diffusion"), "Delta_L": get("barrier")}
+    values = {"eta": get("lr"), "B": get("batch_size")}
+    if noise == "sgd":
+        values["s"] = get("s", upper=1.0)
+        values["Delta_L"] = get("barrier")
+        return values
+    values["h_star"] = get("h_star")
+    values["L_a"], values["L_b"] = get("loss_min"), get("loss_saddle")
+    if bool((values["L_b"] <= values["L_a"]).any()):
+        raise ParameterError("loss_saddle", "values above loss_min", "a value ≤ loss_min")
+    return values
 
 
 #: The user's name of each formula symbol (curvatures: the Hessians).

@@ -258,8 +258,7 @@ class _Panels:
 
 
 def _tail(rule: ChebRule, values: list[mpmath.mpf]) -> mpmath.mpf:
-    coefficients = rule.coefficients(values)
-    return max(abs(coefficients[-1]), abs(coefficients[-2]))
+    return rule.tail(values)  # the last two coefficients only (O(N))
 
 
 def _assemble(

@@ -19,11 +19,12 @@ accept any dimension.
 from __future__ import annotations
 
 import builtins
+import keyword
 import math
 import numbers
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
@@ -319,6 +320,35 @@ def _build(
         exec(RAW_NAMESPACE_SOURCE, namespace)
     exec(compile(source, f"<flatminima {backend} {name}>", "exec"), namespace)
     return namespace[name], source
+
+
+class Kernel:
+    """One generated mpmath function (``_value``) of positional ``parameters``: what a
+    `CompiledFormula` holds twice (value and log), for callers that need only one."""
+
+    def __init__(self, name: str, parameters: tuple[str, ...], expr: sp.Expr) -> None:
+        self.parameters = parameters
+        self._value, self.source = _build(name, parameters, expr, "mpmath")
+
+
+#: Names the generated code uses itself (its precision ``p``, modules); private names start with _.
+_RESERVED = {"p", "mpmath", "math", "builtins", "torch", "np", "numpy"}
+
+
+def mpmath_function(expr: sp.Expr, symbol: sp.Symbol) -> Callable[[Any], Any]:
+    """``expr`` as a function of ``symbol`` for mpmath numbers: the straight-line
+    ``mpmath.libmp`` code of `compile` (about 2× ``sympy.lambdify(modules="mpmath")`` on
+    polynomials at 100 digits), or ``lambdify`` where it cannot be generated (a symbol name
+    that is not a Python identifier, a float literal)."""
+    name = symbol.name
+    if name.isidentifier() and not keyword.iskeyword(name) and name not in _RESERVED | {""}:
+        if name.startswith("_"):
+            return cast(Callable[[Any], Any], sp.lambdify(symbol, expr, "mpmath"))
+        try:
+            return _build("function", (name,), expr, "mpmath")[0]
+        except Exception:  # any generation failure: SymPy's printer instead
+            pass
+    return cast(Callable[[Any], Any], sp.lambdify(symbol, expr, "mpmath"))
 
 
 class CompiledFormula:

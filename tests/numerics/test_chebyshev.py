@@ -42,3 +42,19 @@ def test_fast_rule_integrates_polynomials_of_degree_n_exactly(n: int, dps: int) 
             coefficients = rule.coefficients(values)
             if k < n - 1:  # the tail the resolution test reads is zero for low degrees
                 assert abs(coefficients[-1]) < tol and abs(coefficients[-2]) < tol
+
+
+@pytest.mark.parametrize(("n", "dps"), [(12, 30), (40, 100)])
+def test_tail_is_the_last_two_chebyshev_coefficients(n: int, dps: int) -> None:
+    """``tail`` (two rows of the transform) against mpmath's own Chebyshev coefficients of a
+    function with known decay, e^{3x} sampled at the nodes: a_k = 2 I_k(3) (Bessel)."""
+    with mpmath.workdps(dps):
+        rule = _rule_fast(n, mpmath.mp.prec)
+        values = [mpmath.exp(3 * x) for x in rule.nodes]
+        # Lobatto interpolant: a_N is halved, a_{N-1} aliases with a_{N+1}
+        last = 2 * mpmath.besseli(n, 3) / 2 + 2 * mpmath.besseli(n + 2, 3) / 2
+        before = 2 * mpmath.besseli(n - 1, 3) + 2 * mpmath.besseli(n + 1, 3)
+        want = max(abs(last), abs(before))
+        assert abs(rule.tail(values) - want) < mpmath.mpf(10) ** -(dps - 3) + 1e-3 * want
+        coefficients = rule.coefficients(values)
+        assert rule.tail(values) == max(abs(coefficients[-1]), abs(coefficients[-2]))

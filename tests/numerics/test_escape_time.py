@@ -272,3 +272,36 @@ def test_bad_noise_and_missing_white_parameters() -> None:
             batch_size=8,
             s=0.5,
         )
+
+
+def test_repeated_parameters_are_read_at_each_calls_precision() -> None:
+    """The per-call memo of parsed parameters is keyed by precision: "0.1" at 20 digits must
+    not be reused at 80 (the 1-D SGD log τ against the formula by hand at 80 digits)."""
+    kwargs = {"barrier": "0.5", "lr": "0.1", "batch_size": 64, "s": "0.3"}
+    escape_time("sgd", hess_min=[[2.0]], hess_saddle=[[-1.0]], dps=20, **kwargs)
+    r = escape_time("sgd", hess_min=[[2.0]], hess_saddle=[[-1.0]], dps=80, **kwargs)
+    with mpmath.workdps(100):
+        eta, s = mpmath.mpf("0.1"), mpmath.mpf("0.3")
+        phi = 2 * 64 * mpmath.mpf("0.5") / eta * (s / 2 + (1 - s) / 1)
+        log_tau = mpmath.log(2 * mpmath.pi / 2) + phi  # Itô: 2π/H_a
+        assert abs(r.log_tau - log_tau) < mpmath.mpf(10) ** -75 * log_tau
+        assert abs(r.log_iterations - (log_tau - mpmath.log(eta))) < mpmath.mpf(10) ** -75 * log_tau
+        assert abs(r.quasi_potential - phi) < mpmath.mpf(10) ** -75 * phi
+
+
+def test_two_by_two_float_misalignment_matches_the_exact_one() -> None:
+    """Float 2×2 input reports the misalignment from float64 (as the n-D float path does);
+    exact input (mpf) computes it at the working precision: they agree to ~1e-14."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ValidityWarning)
+        kwargs = {"barrier": "0.5", "lr": "0.1", "batch_size": 64, "s": "0.3", "dps": 30}
+        floats = escape_time("sgd", hess_min=HA, hess_saddle=HB, **kwargs)
+        exact = escape_time(
+            "sgd",
+            hess_min=[[mpmath.mpf(x) for x in row] for row in HA],
+            hess_saddle=[[mpmath.mpf(x) for x in row] for row in HB],
+            **kwargs,
+        )
+    assert exact.eigen.misalignment > 0.01  # not aligned: a real comparison
+    assert abs(floats.eigen.misalignment - exact.eigen.misalignment) < 1e-14
+    assert mpmath.almosteq(floats.log_tau, exact.log_tau, rel_eps=mpmath.mpf(10) ** -28)

@@ -140,3 +140,28 @@ def test_bad_calls_name_the_parameter() -> None:
         compiled.log_tau(H_a=1, H_b=1, Delta_L=1, D=1, temperature=3)
     with pytest.raises(FlatMinimaError, match="H_a"):
         compiled.log_tau(1, H_a=1, H_b=1, Delta_L=1, D=1)
+
+
+def test_mpmath_function_matches_mpmath_arithmetic_for_any_symbol_name() -> None:
+    """The compiled loss functions of mfpt_1d against mpf arithmetic written out by hand, at 60
+    digits, including symbol names the generated code cannot use (``p``, ``lambda``, ``_x``),
+    which take SymPy's lambdify instead."""
+    import mpmath
+    import sympy as sp
+
+    from flatminima.theory._compile import mpmath_function
+
+    for name in ("x", "p", "lambda", "_x", "theta"):
+        t = sp.Symbol(name, real=True)
+        expr = t**4 / 4 - t**2 / 2 + sp.sin(3 * t) * sp.exp(-(t**2)) + sp.Rational(1, 7)
+        fn = mpmath_function(expr, t)
+        with mpmath.workdps(60):
+            for value in ("-1.3", "0.2", "2.75"):
+                v = mpmath.mpf(value)
+                want = (
+                    v**4 / 4
+                    - v**2 / 2
+                    + mpmath.sin(3 * v) * mpmath.exp(-(v**2))
+                    + mpmath.mpf(1) / 7
+                )
+                assert abs(fn(v) - want) < mpmath.mpf(10) ** -57 * (1 + abs(want)), name
