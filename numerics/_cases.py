@@ -34,6 +34,7 @@ import mpmath
 import sympy as sp
 
 from flatminima.errors import ParameterError
+from flatminima.theory._conventions import registered_name
 
 __all__ = ["LANDSCAPE_CASES", "LandscapeCase", "landscape_case"]
 
@@ -233,9 +234,7 @@ def landscape_case(name: str) -> LandscapeCase:
     >>> case.loss, case.minima, case.exact["Delta_L"], case.exact["s"]
     (x**4/4 - x**2/2, ((-1.0,),), 1/4, 4/9)
     """
-    if not isinstance(name, str) or name not in LANDSCAPE_CASES:
-        raise ParameterError("name", f"one of {sorted(LANDSCAPE_CASES)}", name)
-    return _built(name)
+    return _built(registered_name("name", name, LANDSCAPE_CASES))
 
 
 @cache

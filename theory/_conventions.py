@@ -20,14 +20,19 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from functools import cache
 from typing import Any, TypeAlias
 
 import sympy as sp
 
-from flatminima.errors import DimensionError, InterpretationError, NoiseModelError
+from flatminima.errors import (
+    DimensionError,
+    InterpretationError,
+    NoiseModelError,
+    ParameterError,
+)
 
 from ._budget import check_dimension_budget
 
@@ -310,6 +315,15 @@ def parse_dim(dim: Any) -> Dim:
         raise DimensionError("dim", expected, dim)
     check_dimension_budget(int(dim))
     return int(dim)
+
+
+def registered_name(parameter: str, value: Any, table: Mapping[str, Any]) -> str:
+    """``value`` when it is a key of ``table`` (a registry of named things: formulas, test
+    landscapes), else a `ParameterError` naming ``parameter`` and listing the keys (also for an
+    unhashable value such as a list)."""
+    if not isinstance(value, str) or value not in table:
+        raise ParameterError(parameter, f"one of {sorted(table)}", value)
+    return value
 
 
 def canonical_name(value: Any, names: Iterable[str], aliases: dict[str, str]) -> str | None:

@@ -34,6 +34,7 @@ from flatminima.errors import ParameterError
 
 from ._combine import derive_selection_ratio, derive_switch_fraction
 from ._compile import CompiledFormula
+from ._conventions import registered_name
 from ._derivation import Formula
 from ._derive import derive_escape_time
 from ._noise import NOISE
@@ -87,9 +88,7 @@ FORMULAS: dict[str, Callable[[], Formula]] = {
 
 def formula(name: str) -> Formula:
     """The derived [`Formula`][flatminima.theory.Formula] called ``name`` (one of `FORMULAS`)."""
-    if not isinstance(name, str) or name not in FORMULAS:
-        raise ParameterError("name", f"one of {sorted(FORMULAS)}", name)
-    return _derived(name)
+    return _derived(registered_name("name", name, FORMULAS))
 
 
 @cache

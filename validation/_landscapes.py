@@ -28,6 +28,7 @@ import sympy as sp
 import torch
 
 from flatminima.numerics._cases import landscape_case
+from flatminima.theory._conventions import registered_name
 from flatminima.theory._formulas import compiled_formula
 
 __all__ = ["LANDSCAPES", "Landscape", "landscape", "minibatch_noise_table"]
@@ -323,11 +324,7 @@ def landscape(name: str, **options: Any) -> Landscape:
     """A test landscape by name: ``"styblinski-tang-1d"``, ``"styblinski-tang-2d"``,
     ``"double-well"`` or ``"flat-sharp"`` (options ``which``, ``h_flat``, ``h_sharp``,
     ``h_saddle``, ``barrier``)."""
-    from flatminima.errors import ParameterError
-
-    if name not in LANDSCAPES:
-        raise ParameterError("landscape", f"one of {sorted(LANDSCAPES)}", name)
-    return LANDSCAPES[name](**options)
+    return LANDSCAPES[registered_name("landscape", name, LANDSCAPES)](**options)
 
 
 def minibatch_noise_table(

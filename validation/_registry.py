@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from flatminima.errors import ParameterError
+from flatminima.theory._conventions import registered_name
 
 __all__ = [
     "Analysis",
@@ -146,9 +147,7 @@ def point_from_dict(data: Mapping[str, JSONValue]) -> Point:
     """The typed point a stored or hand-written dict describes (dispatch on ``"task"``)."""
     _load_builtins()
     task = data.get("task") if isinstance(data, Mapping) else None
-    if not isinstance(task, str) or task not in _POINT_TYPES:
-        raise ParameterError("task", f"one of {sorted(_POINT_TYPES)}", task)
-    point: Point = _POINT_TYPES[task].from_dict(data)
+    point: Point = _POINT_TYPES[registered_name("task", task, _POINT_TYPES)].from_dict(data)
     return point
 
 

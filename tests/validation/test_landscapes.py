@@ -125,5 +125,8 @@ def test_sharpness_is_step_size(noise: str) -> None:
 def test_unknown_landscape() -> None:
     with pytest.raises(FlatMinimaError, match="landscape"):
         landscape("rosenbrock")
+    # an unhashable name is the same one-line error, not a TypeError from the dict lookup
+    with pytest.raises(FlatMinimaError, match=r"landscape: expected one of \['double-well'"):
+        landscape(["double-well"])  # type: ignore[arg-type]
     with pytest.raises(FlatMinimaError, match="which"):
         landscape("flat-sharp", which="middle")
