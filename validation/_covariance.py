@@ -42,7 +42,7 @@ import torch
 
 from ._design import point_seed
 from ._models import load_dataset, make_model, train_to_minimum
-from ._registry import Analysis, Case, Experiment, JSONValue, Point, Result, Row, register
+from ._registry import Analysis, Case, Experiment, JSONValue, Point, Record, Result, Row, register
 
 __all__ = [
     "COVARIANCE",
@@ -60,7 +60,7 @@ TOP = 10  # the top ten directions: reported beside it (stricter)
 
 
 @dataclass
-class MinibatchCheck:
+class MinibatchCheck(Record):
     """Covariance of M minibatch means of B samples (without replacement), along the top
     directions, against H/B (the claim) and against sampling theory."""
 
@@ -68,9 +68,6 @@ class MinibatchCheck:
     median_ratio_to_H_over_B: float
     median_ratio_to_sampling_theory: float
     median_diag: float
-
-    def to_dict(self) -> dict[str, float]:
-        return dict(self.__dict__)
 
 
 @dataclass

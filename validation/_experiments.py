@@ -35,7 +35,7 @@ from ._rate_points import (
     rate_point,
     rate_rows,
 )
-from ._registry import Analysis, Case, Experiment, JSONValue, Point, register, split_by_type
+from ._registry import Analysis, Case, Experiment, JSONValue, Point, Record, register, split_by_type
 
 __all__ = [
     "BATCH_SIZE",
@@ -503,7 +503,7 @@ class SelectionCase(Case):
 
 
 @dataclass
-class DirectOccupation:
+class DirectOccupation(Record):
     """The two-state picture checked directly: replicas started half in each valley."""
 
     B_over_eta: float
@@ -511,9 +511,6 @@ class DirectOccupation:
     standard_error: float
     fraction_flat_from_rates: float
     steps: int
-
-    def to_dict(self) -> dict[str, float]:
-        return dict(self.__dict__)
 
 
 @dataclass
