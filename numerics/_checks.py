@@ -206,6 +206,7 @@ def real_array(
     positive_only: bool = False,
     upper: float | None = None,
     allow_empty: bool = False,
+    copy: bool = True,
 ) -> np.ndarray:
     """A float64 array of finite real numbers, from anything [`real`][] accepts or nested
     sequences and arrays of them (numpy, torch).
@@ -213,6 +214,9 @@ def real_array(
     Refuses bool, complex and non-numeric entries, empty arrays (unless ``allow_empty``),
     NaN, ±inf and magnitudes beyond float64 (10⁴⁰⁰); with ``positive_only`` values ≤ 0; with
     ``upper`` values ≥ upper. The message names the parameter and the first bad entry.
+    ``copy=False`` returns a float64 input array itself (for callers that only read it).
+    The checks are two reductions (min and max, which propagate NaN) when the values pass; the
+    element-wise mask that finds the first bad entry is built only when they do not.
     """
     expected = "finite real numbers"
     if positive_only:
@@ -243,11 +247,20 @@ def real_array(
         raise ParameterError(name, expected, value)
     with np.errstate(over="ignore"):
         try:
-            arr = arr.astype(np.float64)
+            arr = arr.astype(np.float64, copy=copy)
         except OverflowError:
             raise ParameterError(name, expected, "a value beyond float64") from None
     if arr.size == 0 and not allow_empty:
         raise ShapeError(name, f"a non-empty array of {expected}", value)
+    if arr.size:
+        low, high = float(arr.min()), float(arr.max())  # NaN anywhere makes both NaN
+        passes = math.isfinite(low) and math.isfinite(high)
+        if positive_only or upper is not None:
+            passes = passes and low > 0
+        if upper is not None:
+            passes = passes and high < upper
+        if passes:
+            return arr
     ok = np.isfinite(arr)
     if positive_only or upper is not None:
         ok &= arr > 0

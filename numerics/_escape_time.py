@@ -731,7 +731,7 @@ def _array(
     tensors are kept as they are (device, dtype, autograd) once their values passed."""
     if value is None:
         return None
-    arr = real_array(name, value, positive_only=positive_only, upper=upper)
+    arr = real_array(name, value, positive_only=positive_only, upper=upper, copy=False)
     if xp is np:
         return arr
     import torch

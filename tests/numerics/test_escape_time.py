@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from flatminima.errors import FlatMinimaError, HessianError, ShapeError, ValidityWarning
+from flatminima.errors import (
+    FlatMinimaError,
+    HessianError,
+    ParameterError,
+    ShapeError,
+    ValidityWarning,
+)
 from flatminima.numerics import escape_time, log_escape_time, mfpt_1d
 
 X = sp.Symbol("x")
@@ -305,3 +311,26 @@ def test_two_by_two_float_misalignment_matches_the_exact_one() -> None:
     assert exact.eigen.misalignment > 0.01  # not aligned: a real comparison
     assert abs(floats.eigen.misalignment - exact.eigen.misalignment) < 1e-14
     assert mpmath.almosteq(floats.log_tau, exact.log_tau, rel_eps=mpmath.mpf(10) ** -28)
+
+
+def test_array_path_reads_its_inputs_without_changing_them_and_names_a_bad_entry() -> None:
+    """log_escape_time checks large arrays by reductions and does not copy float64 inputs:
+    the caller's arrays stay as they were, and a NaN deep inside is still named by index."""
+    rng = np.random.default_rng(3)
+    lr = rng.uniform(0.01, 0.2, 10_000)
+    batch = rng.uniform(8, 256, 10_000)
+    kept_lr, kept_batch = lr.copy(), batch.copy()
+    hessians = {"hess_min": np.diag([2.5, 4.0]), "hess_saddle": np.diag([-1.25, 3.0])}
+    out = log_escape_time("sgd", lr=lr, batch_size=batch, barrier=0.75, s=0.4, **hessians)
+    assert np.array_equal(lr, kept_lr) and np.array_equal(batch, kept_batch)
+    # one entry against the scalar (mpmath) path
+    one = escape_time("sgd", lr=float(lr[7]), batch_size=float(batch[7]), barrier=0.75, s=0.4,
+                      dps=20, **hessians)  # fmt: skip
+    assert out[7] == pytest.approx(float(one.log_tau), rel=1e-12)
+    lr[6543] = np.nan
+    with pytest.raises(ParameterError, match=r"lr.*6543"):
+        log_escape_time("sgd", lr=lr, batch_size=batch, barrier=0.75, s=0.4, **hessians)
+    batch[17] = -1.0
+    lr[6543] = 0.1
+    with pytest.raises(ParameterError, match=r"batch_size.*17"):
+        log_escape_time("sgd", lr=lr, batch_size=batch, barrier=0.75, s=0.4, **hessians)
