@@ -203,3 +203,17 @@ def test_hessian_mode_still_requires_its_hessians(capsys: pytest.CaptureFixture[
     status, _, err = _run(["evaluate", "anisotropic", "--hess-min", "2", "--hess-saddle", "-1",
                            "--diffusion", "0.1"], capsys)  # fmt: skip
     assert status == 2 and "--landscape" in err
+
+
+def test_docs_example_prints_what_docs_cli_says(capsys: pytest.CaptureFixture[str]) -> None:
+    """The white-noise example of docs/cli.md, run: the same lines, digit for digit."""
+    import re
+    import shlex
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```console\n(\$ flatminima evaluate white --landscape.*?)```", text, re.S)
+    assert len(blocks) == 1
+    command, *expected = blocks[0].strip().splitlines()
+    status, out, err = _run(shlex.split(command)[2:], capsys)
+    assert status == 0, err
+    assert out.strip().splitlines() == expected
