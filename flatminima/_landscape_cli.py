@@ -137,21 +137,21 @@ def _load_attribute(target: str) -> Any:
     return getattr(module, match["name"]), file
 
 
-def _user_function(fn: Any, file: Any) -> Any:
-    """The user's loss, its exceptions turned into one-line errors naming ``--landscape``."""
-    from flatminima._probe_cli import _Text, _where
+class _UserLoss:
+    """The user's loss function; the first exception it raises is kept (``FILE:LINE: Type:
+    message``) so that an error names the line of the user's file, not ours."""
 
-    def loss(theta: Any) -> Any:
+    def __init__(self, fn: Any, file: Any) -> None:
+        self.fn, self.file, self.failure = fn, file, ""
+
+    def __call__(self, theta: Any) -> Any:
+        from flatminima._probe_cli import _where
+
         try:
-            return fn(theta)
-        except FlatMinimaError:
-            raise
+            return self.fn(theta)
         except Exception as error:
-            raise ParameterError(
-                "--landscape", "a loss function that runs", _Text(_where(error, file))
-            ) from None
-
-    return loss
+            self.failure = self.failure or _where(error, self.file)
+            raise
 
 
 def _loss(args: argparse.Namespace) -> tuple[Any, list[str] | None]:
@@ -177,7 +177,7 @@ def _loss(args: argparse.Namespace) -> tuple[Any, list[str] | None]:
             raise ParameterError(
                 "--landscape", "a SymPy expression or a function θ -> L(θ)", type(loss).__name__
             )
-        return _user_function(loss, file), None
+        return _UserLoss(loss, file), None
     if match:
         raise ParameterError("--landscape", "an existing Python file", match["file"])
     declared = None if args.variables is None else parse_variables(args.variables)
@@ -246,11 +246,22 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return {"loss": loss, "names": names, **kwargs}
 
 
-def _relabel(error: FlatMinimaError) -> FlatMinimaError:
-    """An error of the Python API naming ``loss`` names ``--landscape`` instead."""
+def _relabel(error: Exception, loss: Any) -> Exception:
+    """An error of the Python API naming ``loss`` names ``--landscape`` instead; an exception
+    of the user's function is one line pointing at its file and line."""
+    from flatminima._probe_cli import _Text
+
+    failure = getattr(loss, "failure", "")
+    if failure:
+        expected = (
+            "a function of a torch tensor θ of shape (m, n) (coordinates θ[..., i]) that runs"
+        )
+        return ParameterError("--landscape", expected, _Text(failure))
     message = str(error)
     if getattr(error, "parameter", None) == "loss" and message.startswith("loss:"):
-        return ParameterError("--landscape", "a loss", None, message[len("loss: ") :])
+        relabelled = ParameterError("--landscape", "a loss", None)
+        relabelled.args = ("--landscape" + message[len("loss") :],)
+        return relabelled
     return error
 
 
@@ -268,8 +279,8 @@ def run_landscape(args: argparse.Namespace) -> int:
         warnings.simplefilter("always", ValidityWarning)
         try:
             result = landscape_escape_time(loss, args.noise, **options)
-        except FlatMinimaError as error:
-            relabelled = _relabel(error)
+        except Exception as error:
+            relabelled = _relabel(error, loss)
             if relabelled is error:
                 raise
             raise relabelled from None

@@ -154,18 +154,49 @@ def test_other_minimum_and_two_saddles(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_loss_from_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """FILE.py:NAME: a SymPy expression (exact) and a torch function (autograd, float64) give
+    the hand Eyring–Kramers τ; a float literal, a non-loss and a function that fails are one
+    line naming --landscape (the failing one with its file and line)."""
     file = tmp_path / "well.py"
     file.write_text(
         "import sympy as sp\nx, y = sp.symbols('x y')\n"
-        "L = (x**2 - 1)**2 + y**2 + x*y/2\nbroken = 3\n",
+        "L = (x**2 - 1)**2 + y**2 + x*y/2\nF = (x**2 - 1)**2 + 0.5*y**2\nbroken = 3\n"
+        "def T(t):\n    return (t[..., 0]**2 - 1)**2 + t[..., 1]**2 + t[..., 0]*t[..., 1]/2\n"
+        "def bad(t):\n    return t.nonexistent\n",
         encoding="utf-8",
     )
     argv = ["evaluate", "white", "--landscape", f"{file}:L", "--minimum", "1,-0.25",
             "--saddle", "0,0", "--diffusion", "0.1", "--points", "8"]  # fmt: skip
+    hand = float(_eyring_kramers_by_hand("0.1", 20))
     out = _json(argv, capsys)
-    assert abs(float(out["tau"]) / float(_eyring_kramers_by_hand("0.1", 20)) - 1) < 1e-12
-    status, _, err = _run([*argv[:3], f"{file}:broken", *argv[4:]], capsys)
-    assert status == 2 and err.count("\n") == 1 and "--landscape" in err
+    assert abs(float(out["tau"]) / hand - 1) < 1e-12
+    for name, words in (
+        ("broken", "int"),
+        ("F", "float literals"),
+        ("bad", "well.py:9: AttributeError"),
+    ):
+        status, _, err = _run([*argv[:3], f"{file}:{name}", *argv[4:]], capsys)
+        assert status == 2 and err.count("\n") == 1, err
+        assert err.startswith("flatminima: error: --landscape") and words in err, err
+    pytest.importorskip("torch")
+    out = _json([*argv[:3], f"{file}:T", *argv[4:]], capsys)
+    assert out["variables"] is None
+    assert abs(float(out["tau"]) / hand - 1) < 1e-8
+
+
+def test_loss_dependent_equals_api(capsys: pytest.CaptureFixture[str]) -> None:
+    """State-dependent D = (ηL(θ)/B)H(a) on the curved valley lifted by 1, Stratonovich."""
+    argv = ["evaluate", "loss-dependent", "--landscape", VALLEY + " + 1", "--minimum",
+            "-1,0.5", "--saddle", "0,0", "--lr", "0.05", "--batch-size", "4", "--points", "8",
+            "--interpretation", "stratonovich"]  # fmt: skip
+    out = _json(argv, capsys)
+    api = landscape_escape_time(
+        VALLEY_SP + 1, "loss-dependent", minimum=[-1, 0.5], saddle=[0, 0], lr="0.05",
+        batch_size="4", points=8, interpretation="stratonovich",
+    )  # fmt: skip
+    assert out["tau"] == mpmath.nstr(api.tau, 30)
+    assert out["iterations"] == mpmath.nstr(api.iterations, 30)
+    assert out["interpretation"] == api.interpretation
 
 
 BAD = (
