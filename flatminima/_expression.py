@@ -28,15 +28,7 @@ __all__ = ["FUNCTIONS", "parse_loss", "parse_variables"]
 
 #: Function names a loss may call (one argument each) and their SymPy names.
 FUNCTIONS = {
-    "exp": "exp",
-    "log": "log",
-    "sqrt": "sqrt",
-    "sin": "sin",
-    "cos": "cos",
-    "tan": "tan",
-    "tanh": "tanh",
-    "cosh": "cosh",
-    "sinh": "sinh",
+    **{name: name for name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "cosh", "sinh")},
     "abs": "Abs",
 }
 CONSTANTS = ("pi", "E")

@@ -114,24 +114,14 @@ def _coordinates(option: str, text: str, n: int | None, names: list[str] | None)
 
 def _load_attribute(target: str) -> Any:
     """NAME from FILE.py: the user's file is run (as ``probe`` runs its factory file)."""
-    import importlib.util
     from pathlib import Path
 
-    from flatminima._probe_cli import _Text, _where
+    from flatminima._probe_cli import run_file
 
     match = _FILE_TARGET.match(target)
     assert match is not None
     file = Path(match["file"])
-    spec = importlib.util.spec_from_file_location(f"_flatminima_loss_{file.stem}", file)
-    if spec is None or spec.loader is None:
-        raise ParameterError("--landscape", "a Python file", str(file))
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as error:  # the user's file: one line, pointing at its line
-        raise ParameterError(
-            "--landscape", f"a file that imports ({file})", _Text(_where(error, file))
-        ) from None
+    module = run_file(file, "--landscape")
     if not hasattr(module, match["name"]):
         raise ParameterError("--landscape", f"a loss named {match['name']!r} in {file}", target)
     return getattr(module, match["name"]), file
@@ -301,15 +291,10 @@ def _point(values: Any) -> str:
 def _text_lines(result: Any, names: list[str] | None) -> list[str]:
     import mpmath
 
-    def show(value: Any) -> str:
-        return "-" if value is None else mpmath.nstr(value, result.dps)
+    from flatminima.cli import time_lines
 
     lines = [
-        f"tau            = {show(result.tau)}",
-        f"log tau        = {show(result.log_tau)}",
-        f"rate           = {show(result.rate)}",
-        f"iterations     = {show(result.iterations)}",
-        f"log iterations = {show(result.log_iterations)}",
+        *time_lines(result),
         f"quasi-potential barrier = {mpmath.nstr(result.barrier, 10)}",
         f"prefactor      = {mpmath.nstr(result.prefactor, 10)}",
         f"non-Gibbs integral I = {result.non_gibbs:.6g}, accuracy = {result.accuracy:.2g}",

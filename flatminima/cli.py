@@ -277,18 +277,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         return 0
-    digits = result.dps
-
-    def show(value: Any) -> str:
-        return "-" if value is None else mpmath.nstr(value, digits)
-
     eig = result.eigen
     lines = [
-        f"tau            = {show(result.tau)}",
-        f"log tau        = {show(result.log_tau)}",
-        f"rate           = {show(result.rate)}",
-        f"iterations     = {show(result.iterations)}",
-        f"log iterations = {show(result.log_iterations)}",
+        *time_lines(result),
         f"quasi-potential barrier = {mpmath.nstr(result.quasi_potential, 10)}",
         f"H_ae = {mpmath.nstr(eig.curvature_min_along_e, 10)}, "
         f"|H_be| = {mpmath.nstr(eig.curvature_saddle_e, 10)}, "
@@ -298,6 +289,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     ]
     print("\n".join(lines))
     return 0
+
+
+def time_lines(result: Any) -> list[str]:
+    """τ, log τ, rate and iterations of an escape-time result at its ``dps`` digits."""
+    import mpmath
+
+    def show(value: Any) -> str:
+        return "-" if value is None else mpmath.nstr(value, result.dps)
+
+    return [
+        f"tau            = {show(result.tau)}",
+        f"log tau        = {show(result.log_tau)}",
+        f"rate           = {show(result.rate)}",
+        f"iterations     = {show(result.iterations)}",
+        f"log iterations = {show(result.log_iterations)}",
+    ]
 
 
 def _tidy(value: Any, digits: int = 3, floor: float = 1e-12) -> str:
