@@ -6,7 +6,8 @@ syntax tree is walked with a whitelist; the SymPy expression is built node by no
 
 - numbers (``2``, ``0.5``, ``1e-3``: read from their digits as exact rationals, so ``0.1`` is
   1/10 and not the nearest double), the declared variable names, ``pi`` and ``E``;
-- ``+ - * / **`` (``^`` is read as ``**``, as SymPy reads it), unary ``-`` and ``+``,
+- ``+ - * / **`` (``^`` is read as ``**`` with its precedence, as SymPy reads it), unary ``-``
+  and ``+``,
   parentheses;
 - calls of one argument to ``exp log sqrt sin cos tan tanh cosh sinh abs``.
 
@@ -81,6 +82,7 @@ class _Builder:
 
         self.sp = sp
         self.text = text
+        self.source = text.replace("^", "**")  # what is parsed (see parse_loss)
         self.option = option
         self.declared = None if variables is None else list(variables)
         self.symbols: dict[str, Any] = {}
@@ -134,7 +136,7 @@ class _Builder:
             if abs(value) > 10**100:
                 raise self.refuse("an integer literal above 10**100")
             return self.sp.Integer(value)
-        digits = ast.get_source_segment(self.text, node) or repr(value)
+        digits = ast.get_source_segment(self.source, node) or repr(value)
         try:
             return self.sp.Rational(digits.replace("_", ""))
         except (TypeError, ValueError):  # pragma: no cover - Python accepted the digits
@@ -157,7 +159,7 @@ class _Builder:
 
     def binary(self, node: ast.BinOp) -> Any:
         op = node.op
-        if not isinstance(op, ast.Add | ast.Sub | ast.Mult | ast.Div | ast.Pow | ast.BitXor):
+        if not isinstance(op, ast.Add | ast.Sub | ast.Mult | ast.Div | ast.Pow):
             raise self.refuse(f"the operator {type(op).__name__} (use + - * / **)")
         left, right = self.build(node.left), self.build(node.right)
         if isinstance(op, ast.Add):
@@ -216,7 +218,9 @@ def parse_loss(
         raise _refuse(option, text[:40], f"longer than {MAX_CHARS} characters")
     builder = _Builder(text.strip(), option, variables)
     try:
-        tree = ast.parse(builder.text, mode="eval")
+        # ^ is a power, as SymPy reads it: replaced before parsing, so that it binds like **
+        # (Python's ^ binds more loosely than +); ^ means nothing else in an allowed loss
+        tree = ast.parse(builder.source, mode="eval")
     except SyntaxError as exc:
         raise _refuse(option, text, f"not an expression: {exc.msg}") from None
     except (RecursionError, MemoryError, ValueError):

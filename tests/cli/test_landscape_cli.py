@@ -248,3 +248,46 @@ def test_docs_example_prints_what_docs_cli_says(capsys: pytest.CaptureFixture[st
     status, out, err = _run(shlex.split(command)[2:], capsys)
     assert status == 0, err
     assert out.strip().splitlines() == expected
+
+
+def test_parser_reads_exact_numbers_and_never_calls_eval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.1 is 1/10, ^ is **, pi and E are SymPy's; eval, exec and sympify are never called
+    (they are replaced by functions that fail while the text is parsed; SymPy is imported
+    before, as the CLI has it imported by then)."""
+    import builtins
+
+    from flatminima._expression import parse_loss
+
+    real = {"eval": builtins.eval, "exec": builtins.exec}
+    seen: list[str] = []
+
+    def guard(name: str) -> object:
+        def call(source: object, *args: object) -> object:
+            if isinstance(source, str | bytes):  # text run as code (an import's code object
+                seen.append(f"{name}({source!r})")  # is not text: it runs)
+                raise AssertionError("evaluated as code")
+            return real[name](source, *args)  # type: ignore[operator]
+
+        return call
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        seen.append("sympify")
+        raise AssertionError("sympify called")
+
+    text = "0.1*x^2 + exp(-y)*pi - 1e-3*abs(x*y)/E + 2**-1"
+    with monkeypatch.context() as patched:
+        for name in real:  # (compile stays: ast.parse is compile(..., ONLY_AST))
+            patched.setattr(builtins, name, guard(name))
+        patched.setattr(sp, "sympify", forbidden)
+        patched.setattr(sp, "parse_expr", forbidden)
+        expr, symbols = parse_loss(text, ["y", "x"])
+    assert seen == []
+    x, y = sp.Symbol("x", real=True), sp.Symbol("y", real=True)
+    expected = (
+        sp.Rational(1, 10) * x**2
+        + sp.exp(-y) * sp.pi
+        - sp.Abs(x * y) / 1000 / sp.E
+        + sp.Rational(1, 2)
+    )
+    assert sp.simplify(expr - expected) == 0
+    assert symbols == [y, x]
