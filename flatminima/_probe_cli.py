@@ -49,7 +49,6 @@ def add_probe_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def _load_factory(target: str) -> Any:
-    import importlib.util
     from pathlib import Path
 
     from flatminima.errors import FlatMinimaError, ParameterError
@@ -60,16 +59,7 @@ def _load_factory(target: str) -> Any:
     file = Path(path)
     if not file.is_file():
         raise ParameterError("FILE.py:factory", "an existing Python file", path)
-    spec = importlib.util.spec_from_file_location(f"_flatminima_probe_{file.stem}", file)
-    if spec is None or spec.loader is None:
-        raise ParameterError("FILE.py:factory", "a Python file", path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as error:  # the user's file: one line, pointing at its line
-        raise ParameterError(
-            "FILE.py:factory", f"a file that imports ({path})", _Text(_where(error, file))
-        ) from None
+    module = run_file(file, "FILE.py:factory")
     factory = getattr(module, name, None)
     if not callable(factory):
         raise ParameterError("FILE.py:factory", f"a function {name!r} in {path}", target)
@@ -86,6 +76,26 @@ def _load_factory(target: str) -> Any:
             "FILE.py:factory", "factory() returning (model, loss_fn, dataset)", type(made).__name__
         )
     return made
+
+
+def run_file(file: Any, option: str) -> Any:
+    """Run a user's Python file as a module; an exception is one line naming ``option`` and
+    the file's line."""
+    import importlib.util
+
+    from flatminima.errors import ParameterError
+
+    spec = importlib.util.spec_from_file_location(f"_flatminima_user_{file.stem}", file)
+    if spec is None or spec.loader is None:
+        raise ParameterError(option, "a Python file", str(file))
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # the user's file: one line, pointing at its line
+        raise ParameterError(
+            option, f"a file that imports ({file})", _Text(_where(error, file))
+        ) from None
+    return module
 
 
 class _Text(str):

@@ -66,17 +66,6 @@ def _choice(*names: str, aliases: dict[str, str] | None = None) -> Callable[[str
     return parse
 
 
-def _noise(text: str) -> str:
-    """An argparse type: one of the theory layer's noise models (``NOISE_MODELS``), read when a
-    noise is parsed, so that building the parser does not import SymPy."""
-    from flatminima.theory import NOISE_MODELS
-
-    return _choice(*NOISE_MODELS)(text)
-
-
-_noise.__name__ = "choice"
-
-
 class _NoiseNames:
     """The noise-model names for a help text, read from the theory layer when shown."""
 
@@ -86,9 +75,16 @@ class _NoiseNames:
         return ", ".join(NOISE_MODELS)
 
 
-def _add_noise_argument(parser: argparse.ArgumentParser) -> None:
+def _add_noise_argument(parser: argparse.ArgumentParser, *extra: str) -> None:
+    def parse(text: str) -> str:
+        from flatminima.theory import NOISE_MODELS
+
+        return _choice(*NOISE_MODELS, *extra)(text)
+
+    parse.__name__ = "choice"
+    shown = "".join(f", {name} (with --landscape)" for name in extra)
     action = parser.add_argument(
-        "noise", type=_noise, metavar="noise", help="noise model: %(noise_models)s"
+        "noise", type=parse, metavar="noise", help=f"noise model: %(noise_models)s{shown}"
     )
     action.noise_models = _NoiseNames()  # type: ignore[attr-defined]
 
@@ -251,6 +247,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     import mpmath
 
+    from flatminima._landscape_cli import check_mode, run_landscape
+
+    if check_mode(args):  # --landscape LOSS: the escape time from the loss itself
+        return run_landscape(args)
+
     from flatminima.errors import ValidityWarning
     from flatminima.numerics import escape_time
 
@@ -276,18 +277,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         return 0
-    digits = result.dps
-
-    def show(value: Any) -> str:
-        return "-" if value is None else mpmath.nstr(value, digits)
-
     eig = result.eigen
     lines = [
-        f"tau            = {show(result.tau)}",
-        f"log tau        = {show(result.log_tau)}",
-        f"rate           = {show(result.rate)}",
-        f"iterations     = {show(result.iterations)}",
-        f"log iterations = {show(result.log_iterations)}",
+        *time_lines(result),
         f"quasi-potential barrier = {mpmath.nstr(result.quasi_potential, 10)}",
         f"H_ae = {mpmath.nstr(eig.curvature_min_along_e, 10)}, "
         f"|H_be| = {mpmath.nstr(eig.curvature_saddle_e, 10)}, "
@@ -297,6 +289,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     ]
     print("\n".join(lines))
     return 0
+
+
+def time_lines(result: Any) -> list[str]:
+    """τ, log τ, rate and iterations of an escape-time result at its ``dps`` digits."""
+    import mpmath
+
+    def show(value: Any) -> str:
+        return "-" if value is None else mpmath.nstr(value, result.dps)
+
+    return [
+        f"tau            = {show(result.tau)}",
+        f"log tau        = {show(result.log_tau)}",
+        f"rate           = {show(result.rate)}",
+        f"iterations     = {show(result.iterations)}",
+        f"log iterations = {show(result.log_iterations)}",
+    ]
 
 
 def _tidy(value: Any, digits: int = 3, floor: float = 1e-12) -> str:
@@ -485,7 +493,11 @@ _EVALUATE_NUMBERS = (
     ("--lr", "learning rate η (also turns τ into iterations)"),
     ("--batch-size", "batch size B (sgd, loss-dependent)"),
     ("--s", "SGD switch fraction in (0, 1)"),
-    ("--diffusion", "white-noise diffusion D"),
+    (
+        "--diffusion",
+        "white-noise diffusion D; with --landscape and anisotropic noise a "
+        "constant SPD matrix: JSON ([[0.2, 0.05], [0.05, 0.1]]) or a .json/.npy file",
+    ),
     ("--loss-min", "loss at the minimum (loss-dependent noise)"),
     ("--loss-saddle", "loss at the saddle (loss-dependent noise)"),
     ("--h-star", "noise curvature h* (loss-dependent noise)"),
@@ -495,18 +507,18 @@ _EVALUATE_NUMBERS = (
 def _add_evaluate_parser(sub: Any) -> None:
     evaluate = sub.add_parser(
         "evaluate",
-        help="evaluate an escape time from Hessians at any precision",
+        help="evaluate an escape time from Hessians at any precision, or from a loss",
+        description="Either --hess-min and --hess-saddle (the aligned formulas at any "
+        "precision) or --landscape LOSS with --minimum and --saddle (any landscape: "
+        "quasi-potential, minimum-action path, general prefactor).",
         formatter_class=_FORMATTER,
     )
-    _add_noise_argument(evaluate)
+    _add_noise_argument(evaluate, "anisotropic")
     evaluate.add_argument(
         "--hess-min",
-        required=True,
         help="Hessian at the minimum: JSON ([[2,0],[0,5]] or 2) or a .json/.npy file",
     )
-    evaluate.add_argument(
-        "--hess-saddle", required=True, help="Hessian at the saddle: JSON or a .json/.npy file"
-    )
+    evaluate.add_argument("--hess-saddle", help="Hessian at the saddle: JSON or a .json/.npy file")
     for flag, text in _EVALUATE_NUMBERS:
         evaluate.add_argument(flag, help=text)
     evaluate.add_argument(
@@ -516,6 +528,9 @@ def _add_evaluate_parser(sub: Any) -> None:
     evaluate.add_argument(
         "--format", type=_choice("text", "json"), default="text", help="text or json"
     )
+    from flatminima._landscape_cli import add_landscape_options
+
+    add_landscape_options(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate, subparser=evaluate)
 
 
