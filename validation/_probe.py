@@ -245,8 +245,10 @@ def probe(
     measure
         Also run ``replicas`` SGD copies from the minimum and count escapes (criterion: the
         full-data loss exceeds L(a) + ΔL, checked every ``check_every`` iterations; escaped
-        replicas restart at the minimum; counted after ``burn_in`` iterations, default
-        min(5/(ηλ_k⁺), max_steps/5)).
+        replicas restart at the minimum; counted after ``burn_in`` iterations, rounded down to
+        a check, default min(5/(ηλ_k⁺), max_steps/5)). The run is the escape engine's
+        (minibatches without replacement, level-set event, renewal counting); a replica that
+        reaches NaN or inf is a ``DivergenceError`` naming ``lr``.
     barrier
         ΔL of the prediction and of the escape criterion. Default: the barrier at which the
         sharpest direction's SGD exponent 2BΔL/(ηλ_1) is 10.
@@ -264,8 +266,8 @@ def probe(
         Working precision, ``torch.float64`` (default, whatever the model's dtype) or
         ``torch.float32``.
     chunk_size, replicas, max_steps, check_every, target_escapes, burn_in, seed
-        Samples per vmap chunk; the measurement's settings (positive integers, check_every ≤
-        max_steps, burn_in ≥ 0); the random seed (integer ≥ 0). Every setting is checked
+        Samples per vmap chunk; the measurement's settings (positive integers,
+        check_every ≤ max_steps, 0 ≤ burn_in < max_steps); the random seed (integer ≥ 0). Every setting is checked
         before anything is computed: a bad one is a one-line ``ParameterError`` naming it.
     store
         Folder for finished stages (Hessian, noise, measurement): a second call with the same
