@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import ast
 import inspect
+from dataclasses import replace
 
 import pytest
 import torch
 
 from flatminima.validation import _network_escape as net
 
-POINT = {"dataset": "two-blobs", "size": 128, "hidden": 4, "weight_decay": 0.1, "data_seed": 3}
-
 
 @pytest.fixture(scope="module")
 def trained():
-    return net._setup(POINT)
+    return net._setup(net.NETWORK)
 
 
 def _replicas(theta_star: torch.Tensor, scale: float, n: int = 16) -> torch.Tensor:
@@ -56,18 +55,12 @@ def test_float32_screen_is_within_its_band(trained, scale: float) -> None:
 def test_cheap_loss_check_gives_the_same_escapes_as_the_exact_check(index: int) -> None:
     """Same seed, the loss check screened (SGD) or fused (white noise) against the full-data
     float64 loss every step: the same escapes, steps and rate, to the bit."""
-    point = net.network_sharpness_points(True, "cpu")[index].to_dict()
+    point = net.network_sharpness_points(True, "cpu")[index]
     # half the level δ: escapes come often enough for a short run
-    point = {
-        **point,
-        "delta": point["delta"] / 2,
-        "replicas": 32,
-        "target_escapes": 10,
-        "max_steps": 400,
-    }
+    point = replace(point, delta=point.delta / 2, replicas=32, target_escapes=10, max_steps=400)
     cheap = net.measure_network_rate(point)
-    exact = net.measure_network_rate({**point, "screened": False})
-    assert cheap["escapes"] > 0
+    exact = net.measure_network_rate(point, screened=False)
+    assert cheap.escapes > 0
     assert cheap == exact
 
 
@@ -107,8 +100,8 @@ def test_simulate_escape_and_the_validation_measurements_run_through_the_engine(
         target_escapes=1,
         max_steps=5,
     )
-    point = net.network_sharpness_points(True, "cpu")[0].to_dict()
-    net.measure_network_rate({**point, "replicas": 4, "max_steps": 3, "target_escapes": 1})
+    point = net.network_sharpness_points(True, "cpu")[0]
+    net.measure_network_rate(replace(point, replicas=4, max_steps=3, target_escapes=1))
     measured = _probe_measure._measure(_tiny_model(), **{**PROBE_RUN, "max_steps": 60})
     assert measured["steps"] == 60
     assert calls == [m.__name__ for m in modules]
