@@ -58,7 +58,7 @@ from flatminima.errors import ParameterError
 from ._lanczos import lanczos_top
 from ._persample import FunctionalModel
 from ._probe_checks import _check_loss, _check_settings, _Checked, _Text
-from ._probe_measure import _measure, _measurement, _subsets
+from ._probe_measure import _every_ten_seconds, _measure, _measurement, _subsets
 from ._probe_predict import LEVEL_MAX, LEVEL_WINDOW, _fit_noise, _predict
 from ._probe_results import EscapeMeasurement, HessianTop, NoiseFit, Prediction, ProbeResult
 
@@ -125,25 +125,15 @@ def _reporting(
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """``matvec`` that says every ~10 s how many products it made, at what pace, and the time
     left to the first Lanczos round's limit of ``limit`` products (an upper bound for it)."""
-    start = last = time.perf_counter()
-    count = 0
 
-    def product(v: torch.Tensor) -> torch.Tensor:
-        nonlocal count, last
-        out = matvec(v)
-        count += 1
-        now = time.perf_counter()
-        if now - last > 10:
-            last = now
-            each = (now - start) / count
-            left = max(limit - count, 0) * each
-            say(
-                f"hessian: {count} Hessian-vector products, {each:.2g} s each; first round "
-                f"ETA ≤ {left:.0f} s, deflation rounds after it are shorter"
-            )
-        return out
+    def message(count: int, seconds: float) -> str:
+        each = seconds / count
+        return (
+            f"hessian: {count} Hessian-vector products, {each:.2g} s each; first round "
+            f"ETA ≤ {max(limit - count, 0) * each:.0f} s, deflation rounds after it are shorter"
+        )
 
-    return product
+    return _every_ten_seconds(matvec, say, message)
 
 
 def _hessian_stage(

@@ -35,31 +35,24 @@ def _subsets(rows: int, n: int, size: int, gen: torch.Generator, dev: torch.devi
     return out
 
 
-def _reporting(
-    step: Callable[[torch.Tensor], torch.Tensor],
-    estimator: Renewal,
-    max_steps: int,
-    progress: Callable[[str], None] | None,
+def _every_ten_seconds(
+    function: Callable[[torch.Tensor], torch.Tensor],
+    say: Callable[[str], None],
+    message: Callable[[int, float], str],
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``step`` that says every ~10 s how far the run is, its escapes and an ETA."""
-    if progress is None:
-        return step
+    """``function`` that, at most every ~10 s, says ``message(calls so far, seconds so far)``."""
     start = last = time.perf_counter()
-    done = 0
+    calls = 0
 
-    def reported(thetas: torch.Tensor) -> torch.Tensor:
-        nonlocal done, last
-        thetas = step(thetas)
-        done += 1
+    def reported(value: torch.Tensor) -> torch.Tensor:
+        nonlocal calls, last
+        out = function(value)
+        calls += 1
         now = time.perf_counter()
         if now - last > 10:
             last = now
-            pace = done / (now - start)
-            progress(
-                f"measure: step {done}/{max_steps}, {estimator.escapes} escapes, "
-                f"ETA ≤ {(max_steps - done) / pace:.0f} s"
-            )
-        return thetas
+            say(message(calls, now - start))
+        return out
 
     return reported
 
@@ -95,7 +88,16 @@ def _measure(
     event = LevelSet(torch.func.vmap(fm.loss), level, guard=True)
     windows = check_every * (burn_in // check_every)
     estimator = Renewal(ops, replicas, theta_a, 1.0, windows, target_escapes)
-    step = _reporting(DiscreteSGD(problem, ops, lr).step, estimator, max_steps, progress)
+    step: Callable[[torch.Tensor], torch.Tensor] = DiscreteSGD(problem, ops, lr).step
+    if progress is not None:
+        step = _every_ten_seconds(
+            step,
+            progress,
+            lambda done, seconds: (
+                f"measure: step {done}/{max_steps}, {estimator.escapes} escapes, "
+                f"ETA ≤ {(max_steps - done) * seconds / done:.0f} s"
+            ),
+        )
     try:
         with torch.no_grad():
             counts = run_escape(
