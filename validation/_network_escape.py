@@ -24,6 +24,7 @@ not depend on k; only the time unit does).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -319,11 +320,7 @@ def measure_network_rate(point: NetworkRatePoint, *, screened: bool = True) -> N
         )
     rate = rate_estimate(counts.escapes, counts.exposure, 0.95, horizon="max_steps")
     return NetworkRateResult(
-        escapes=rate.escapes,
-        exposure=rate.exposure,
-        rate=rate.rate,
-        rate_low=rate.rate_low,
-        rate_high=rate.rate_high,
+        **dataclasses.asdict(rate),  # escapes, exposure, rate, rate_low, rate_high
         steps=counts.steps,
         burn_in=burn_in,
         loss_star=loss_star,
