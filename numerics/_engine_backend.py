@@ -99,6 +99,20 @@ class Ops:
             return self.rngs[0].integers(high, size=shape)
         return self.torch.randint(high, shape, generator=self.rng, device=self.device)
 
+    def subsets(self, high: int, rows: int, size: int) -> Any:
+        """``rows`` independent uniform random subsets of ``size`` indices from range(high),
+        without replacement (minibatches drawn without replacement), by Floyd's algorithm
+        vectorized over the rows: O(rows·size²) work, not O(rows·high)."""
+        if self.backend == "numpy":
+            rng = self.rngs[0]
+            return _floyd(rows, high, size, lambda: rng.random(rows), np)
+        torch = self.torch
+
+        def uniform() -> Any:
+            return torch.rand(rows, generator=self.rng, device=self.device, dtype=torch.float64)
+
+        return _floyd(rows, high, size, uniform, torch, self.device)
+
     def to_numpy(self, value: Any) -> np.ndarray:
         return to_numpy(value)
 
@@ -128,6 +142,24 @@ class Ops:
         if self.backend == "numpy":
             return x[keep]
         return x[self.torch.as_tensor(keep, device=x.device)]
+
+
+def _floyd(rows: int, high: int, size: int, uniform: Any, xp: Any, device: Any = None) -> Any:
+    """Floyd's algorithm for ``rows`` subsets at once (``xp`` numpy or torch; ``uniform()``
+    gives ``rows`` uniforms in [0, 1)): for j = high − size … high − 1 draw t uniform in
+    [0, j] and take t, or j when t is already in the row's subset."""
+    if xp is np:
+        sel = np.empty((rows, size), dtype=np.int64)
+    else:
+        sel = xp.empty((rows, size), dtype=xp.long, device=device)
+    for c, j in enumerate(range(high - size, high)):
+        t = (uniform() * (j + 1)).astype(np.int64) if xp is np else (uniform() * (j + 1)).long()
+        t = np.minimum(t, j) if xp is np else t.clamp_max(j)
+        if c:
+            dup = (sel[:, :c] == t[:, None]).any(1)
+            t = xp.where(dup, j, t) if xp is np else xp.where(dup, xp.full_like(t, j), t)
+        sel[:, c] = t
+    return sel
 
 
 class BlockNormals:

@@ -5,8 +5,9 @@
   The interpretation is run as the equivalent Itô SDE, drift −∇L + α∇·D (∇·D by central
   differences of the D callable), with α from theory's `numeric_alpha`.
 - `MinibatchProblem`: discrete SGD, θ ← θ − η g(θ, batch), where ``g(x, idx)`` is each
-  replica's gradient on its own minibatch of indices ``idx`` (rows × batch_size, drawn with
-  replacement from ``dataset_size`` samples by the stepper).
+  replica's gradient on its own minibatch of indices ``idx`` (rows × batch_size, drawn by the
+  stepper from ``dataset_size`` samples, with replacement, or without when ``replace`` is
+  False).
 
 The checks at the start point (finite ∇L of the batch's shape, a stable Euler step, an
 acceptable D) live here too: they are about the problem, not the loop.
@@ -51,11 +52,13 @@ class SDEProblem:
 
 @dataclass(frozen=True)
 class MinibatchProblem:
-    """Discrete SGD: ``grad(x, idx)`` is each row's gradient on its minibatch ``idx``."""
+    """Discrete SGD: ``grad(x, idx)`` is each row's gradient on its minibatch ``idx``
+    (indices drawn with replacement, or without when ``replace`` is False)."""
 
     grad: Callable[[Any, Any], Any]
     dataset_size: int
     batch_size: int
+    replace: bool = True
 
 
 @dataclass(frozen=True)

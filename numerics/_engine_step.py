@@ -5,7 +5,8 @@
   α-interpretation the drift gets + α h ∇·D. Weak order 1 in h (checked against the exact
   moments of a linear SDE in tests/numerics/test_engine.py). With h = η it *is* GD with
   injected white noise, and SGD when D = (η/2) C(θ).
-- `DiscreteSGD`: θ ← θ − η g(θ, batch), with a fresh minibatch of indices per row and step.
+- `DiscreteSGD`: θ ← θ − η g(θ, batch), with a fresh minibatch of indices per row and step
+  (with replacement, or without: the problem's ``replace``).
 
 numpy: updated in place in buffers of the stepper's own (``x`` is modified and returned);
 torch: a new tensor per step. Both take any number of rows (paths may be removed between
@@ -110,8 +111,9 @@ class EulerMaruyama:
 
 
 class DiscreteSGD:
-    """Minibatch SGD steps of a `MinibatchProblem`: indices drawn with replacement, one
-    minibatch per row and step, from the backend's generator."""
+    """Minibatch SGD steps of a `MinibatchProblem`: one minibatch per row and step, from the
+    backend's generator, indices drawn with replacement (``Ops.randint``) or without
+    (``Ops.subsets``, when the problem's ``replace`` is False)."""
 
     def __init__(self, problem: MinibatchProblem, ops: Ops, lr: float) -> None:
         self.problem, self.ops, self.lr = problem, ops, lr
@@ -119,9 +121,14 @@ class DiscreteSGD:
     def describe(self) -> str:
         return (
             f"minibatch SGD (batches of {self.problem.batch_size} of "
-            f"{self.problem.dataset_size}), step {self.lr:g}, {self.ops.backend}"
+            f"{self.problem.dataset_size}, "
+            f"{'with' if self.problem.replace else 'without'} replacement), step {self.lr:g}, {self.ops.backend}"
         )
 
     def step(self, x: Any) -> Any:
-        idx = self.ops.randint(self.problem.dataset_size, (x.shape[0], self.problem.batch_size))
+        n, size = self.problem.dataset_size, self.problem.batch_size
+        if self.problem.replace:
+            idx = self.ops.randint(n, (x.shape[0], size))
+        else:
+            idx = self.ops.subsets(n, x.shape[0], size)
         return x - self.lr * self.problem.grad(x, idx)

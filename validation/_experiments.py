@@ -13,7 +13,7 @@ multiplier k runs with ``lr = kη`` and its rate per iteration is the rate on L_
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from ._design import kappa as _kappa
 from ._fits import ScalingComparison, compare_laws
 from ._landscapes import landscape
 from ._network_escape import NetworkRatePoint, network_sharpness_analysis, network_sharpness_points
-from ._network_selection import network_selection_analysis, network_selection_points
+from ._network_selection import MinimaPair, network_selection_analysis, network_selection_points
 from ._rate_points import (
     OccupationPoint,
     OccupationResult,
@@ -35,7 +35,7 @@ from ._rate_points import (
     rate_point,
     rate_rows,
 )
-from ._registry import Analysis, Case, Experiment, JSONValue, Point, Record, register, split_by_type
+from ._registry import Analysis, Case, Experiment, Point, Record, register, split_by_type
 
 __all__ = [
     "BATCH_SIZE",
@@ -482,7 +482,7 @@ class SelectionCase(Case):
     log_odds_formula: list[float] | None = None
     log_odds_exact: list[float] | None = None
     model: str | None = None
-    minima: Mapping[str, JSONValue] | None = None
+    minima: MinimaPair | None = None
     criterion: str | None = None
 
     @property

@@ -24,6 +24,7 @@ not depend on k; only the time unit does).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -132,23 +133,22 @@ class NetworkRatePoint(Point):
     device: str | None = None
 
     def run(self) -> NetworkRateResult:
-        result: NetworkRateResult = NetworkRateResult.from_dict(
-            measure_network_rate(self.to_dict())
-        )
-        return result
+        return measure_network_rate(self)
+
+    @property
+    def network(self) -> NetworkSetup:
+        """The data set and model the point trains."""
+        return NetworkSetup(self.dataset, self.size, self.hidden, self.weight_decay, self.data_seed)
 
 
-def _setup(point: dict[str, Any]) -> tuple[Model, Any, torch.Tensor, float, np.ndarray]:
-    """The trained network of a point (cached in the process: every point of a sweep trains
-    the same network; the result is only read)."""
-    return _trained(
-        point["dataset"],
-        point["data_seed"],
-        point["size"],
-        point["hidden"],
-        point["weight_decay"],
-        point.get("init_seed", point["data_seed"]),
-    )
+def _setup(
+    network: NetworkSetup, init_seed: int | None = None
+) -> tuple[Model, Any, torch.Tensor, float, np.ndarray]:
+    """The trained network (initialised from ``init_seed``, default the data seed), cached in
+    the process: every point of a sweep trains the same network; the result is only read."""
+    n = network
+    seed = n.data_seed if init_seed is None else init_seed
+    return _trained(n.dataset, n.data_seed, n.size, n.hidden, n.weight_decay, seed)
 
 
 @functools.lru_cache(maxsize=4)
@@ -262,74 +262,77 @@ def _float32_loss(model: Model, x: torch.Tensor, y: torch.Tensor) -> Any:
 
 
 def _network_run(
-    model: Model, data: Any, point: dict[str, Any], ops: Ops
+    model: Model,
+    data: Any,
+    point: NetworkRatePoint,
+    ops: Ops,
+    loss_star: float,
+    screened: bool,
 ) -> tuple[DiscreteSGD | EulerMaruyama, LossJump]:
     """The stepper and the loss-jump event of a network point: minibatch SGD (B samples with
     replacement per replica) with a float32-screened full-data loss check, or full-batch GD
-    with white noise of diffusion D whose loss check shares the gradient's forward pass."""
+    with white noise of diffusion D whose loss check shares the gradient's forward pass
+    (``screened`` False: the exact full-data loss on every row, for the tests)."""
     x_all, y_all = data.x.to(ops.device), data.y.to(ops.device)
-    screened = point.get("screened", True)
-    if point["noise"] == "sgd":
+    if point.noise == "sgd":
+        assert point.batch_size is not None
         onehot_all = torch.nn.functional.one_hot(y_all, data.classes).to(x_all.dtype)
         problem = MinibatchProblem(
             lambda theta, idx: _batched_gradient(model, theta, x_all[idx], onehot_all[idx]),
             data.size,
-            point["batch_size"],
+            point.batch_size,
         )
         event = LossJump(
             lambda theta: model.loss(theta, x_all, y_all),
-            point["loss_star"],
-            point["delta"],
+            loss_star,
+            point.delta,
             screen=_float32_loss(model, x_all, y_all) if screened else None,
             band=SCREEN_BAND,
         )
-        return DiscreteSGD(problem, ops, point["lr"]), event
-    full = _FullBatch(model, x_all, y_all, point["replicas"])
-    sde = SDEProblem(full.gradient, point["diffusion"])
-    stepper = EulerMaruyama(sde, ops, point["lr"], model.size, normals="step")
+        return DiscreteSGD(problem, ops, point.lr), event
+    full = _FullBatch(model, x_all, y_all, point.replicas)
+    sde = SDEProblem(full.gradient, point.diffusion)
+    stepper = EulerMaruyama(sde, ops, point.lr, model.size, normals="step")
     loss = full.loss if screened else (lambda theta: model.loss(theta, x_all, y_all))
-    return stepper, LossJump(loss, point["loss_star"], point["delta"])
+    return stepper, LossJump(loss, loss_star, point.delta)
 
 
-def measure_network_rate(point: dict[str, Any]) -> dict[str, Any]:
+def measure_network_rate(point: NetworkRatePoint, *, screened: bool = True) -> NetworkRateResult:
     """One network escape-rate point (see the module docstring): the escape engine with the
-    network's stepper, a loss-jump event and the renewal estimator after a burn-in."""
-    model, data, theta_star, loss_star, spectrum = _setup(point)
-    ops = Ops("torch", point["seed"], point.get("device", "cpu"), torch.float64)
-    replicas, lr = point["replicas"], point["lr"]
+    network's stepper, a loss-jump event and the renewal estimator after a burn-in.
+    ``screened`` False checks the exact full-data loss on every row (the tests' reference)."""
+    model, data, theta_star, loss_star, spectrum = _setup(point.network, point.init_seed)
+    ops = Ops("torch", point.seed, point.device or "cpu", torch.float64)
+    replicas, lr = point.replicas, point.lr
     start = theta_star.to(ops.device)
     # ten relaxation times of the top of the spectrum (the directions that carry the loss)
     burn_in = math.ceil(10 / (lr * float(np.mean(spectrum[-5:]))))
-    stepper, event = _network_run(model, data, {**point, "loss_star": loss_star}, ops)
-    estimator = Renewal(ops, replicas, start, 1.0, burn_in, point["target_escapes"])
+    stepper, event = _network_run(model, data, point, ops, loss_star, screened)
+    estimator = Renewal(ops, replicas, start, 1.0, burn_in, point.target_escapes)
     with torch.no_grad():
         counts = run_escape(
             start.repeat(replicas, 1),
             stepper.step,
             event,
             estimator,
-            max_steps=point["max_steps"] + burn_in,
-            check_every=point["check_every"],
+            max_steps=point.max_steps + burn_in,
+            check_every=point.check_every,
         )
     rate = rate_estimate(counts.escapes, counts.exposure, 0.95, horizon="max_steps")
-    return {
-        "escapes": rate.escapes,
-        "exposure": rate.exposure,
-        "rate": rate.rate,
-        "rate_low": rate.rate_low,
-        "rate_high": rate.rate_high,
-        "steps": counts.steps,
-        "burn_in": burn_in,
-        "loss_star": loss_star,
-        "lambda_max": float(spectrum[-1]),
-        "lambda_min": float(spectrum[0]),
-        "parameters": model.size,
-    }
+    return NetworkRateResult(
+        **dataclasses.asdict(rate),  # escapes, exposure, rate, rate_low, rate_high
+        steps=counts.steps,
+        burn_in=burn_in,
+        loss_star=loss_star,
+        lambda_max=float(spectrum[-1]),
+        lambda_min=float(spectrum[0]),
+        parameters=model.size,
+    )
 
 
 def network_sharpness_points(quick: bool, device: str) -> list[NetworkRatePoint]:
     # design from the trained network's spectrum: step bound ηλ_max·k_max = 0.1, E(k=1) target
-    _, _, _, _, spectrum = _setup(dict(NETWORK.__dict__))
+    _, _, _, _, spectrum = _setup(NETWORK)
     lam_max = float(spectrum[-1])
     ks_sgd = [1.0, 1.5, 2.0, 3.0] if quick else [1.0, 1.25, 1.5, 2.0, 2.5, 3.0]
     ks_white = [1.0, 2.0, 4.0] if quick else [1.0, 1.5, 2.0, 3.0, 4.0]

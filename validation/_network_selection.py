@@ -22,8 +22,9 @@ model does not offer between its minima.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -33,7 +34,7 @@ from ._design import kappa as sgd_kappa
 from ._design import point_seed
 from ._models import load_dataset, make_model, train_to_minimum
 from ._network_escape import NetworkRatePoint, NetworkRateResult, NetworkSetup
-from ._registry import Analysis, rows_of
+from ._registry import Analysis, Record, rows_of
 
 if TYPE_CHECKING:
     from ._experiments import SelectionCase
@@ -44,8 +45,27 @@ __all__ = ["network_selection_analysis", "network_selection_points"]
 SETUP = NetworkSetup("xor", size=128, hidden=3, weight_decay=0.01, data_seed=0)
 
 
+@dataclass(frozen=True)
+class TrainedMinimum(Record):
+    """A minimum of the network: the initialisation it was trained from, its loss, λ_max."""
+
+    init_seed: int
+    loss: float
+    lambda_max: float
+
+
+@dataclass(frozen=True)
+class MinimaPair(Record):
+    """The flat/sharp pair the selection experiment compares, and how many distinct minima
+    the seeds found (stored in the analysis as ``to_dict()``)."""
+
+    flat: TrainedMinimum
+    sharp: TrainedMinimum
+    distinct_minima: int
+
+
 @cache
-def pick_minima(seeds: int = 16) -> dict[str, Any]:
+def pick_minima(seeds: int = 16) -> MinimaPair:
     """Train from ``seeds`` initialisations; return the flat/sharp pair (init seeds, losses,
     λ_max) of nearly equal loss with the largest sharpness ratio."""
     data = load_dataset(SETUP.dataset, seed=SETUP.data_seed, size=SETUP.size)
@@ -73,16 +93,12 @@ def pick_minima(seeds: int = 16) -> dict[str, Any]:
     if best is None:
         raise RuntimeError(f"no flat/sharp pair of equal loss among the minima {found}")
     _, flat, sharp = best
-    return {
-        "flat": {"init_seed": flat[0], "loss": flat[1], "lambda_max": flat[2]},
-        "sharp": {"init_seed": sharp[0], "loss": sharp[1], "lambda_max": sharp[2]},
-        "distinct_minima": len(found),
-    }
+    return MinimaPair(TrainedMinimum(*flat), TrainedMinimum(*sharp), len(found))
 
 
 def network_selection_points(quick: bool, device: str) -> list[NetworkRatePoint]:
     pair = pick_minima()
-    lam_f, lam_s = pair["flat"]["lambda_max"], pair["sharp"]["lambda_max"]
+    lam_f, lam_s = pair.flat.lambda_max, pair.sharp.lambda_max
     eta = 0.1 / lam_s  # step bound ηλ_max ≤ 0.1 at both minima
     batches = [1, 2, 3] if quick else [1, 2, 3, 4]
     x_max = max(batches) / eta
@@ -96,7 +112,7 @@ def network_selection_points(quick: bool, device: str) -> list[NetworkRatePoint]
         NetworkRatePoint(
             experiment="selection",
             **SETUP.__dict__,
-            init_seed=pair[which]["init_seed"],
+            init_seed=(pair.flat if which == "flat" else pair.sharp).init_seed,
             which=which,
             noise="sgd",
             lr=eta,

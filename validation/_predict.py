@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
@@ -22,32 +23,59 @@ from flatminima.numerics import escape_time, mfpt_1d
 from ._design import exact_kappa
 from ._landscapes import landscape
 
-__all__ = ["exact_rate", "formula_rate"]
+if TYPE_CHECKING:
+    from ._rate_points import RatePoint
+
+__all__ = ["RatePrediction", "RateSetting", "exact_rate", "formula_rate", "predictions"]
 
 
-def _key(point: dict[str, Any]) -> tuple[Any, ...]:
-    options = tuple(sorted(point.get("landscape_options", {}).items()))
-    return (
-        point["landscape"],
-        options,
-        point["noise"],
-        float(point["lr"]),
-        float(point["loss_scale"]),
-        point.get("batch_size"),
-        point.get("diffusion"),
-        point.get("interpretation", "ito"),
-    )
+@dataclass(frozen=True)
+class RateSetting:
+    """What a rate prediction depends on: the landscape (name, options, loss scale λ), the
+    noise (``"sgd"`` with ``batch_size``, or ``"white"`` with ``diffusion``), the step ``lr``
+    and the interpretation. Hashable: the predictions are cached on it."""
+
+    landscape: str
+    noise: str
+    lr: float
+    loss_scale: float
+    landscape_options: tuple[tuple[str, float | str], ...] = ()
+    batch_size: int | None = None
+    diffusion: float | None = None
+    interpretation: str = "ito"
+
+    @classmethod
+    def of(cls, point: RatePoint) -> RateSetting:
+        """The setting of a landscape rate point."""
+        return cls(
+            landscape=point.landscape,
+            noise=point.noise,
+            lr=float(point.lr),
+            loss_scale=float(point.loss_scale),
+            landscape_options=tuple(sorted((point.landscape_options or {}).items())),
+            batch_size=point.batch_size,
+            diffusion=point.diffusion,
+        )
 
 
-def formula_rate(point: dict[str, Any]) -> dict[str, float]:
+@dataclass(frozen=True)
+class RatePrediction:
+    """A predicted escape rate per iteration, its log and the quasi-potential ΔΦ behind it."""
+
+    rate: float
+    log_rate: float
+    quasi_potential: float
+
+
+def formula_rate(setting: RateSetting) -> RatePrediction:
     """Rate per iteration from the asymptotic formula (rates of several saddles add)."""
-    return dict(_formula(_key(point)))
+    return _formula(setting)
 
 
 @lru_cache(maxsize=4096)
-def _formula(key: tuple[Any, ...]) -> tuple[tuple[str, float], ...]:
-    name, options, noise, lr, lam, batch, diffusion, interpretation = key
-    land = landscape(name, **dict(options))
+def _formula(setting: RateSetting) -> RatePrediction:
+    noise, lr, lam = setting.noise, setting.lr, setting.loss_scale
+    land = landscape(setting.landscape, **dict(setting.landscape_options))
     rate = 0.0
     phi = math.inf
     for hess_saddle, barrier, s in zip(
@@ -56,13 +84,13 @@ def _formula(key: tuple[Any, ...]) -> tuple[tuple[str, float], ...]:
         kwargs: dict[str, Any] = {
             "barrier": lam * barrier,
             "lr": lr,
-            "interpretation": interpretation,
+            "interpretation": setting.interpretation,
             "dps": 20,
         }
         if noise == "sgd":
-            kwargs.update(batch_size=batch, s=s)
+            kwargs.update(batch_size=setting.batch_size, s=s)
         else:
-            kwargs.update(diffusion=diffusion)
+            kwargs.update(diffusion=setting.diffusion)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ValidityWarning)
             result = escape_time(
@@ -71,21 +99,20 @@ def _formula(key: tuple[Any, ...]) -> tuple[tuple[str, float], ...]:
         assert result.iterations is not None  # lr is always given here
         rate += 1 / float(result.iterations)
         phi = min(phi, float(result.quasi_potential))
-    return (("rate", rate), ("log_rate", math.log(rate)), ("quasi_potential", phi))
+    return RatePrediction(rate, math.log(rate), phi)
 
 
-def exact_rate(point: dict[str, Any]) -> dict[str, float] | None:
+def exact_rate(setting: RateSetting) -> RatePrediction | None:
     """Rate per iteration from the exact MFPT of the continuous SDE (1-D landscapes; for the
     separable 2-D Styblinski–Tang, twice the 1-D rate, exact when escapes are rare). None where
     no exact reference is available."""
-    result = _exact(_key(point))
-    return None if result is None else dict(result)
+    return _exact(setting)
 
 
 @lru_cache(maxsize=4096)
-def _exact(key: tuple[Any, ...]) -> tuple[tuple[str, float], ...] | None:
-    name, options, noise, lr, lam, batch, diffusion, interpretation = key
-    land = landscape(name, **dict(options))
+def _exact(setting: RateSetting) -> RatePrediction | None:
+    name, noise, lr, lam = setting.landscape, setting.noise, setting.lr, setting.loss_scale
+    land = landscape(name, **dict(setting.landscape_options))
     copies = 1
     if name == "styblinski-tang-2d":
         land, copies = landscape("styblinski-tang-1d"), 2
@@ -95,19 +122,26 @@ def _exact(key: tuple[Any, ...]) -> tuple[tuple[str, float], ...] | None:
     loss = lam_exact * land.sympy_loss()
     if noise == "sgd":
         assert land.sympy_noise is not None
-        kappa = exact_kappa(sp.Rational(repr(lr)), int(batch))
+        assert setting.batch_size is not None
+        kappa = exact_kappa(sp.Rational(repr(lr)), int(setting.batch_size))
         noise_expr = kappa * lam_exact * land.sympy_noise()
     else:
-        noise_expr = sp.Rational(repr(float(diffusion)))
+        noise_expr = sp.Rational(repr(float(setting.diffusion)))  # type: ignore[arg-type]
     a, b = land.minimum[0], land.saddles[0][0]
     end = b + math.copysign(land.margin, b - a)
     m = mfpt_1d(
-        loss, noise_expr, start=repr(a), end=repr(end), interpretation=interpretation, dps=15
+        loss,
+        noise_expr,
+        start=repr(a),
+        end=repr(end),
+        interpretation=setting.interpretation,
+        dps=15,
     )
     rate = copies * lr / float(m.value)
-    return (("rate", rate), ("log_rate", math.log(rate)), ("quasi_potential", float(m.barrier)))
+    return RatePrediction(rate, math.log(rate), float(m.barrier))
 
 
-def predictions(point: dict[str, Any]) -> dict[str, Any]:
-    """Both predictions for a point (exact may be None)."""
-    return {"formula": formula_rate(point), "exact": exact_rate(point)}
+def predictions(point: RatePoint) -> tuple[RatePrediction, RatePrediction | None]:
+    """Both predictions for a landscape rate point: (formula, exact); exact may be None."""
+    setting = RateSetting.of(point)
+    return formula_rate(setting), exact_rate(setting)

@@ -58,7 +58,7 @@ from flatminima.errors import ParameterError
 from ._lanczos import lanczos_top
 from ._persample import FunctionalModel
 from ._probe_checks import _check_loss, _check_settings, _Checked, _Text
-from ._probe_measure import _measure, _measurement, _subsets
+from ._probe_measure import _every_ten_seconds, _measure, _measurement, _subsets
 from ._probe_predict import LEVEL_MAX, LEVEL_WINDOW, _fit_noise, _predict
 from ._probe_results import EscapeMeasurement, HessianTop, NoiseFit, Prediction, ProbeResult
 
@@ -125,25 +125,15 @@ def _reporting(
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """``matvec`` that says every ~10 s how many products it made, at what pace, and the time
     left to the first Lanczos round's limit of ``limit`` products (an upper bound for it)."""
-    start = last = time.perf_counter()
-    count = 0
 
-    def product(v: torch.Tensor) -> torch.Tensor:
-        nonlocal count, last
-        out = matvec(v)
-        count += 1
-        now = time.perf_counter()
-        if now - last > 10:
-            last = now
-            each = (now - start) / count
-            left = max(limit - count, 0) * each
-            say(
-                f"hessian: {count} Hessian-vector products, {each:.2g} s each; first round "
-                f"ETA ≤ {left:.0f} s, deflation rounds after it are shorter"
-            )
-        return out
+    def message(count: int, seconds: float) -> str:
+        each = seconds / count
+        return (
+            f"hessian: {count} Hessian-vector products, {each:.2g} s each; first round "
+            f"ETA ≤ {max(limit - count, 0) * each:.0f} s, deflation rounds after it are shorter"
+        )
 
-    return product
+    return _every_ten_seconds(matvec, say, message)
 
 
 def _hessian_stage(
@@ -246,8 +236,10 @@ def probe(
     measure
         Also run ``replicas`` SGD copies from the minimum and count escapes (criterion: the
         full-data loss exceeds L(a) + ΔL, checked every ``check_every`` iterations; escaped
-        replicas restart at the minimum; counted after ``burn_in`` iterations, default
-        min(5/(ηλ_k⁺), max_steps/5)).
+        replicas restart at the minimum; counted after ``burn_in`` iterations, rounded down to
+        a check, default min(5/(ηλ_k⁺), max_steps/5)). The run is the escape engine's
+        (minibatches without replacement, level-set event, renewal counting); a replica that
+        reaches NaN or inf is a ``DivergenceError`` naming ``lr``.
     barrier
         ΔL of the prediction and of the escape criterion. Default: the barrier at which the
         sharpest direction's SGD exponent 2BΔL/(ηλ_1) is 10.
@@ -270,8 +262,8 @@ def probe(
         Working precision, ``torch.float64`` (default, whatever the model's dtype) or
         ``torch.float32``.
     chunk_size, replicas, max_steps, check_every, target_escapes, burn_in, seed
-        Samples per vmap chunk; the measurement's settings (positive integers, check_every ≤
-        max_steps, burn_in ≥ 0); the random seed (integer ≥ 0). Every setting is checked
+        Samples per vmap chunk; the measurement's settings (positive integers,
+        check_every ≤ max_steps, 0 ≤ burn_in < max_steps); the random seed (integer ≥ 0). Every setting is checked
         before anything is computed: a bad one is a one-line ``ParameterError`` naming it.
         Defaults: ``chunk_size=512``, ``replicas=64``, ``max_steps=20000``,
         ``check_every=10``, ``target_escapes=200``, ``burn_in`` as under ``measure``,

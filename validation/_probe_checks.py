@@ -248,7 +248,9 @@ def _check_measurement(s: dict[str, Any]) -> None:
     )
     s["target_escapes"] = _integer("target_escapes", s["target_escapes"], 1, 2**62)
     if s["burn_in"] is not None:
-        s["burn_in"] = _integer("burn_in", s["burn_in"], 0, 2**62)
+        s["burn_in"] = _integer(
+            "burn_in", s["burn_in"], 0, s["max_steps"] - 1, " (< max_steps: steps at risk remain)"
+        )
 
 
 def _check_model(model: nn.Module, mode: str) -> int:

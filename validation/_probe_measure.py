@@ -1,5 +1,6 @@
 """The measured escape of ``probe``: real minibatch SGD on many replicas of the probed
-parameters at once (``vmap`` of ``grad`` of ``functional_call``), escapes counted by a loss level."""
+parameters at once (``vmap`` of ``grad`` of ``functional_call``), escapes counted by a loss level,
+run by the escape engine (numerics ``_engine``: stepper, level-set event, renewal estimator)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from typing import Any
 
 import torch
 
-from flatminima.numerics._simulate import poisson_rate_interval
+from flatminima.errors import DivergenceError
+from flatminima.numerics._engine import (
+    DiscreteSGD,
+    LevelSet,
+    MinibatchProblem,
+    Ops,
+    Renewal,
+    rate_estimate,
+    run_escape,
+)
 
 from ._persample import FunctionalModel
 from ._probe_results import EscapeMeasurement, Prediction
@@ -18,16 +28,33 @@ from ._probe_results import EscapeMeasurement, Prediction
 
 def _subsets(rows: int, n: int, size: int, gen: torch.Generator, dev: torch.device) -> torch.Tensor:
     """``rows`` independent uniform random subsets of ``size`` indices from range(n) (without
-    replacement), by Floyd's algorithm vectorized over the rows: O(rows·size²), not O(rows·n)."""
-    sel = torch.empty((rows, size), dtype=torch.long, device=dev)
-    for c, j in enumerate(range(n - size, n)):
-        t = (torch.rand(rows, generator=gen, device=dev, dtype=torch.float64) * (j + 1)).long()
-        t = t.clamp_max(j)
-        if c:
-            dup = (sel[:, :c] == t[:, None]).any(1)
-            t = torch.where(dup, torch.full_like(t, j), t)
-        sel[:, c] = t
-    return sel
+    replacement) from the generator ``gen``: the engine's `Ops.subsets` (Floyd's algorithm)."""
+    ops = Ops("torch", 0, dev)
+    ops.rng = gen
+    out: torch.Tensor = ops.subsets(n, rows, size)
+    return out
+
+
+def _every_ten_seconds(
+    function: Callable[[torch.Tensor], torch.Tensor],
+    say: Callable[[str], None],
+    message: Callable[[int, float], str],
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``function`` that, at most every ~10 s, says ``message(calls so far, seconds so far)``."""
+    start = last = time.perf_counter()
+    calls = 0
+
+    def reported(value: torch.Tensor) -> torch.Tensor:
+        nonlocal calls, last
+        out = function(value)
+        calls += 1
+        now = time.perf_counter()
+        if now - last > 10:
+            last = now
+            say(message(calls, now - start))
+        return out
+
+    return reported
 
 
 def _measure(
@@ -44,55 +71,55 @@ def _measure(
     seed: int,
     progress: Callable[[str], None] | None,
 ) -> dict[str, Any]:
-    """Minibatch SGD (batches without replacement) on ``replicas`` copies of θ at once."""
+    """Minibatch SGD (batches without replacement) on ``replicas`` copies of θ at once, run by
+    the escape engine: `DiscreteSGD` on a `MinibatchProblem`, the `LevelSet` event
+    L(θ) > L(a) + ΔL checked every ``check_every`` iterations, `Renewal` counting (escaped
+    replicas restart at the minimum) and `rate_estimate`. Escapes are seen per check window,
+    so the burn-in is counted in whole windows (rounded down to a check): a window's escapes
+    and its exposure are counted together. The value is what the probe's stage store keeps."""
     start = time.perf_counter()
-    dev = fm.device
-    gen = torch.Generator(device=dev).manual_seed(seed)
+    ops = Ops("torch", seed, fm.device)
     theta_a = fm.theta0.detach()
     level = float(fm.loss(theta_a)) + barrier
-    thetas = theta_a.expand(replicas, -1).clone()
     grad_b = torch.func.vmap(torch.func.grad(fm.batch_loss), in_dims=(0, 0, 0))
-    full = torch.func.vmap(fm.loss)
-    n = fm.samples
-    escapes = 0
-    exposure = 0.0
-    step = 0
-    last = start
-    while step < max_steps:
-        for _ in range(check_every):
-            idx = _subsets(replicas, n, batch, gen, dev)
-            g = grad_b(thetas, fm.x[idx], fm.y[idx])
-            thetas = thetas - lr * g
-        step += check_every
+    problem = MinibatchProblem(
+        lambda thetas, idx: grad_b(thetas, fm.x[idx], fm.y[idx]), fm.samples, batch, replace=False
+    )
+    event = LevelSet(torch.func.vmap(fm.loss), level, guard=True)
+    windows = check_every * (burn_in // check_every)
+    estimator = Renewal(ops, replicas, theta_a, 1.0, windows, target_escapes)
+    step: Callable[[torch.Tensor], torch.Tensor] = DiscreteSGD(problem, ops, lr).step
+    if progress is not None:
+        step = _every_ten_seconds(
+            step,
+            progress,
+            lambda done, seconds: (
+                f"measure: step {done}/{max_steps}, {estimator.escapes} escapes, "
+                f"ETA ≤ {(max_steps - done) * seconds / done:.0f} s"
+            ),
+        )
+    try:
         with torch.no_grad():
-            losses = full(thetas)
-        out = losses > level
-        if step > burn_in:
-            escapes += int(out.sum())
-            exposure += replicas * check_every
-        if bool(out.any()):
-            thetas[out] = theta_a
-        if not bool(torch.isfinite(losses).all()):
-            bad = ~torch.isfinite(losses)
-            thetas[bad] = theta_a
-        if escapes >= target_escapes:
-            break
-        now = time.perf_counter()
-        if progress is not None and now - last > 10:
-            last = now
-            rate = step / (now - start)
-            progress(
-                f"measure: step {step}/{max_steps}, {escapes} escapes, "
-                f"ETA ≤ {(max_steps - step) / rate:.0f} s"
+            counts = run_escape(
+                theta_a.expand(replicas, -1).clone(),
+                step,
+                event,
+                estimator,
+                max_steps=max_steps,
+                check_every=check_every,
             )
-    low, high = poisson_rate_interval(escapes, exposure, 0.95) if exposure > 0 else (0.0, math.inf)
+    except DivergenceError as exc:
+        raise DivergenceError(
+            "lr", "a step size at which the SGD replicas stay finite", lr, str(exc.got)
+        ) from exc
+    rate = rate_estimate(counts.escapes, counts.exposure, 0.95, horizon="burn_in")
     return {
-        "escapes": escapes,
-        "exposure": exposure,
-        "rate": escapes / exposure if exposure > 0 else 0.0,
-        "rate_low": low,
-        "rate_high": high,
-        "steps": step,
+        "escapes": rate.escapes,
+        "exposure": rate.exposure,
+        "rate": rate.rate,
+        "rate_low": rate.rate_low,
+        "rate_high": rate.rate_high,
+        "steps": counts.steps,
         "seconds": time.perf_counter() - start,
         "level": level,
     }

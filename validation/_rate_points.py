@@ -19,6 +19,7 @@ from ._registry import JSONValue, Point, Record, Result
 
 if TYPE_CHECKING:
     from ._landscapes import Landscape
+    from ._predict import RatePrediction
 
 __all__ = ["OccupationPoint", "OccupationResult", "RatePoint", "RateResult", "RateRow"]
 
@@ -103,12 +104,11 @@ class RatePoint(Point):
         result: RateResult = RateResult.from_dict(measured.to_dict())
         return result
 
-    def predictions(self) -> tuple[Mapping[str, float], Mapping[str, float] | None]:
+    def predictions(self) -> tuple[RatePrediction, RatePrediction | None]:
         """(formula, exact) rates per iteration for this point (exact: None where unknown)."""
         from ._predict import predictions
 
-        both = predictions(self.to_dict())
-        return both["formula"], both["exact"]
+        return predictions(self)
 
 
 @dataclass
@@ -127,9 +127,9 @@ class RateRow(Record):
         return cls(
             point,
             result,
-            formula_rate=formula["rate"],
-            quasi_potential=formula["quasi_potential"],
-            exact_rate=exact["rate"] if exact else None,
+            formula_rate=formula.rate,
+            quasi_potential=formula.quasi_potential,
+            exact_rate=exact.rate if exact else None,
         )
 
     @property
@@ -185,7 +185,7 @@ def rate_point(
         device=device,
         **label,  # type: ignore[arg-type]
     )
-    rate = probe.predictions()[0]["rate"]
+    rate = probe.predictions()[0].rate
     replicas = int(
         min(16384, max(256, 2 ** math.ceil(math.log2(max(target / (rate * steps_goal), 1)))))
     )

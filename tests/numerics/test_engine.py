@@ -273,3 +273,25 @@ def test_poisson_interval_against_hand_computed_values() -> None:
         mid = 0.5 * (a + b)
         a, b = (mid, b) if math.exp(-mid) * (1 + mid) > 0.025 else (a, mid)
     assert hi == pytest.approx(a / 4.0, rel=1e-10)
+
+
+def test_minibatches_without_replacement_are_uniform_subsets_numpy() -> None:
+    """numpy backend's Ops.subsets (Floyd's algorithm): no repeated index in a row and each of
+    the C(7, 3) = 35 subsets equally likely (chi-square), as the torch backend's (tested in
+    tests/validation/test_probe.py); DiscreteSGD draws them when ``replace`` is False."""
+    from scipy import stats
+
+    from flatminima.numerics._engine import DiscreteSGD, MinibatchProblem, Ops
+
+    rows = Ops("numpy", 0).subsets(7, 70000, 3)
+    assert rows.shape == (70000, 3) and rows.min() >= 0 and rows.max() < 7
+    ordered = np.sort(rows, axis=1)
+    assert np.all(np.diff(ordered, axis=1) > 0)
+    _, counts = np.unique(ordered, axis=0, return_counts=True)
+    assert counts.size == 35 and stats.chisquare(counts).pvalue > 1e-3
+    seen: list[np.ndarray] = []
+    problem = MinibatchProblem(
+        lambda x, idx: seen.append(idx) or np.zeros_like(x), 5, 5, replace=False
+    )
+    DiscreteSGD(problem, Ops("numpy", 1), 0.1).step(np.zeros((4, 2)))
+    assert np.all(np.sort(seen[0], axis=1) == np.arange(5))  # a whole permutation per row

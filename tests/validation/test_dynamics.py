@@ -8,16 +8,16 @@ import pytest
 
 from flatminima.errors import FlatMinimaError
 from flatminima.validation import landscape, measure_rate
-from flatminima.validation._predict import exact_rate
+from flatminima.validation._predict import RateSetting, exact_rate
 
-POINT = {"landscape": "double-well", "noise": "sgd", "lr": 0.5, "loss_scale": 0.05, "batch_size": 2}
+POINT = RateSetting("double-well", "sgd", lr=0.5, loss_scale=0.05, batch_size=2)
 
 
 def test_low_barrier_rate_matches_exact_mfpt_only_with_burn_in() -> None:
     """At ΔΦ ≈ 2 the replicas start synchronised at the minimum; without the burn-in the
     renewal count is biased low (the reason the burn-in exists), with it the rate is right."""
     exact = exact_rate(POINT)
-    assert exact is not None and exact["quasi_potential"] < 3
+    assert exact is not None and exact.quasi_potential < 3
     land = landscape("double-well")
     kwargs = {
         "noise": "sgd",
@@ -31,9 +31,9 @@ def test_low_barrier_rate_matches_exact_mfpt_only_with_burn_in() -> None:
     }
     with_burn = measure_rate(land, **kwargs)
     sigma = 1 / math.sqrt(with_burn.escapes)
-    assert abs(math.log(with_burn.rate / exact["rate"])) < 3 * sigma + 0.03
+    assert abs(math.log(with_burn.rate / exact.rate)) < 3 * sigma + 0.03
     without = measure_rate(land, **kwargs, burn_in=0)
-    assert without.rate < exact["rate"] * (1 - 3 / math.sqrt(without.escapes))
+    assert without.rate < exact.rate * (1 - 3 / math.sqrt(without.escapes))
 
 
 @pytest.mark.parametrize(

@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import ast
 import inspect
+from dataclasses import replace
 
 import pytest
 import torch
 
 from flatminima.validation import _network_escape as net
 
-POINT = {"dataset": "two-blobs", "size": 128, "hidden": 4, "weight_decay": 0.1, "data_seed": 3}
-
 
 @pytest.fixture(scope="module")
 def trained():
-    return net._setup(POINT)
+    return net._setup(net.NETWORK)
 
 
 def _replicas(theta_star: torch.Tensor, scale: float, n: int = 16) -> torch.Tensor:
@@ -56,31 +55,26 @@ def test_float32_screen_is_within_its_band(trained, scale: float) -> None:
 def test_cheap_loss_check_gives_the_same_escapes_as_the_exact_check(index: int) -> None:
     """Same seed, the loss check screened (SGD) or fused (white noise) against the full-data
     float64 loss every step: the same escapes, steps and rate, to the bit."""
-    point = net.network_sharpness_points(True, "cpu")[index].to_dict()
+    point = net.network_sharpness_points(True, "cpu")[index]
     # half the level δ: escapes come often enough for a short run
-    point = {
-        **point,
-        "delta": point["delta"] / 2,
-        "replicas": 32,
-        "target_escapes": 10,
-        "max_steps": 400,
-    }
+    point = replace(point, delta=point.delta / 2, replicas=32, target_escapes=10, max_steps=400)
     cheap = net.measure_network_rate(point)
-    exact = net.measure_network_rate({**point, "screened": False})
-    assert cheap["escapes"] > 0
+    exact = net.measure_network_rate(point, screened=False)
+    assert cheap.escapes > 0
     assert cheap == exact
 
 
 def test_simulate_escape_and_the_validation_measurements_run_through_the_engine(
     monkeypatch,
 ) -> None:
-    """simulate_escape, measure_rate and the network escape measurement each call the engine's
-    run_escape (spied on), and none of their modules has a loop or an interval of its own."""
+    """simulate_escape, measure_rate, the network escape measurement and the network probe's
+    measurement each call the engine's run_escape (spied on), and none of their modules has a
+    loop or an interval of its own."""
     from flatminima.numerics import _engine, _simulate, simulate_escape
-    from flatminima.validation import _dynamics, landscape
+    from flatminima.validation import _dynamics, _probe_measure, landscape
 
     calls: list[str] = []
-    modules = (_simulate, _dynamics, net)
+    modules = (_simulate, _dynamics, net, _probe_measure)
     for module in modules:
 
         def spy(*args, _name=module.__name__, **kwargs):
@@ -106,11 +100,84 @@ def test_simulate_escape_and_the_validation_measurements_run_through_the_engine(
         target_escapes=1,
         max_steps=5,
     )
-    point = net.network_sharpness_points(True, "cpu")[0].to_dict()
-    net.measure_network_rate({**point, "replicas": 4, "max_steps": 3, "target_escapes": 1})
+    point = net.network_sharpness_points(True, "cpu")[0]
+    net.measure_network_rate(replace(point, replicas=4, max_steps=3, target_escapes=1))
+    measured = _probe_measure._measure(_tiny_model(), **{**PROBE_RUN, "max_steps": 60})
+    assert measured["steps"] == 60
     assert calls == [m.__name__ for m in modules]
     for module in modules:
         tree = ast.parse(inspect.getsource(module))
         defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
         assert not any(isinstance(n, ast.While) for n in ast.walk(tree)), module.__name__
         assert "poisson_rate_interval" not in defined, module.__name__
+    source = inspect.getsource(_probe_measure)  # no step loop, no interval: the engine's
+    assert not any(isinstance(n, ast.For | ast.While) for n in ast.walk(ast.parse(source)))
+    assert "poisson_rate_interval" not in source
+
+
+PROBE_RUN = {
+    "lr": 0.5,
+    "batch": 4,
+    "barrier": 0.02,
+    "replicas": 16,
+    "max_steps": 400,
+    "check_every": 10,
+    "burn_in": 37,
+    "target_escapes": 10**6,
+    "seed": 3,
+    "progress": None,
+}
+
+
+def _tiny_model():  # type: ignore[no-untyped-def]
+    """Least squares of a 2-parameter linear model at its exact minimum (the CLI tests' model)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))
+    from probe_factory import make
+
+    from flatminima.validation._persample import FunctionalModel
+
+    model, loss_fn, (x, y) = make()
+    return FunctionalModel(model, loss_fn, x, y, dtype=torch.float64, device=torch.device("cpu"))
+
+
+def test_probe_measurement_counts_whole_check_windows_against_an_independent_loop() -> None:
+    """The probe's engine-run measurement against a plain loop written here (Floyd subsets
+    from the same generator, full-data loss checked every 10 iterations, restart at the
+    minimum, escapes and exposure counted per check window after the burn-in)."""
+    from flatminima.validation import _probe_measure
+
+    fm = _tiny_model()
+    run = PROBE_RUN
+    measured = _probe_measure._measure(fm, **run)
+    gen = torch.Generator().manual_seed(run["seed"])
+    theta_a = fm.theta0.detach()
+    level = float(fm.loss(theta_a)) + run["barrier"]
+    thetas = theta_a.expand(run["replicas"], -1).clone()
+    grad_b = torch.func.vmap(torch.func.grad(fm.batch_loss))
+    escapes, exposure = 0, 0
+    for step in range(1, run["max_steps"] + 1):
+        idx = _probe_measure._subsets(run["replicas"], fm.samples, run["batch"], gen, fm.device)
+        thetas = thetas - run["lr"] * grad_b(thetas, fm.x[idx], fm.y[idx])
+        if step % run["check_every"]:
+            continue
+        out = torch.func.vmap(fm.loss)(thetas) > level
+        if step > run["burn_in"]:
+            escapes += int(out.sum())
+            exposure += run["replicas"] * run["check_every"]
+        thetas[out] = theta_a
+    assert escapes > 50
+    assert (measured["escapes"], measured["exposure"]) == (escapes, exposure)
+    assert measured["rate_low"] < escapes / exposure < measured["rate_high"]
+
+
+def test_probe_measurement_refuses_diverging_replicas_naming_lr() -> None:
+    from flatminima.errors import DivergenceError
+    from flatminima.validation import _probe_measure
+
+    # ηλ ≈ 50: the parameters overflow to inf (then NaN) long before the one check at 400
+    run = {**PROBE_RUN, "lr": 50.0, "check_every": 400, "burn_in": 0}
+    with pytest.raises(DivergenceError, match="lr"):
+        _probe_measure._measure(_tiny_model(), **run)

@@ -526,7 +526,10 @@ def test_lanczos_finds_repeated_eigenvalues_and_whole_spectrum():
     np.testing.assert_allclose((r.vectors.T @ r.vectors).numpy(), np.eye(n), atol=1e-8)
 
 
-def test_measurement_without_exposure_is_json_safe():
+def test_measurement_without_escapes_is_an_upper_bound_and_json_safe():
+    """No escape in a positive exposure: rate 0 with the exact upper bound 3.689/exposure
+    (Garwood, 95 %), the ratios undefined (NaN → null in JSON). A horizon without steps at
+    risk (burn_in ≥ max_steps) is refused before anything runs (test_probe_inputs)."""
     import json
 
     model, loss_fn, x, y = _linear_problem()
@@ -542,9 +545,10 @@ def test_measurement_without_exposure_is_json_safe():
         replicas=8,
         max_steps=10,
         check_every=5,
-        burn_in=20,
+        burn_in=0,
     )
     m = r.measured
-    assert m is not None and m.escapes == 0 and m.exposure == 0 and m.rate_high == math.inf
+    assert m is not None and m.escapes == 0 and m.exposure == 80 and m.rate == 0
+    assert m.rate_high == pytest.approx(-math.log(0.025) / 80, rel=1e-12)
     out = json.loads(json.dumps(r.to_dict(), allow_nan=False))
-    assert out["measured"]["rate_high"] is None
+    assert out["measured"]["ratio_kappa"] is None

@@ -235,6 +235,7 @@ BAD = [
     ({"measure": True, "max_steps": 0}, "max_steps"),
     ({"measure": True, "check_every": 0}, "check_every"),
     ({"measure": True, "burn_in": -5}, "burn_in"),
+    ({"measure": True, "burn_in": 50}, "burn_in"),  # = max_steps: no step at risk
     ({"measure": True, "target_escapes": 0}, "target_escapes"),
     ({"seed": "x"}, "seed"),
 ]
