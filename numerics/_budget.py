@@ -8,9 +8,12 @@ drives it and how to proceed. The budget is ``BUDGET_SECONDS`` of estimated work
 raised with `flatminima.numerics.work_budget`.
 
 The time model of ``mfpt_1d`` was measured (CPU time on the double well x⁴/4 − x²/2, D = 1/10,
-2-core machine): 0.34 s at 30 digits, 1.6 s at 60, 4.8 s at 100, i.e. about
-``4.8 s · (degree/100) · (dps/100)^1.3`` with the default degree ≈ dps. Harder landscapes take
-more panels; the estimate is a floor, so a request refused is certainly too long.
+default degree = dps, 2-core machine, 2026-12-02): 0.82 s at 100 digits, 2.7 s at 200, 6.5 s
+at 300, 184 s at 1000. The cost grows like dps^1.7 up to ~300 digits and faster beyond (the
+big-number products), so the model is
+``0.8 s · (degree/100) · (dps/100)^0.7 · max(1, dps/300)``: 0.8, 2.6, 5.2 and 133 s at those
+four precisions, below every measurement. Harder landscapes take more panels; the estimate is
+a floor, so a request refused is certainly too long (2000 digits: ≥ 870 s).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ MAX_COORDINATE = 1e12
 #: a peak of relative width √(D/ΔL)).
 MAX_BARRIER_RATIO = 1e12
 #: Measured CPU seconds of mfpt_1d at 100 digits, degree 100 (see the module docstring).
-_SECONDS_AT_100 = 4.8
+_SECONDS_AT_100 = 0.8
 
 _BUDGET = BUDGET  # one budget for both layers (flatminima.theory._budget)
 
@@ -79,8 +82,9 @@ def budget_seconds() -> float:
 
 
 def estimated_mfpt_seconds(dps: int, degree: int) -> float:
-    """Floor of mfpt_1d's CPU time: ``4.8 s · (degree/100) · (dps/100)^1.3``."""
-    return _SECONDS_AT_100 * (degree / 100) * (dps / 100) ** 1.3
+    """Floor of mfpt_1d's CPU time: ``0.8 s · (degree/100) · (dps/100)^0.7 · max(1, dps/300)``
+    (measured: see the module docstring)."""
+    return _SECONDS_AT_100 * (degree / 100) * (dps / 100) ** 0.7 * max(1.0, dps / 300)
 
 
 def check_mfpt_request(
@@ -123,8 +127,8 @@ def check_mfpt_request(
             name,
             f"a request within the work budget of {budget_seconds():g} s",
             dps if name == "dps" else degree,
-            f"estimated ≥ {estimate:.3g} s at dps={dps}, degree={effective} (≈ 4.8 s·(degree/100)"
-            "·(dps/100)^1.3, measured); lower it, or raise the budget with "
+            f"estimated ≥ {estimate:.3g} s at dps={dps}, degree={effective} (≈ 0.8 s·(degree/100)"
+            "·(dps/100)^0.7·max(1, dps/300), measured); lower it, or raise the budget with "
             "flatminima.numerics.work_budget(seconds=...)",
         )
     with mpmath.workdps(20):

@@ -489,8 +489,8 @@ def mfpt_1d(
         be repaired; ``verified_digits`` and ``checks`` report what was found.
     progress
         Show the stage, the panels built and an ETA on stderr: None (default) when stderr is a
-        terminal and the work is estimated at more than 2 s (from about 70 digits;
-        with ``verify=True`` from 25, so at the default 30), True always, False never.
+        terminal and the work is estimated at more than 2 s (from about 170 digits;
+        with ``verify=True`` from about 50), True always, False never.
 
     Returns
     -------
