@@ -353,6 +353,9 @@ def _escape_event(
         raise ShapeError(
             "saddle", f"a point and a non-zero direction of shape ({dim},)", (saddle, direction)
         )
+    direction_arr = direction_arr / np.max(
+        np.abs(direction_arr)
+    )  # 1e-308 or 1e308: no under/overflow
     direction_arr = direction_arr / np.linalg.norm(direction_arr)
     distance = float((saddle_arr - start) @ direction_arr)
     if distance <= 0:

@@ -255,3 +255,14 @@ def test_bad_input(kwargs: dict, parameter: str) -> None:
     arguments.update(kwargs)
     with pytest.raises(FlatMinimaError, match=parameter):
         run(**arguments)
+
+
+@pytest.mark.parametrize("scale", [1e-308, 1e308])
+def test_a_direction_of_any_size_is_the_same_plane(scale: float) -> None:
+    """The escape plane depends on the direction's orientation only: [1e-308] (whose squared
+    norm underflows to 0) and [1e308] (overflows) give the numbers of [1.0], not a NaN plane
+    reported as a divergence."""
+    kwargs = {"diffusion": 0.25, "step": 0.01, "max_steps": 2000, "n_paths": 20}
+    unit = run(**kwargs)
+    scaled = run(direction=[scale], **kwargs)
+    assert scaled.to_dict() == unit.to_dict()
