@@ -119,6 +119,10 @@ def geometric_action(
 ) -> tuple[float, Array]:
     """Midpoint-rule geometric action of the string ``phi`` (N + 1, n) and its gradient with
     respect to every point (zero rows for the fixed ends)."""
+    if noise.switch is not None:  # D jumps on a surface: segments split there
+        from ._switch import switch_action
+
+        return switch_action(phi, loss, noise.switch, gradient)
     delta = np.diff(phi, axis=0)
     mid = 0.5 * (phi[1:] + phi[:-1])
     drift = -loss.gradient(mid)
@@ -296,6 +300,7 @@ def _prepare(
     batch_size: Any,
     gradient: Any,
     hessian: Any,
+    switch: Any = None,
 ) -> Problem:
     model, (a, h_a), (b, h_b), b0 = _critical_pair(
         loss, minimum, saddle, "saddle", 1, gradient, hessian
@@ -306,7 +311,9 @@ def _prepare(
         )
     lr_f = None if lr is None else float(lr)
     bs_f = None if batch_size is None else float(batch_size)
-    nm = noise_model(noise, model, a, diffusion=diffusion, lr=lr_f, batch_size=bs_f)
+    nm = noise_model(
+        noise, model, a, diffusion=diffusion, lr=lr_f, batch_size=bs_f, saddle=b, switch=switch
+    )
     return Problem(model, nm, a, b, h_a, h_b)
 
 
@@ -414,6 +421,7 @@ def minimum_action_path(
     initial: Any = None,
     gradient: Any = None,
     hessian: Any = None,
+    switch: Any = None,
 ) -> MinimumActionPath:
     r"""Minimum-action path and quasi-potential barrier ΔΦ from a minimum to a saddle.
 
@@ -426,9 +434,9 @@ def minimum_action_path(
     noise
         ``"white"`` (``diffusion=d``), ``"anisotropic"`` (``diffusion=D``, a constant SPD
         matrix), ``"loss-dependent"`` (``lr``, ``batch_size``), ``"measured"`` (``diffusion=Σ``
-        a callable θ → per-sample gradient covariance, ``lr``, ``batch_size``; D = ηΣ/(2B)) or a
-        callable θ → D(θ). ``"sgd"`` (the literal κ[H]⁺) is refused: its D is singular on the
-        path. Default ``"white"``.
+        a callable θ → per-sample gradient covariance, ``lr``, ``batch_size``; D = ηΣ/(2B)),
+        ``"sgd"`` (``lr``, ``batch_size``: the harmonic switch, see ``switch``) or a callable
+        θ → D(θ). Default ``"white"``.
     minimum, saddle
         Points near a minimum and an index-1 saddle; both are refined by Newton's method and
         checked (positive definite Hessian; exactly one negative eigenvalue).
@@ -438,6 +446,14 @@ def minimum_action_path(
         Relative change of the action between rounds that ends the relaxation; default 1e-11.
     initial
         An initial path (m, n) from near the minimum to near the saddle (default: straight).
+    switch
+        For ``noise="sgd"`` only: where the harmonic switch puts its surface. None (the
+        default) or ``"harmonic"``: where the smallest eigenvalue of H(θ) vanishes (the
+        inflection point in 1-D, the paper's model); a callable g(θ) (batched (m, n) → (m,)):
+        the surface g = 0. D = κH_a on the minimum's side, κ|H_b| on the saddle's; the jump is
+        handled explicitly (the string is split where it crosses, the prefactor carries the
+        jump condition D_nn^(1−α) P continuous). ``"literal"`` (κ[H]⁺ itself) is refused with a
+        `NoiseModelError` that says why: D is singular on every path, the barrier infinite.
 
     Returns
     -------
@@ -461,7 +477,9 @@ def minimum_action_path(
     >>> abs(p.barrier - 4) < 1e-3  # ΔL / D = 1 / 0.25
     True
     """
-    problem = _prepare(loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian)
+    problem = _prepare(
+        loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian, switch
+    )
     init = path_options(points, tol, initial, problem.minimum.size)
     result = action_path(problem, points, float(tol), init)
     if not result.converged:

@@ -382,6 +382,7 @@ def landscape_escape_time(
     initial: Any = None,
     gradient: Any = None,
     hessian: Any = None,
+    switch: Any = None,
 ) -> LandscapeEscapeTime:
     r"""Mean escape time from a minimum over an index-1 saddle of any landscape, any noise.
 
@@ -393,10 +394,11 @@ def landscape_escape_time(
         any callable with ``gradient=`` and ``hessian=`` (same convention).
     noise
         ``"white"`` (``diffusion=d``), ``"anisotropic"`` (``diffusion=D`` constant SPD),
-        ``"loss-dependent"`` (``lr``, ``batch_size``; D = (ηL(θ)/B) H(a)), ``"measured"``
-        (``diffusion=Σ``: callable θ → per-sample gradient covariance; D = ηΣ/(2B)), or a
-        callable θ → D(θ). The literal ``"sgd"`` model κ[H]⁺ is refused (D is singular on the
-        path; see the error message). Default ``"white"``.
+        ``"sgd"`` (``lr``, ``batch_size``; D = κH_a | κ|H_b|, κ = η/2B, the harmonic switch:
+        see ``switch``), ``"loss-dependent"`` (``lr``, ``batch_size``; D = (ηL(θ)/B) H(a)),
+        ``"measured"`` (``diffusion=Σ``: callable θ → per-sample gradient covariance;
+        D = ηΣ/(2B)), or a callable θ → D(θ) (continuous: a callable with a jump is refused).
+        Default ``"white"``.
     minimum, saddle
         Points near the minimum and the index-1 saddle (refined by Newton's method, checked).
         ``saddle`` may also be several points, shape (k, n): the rates over the k saddles add
@@ -418,6 +420,14 @@ def landscape_escape_time(
         ``"auto"`` (the default: Eyring–Kramers when D = d·I, else Bouchet–Reygner),
         ``"eyring-kramers"`` (only for D = d·I) or ``"bouchet-reygner"`` (the general formula,
         any D).
+    switch
+        For ``noise="sgd"`` only: where the harmonic switch puts its surface. None (the
+        default) or ``"harmonic"``: where the smallest eigenvalue of H(θ) vanishes (the
+        inflection point in 1-D, the paper's model); a callable g(θ) (batched (m, n) → (m,)):
+        the surface g = 0. D = κH_a on the minimum's side, κ|H_b| on the saddle's; the jump is
+        handled explicitly (the string is split where it crosses, the prefactor carries the
+        jump condition D_nn^(1−α) P continuous). ``"literal"`` (κ[H]⁺ itself) is refused with a
+        `NoiseModelError` that says why: D is singular on every path, the barrier infinite.
     points, tol, initial
         The minimum-action string (see `minimum_action_path`; ``initial`` with one saddle
         only): ``points`` segments of the coarsest string (default 32), ``tol`` the relative
@@ -475,12 +485,15 @@ def landscape_escape_time(
                 initial=None,
                 gradient=gradient,
                 hessian=hessian,
+                switch=switch,
             )
             for point in saddles
         ]
         return _combine(channels)
     alpha, alpha_name, dps = _options(interpretation, prefactor, dps)
-    problem = _prepare(loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian)
+    problem = _prepare(
+        loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian, switch
+    )
     if lr is not None:
         positive("lr", lr)
     path = _converged_path(problem, points, tol, initial)

@@ -376,6 +376,11 @@ def switch_field(
     return diffusion
 
 
+def switch_plane(theta: np.ndarray, switch: float) -> np.ndarray:
+    """g(θ) = θ₁ − switch: the switch surface x = switch as the zero set of a callable."""
+    return np.asarray(theta, dtype=float)[..., 0] - switch
+
+
 def _abs_matrix(h: np.ndarray) -> np.ndarray:
     w, v = np.linalg.eigh(h)
     return (v * np.abs(w)) @ v.T
@@ -412,8 +417,14 @@ def _make_switch(interpretation: str) -> Callable[[Case, float], Instance]:
             barrier=barrier,
             diffusion=field_,
             diffusion_at=at,
-            # the switch model as a callable D(θ) (the issue's "any callable θ → D(θ)")
-            landscape_kwargs={"noise": at},
+            # the toolkit's SGD noise with the harmonic switch on the same plane x = switch (the
+            # same D as ``at``, a callable D(θ) with a jump, which is refused)
+            landscape_kwargs={
+                "noise": "sgd",
+                "lr": 2 * kappa,
+                "batch_size": 1,
+                "switch": functools.partial(switch_plane, switch=switch),
+            },
             aligned_kwargs=[
                 {
                     "noise": "sgd",
