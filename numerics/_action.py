@@ -114,6 +114,20 @@ class MinimumActionPath:
         )
 
 
+def segment_derivatives(
+    u: Array, v: Array, m_delta: Array, m_drift: Array, hess: Array
+) -> tuple[Array, Array]:
+    """Derivatives of ½(u v − w) per segment (u = |δ|_M, v = |b|_M, w = ⟨δ, b⟩_M, M held
+    fixed) in δ and in the midpoint, through b(x) = −∇L(x) (Jacobian −H, symmetric)."""
+    us, vs = np.maximum(u, _TINY), np.maximum(v, _TINY)
+    d_delta = 0.5 * ((v / us)[:, None] * m_delta - m_drift)
+    d_mid = 0.5 * (
+        -(u / vs)[:, None] * np.einsum("mij,mj->mi", hess, m_drift)
+        + np.einsum("mij,mj->mi", hess, m_delta)
+    )
+    return d_delta, d_mid
+
+
 def geometric_action(
     phi: Array, loss: LossModel, noise: NoiseModel, gradient: bool = True
 ) -> tuple[float, Array]:
@@ -139,15 +153,9 @@ def geometric_action(
     action = 0.5 * float(np.sum(u * v - w))
     if not gradient:
         return action, np.zeros_like(phi)
-    us, vs = np.maximum(u, _TINY), np.maximum(v, _TINY)
-    d_delta = 0.5 * ((v / us)[:, None] * m_delta - m_drift)
-    hess = loss.hessian(mid)
-    # ∂/∂x of ½(u v − w) through b(x) = −∇L(x): J = −H (symmetric)
-    d_mid = 0.5 * (
-        -(u / vs)[:, None] * np.einsum("mij,mj->mi", hess, m_drift)
-        + np.einsum("mij,mj->mi", hess, m_delta)
-    )
+    d_delta, d_mid = segment_derivatives(u, v, m_delta, m_drift, loss.hessian(mid))
     if noise.constant is None:  # ∂_k M = −M ∂_k D M
+        us, vs = np.maximum(u, _TINY), np.maximum(v, _TINY)
         dd = noise.derivative(mid)  # [m, i, j, k]
         quad_dd = np.einsum("mi,mijk,mj->mk", m_delta, dd, m_delta)
         quad_bb = np.einsum("mi,mijk,mj->mk", m_drift, dd, m_drift)
@@ -176,13 +184,16 @@ def reparametrize(phi: Array, points: int) -> Array:
     return out
 
 
-def _spacing_penalty(phi: Array, weight: float) -> tuple[float, Array]:
+def _spacing_penalty(phi: Array, weight: float, skip: int | None = None) -> tuple[float, Array]:
     """weight · Σ (|Δ_{i+1}| − |Δ_i|)²: zero for a string equally spaced in arc length. It
     removes the tangential freedom of the geometric action (which does not depend on the
-    parametrization) so that the minimizer is well posed."""
+    parametrization) so that the minimizer is well posed. ``skip = j`` leaves out the pair of
+    segments beside point j (equal spacing on each side of it, each side its own)."""
     delta = np.diff(phi, axis=0)
     d = np.maximum(np.linalg.norm(delta, axis=1), _TINY)
     jump = np.diff(d)
+    if skip is not None:
+        jump[skip - 1] = 0.0
     value = weight * float(np.sum(jump**2))
     d_d = np.zeros_like(d)
     d_d[1:] += 2 * weight * jump
@@ -192,6 +203,20 @@ def _spacing_penalty(phi: Array, weight: float) -> tuple[float, Array]:
     grad[1:] += d_d[:, None] * unit
     grad[:-1] -= d_d[:, None] * unit
     return value, grad
+
+
+def lbfgs(fun: Any, start: Array, tol: float, scale: float, max_iterations: int) -> Any:
+    """L-BFGS-B on ``fun`` (value and gradient) with the string's stopping rules."""
+    from scipy.optimize import minimize  # lazy: scipy.special stays off the import path
+
+    options = {
+        "maxiter": max_iterations,
+        "maxfun": 2 * max_iterations,
+        "ftol": tol,
+        "gtol": 1e-12 * scale,
+        "maxcor": 50,
+    }
+    return minimize(fun, start, jac=True, method="L-BFGS-B", options=options)
 
 
 def _relax(
@@ -217,21 +242,7 @@ def _relax(
         pv, pg = _spacing_penalty(full, weight)
         return s + pv, (g + pg)[1:-1].ravel()
 
-    from scipy.optimize import minimize  # lazy: scipy.special stays off the import path
-
-    result = minimize(
-        fun,
-        phi[1:-1].ravel(),
-        jac=True,
-        method="L-BFGS-B",
-        options={
-            "maxiter": max_iterations,
-            "maxfun": 2 * max_iterations,
-            "ftol": tol,
-            "gtol": 1e-12 * scale,
-            "maxcor": 50,
-        },
-    )
+    result = lbfgs(fun, phi[1:-1].ravel(), tol, scale, max_iterations)
     relaxed = np.vstack([ends[0], result.x.reshape(n_seg - 1, -1), ends[1]])
     action = geometric_action(relaxed, loss, noise, gradient=False)[0]
     if not math.isfinite(action):
@@ -355,7 +366,12 @@ def action_path(
         n_seg = points * 2**level
         if level:
             phi = reparametrize(phi, n_seg)
-        phi, action, its, change, ok = _relax(phi, model, nm, tol, max_iterations)
+        if nm.switch is None:
+            phi, action, its, change, ok = _relax(phi, model, nm, tol, max_iterations)
+        else:  # D jumps on a surface: a point of the string held on it
+            from ._switch import relax_switch
+
+            phi, action, its, change, ok = relax_switch(phi, model, nm, tol, max_iterations)
         iterations += its
         converged &= ok
         actions.append(action)

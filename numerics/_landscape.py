@@ -421,13 +421,9 @@ def landscape_escape_time(
         ``"eyring-kramers"`` (only for D = d·I) or ``"bouchet-reygner"`` (the general formula,
         any D).
     switch
-        For ``noise="sgd"`` only: where the harmonic switch puts its surface. None (the
-        default) or ``"harmonic"``: where the smallest eigenvalue of H(θ) vanishes (the
-        inflection point in 1-D, the paper's model); a callable g(θ) (batched (m, n) → (m,)):
-        the surface g = 0. D = κH_a on the minimum's side, κ|H_b| on the saddle's; the jump is
-        handled explicitly (the string is split where it crosses, the prefactor carries the
-        jump condition D_nn^(1−α) P continuous). ``"literal"`` (κ[H]⁺ itself) is refused with a
-        `NoiseModelError` that says why: D is singular on every path, the barrier infinite.
+        The switch surface of ``noise="sgd"`` (None otherwise): None or ``"harmonic"`` (the
+        default: where H's smallest eigenvalue vanishes) or a callable g(θ), surface g = 0;
+        ``"literal"`` is refused with the reason (see `minimum_action_path`).
     points, tol, initial
         The minimum-action string (see `minimum_action_path`; ``initial`` with one saddle
         only): ``points`` segments of the coarsest string (default 32), ``tol`` the relative

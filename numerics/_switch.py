@@ -201,33 +201,35 @@ def _piece(delta: Array, mid: Array, metric: Array, loss: LossModel) -> tuple[Ar
     u = np.sqrt(np.maximum(np.einsum("mi,mi->m", delta, m_delta), 0.0))
     v = np.sqrt(np.maximum(np.einsum("mi,mi->m", drift, m_drift), 0.0))
     w = np.einsum("mi,mi->m", delta, m_drift)
-    us, vs = np.maximum(u, _TINY), np.maximum(v, _TINY)
-    d_delta = 0.5 * ((v / us)[:, None] * m_delta - m_drift)
-    hess = loss.hessian(mid)
-    d_mid = 0.5 * (
-        -(u / vs)[:, None] * np.einsum("mij,mj->mi", hess, m_drift)
-        + np.einsum("mij,mj->mi", hess, m_delta)
-    )
+    from ._action import segment_derivatives
+
+    d_delta, d_mid = segment_derivatives(u, v, m_delta, m_drift, loss.hessian(mid))
     return 0.5 * (u * v - w), d_delta, d_mid
 
 
 def switch_action(
-    phi: Array, loss: LossModel, sw: Switch, gradient: bool = True
+    phi: Array, loss: LossModel, sw: Switch, gradient: bool = True, interface: int | None = None
 ) -> tuple[float, Array]:
     """Midpoint-rule geometric action of the string ``phi`` with the switch noise: each
     segment with the D of its side, a segment that crosses S split at the crossing; and its
-    exact gradient (zero rows for the fixed ends)."""
+    exact gradient (zero rows for the fixed ends). With ``interface = j`` the point j lies on S:
+    segment j − 1 takes the D of point j − 1's side and segment j that of point j + 1's, unsplit
+    (no kink where point j crosses S)."""
     m_a, m_b = np.linalg.inv(sw.d_a), np.linalg.inv(sw.d_b)
     side = sw.side_a(phi)
     x0, x1 = phi[:-1], phi[1:]
     delta = x1 - x0
-    cross = side[:-1] != side[1:]
+    start, end = side[:-1].copy(), side[1:].copy()
+    if interface is not None:
+        end[interface - 1] = start[interface - 1]
+        start[interface] = end[interface]
+    cross = start != end
     t = np.ones(len(delta))
     if np.any(cross):
         t[cross] = crossing(sw, x0[cross], x1[cross])
     # piece 1: from x0 over t·δ with x0's D; piece 2: the rest with x1's D (empty if no crossing)
-    metric0 = np.where(side[:-1, None, None], m_a, m_b)
-    metric1 = np.where(side[1:, None, None], m_a, m_b)
+    metric0 = np.where(start[:, None, None], m_a, m_b)
+    metric1 = np.where(end[:, None, None], m_a, m_b)
     a1, gd1, gm1 = _piece(t[:, None] * delta, x0 + 0.5 * t[:, None] * delta, metric0, loss)
     a2, gd2, gm2 = _piece(
         (1 - t)[:, None] * delta, x0 + 0.5 * (1 + t)[:, None] * delta, metric1, loss
@@ -257,6 +259,73 @@ def switch_action(
     grad[1:] += g_x1
     grad[0] = grad[-1] = 0.0
     return action, grad
+
+
+def _project(sw: Switch, z: Array, steps: int = 8) -> Array:
+    """z moved onto S along ∇g (Newton's method on g; one step for a plane)."""
+    x = z.copy()
+    for _ in range(steps):
+        value = float(sw.surface(x[None])[0])
+        if value == 0:
+            break
+        normal, size, _ = sw.normal(x)
+        x = x - value / float(size) * normal
+    return x
+
+
+def _snap(sw: Switch, phi: Array) -> tuple[Array, int]:
+    """The string with its point nearest the (first) crossing of S moved onto S, and its index."""
+    side = sw.side_a(phi)
+    change = np.nonzero(side[:-1] != side[1:])[0]
+    if change.size == 0:
+        raise ConvergenceError("minimum_action_path: the string does not cross the switch surface")
+    k = int(change[0])
+    t = float(crossing(sw, phi[k : k + 1], phi[k + 1 : k + 2])[0])
+    j = k if t < 0.5 else k + 1
+    j = min(max(j, 1), len(phi) - 2)
+    out = phi.copy()
+    out[j] = _project(sw, phi[k] + t * (phi[k + 1] - phi[k]))
+    return out, j
+
+
+def relax_switch(
+    phi: Array, loss: LossModel, noise: Any, tol: float, max_iterations: int
+) -> tuple[Array, float, int, float, bool]:
+    """`_relax` for the switch noise: the point nearest the crossing is held on S (moved along
+    it through its projection, its gradient the tangential part), the segments beside it each
+    on one side, so the discrete action is smooth in every free variable (a point crossing S
+    at a refraction corner would make the gradient jump and L-BFGS stall there); spacing equal
+    on each side. Returns what `_relax` does."""
+    from ._action import _spacing_penalty, lbfgs
+
+    sw: Switch = noise.switch
+    phi, j = _snap(sw, phi)
+    n_seg, n = phi.shape[0] - 1, phi.shape[1]
+    ends = phi[[0, -1]]
+    scale = max(abs(switch_action(phi, loss, sw, False, j)[0]), 1e-12)
+    chord = float(np.sum(np.linalg.norm(np.diff(phi, axis=0), axis=1)))
+    weight = scale * n_seg / chord**2
+
+    def full(z: Array) -> tuple[Array, Array]:
+        inner = z.reshape(n_seg - 1, n).copy()
+        inner[j - 1] = _project(sw, inner[j - 1])
+        normal = sw.normal(inner[j - 1])[0]
+        return np.vstack([ends[0], inner, ends[1]]), normal
+
+    def fun(z: Array) -> tuple[float, Array]:
+        points, normal = full(z)
+        value, grad = switch_action(points, loss, sw, True, j)
+        pv, pg = _spacing_penalty(points, weight, j)
+        total = grad + pg
+        total[j] -= (total[j] @ normal) * normal  # the point moves along S
+        return value + pv, total[1:-1].ravel()
+
+    result = lbfgs(fun, phi[1:-1].ravel(), tol, scale, max_iterations)
+    relaxed, _ = full(result.x)
+    action = switch_action(relaxed, loss, sw, False, j)[0]
+    grad = float(np.linalg.norm(fun(result.x)[1])) / scale
+    ok = bool(result.success) or grad < 1e-8
+    return relaxed, action, int(result.nit), grad, ok
 
 
 # --------------------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def test_string_refracts_at_the_switch_as_the_hamilton_jacobi_equation_says() ->
     """Case c: the minimum-action string bends by ~30° where it crosses the switch (D = κH_a,
     misaligned, on one side; κ|H_b| on the other). The refracted direction predicted from the
     incoming one (Φ continuous on the surface, the far side's Hamilton–Jacobi equation) is the
-    relaxed string's outgoing direction to within 1° (measured 0.33° on 32 segments, 0.08° on
+    relaxed string's outgoing direction to within 1° (measured 0.32° on 32 segments, 0.076° on
     128)."""
     instance = CASES["c"].at(10.0)
     case = instance.case
