@@ -146,7 +146,15 @@ def switch_model(
         raise ParameterError(
             "switch", "'harmonic', 'literal' (refused, with the reason) or a callable g(θ)", switch
         )
-    values = surface(np.stack([minimum, saddle]))
+    try:
+        values = surface(np.stack([minimum, saddle]))
+    except Exception as error:  # a user's callable: its failure is bad input
+        raise ParameterError(
+            "switch",
+            "a callable θ -> g(θ) that evaluates at the minimum and the saddle",
+            switch,
+            f"it raised {type(error).__name__}: {error}",
+        ) from None
     if values.shape != (2,) or not np.all(np.isfinite(values)):
         raise ShapeError("switch", "a callable θ -> one finite number g(θ)", values)
     if values[0] == 0 or np.sign(values[0]) == np.sign(values[1]):

@@ -181,6 +181,11 @@ def test_bad_switch_is_a_clear_error() -> None:
         minimum_action_path(
             WELL, "sgd", minimum=[-1.0], saddle=[0.0], lr=0.1, batch_size=8, switch="smooth"
         )
+    with pytest.raises(ParameterError, match=r"^switch: expected .*ZeroDivisionError"):
+        minimum_action_path(
+            WELL, "sgd", minimum=[-1.0], saddle=[0.0], lr=0.1, batch_size=8,
+            switch=lambda th: 1 / 0,
+        )  # fmt: skip
     with pytest.raises(ParameterError, match=r"^switch: expected None unless noise='sgd'"):
         minimum_action_path(
             WELL, "white", minimum=[-1.0], saddle=[0.0], diffusion=0.1, switch="harmonic"
