@@ -305,7 +305,9 @@ _SWITCH_SADDLE_NOT_C2 = pytest.mark.xfail(
     [
         "a",
         pytest.param("b", marks=[_RESONANT_SADDLE, pytest.mark.slow]),
-        pytest.param("c", marks=_SWITCH_SADDLE_NOT_C2),
+        pytest.param(
+            "c", marks=[_SWITCH_SADDLE_NOT_C2, pytest.mark.slow]
+        ),  # ~200 s to fail on a loaded machine: the string converges first
         "d",
         "e",
         pytest.param(
@@ -369,7 +371,7 @@ def test_landscape_barrier_is_the_white_noise_barrier(key: str) -> None:
     "key",
     [
         "b",
-        pytest.param("c", marks=_SWITCH_SADDLE_NOT_C2),
+        pytest.param("c", marks=[_SWITCH_SADDLE_NOT_C2, pytest.mark.slow]),
         pytest.param(
             "f", marks=[_SADDLE_NOT_C2, pytest.mark.slow]
         ),  # ~40 s to fail (unloaded machine)
@@ -414,7 +416,8 @@ def test_switch_noise_barrier_is_the_exponent_the_references_show() -> None:
     """Case c (the prefactor is refused there, the barrier is not): the quasi-potential barrier
     of the harmonic-switch noise by the string split at the switch, at two noise levels, is
     the exponent of the exact MFPT (log τ_exact(ΔΦ₂) − log τ_exact(ΔΦ₁) over the barriers'
-    difference is 1 within the prefactor's 1/ΔΦ drift, 5%), and the action converges with N."""
+    difference is 1 within the prefactor's 1/ΔΦ drift, 5%), and the action converges with N
+    (8, 16, 32 segments: order 2.9, barrier 0.03% from the one on 32, 64, 128)."""
     from flatminima.numerics import minimum_action_path
 
     barriers = []
@@ -424,6 +427,7 @@ def test_switch_noise_barrier_is_the_exponent_the_references_show() -> None:
             case.loss,
             minimum=tuple(case.minimum),
             saddle=tuple(case.saddles[0]),
+            points=8,
             **instance.landscape_kwargs,
         )
         assert path.order is not None and path.order > 1.5, path.actions
