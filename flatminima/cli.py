@@ -261,16 +261,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             args.noise,
             hess_min=_read_matrix("--hess-min", args.hess_min),
             hess_saddle=_read_matrix("--hess-saddle", args.hess_saddle),
-            barrier=args.barrier,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            diffusion=args.diffusion,
-            s=args.s,
-            loss_min=args.loss_min,
-            loss_saddle=args.loss_saddle,
-            h_star=args.h_star,
-            interpretation=args.interpretation,
-            dps=args.dps,
+            **{name: getattr(args, name) for name in _EVALUATE_PASSED},
         )
     for warning in caught:
         print(f"flatminima: warning: {warning.message}", file=sys.stderr)
@@ -501,6 +492,14 @@ _EVALUATE_NUMBERS = (
     ("--loss-min", "loss at the minimum (loss-dependent noise)"),
     ("--loss-saddle", "loss at the saddle (loss-dependent noise)"),
     ("--h-star", "noise curvature h* (loss-dependent noise)"),
+)
+
+
+#: ``flatminima evaluate`` options passed to `escape_time` as they are (same names).
+_EVALUATE_PASSED = (
+    *(flag[2:].replace("-", "_") for flag, _ in _EVALUATE_NUMBERS),
+    "interpretation",
+    "dps",
 )
 
 
