@@ -434,15 +434,40 @@ def _add_derivation_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _command(sub: Any, name: str, text: str, **kwargs: str) -> Any:
-    """A sub-command whose help shows each option's default."""
-    return sub.add_parser(name, help=text, formatter_class=_FORMATTER, **kwargs)
+#: Each sub-command's one-line help and, where it has them, its description and epilog.
+_TEXTS: dict[str, dict[str, str]] = {
+    "formula": {"help": "print a derived escape-time formula"},
+    "scaling": {
+        "help": "classify log τ against a variable",
+        "description": "How log τ depends on one variable, everything else fixed: exponential "
+        "(log τ linear in x or 1/x) or a power law, with the coefficient.",
+    },
+    "evaluate": {
+        "help": "evaluate an escape time from Hessians at any precision, or from a loss",
+        "description": "Either --hess-min and --hess-saddle (the aligned formulas at any "
+        "precision) or --landscape LOSS with --minimum and --saddle (any landscape: "
+        "quasi-potential, minimum-action path, general prefactor).",
+    },
+    "validate": {
+        "help": "run an experiment that tests the theory",
+        "epilog": "Exit status: 0 every prediction held, 1 a prediction did not hold, 2 usage "
+        "error (bad option, --out is a file, torch not installed).",
+    },
+    "report": {"help": "the main job: derive, evaluate, write a report"},
+    "experiments": {"help": "list the registered experiments and their predictions"},
+}
+
+
+def _command(sub: Any, name: str, func: Callable[[argparse.Namespace], int]) -> Any:
+    """The sub-command ``name`` (texts from ``_TEXTS``) that runs ``func``: its help shows each
+    option's default, and its errors name its flags (``subparser``)."""
+    parser = sub.add_parser(name, formatter_class=_FORMATTER, **_TEXTS[name])
+    parser.set_defaults(func=func, subparser=parser)
+    return parser
 
 
 def _add_formula_parser(sub: Any) -> None:
-    formula = sub.add_parser(
-        "formula", help="print a derived escape-time formula", formatter_class=_FORMATTER
-    )
+    formula = _command(sub, "formula", _cmd_formula)
     _add_derivation_options(formula)
     formula.add_argument(
         "--format",
@@ -455,17 +480,10 @@ def _add_formula_parser(sub: Any) -> None:
     formula.add_argument(
         "--saddles", type=int, default=1, help="number of escape saddles (rates add)"
     )
-    formula.set_defaults(func=_cmd_formula, subparser=formula)
 
 
 def _add_scaling_parser(sub: Any) -> None:
-    scaling = _command(
-        sub,
-        "scaling",
-        "classify log τ against a variable",
-        description="How log τ depends on one variable, everything else fixed: exponential "
-        "(log τ linear in x or 1/x) or a power law, with the coefficient.",
-    )
+    scaling = _command(sub, "scaling", _cmd_scaling)
     _add_derivation_options(scaling)
     scaling.add_argument(
         "--wrt",
@@ -475,7 +493,6 @@ def _add_scaling_parser(sub: Any) -> None:
         metavar="VARIABLE",
         help=f"variables: {', '.join(WRT)} (sharpness k multiplies every Hessian eigenvalue)",
     )
-    scaling.set_defaults(func=_cmd_scaling, subparser=scaling)
 
 
 #: ``flatminima evaluate`` options that take a number as text: (flag, help).
@@ -504,14 +521,7 @@ _EVALUATE_PASSED = (
 
 
 def _add_evaluate_parser(sub: Any) -> None:
-    evaluate = sub.add_parser(
-        "evaluate",
-        help="evaluate an escape time from Hessians at any precision, or from a loss",
-        description="Either --hess-min and --hess-saddle (the aligned formulas at any "
-        "precision) or --landscape LOSS with --minimum and --saddle (any landscape: "
-        "quasi-potential, minimum-action path, general prefactor).",
-        formatter_class=_FORMATTER,
-    )
+    evaluate = _command(sub, "evaluate", _cmd_evaluate)
     _add_noise_argument(evaluate, "anisotropic")
     evaluate.add_argument(
         "--hess-min",
@@ -530,18 +540,11 @@ def _add_evaluate_parser(sub: Any) -> None:
     from flatminima._landscape_cli import add_landscape_options
 
     add_landscape_options(evaluate)
-    evaluate.set_defaults(func=_cmd_evaluate, subparser=evaluate)
 
 
 def _add_experiment_parsers(sub: Any) -> None:
     """``validate``, ``report`` and ``experiments``: they read the experiment registry."""
-    validate = _command(
-        sub,
-        "validate",
-        "run an experiment that tests the theory",
-        epilog="Exit status: 0 every prediction held, 1 a prediction did not hold, 2 usage "
-        "error (bad option, --out is a file, torch not installed).",
-    )
+    validate = _command(sub, "validate", _cmd_validate)
     validate.add_argument(
         "experiment",
         type=_experiment_name,
@@ -552,25 +555,15 @@ def _add_experiment_parsers(sub: Any) -> None:
     validate.add_argument("--quick", action="store_true", help="the reduced version (minutes)")
     validate.add_argument("--out", required=True, help="output folder (reruns resume from it)")
     _add_executor_options(validate)
-    validate.set_defaults(func=_cmd_validate, subparser=validate)
 
-    report = sub.add_parser(
-        "report",
-        help="the main job: derive, evaluate, write a report",
-        formatter_class=_FORMATTER,
-    )
+    report = _command(sub, "report", _cmd_report)
     report.add_argument(
         "--quick", action="store_true", help="the quick version (what `make demo` runs)"
     )
     report.add_argument("--out", default="flatminima-report", help="output folder")
     report.add_argument("--dps", type=int, default=30, help="decimal digits for mpmath values")
     _add_executor_options(report)
-    report.set_defaults(func=_cmd_report, subparser=report)
-
-    experiments = sub.add_parser(
-        "experiments", help="list the registered experiments and their predictions"
-    )
-    experiments.set_defaults(func=_cmd_experiments, subparser=experiments)
+    _command(sub, "experiments", _cmd_experiments)
 
 
 def build_parser() -> argparse.ArgumentParser:
