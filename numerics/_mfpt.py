@@ -664,15 +664,7 @@ def _mfpt_1d(
             f"every panel halved; {land.description}"
         )
         reflecting_at = sign * fine_panels[0].a
-        grid = Discretisation(
-            kind="mfpt",
-            sign=sign,
-            bounds=[(p.a, p.b) for p in fine_panels],
-            start=u_start,
-            end=u_end,
-            alpha=float(alpha),
-            degree=degree,
-        )
+        grid = Discretisation.of("mfpt", sign, fine_panels, u_start, u_end, alpha, degree)
     with mpmath.workdps(dps):
         return MFPTResult(
             value=+value,
@@ -804,17 +796,8 @@ def _splitting_probability(
                     )
                 bounds = _split(bounds, flags)
             values.append(value)
-            final = [(p.a, p.b) for p in panels]
             bounds = _split(bounds, [True] * len(bounds))
-        grid = Discretisation(
-            kind="splitting",
-            sign=1,
-            bounds=final,
-            start=start_v,
-            end=upper_v,
-            alpha=float(alpha),
-            degree=degree,
-        )
+        grid = Discretisation.of("splitting", 1, panels, start_v, upper_v, alpha, degree)
     with mpmath.workdps(dps):
         return SplittingResult(
             value=+values[1],
