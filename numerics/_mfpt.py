@@ -32,7 +32,7 @@ from typing import Any
 import mpmath
 
 from flatminima.errors import ConvergenceError, ParameterError
-from flatminima.theory._conventions import interpretation_name, numeric_alpha
+from flatminima.theory._conventions import TauNames, interpretation_name, numeric_alpha
 from flatminima.theory._progress import current
 from flatminima.theory._progress import progress as show_progress
 
@@ -51,7 +51,7 @@ VERIFY_COST = 8.0
 
 
 @dataclass(frozen=True)
-class MFPTResult:
+class MFPTResult(TauNames[mpmath.mpf]):
     """Mean first-passage time T (continuous time, unit η·iterations) of the 1-D SDE.
 
     Attributes
@@ -91,16 +91,6 @@ class MFPTResult:
     @property
     def relative_error(self) -> mpmath.mpf:
         return self.error / self.value
-
-    @property
-    def tau(self) -> mpmath.mpf:
-        """τ = T, the mean first-passage time (the same number as ``value``)."""
-        return self.value
-
-    @property
-    def log_tau(self) -> mpmath.mpf:
-        """log τ (the same number as ``log_value``)."""
-        return self.log_value
 
     def to_dict(self) -> dict[str, Any]:
         digits = self.dps
