@@ -51,7 +51,7 @@ VERIFY_COST = 8.0
 
 
 @dataclass(frozen=True)
-class MFPTResult(TauNames[mpmath.mpf]):
+class MFPTResult(TauNames):
     """Mean first-passage time T (continuous time, unit η·iterations) of the 1-D SDE.
 
     Attributes

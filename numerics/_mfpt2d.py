@@ -45,7 +45,7 @@ __all__ = ["MFPT2DResult", "mfpt_2d"]
 
 
 @dataclass(frozen=True)
-class MFPT2DResult(TauNames[float]):
+class MFPT2DResult(TauNames):
     """Mean first-passage time on a grid, with its grid-refinement error.
 
     ``value``/``log_value`` (the finest grid's T and log T) are also ``tau``/``log_tau``, the

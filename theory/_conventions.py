@@ -23,7 +23,7 @@ import numbers
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from functools import cache
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import sympy as sp
 
@@ -348,22 +348,30 @@ def parse_noise(noise: Any) -> str:
 
 
 _V = TypeVar("_V")
+_V_co = TypeVar("_V_co", covariant=True)
 
 
-class TauNames(Generic[_V]):
-    """``tau`` and ``log_tau`` for a result whose ``value`` and ``log_value`` are a mean escape
-    (first-passage) time and its log: the names every escape-time result gives the mean escape
-    time (``EscapeTime.tau``, ``EscapeSimulation.tau``, ...)."""
-
-    value: _V
-    log_value: _V
+class _Timed(Protocol[_V_co]):
+    """A result whose ``value`` and ``log_value`` are a mean escape time and its log."""
 
     @property
-    def tau(self) -> _V:
+    def value(self) -> _V_co: ...
+
+    @property
+    def log_value(self) -> _V_co: ...
+
+
+class TauNames:
+    """Mixin: ``tau`` and ``log_tau`` for a result whose ``value`` and ``log_value`` are a mean
+    escape (first-passage) time and its log: the names every escape-time result gives the mean
+    escape time (``EscapeTime.tau``, ``EscapeSimulation.tau``, ...)."""
+
+    @property
+    def tau(self: _Timed[_V]) -> _V:
         """τ, the mean escape time (the same number as ``value``)."""
         return self.value
 
     @property
-    def log_tau(self) -> _V:
+    def log_tau(self: _Timed[_V]) -> _V:
         """log τ (the same number as ``log_value``)."""
         return self.log_value

@@ -228,7 +228,7 @@ def _latex_escape(text: str) -> str:
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class Derivation(Formula, TauNames[sp.Expr]):
+class Derivation(Formula, TauNames):
     """A derived escape time τ for one noise model, dimension and interpretation.
 
     Attributes (besides [`Formula`][flatminima.theory.Formula]'s)
