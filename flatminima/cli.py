@@ -495,7 +495,8 @@ def _add_scaling_parser(sub: Any) -> None:
     )
 
 
-#: ``flatminima evaluate`` options that take a number as text: (flag, help).
+#: ``flatminima evaluate`` options that take a number as text: (flag, help). Each is also an
+#: `escape_time` keyword of the same name (``--batch-size``: ``batch_size``), passed as it is.
 _EVALUATE_NUMBERS = (
     ("--barrier", "ΔL = L(saddle) − L(minimum) (white, sgd)"),
     ("--lr", "learning rate η (also turns τ into iterations)"),
