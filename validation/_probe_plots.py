@@ -87,11 +87,17 @@ def _noise(result: Any) -> tuple[Any, Any]:
 def _rates(result: Any) -> tuple[Any, Any]:
     pred, meas = result.prediction, result.measured
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
-    labels = ["κH (paper)", "measured C", "measured C, level", "white"]
-    logs = [pred.log_rate_kappa, pred.log_rate_measured, pred.log_rate_level, pred.log_rate_white]
+    labels = ["κH (paper)", "measured C", "measured C, level", "full C, k-D level", "white"]
+    logs = [
+        pred.log_rate_kappa,
+        pred.log_rate_measured,
+        pred.log_rate_level,
+        pred.log_rate_full,
+        pred.log_rate_white,
+    ]
     ys = np.arange(len(labels))
     vals = [v / math.log(10) if math.isfinite(v) else np.nan for v in logs]
-    ax.barh(ys, vals, color=["C1", "C2", "C4", "C7"], alpha=0.7, label="predicted")
+    ax.barh(ys, vals, color=["C1", "C2", "C4", "C3", "C7"], alpha=0.7, label="predicted")
     if meas is not None and meas.rate > 0:
         lo = math.log10(max(meas.rate_low, 1e-300))
         hi = math.log10(meas.rate_high)
