@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["probe_figures"]
+__all__ = ["plot_probe_cases", "probe_figures"]
 
 
 def probe_figures(result: Any) -> dict[str, Any]:
@@ -109,3 +109,43 @@ def _rates(result: Any) -> tuple[Any, Any]:
     ax.set_xlabel("log10 escape rate per iteration")
     ax.set_title(f"ΔL = {pred.barrier:.3g}, η = {pred.lr:g}, B = {pred.batch_size}", fontsize=9)
     return fig, ax
+
+
+def plot_probe_cases(cases: Any, folder: Any) -> list[Any]:
+    """``probe_rates.png``: per case of the registered probe experiment, the measured escape
+    rate (95% interval) against the predicted rates (log10 per iteration)."""
+    names = ("log_rate_kappa", "log_rate_level", "log_rate_full")
+    labels = ("κH saddle", "C_ii level (1-D exact)", "full C level (k-D)")
+    fig, ax = plt.subplots(figsize=(6.4, 1.2 + 1.1 * len(cases)))
+    for row, case in enumerate(cases):
+        m = case.measured
+        if m.rate > 0:
+            ax.plot(
+                [math.log10(m.rate_low), math.log10(m.rate_high or m.rate)],
+                [row, row],
+                color="C0",
+                lw=6,
+                alpha=0.35,
+                label="measured 95%" if row == 0 else None,
+            )
+            ax.plot(
+                math.log10(m.rate), row, "o", color="C0", label="measured" if row == 0 else None
+            )
+        for j, (name, label) in enumerate(zip(names, labels, strict=True)):
+            value = getattr(m, name)
+            if value is not None:
+                ax.plot(
+                    value / math.log(10),
+                    row + 0.15 * (j - 1),
+                    "d",
+                    color=f"C{j + 1}",
+                    label=label if row == 0 else None,
+                )
+    ax.set_yticks(range(len(cases)), [c.label for c in cases], fontsize=8)
+    ax.set_xlabel("log10 escape rate per iteration")
+    ax.set_title("probe: measured escape against the predictions", fontsize=9)
+    fig = _finish(fig, ax)
+    path = folder / "probe_rates.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [path]
