@@ -5,8 +5,8 @@ Commands
 formula   print a derived escape-time formula (LaTeX, text or Python), optionally with its steps
 scaling   classify log τ against sharpness, batch size, learning rate, noise or loss ratio
 evaluate  evaluate an escape time from Hessian matrices at any precision
-validate  run a registered experiment (covariance, sharpness, batch-size, learning-rate,
-          selection, all) and write results, figures and a verdict
+validate  run a registered experiment (``flatminima experiments`` lists them) or all, and
+          write results, figures and a verdict
 experiments  list the registered experiments
 report    the main job: derive, evaluate and write a report (``--quick`` for the demo)
 probe     probe your own network (FILE.py:factory): Hessian top, gradient noise, escape
@@ -550,8 +550,8 @@ def _add_experiment_parsers(sub: Any) -> None:
         "experiment",
         type=_experiment_name,
         metavar="experiment",
-        help="a registered experiment (covariance, sharpness, batch-size, learning-rate, "
-        "selection; `flatminima experiments` lists them) or all; lr is learning-rate",
+        help="a registered experiment (`flatminima experiments` lists them: covariance, "
+        "sharpness, batch-size, learning-rate, selection, probe, ...) or all; lr is learning-rate",
     )
     validate.add_argument("--quick", action="store_true", help="the reduced version (minutes)")
     validate.add_argument("--out", required=True, help="output folder (reruns resume from it)")
