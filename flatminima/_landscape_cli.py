@@ -297,7 +297,9 @@ def _noise(args: argparse.Namespace) -> dict[str, Any]:
     noise, text = args.noise, args.diffusion
     if args.noise_covariance is not None and noise != "measured":
         raise ParameterError(
-            "--noise-covariance", "it only with measured noise", args.noise_covariance
+            "--noise-covariance",
+            "no --noise-covariance except with measured noise",
+            args.noise_covariance,
         )
     if noise == "measured":
         if text is not None:
@@ -333,8 +335,8 @@ def _points(args: argparse.Namespace, names: list[str] | None) -> dict[str, Any]
         raise ParameterError("--saddle", "a point near the saddle (or --other-minimum)", None)
     if args.keep_saddles is not None and args.other_minimum is None:
         raise ParameterError(
-            "--keep-saddles", "it only with --other-minimum (given saddles are all used)",
-            args.keep_saddles,
+            "--keep-saddles", "no --keep-saddles without --other-minimum (given saddles are "
+            "all used)", args.keep_saddles,
         )  # fmt: skip
     n = None if names is None else len(names)
     minimum = _coordinates("--minimum", args.minimum, n, names)
