@@ -501,7 +501,9 @@ _EVALUATE_NUMBERS = (
     (
         "--diffusion",
         "white-noise diffusion D; with --landscape and anisotropic noise a "
-        "constant SPD matrix: JSON ([[0.2, 0.05], [0.05, 0.1]]) or a .json/.npy file",
+        "constant SPD matrix: JSON ([[0.2, 0.05], [0.05, 0.1]]) or a .json/.npy file; with "
+        "callable noise FILE.py:NAME, a function NAME(theta) -> D(theta) (theta a numpy array "
+        "of shape (m, n) or (n,))",
     ),
     ("--loss-min", "loss at the minimum (loss-dependent noise)"),
     ("--loss-saddle", "loss at the saddle (loss-dependent noise)"),

@@ -40,6 +40,17 @@ def _json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
     return json.loads(out)
 
 
+def _one_line_error(
+    argv: list[str], option: str, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit status 2 and one line on stderr that starts with the option and says ``words``."""
+    status, out, err = _run(argv, capsys)
+    assert status == 2, (argv, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"flatminima: error: {option}"), err
+    assert words in lines[0]
+
+
 def _eyring_kramers_by_hand(d: str, dps: int) -> mpmath.mpf:
     """τ = 2π/|λ_b| √(|det H_b| / det H_a) e^{ΔL/d}; the minimum x² = 33/32, y = −x/4 and the
     saddle (0, 0) solved by hand from ∇L = 0."""
@@ -386,11 +397,7 @@ def test_bad_noise_is_a_one_line_error_naming_the_flag(
     argv = ["evaluate", *[part.format(file=file) for part in change], "--landscape", VALLEY,
             "--minimum=-1,0.5", "--saddle", "0,0", "--points", "8", "--lr", "0.1",
             "--batch-size", "2"]  # fmt: skip
-    status, out, err = _run(argv, capsys)
-    assert status == 2, (argv, out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"flatminima: error: {option}"), err
-    assert words in lines[0]
+    _one_line_error(argv, option, words, capsys)
 
 
 def test_sgd_noise_is_passed_through(capsys: pytest.CaptureFixture[str]) -> None:
@@ -438,11 +445,7 @@ def test_bad_input_is_a_one_line_error_naming_the_option(
             "--diffusion": "0.1", "--points": "8"}  # fmt: skip
     base.update(dict(zip(change[::2], change[1::2], strict=True)))
     argv = ["evaluate", "white", *[x for item in base.items() for x in item]]
-    status, out, err = _run(argv, capsys)
-    assert status == 2, (argv, out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"flatminima: error: {option}"), err
-    assert words in lines[0]
+    _one_line_error(argv, option, words, capsys)
 
 
 def test_hessian_mode_still_requires_its_hessians(capsys: pytest.CaptureFixture[str]) -> None:
