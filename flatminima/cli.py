@@ -268,6 +268,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         return 0
+    if args.format == "latex":
+        from flatminima._landscape_cli import latex_display
+
+        print(latex_display(result))
+        return 0
     eig = result.eigen
     lines = [
         *time_lines(result),
@@ -505,7 +510,9 @@ _EVALUATE_NUMBERS = (
     (
         "--diffusion",
         "white-noise diffusion D; with --landscape and anisotropic noise a "
-        "constant SPD matrix: JSON ([[0.2, 0.05], [0.05, 0.1]]) or a .json/.npy file",
+        "constant SPD matrix: JSON ([[0.2, 0.05], [0.05, 0.1]]) or a .json/.npy file; with "
+        "callable noise FILE.py:NAME, a function NAME(theta) -> D(theta) (theta a numpy array "
+        "of shape (m, n) or (n,))",
     ),
     ("--loss-min", "loss at the minimum (loss-dependent noise)"),
     ("--loss-saddle", "loss at the saddle (loss-dependent noise)"),
@@ -523,7 +530,9 @@ _EVALUATE_PASSED = (
 
 def _add_evaluate_parser(sub: Any) -> None:
     evaluate = _command(sub, "evaluate", _cmd_evaluate)
-    _add_noise_argument(evaluate, "anisotropic")
+    from flatminima._landscape_cli import LANDSCAPE_EXTRA_NOISE, add_landscape_options
+
+    _add_noise_argument(evaluate, *LANDSCAPE_EXTRA_NOISE)
     evaluate.add_argument(
         "--hess-min",
         help="Hessian at the minimum: JSON ([[2,0],[0,5]] or 2) or a .json/.npy file",
@@ -536,10 +545,11 @@ def _add_evaluate_parser(sub: Any) -> None:
     )
     evaluate.add_argument("--dps", type=int, default=30, help="decimal digits (15 to 10000)")
     evaluate.add_argument(
-        "--format", type=_choice("text", "json"), default="text", help="text or json"
+        "--format",
+        type=_choice("text", "json", "latex"),
+        default="text",
+        help="text, json or latex (τ as a LaTeX display)",
     )
-    from flatminima._landscape_cli import add_landscape_options
-
     add_landscape_options(evaluate)
 
 
