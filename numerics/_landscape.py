@@ -460,6 +460,14 @@ def landscape_escape_time(
                 "saddle", "a point near an index-1 saddle, or other_minimum= to find it", None
             )
         saddle = locate_saddle(loss, minimum, other_minimum, gradient, hessian, keep=keep_saddles)
+    elif other_minimum is not None:
+        raise ParameterError("other_minimum", "None when saddle= is given", "a point")
+    elif keep_saddles != "all":
+        raise ParameterError(
+            "keep_saddles",
+            '"all" when saddle= is given (it chooses among the saddles other_minimum= finds)',
+            repr(keep_saddles),
+        )
     saddles = _saddle_list(saddle)
     if len(saddles) > 1 and initial is not None:
         raise ParameterError("initial", "None when several saddles are given", "an initial path")

@@ -74,3 +74,12 @@ def test_summed_rate_against_mfpt_2d() -> None:
     assert len(both.channels) == 2 and not lowest.channels
     assert abs(float(both.tau) / exact.extrapolated - 1) < 0.06
     assert float(lowest.tau) / exact.extrapolated > 1.25
+
+
+def test_saddle_choice_options_need_other_minimum() -> None:
+    """``other_minimum`` and ``keep_saddles`` choose among found saddles: with ``saddle=``
+    given they would be ignored, so they are refused, naming the parameter."""
+    with pytest.raises(ParameterError, match="other_minimum"):
+        landscape_escape_time(WELL, minimum=[1, -0.25], saddle=[0, 0], other_minimum=[-1, 0.25])
+    with pytest.raises(ParameterError, match="keep_saddles"):
+        landscape_escape_time(WELL, minimum=[1, -0.25], saddle=[0, 0], keep_saddles="lowest")
