@@ -27,7 +27,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from flatminima.errors import BudgetError, ConvergenceError, ParameterError, ShapeError
+from flatminima.errors import (
+    BudgetError,
+    ConvergenceError,
+    HessianError,
+    ParameterError,
+    ShapeError,
+)
 
 from ._loss_model import LossModel, critical_point, loss_model
 from ._noise_models import NoiseModel, check_continuous, noise_model
@@ -405,22 +411,88 @@ def action_path(
     )
 
 
+#: Which saddles ``locate_saddle`` keeps: every distinct one found, or the lowest.
+KEEP_SADDLES = ("all", "lowest")
+
+
+def _initial_strings(a: Array, c: Array, h_a: Array) -> list[Array]:
+    """The straight line from a to c and, for the two softest directions of H_a across the
+    chord, the line bent by ± half the chord's length there (a sine bump): starts in the
+    channels on either side of the straight one."""
+    chord = c - a
+    length = float(np.linalg.norm(chord))
+    t = np.linspace(0.0, 1.0, 33)[:, None]
+    straight = a + t * chord
+    if a.size == 1:
+        return [straight]
+    e = chord / length
+    across = np.eye(a.size) - np.outer(e, e)
+    values, vectors = np.linalg.eigh(across @ h_a @ across)
+    order = [k for k in np.argsort(values) if abs(float(vectors[:, k] @ e)) < 0.5]
+    bump = 0.5 * length * np.sin(np.pi * t)
+    strings = [straight]
+    for k in order[: min(a.size - 1, 2)]:
+        strings += [straight + bump * vectors[:, k], straight - bump * vectors[:, k]]
+    return strings
+
+
+def _first_maximum(values: Array) -> int:
+    """The first local maximum of the loss along a string from the minimum (the saddle on the
+    boundary of the minimum's basin, also where the string crosses further saddles)."""
+    for i in range(1, values.size - 1):
+        if values[i] >= values[i - 1] and values[i] >= values[i + 1]:
+            return i
+    return int(np.argmax(values))
+
+
 def locate_saddle(
-    loss: Any, minimum: Any, other_minimum: Any, gradient: Any = None, hessian: Any = None
+    loss: Any,
+    minimum: Any,
+    other_minimum: Any,
+    gradient: Any = None,
+    hessian: Any = None,
+    *,
+    keep: str = "all",
 ) -> Array:
-    """A guess for the index-1 saddle between two minima: the highest point of the
-    minimum-energy path, found as the gMAM string for white noise from ``minimum`` to
-    ``other_minimum`` (for white noise the least-action path climbs against the gradient flow
-    to the saddle and follows it down, at zero action, to the other minimum; its shape does not
-    depend on d). The caller refines it by Newton's method and checks its index."""
-    model, (a, _), (c, _), _ = _critical_pair(
+    """The index-1 saddles between two minima, shape (k, n), lowest first.
+
+    Several minimum-energy strings run from ``minimum`` to ``other_minimum``: the straight
+    line and lines bent by ± half the chord along the two softest directions of the
+    minimum's Hessian across the chord (one in 2-D), each relaxed as the gMAM string for
+    white noise (for white noise the least-action path climbs against the gradient flow to a
+    saddle and follows it down, at zero action; its shape does not depend on d). The first
+    loss maximum along each string is refined by Newton's method and kept if it is an
+    index-1 saddle (the string is relaxed on 16 segments, and on 64 if Newton's method does
+    not converge from there); the distinct ones are returned (``keep="all"``, the default: each is an
+    escape channel, the rates add) or only the lowest (``keep="lowest"``). A channel that no
+    start reaches is not found: give such saddles explicitly."""
+    if keep not in KEEP_SADDLES:
+        raise ParameterError("keep_saddles", "'all' or 'lowest'", keep)
+    model, (a, h_a), (c, _), _ = _critical_pair(
         loss, minimum, other_minimum, "other_minimum", 0, gradient, hessian
     )
     nm = noise_model("white", model, a, diffusion=1.0)
-    phi = a + np.linspace(0.0, 1.0, 33)[:, None] * (c - a)
-    for segments in (32, 128):
-        phi, _, _, _, _ = _relax(reparametrize(phi, segments), model, nm, 1e-10, 20000)
-    return np.asarray(phi[int(np.argmax(model.value(phi)))])
+    found: list[Array] = []
+    for phi in _initial_strings(a, c, h_a):
+        for segments, tol in ((16, 1e-8), (64, 1e-10)):  # the finer one if Newton fails
+            phi = _relax(reparametrize(phi, segments), model, nm, tol, 2000)[0]
+            try:
+                point, _ = critical_point(model, phi[_first_maximum(model.value(phi))], "", 1)
+            except HessianError:  # a critical point of another index: not a saddle's channel
+                break
+            except (ParameterError, ConvergenceError):  # Newton went astray: a finer string
+                continue
+            scale = 1e-7 * (1.0 + float(np.linalg.norm(point)))
+            if all(np.linalg.norm(point - q) > scale for q in found):
+                found.append(point)
+            break
+    if not found:
+        raise ConvergenceError(
+            "other_minimum: no index-1 saddle was found on the minimum-energy strings from "
+            "minimum to other_minimum; give saddle= (a point near it) instead"
+        )
+    found.sort(key=lambda p: float(model.value(p[None])[0]))
+    return np.array(found[:1] if keep == "lowest" else found)
 
 
 def minimum_action_path(

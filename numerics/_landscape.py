@@ -371,6 +371,7 @@ def landscape_escape_time(
     minimum: Any,
     saddle: Any = None,
     other_minimum: Any = None,
+    keep_saddles: str = "all",
     lr: Any = None,
     batch_size: Any = None,
     interpretation: Any = "ito",
@@ -405,9 +406,14 @@ def landscape_escape_time(
         (each its own escape channel); ``barrier``, ``path`` and ``s`` are then those of the
         lowest-barrier saddle and ``channels`` holds each saddle's result.
     other_minimum
-        Instead of ``saddle``: a point near a second minimum; the saddle between the two is
-        found as the highest point of the minimum-energy path (the white-noise gMAM string
-        from ``minimum`` to ``other_minimum``), then refined and checked as a given one.
+        Instead of ``saddle``: a point near a second minimum; the index-1 saddles between the
+        two are found on several minimum-energy strings (the white-noise gMAM string from
+        ``minimum`` to ``other_minimum``, started straight and bent to either side), each the
+        first loss maximum along its string refined by Newton's method; the distinct ones are
+        used as several given saddles (rates add).
+    keep_saddles
+        With ``other_minimum``: ``"all"`` (the default: every distinct saddle found, rates
+        summed) or ``"lowest"`` (only the lowest saddle found).
     lr, batch_size
         η and B (κ = η/2B) for the SGD-shaped models; ``lr`` also gives ``iterations = τ/η``.
     interpretation
@@ -459,7 +465,15 @@ def landscape_escape_time(
             raise ParameterError(
                 "saddle", "a point near an index-1 saddle, or other_minimum= to find it", None
             )
-        saddle = locate_saddle(loss, minimum, other_minimum, gradient, hessian)
+        saddle = locate_saddle(loss, minimum, other_minimum, gradient, hessian, keep=keep_saddles)
+    elif other_minimum is not None:
+        raise ParameterError("other_minimum", "None when saddle= is given", "a point")
+    elif keep_saddles != "all":
+        raise ParameterError(
+            "keep_saddles",
+            '"all" when saddle= is given (it chooses among the saddles other_minimum= finds)',
+            repr(keep_saddles),
+        )
     saddles = _saddle_list(saddle)
     if len(saddles) > 1 and initial is not None:
         raise ParameterError("initial", "None when several saddles are given", "an initial path")

@@ -49,6 +49,8 @@ import numpy as np
 import sympy as sp
 
 from flatminima.numerics import escape_time, mfpt_2d
+from flatminima.numerics._mfpt2d import _Grid
+from flatminima.numerics._mfpt2d import _grid as cell_grid
 
 X, Y = sp.symbols("x y", real=True)
 Field = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -702,16 +704,10 @@ CASES = _build()
 
 
 def kolmogorov_mfpt(
-    loss: Field,
-    diffusion: Field,
-    *,
-    bounds: tuple[tuple[float, float], tuple[float, float]],
-    shape: tuple[int, int],
-    start: tuple[float, float],
-    absorbing: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    alpha: float = 0.0,
+    loss: Field, diffusion: Field, grid: _Grid, start: tuple[float, float], alpha: float = 0.0
 ) -> float:
-    """MFPT from ``start`` to the ``absorbing`` cells for dθ = (−∇L + α∇·D)dt + √(2D)dW (Itô
+    """MFPT from ``start`` to the absorbing cells of ``grid`` (`cell_grid(bounds, shape,
+    absorbing)`: the same cell-centred grid as `mfpt_2d`'s, not its scheme) for dθ = (−∇L + α∇·D)dt + √(2D)dW (Itô
     form of the α-interpretation), reflecting box edges; a scheme independent of `mfpt_2d`.
 
     Generator 𝓛u = b·∇u + D:∇∇u, b = −∇L + α∇·D. D is split on the nine-point stencil,
@@ -728,15 +724,10 @@ def kolmogorov_mfpt(
     import scipy.sparse as sparse
     import scipy.sparse.linalg as sparse_linalg
 
-    (x0, x1), (y0, y1) = bounds
-    nx, ny = shape
-    hx, hy = (x1 - x0) / nx, (y1 - y0) / ny
-    xc = x0 + hx * (np.arange(nx) + 0.5)
-    yc = y0 + hy * (np.arange(ny) + 0.5)
-    gx, gy = np.meshgrid(xc, yc, indexing="ij")
-    absorb = np.asarray(absorbing(gx, gy), dtype=bool)
-    index = -np.ones(gx.shape, dtype=np.int64)
-    index[~absorb] = np.arange(int((~absorb).sum()))
+    (x0, _), (y0, _) = grid.bounds
+    nx, ny = grid.shape
+    hx, hy, gx, gy, index = grid.hx, grid.hy, grid.X, grid.Y, grid.index
+    absorb = index < 0
     n = int((~absorb).sum())
     eps_x, eps_y = hx / 100, hy / 100
 
@@ -836,11 +827,9 @@ def kolmogorov_reference(instance: Instance, levels: int = 3) -> Reference:
             kolmogorov_mfpt(
                 instance.case.loss_np,
                 instance.diffusion,
-                bounds=grid["bounds"],
-                shape=shape,
-                start=tuple(instance.case.minimum),
-                absorbing=grid["absorbing"],
-                alpha=alpha,
+                cell_grid(grid["bounds"], shape, grid["absorbing"]),
+                tuple(instance.case.minimum),
+                alpha,
             )
         )
     order, p = None, 2.0

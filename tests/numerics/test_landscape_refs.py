@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pytest
 import sympy as sp
-from landscapes_any import CASES, kolmogorov_mfpt, kolmogorov_reference, numpy_grad
+from landscapes_any import CASES, cell_grid, kolmogorov_mfpt, kolmogorov_reference, numpy_grad
 
 import flatminima.numerics as numerics
 from flatminima.errors import ConvergenceError, NoiseModelError
@@ -61,10 +61,8 @@ def test_nine_point_solver_matches_mfpt_1d_on_a_rotated_separable_problem() -> N
         kolmogorov_mfpt(
             loss,
             lambda xx, yy: np.broadcast_to(tensor, (*np.shape(xx), 2, 2)),
-            bounds=((-2.6, 2.0), (-2.6, 2.0)),
-            shape=(n, n),
-            start=(-r2, -r2),
-            absorbing=lambda xx, yy: (xx + yy) * r2 > 0.6,
+            cell_grid(((-2.6, 2.0), (-2.6, 2.0)), (n, n), lambda xx, yy: (xx + yy) * r2 > 0.6),
+            (-r2, -r2),
         )
         for n in (60, 120)
     ]
