@@ -31,7 +31,8 @@ __all__ = [
 #: ``evaluate`` options that belong to the Hessian mode / to the landscape mode.
 HESSIAN_ONLY = ("hess_min", "hess_saddle", "barrier", "s", "loss_min", "loss_saddle", "h_star")
 LANDSCAPE_ONLY = (
-    "minimum", "saddle", "other_minimum", "keep_saddles", "variables", "points", "noise_covariance"
+    "minimum", "saddle", "other_minimum", "keep_saddles", "variables", "points", "noise_covariance",
+    "switch",
 )  # fmt: skip
 #: Noise names that only ``--landscape`` takes (added to the theory layer's on the command line).
 LANDSCAPE_EXTRA_NOISE = ("anisotropic", "measured", "callable")
@@ -78,6 +79,14 @@ def add_landscape_options(parser: argparse.ArgumentParser) -> None:
         help="measured noise: a function NAME(theta) in FILE.py, theta a numpy array of shape "
         "(m, n) (or (n,)), returning the per-sample gradient-noise covariance Sigma(theta), "
         "shape (m, n, n) (or (n, n)); D = lr*Sigma/(2*batch-size)",
+    )
+    parser.add_argument(
+        "--switch",
+        metavar="harmonic|literal|FILE.py:NAME",
+        help="sgd noise: the switch surface between D = kappa*H_a and kappa*|H_b| (harmonic, the "
+        "default: where H's smallest eigenvalue vanishes), a function NAME(theta) in FILE.py "
+        "(theta of shape (m, n), returning m values; the surface is NAME = 0), or literal (the "
+        "model kappa*[H]+, refused with the reason)",
     )
     parser.add_argument(
         "--points", type=int, default=None, help="segments of the minimum-action string (32)"
@@ -367,8 +376,28 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
             raise ParameterError("--points", "an integer of at least 4", args.points)
         kwargs["points"] = args.points
     kwargs.update(_noise(args))
+    if args.switch is not None:
+        kwargs["switch"] = _switch(args.switch)
     kwargs.update(interpretation=args.interpretation, dps=args.dps)
     return {"loss": loss, "names": names, **kwargs}
+
+
+def _switch(text: str) -> Any:
+    """``--switch``: a name the API knows, or the user's surface function from FILE.py:NAME."""
+    from pathlib import Path
+
+    from flatminima._probe_cli import _Text
+
+    match = _FILE_TARGET.match(text.strip())
+    if match is None:
+        return text.strip()
+    expected = "harmonic, literal or FILE.py:NAME (a function θ -> g(θ), surface g = 0)"
+    if not Path(match["file"]).is_file():
+        raise ParameterError("--switch", expected, text)
+    fn, _ = _load_attribute(text.strip(), "--switch", "a function")
+    if not callable(fn):
+        raise ParameterError("--switch", expected, _Text(f"{match['name']} = {type(fn).__name__}"))
+    return fn
 
 
 def _renamed(error: Exception, parameter: str, flag: str) -> Exception | None:
@@ -383,9 +412,9 @@ def _renamed(error: Exception, parameter: str, flag: str) -> Exception | None:
 
 #: Appended to the API's refusal of a noise name: what the command line offers instead.
 _NOISE_HINT = (
-    "; on the command line: evaluate sgd --hess-min … --hess-saddle … --s … (the aligned "
-    "harmonic-switch formula), evaluate measured --noise-covariance FILE.py:NAME, or evaluate "
-    "callable --diffusion FILE.py:NAME"
+    "; on the command line: evaluate sgd --landscape … (the harmonic switch; --switch chooses "
+    "the surface), evaluate measured --noise-covariance FILE.py:NAME, or evaluate callable "
+    "--diffusion FILE.py:NAME"
 )
 
 
@@ -414,7 +443,11 @@ def _relabel(error: Exception, args: argparse.Namespace, options: dict[str, Any]
             "a function of a torch tensor θ of shape (m, n) (coordinates θ[..., i]) that runs"
         )
         return ParameterError("--landscape", expected, _Text(failure))
-    for parameter, flag in (("loss", "--landscape"), ("keep_saddles", "--keep-saddles")):
+    for parameter, flag in (
+        ("loss", "--landscape"),
+        ("keep_saddles", "--keep-saddles"),
+        ("switch", "--switch"),
+    ):
         renamed = _renamed(error, parameter, flag)
         if renamed is not None:
             return renamed

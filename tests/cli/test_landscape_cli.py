@@ -453,27 +453,55 @@ def test_bad_noise_is_a_one_line_error_naming_the_flag(
     _one_line_error(argv, option, words, capsys)
 
 
-def test_sgd_noise_is_passed_through(capsys: pytest.CaptureFixture[str]) -> None:
-    """The CLI keeps no list of landscape noises: `sgd` goes to the API. While the API refuses
-    the literal κ[H]⁺ model, its explanation is the one-line error naming noise (with what the
-    command line offers instead); once it accepts it, the CLI's τ is the API's."""
-    from flatminima.errors import FlatMinimaError
-
-    argv = ["evaluate", "sgd", "--landscape", VALLEY, "--minimum=-1,0.5", "--saddle", "0,0",
+#: Double well with a transverse stiffness that grows towards the saddle (H_b = diag(−1, 1.36)):
+#: the harmonic-switch SGD noise has a generic saddle there (|λ_b| below the stable curvature).
+STIFF = "x**4/4 - x**2/2 + (1 + 9*(x+1)/25)*y**2/2"
+STIFF_SP = X**4 / 4 - X**2 / 2 + (1 + sp.Rational(9, 25) * (X + 1)) * Y**2 / 2
+SGD_ARGV = ["evaluate", "sgd", "--landscape", STIFF, "--minimum=-1,0", "--saddle", "0,0",
             "--points", "8", "--dps", "15", "--lr", "0.1", "--batch-size", "2"]  # fmt: skip
-    try:
-        api = landscape_escape_time(
-            VALLEY_SP, "sgd", minimum=[-1, 0.5], saddle=[0, 0], points=8, dps=15, lr="0.1",
-            batch_size="2",
-        )  # fmt: skip
-    except FlatMinimaError as refusal:
-        status, _, err = _run(argv, capsys)
-        assert status == 2 and err.count("\n") == 1, err
-        assert err.startswith(f"flatminima: error: {refusal}"), err
-        assert refusal.parameter == "noise" and "κ[H(θ)]⁺" in err  # type: ignore[attr-defined]
-        assert "evaluate measured --noise-covariance" in err
-        return
-    assert _json(argv, capsys)["tau"] == mpmath.nstr(api.tau, 15)
+
+
+def test_sgd_noise_is_passed_through(capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI keeps no list of landscape noises: `sgd` (the harmonic switch) goes to the API,
+    and the CLI's τ is the API's."""
+    api = landscape_escape_time(
+        STIFF_SP, "sgd", minimum=[-1, 0], saddle=[0, 0], points=8, dps=15, lr="0.1",
+        batch_size="2",
+    )  # fmt: skip
+    assert _json(SGD_ARGV, capsys)["tau"] == mpmath.nstr(api.tau, 15)
+
+
+def test_switch_surface_from_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``--switch FILE.py:NAME``: the smallest eigenvalue of the loss's Hessian, written by hand
+    in the file, is the default surface: the same τ. The plane x = −1/√3 crosses the path at
+    the same point but is a different surface off the path, and the prefactor (the quasi-
+    potential's Hessian carried across the surface) sees that: τ differs, by 0.5% here.
+    ``--switch literal`` and ``--switch`` with white noise are one-line errors naming --switch."""
+    file = tmp_path / "surface.py"
+    file.write_text(
+        "import math\nimport numpy as np\n\n"
+        "def smallest(theta):\n"
+        "    x, y = theta[..., 0], theta[..., 1]\n"
+        "    h = np.stack([np.stack([3 * x**2 - 1, 0.36 * y], -1),\n"
+        "                  np.stack([0.36 * y, 1 + 0.36 * (x + 1)], -1)], -2)\n"
+        "    return np.linalg.eigvalsh(h)[..., 0]\n\n"
+        "def plane(theta):\n"
+        "    return theta[..., 0] + 1 / math.sqrt(3)\n"
+    )
+    harmonic = float(_json(SGD_ARGV, capsys)["tau"])
+    smallest = float(_json([*SGD_ARGV, "--switch", f"{file}:smallest"], capsys)["tau"])
+    assert abs(smallest / harmonic - 1) < 1e-6
+    plane = float(_json([*SGD_ARGV, "--switch", f"{file}:plane"], capsys)["tau"])
+    assert 1e-4 < abs(plane / harmonic - 1) < 0.05
+    status, _, err = _run([*SGD_ARGV, "--switch", "literal"], capsys)
+    assert status == 2 and err.count("\n") == 1 and err.startswith("flatminima: error: --switch")
+    assert "κ[H(θ)]⁺" in err and "never escapes" in err
+    white = ["evaluate", "white", "--landscape", STIFF, "--minimum=-1,0", "--saddle", "0,0",
+             "--diffusion", "0.1", "--switch", "harmonic"]  # fmt: skip
+    status, _, err = _run(white, capsys)
+    assert status == 2 and err.startswith("flatminima: error: --switch"), err
+    status, _, err = _run([*SGD_ARGV, "--switch", f"{tmp_path}/missing.py:plane"], capsys)
+    assert status == 2 and err.startswith("flatminima: error: --switch"), err
 
 
 BAD = (
