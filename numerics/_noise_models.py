@@ -127,10 +127,32 @@ def find_jump(nm: NoiseModel, points: Array, bisections: int = 40) -> tuple[Arra
     return (0.5 * (left + right), jump) if jump > 1e-6 else None
 
 
+def check_positive_on_path(nm: NoiseModel, points: Array) -> None:
+    """Refuse a state-dependent D(θ) that is not finite, symmetric and positive definite at a
+    point of the path (checked at the minimum only when the model is built): the geometric
+    action needs D⁻¹ everywhere on the path, and without this check the string fails later as
+    'did not converge' (or numpy's LinAlgError) instead of naming the noise."""
+    if nm.constant is not None or nm.switch is not None:
+        return
+    d = nm.field(points)
+    name = "diffusion" if nm.name == "measured" else "noise"
+    finite = np.all(np.isfinite(d), axis=(1, 2))
+    smallest = np.full(len(points), -np.inf)
+    smallest[finite] = np.linalg.eigvalsh(d[finite])[:, 0]
+    bad = np.flatnonzero(~(smallest > 0))
+    if bad.size == 0:
+        return
+    where = f" at θ = {np.round(points[bad[0]], 6).tolist()} on the path"
+    _check_spd(name, d[bad[0]], where)
+    raise ParameterError(name, "a finite, positive definite D(θ) on the path", where)
+
+
 def check_continuous(nm: NoiseModel, points: Array) -> None:
     """Refuse a D(θ) with a jump along the path (the harmonic-switch SGD noise, for instance):
     the geometric action's gradient and the Riccati equation of the prefactor need ∂D, which
-    does not exist there, and the minimum-action string does not converge."""
+    does not exist there, and the minimum-action string does not converge. A D that is not
+    positive definite somewhere on the path is refused first (`check_positive_on_path`)."""
+    check_positive_on_path(nm, points)
     if nm.switch is not None:  # the jump is known and handled (numerics/_switch.py)
         return
     found = find_jump(nm, points)

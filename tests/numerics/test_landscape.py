@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from flatminima.errors import ConvergenceError, ValidityWarning
+from flatminima.errors import ConvergenceError, ParameterError, ValidityWarning
 from flatminima.numerics import escape_time, landscape_escape_time, mfpt_1d, mfpt_2d
 
 X, Y = sp.symbols("x y")
@@ -210,3 +210,21 @@ def test_jump_in_d_is_found_and_a_steep_smooth_d_is_not() -> None:
     assert found[0][0] == pytest.approx(-0.4, abs=1e-9)
     assert found[1] == pytest.approx(0.01 / 1.01, rel=1e-6)
     assert find_jump(noise_model(steep, model, line[0]), line) is None
+
+
+def test_d_not_positive_definite_on_the_path_is_named() -> None:
+    """D(θ) positive definite at the minimum but with a negative eigenvalue near the saddle: a
+    ParameterError naming ``noise`` and the point, before any string is relaxed (it was a
+    'did not converge' error blaming the path)."""
+    x, y = sp.symbols("x y")
+    loss = (x**2 - 1) ** 2 + (y - x**2 / 2) ** 2
+
+    def diffusion(t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, dtype=float)
+        out = np.zeros((*t.shape[:-1], 2, 2))
+        out[..., 0, 0] = 0.1 * (1 - 1.5 * np.exp(-10 * t[..., 0] ** 2))  # < 0 near x = 0
+        out[..., 1, 1] = 0.1
+        return out
+
+    with pytest.raises(ParameterError, match=r"noise: .*smallest eigenvalue -0\.0\d+ at θ"):
+        landscape_escape_time(loss, diffusion, minimum=[-1, 0.5], saddle=[0, 0], points=8)
