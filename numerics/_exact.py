@@ -87,20 +87,22 @@ def _accumulate(
 
 
 def _gram(q: list[np.ndarray], n: int) -> dict[int, np.ndarray]:
-    """Exact int64 sums S_k = Σ_{a+b=k} Q_aᵀQ_b, each unordered pair once (Q_aᵀQ_b is the
-    transpose of Q_bᵀQ_a): 6 products instead of 9 for three limbs."""
+    """Exact int64 sums S_k = Σ_{a+b=k} Q_aᵀQ_b, each unordered pair once: Q_aᵀQ_a by BLAS
+    ``syrk`` and Q_aᵀQ_b + Q_bᵀQ_a by ``syr2k`` (upper triangles: half the work of a GEMM; sums
+    of at most 2n limb products, exact while 2n·max|Q_a|·max|Q_b| < 2^53, else a GEMM)."""
+    from scipy.linalg.blas import dsyr2k, dsyrk
+
     sums: dict[int, np.ndarray] = {}
     for a in range(len(q)):
         for b in range(a, len(q)):
-            p = q[a].T @ q[b]
-            if a != b:
-                if 2 * n * float(np.abs(q[a]).max()) * float(np.abs(q[b]).max()) >= _EXACT:
-                    pt = p.T.astype(np.int64)
-                    p_int = p.astype(np.int64) + pt
-                else:
-                    p_int = (p + p.T).astype(np.int64)
+            bound = (1 if a == b else 2) * n * float(np.abs(q[a]).max()) * float(np.abs(q[b]).max())
+            if bound < _EXACT:
+                upper = dsyrk(1.0, q[a].T) if a == b else dsyr2k(1.0, q[a].T, q[b].T)
+                upper = np.triu(upper)
+                p_int = (upper + np.triu(upper, 1).T).astype(np.int64)
             else:
-                p_int = p.astype(np.int64)
+                p = q[a].T @ q[b]
+                p_int = p.astype(np.int64) + (p.T.astype(np.int64) if a != b else 0)
             k = a + b
             sums[k] = sums[k] + p_int if k in sums else p_int
     return sums
@@ -263,18 +265,20 @@ def _log_det(
         qq[0][np.diag_indices(n)] -= np.int64(1) << (2 * beta)
         r = _to_float(_normalize(qq, beta), -2 * beta, beta)
         k1 = q.T @ w
-        correction, tail = _inverse_gram_times(r, k1, float(np.abs(lam).min()) / 2, target)
-        c = k1 + correction
-        d = [mpmath.mpf(float(lam[i])) + diag[i] + float(correction[i, i]) for i in range(n)]
+        correction, tail, off = _inverse_gram_times(r, k1, float(np.abs(lam).min()) / 2, target)
+        d = [mpmath.mpf(float(lam[i])) + diag[i] + float(correction[i]) for i in range(n)]
         d_f = np.array([float(x) for x in d])
+        c = k1  # off the diagonal, C = K₁ to float accuracy: the rest is in `off`
         np.fill_diagonal(c, 0.0)
         g = c / d_f[:, None]
         norm = float(np.linalg.norm(g))
         eps = float(np.finfo(np.float64).eps)
+        smallest_d = float(np.abs(d_f).min())
+        rounding = n * eps * np.linalg.norm(r, axis=1) * np.linalg.norm(k1, axis=0)
         bound = (
             4 * n * eps * norm**2
-            + eps * float(np.abs(correction.diagonal() / d_f).sum())
-            + tail * (math.sqrt(n) + 2 * norm) / float(np.abs(d_f).min())
+            + float(np.sum((eps * np.abs(correction) + rounding) / np.abs(d_f)))
+            + (math.sqrt(n) * tail + 2 * norm * off) / smallest_d
         )
         if not (norm < 0.25 and bound < target):
             return _lu_log_det(h, n), d, True
@@ -291,20 +295,24 @@ def _log_det(
 
 def _inverse_gram_times(
     r: np.ndarray, k1: np.ndarray, smallest: float, target: float
-) -> tuple[np.ndarray, float]:
-    """(N⁻¹ − I)K₁ for N = I + R (R = QᵀQ − I, ‖R‖ ≈ n·u) by −RK₁ + R²K₁ − …, and a bound on
-    the Frobenius norm of the terms left out: ‖R‖ᵏ‖K₁‖/(1 − ‖R‖) after k − 1 terms. R²K₁ is
-    added only when that bound, over the diagonal (√n) and relative to λ_min, would exceed
-    10⁻³ of the target."""
+) -> tuple[np.ndarray, float, float]:
+    """The diagonal of (N⁻¹ − I)K₁ for N = I + R (R = QᵀQ − I, ‖R‖ ≈ n·u), by −RK₁ + R²K₁ − …
+    (O(n²) for the first term), with ``tail``, a bound on the Frobenius norm of the terms left
+    out (‖R‖ᵏ‖K₁‖/(1 − ‖R‖) after k − 1 terms), and ``off``, a bound on the whole of
+    (N⁻¹ − I)K₁ (‖R‖‖K₁‖/(1 − ‖R‖)), whose off-diagonal part is not applied. R²K₁ is added
+    only when ``tail``, over the diagonal (√n) and relative to λ_min, would exceed 10⁻³ of the
+    target."""
     norm_r = float(np.linalg.norm(r))
     norm_k = float(np.linalg.norm(k1))
     if not norm_r < 0.5:
-        return -(r @ k1), math.inf
-    rk1 = r @ k1
-    tail = norm_r**2 * norm_k / (1 - norm_r)
+        return np.zeros(r.shape[0]), math.inf, math.inf
+    off = norm_r * norm_k / (1 - norm_r)
+    first = -np.einsum("il,li->i", r, k1)
+    tail = norm_r * off
     if tail * math.sqrt(r.shape[0]) / smallest <= target * 1e-3:
-        return -rk1, tail
-    return -rk1 + r @ rk1, norm_r**3 * norm_k / (1 - norm_r)
+        return first, tail, off
+    second = np.einsum("il,li->i", r, r @ k1)
+    return first + second, norm_r * tail, off
 
 
 def _lu_log_det(h: np.ndarray, n: int) -> mpmath.mpf:
