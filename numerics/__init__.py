@@ -37,16 +37,49 @@ if __name__ != "flatminima.numerics":
         name=__name__,
     )
 
-from ._action import MinimumActionPath, minimum_action_path
+from typing import TYPE_CHECKING
+
+from flatminima._lazy import lazy_names
+
+# What `import flatminima.numerics` loads: the escape-time evaluation (the common call) and the
+# work budget. The other public names are imported on first use (PEP 562 module __getattr__,
+# `_LAZY` below): the landscape, path, MFPT, Monte Carlo and verification modules, their
+# scipy pieces, and the theory layer's combined formulas. `from flatminima.numerics import X`,
+# `dir()` and `__all__` see every name; tests/numerics/test_cold_start.py checks what an
+# import loads.
 from ._budget import work_budget
-from ._cases import LANDSCAPE_CASES, LandscapeCase, landscape_case
 from ._eigen import EigenData
 from ._escape_time import EscapeTime, escape_time, escape_time_batch, log_escape_time
-from ._landscape import LandscapeEscapeTime, landscape_escape_time
-from ._mfpt import MFPTResult, SplittingResult, mfpt_1d, splitting_probability
-from ._mfpt2d import MFPT2DResult, mfpt_2d
-from ._simulate import EscapeSimulation, simulate_escape
-from ._verify import VerificationCheck
+
+if TYPE_CHECKING:  # type checkers and the API docs read the names from here
+    from ._action import MinimumActionPath, minimum_action_path
+    from ._cases import LANDSCAPE_CASES, LandscapeCase, landscape_case
+    from ._landscape import LandscapeEscapeTime, landscape_escape_time
+    from ._mfpt import MFPTResult, SplittingResult, mfpt_1d, splitting_probability
+    from ._mfpt2d import MFPT2DResult, mfpt_2d
+    from ._simulate import EscapeSimulation, simulate_escape
+    from ._verify import VerificationCheck
+
+#: Public names imported on first use, and their modules.
+_LAZY = {
+    "MinimumActionPath": "_action",
+    "minimum_action_path": "_action",
+    "LANDSCAPE_CASES": "_cases",
+    "LandscapeCase": "_cases",
+    "landscape_case": "_cases",
+    "LandscapeEscapeTime": "_landscape",
+    "landscape_escape_time": "_landscape",
+    "MFPTResult": "_mfpt",
+    "SplittingResult": "_mfpt",
+    "mfpt_1d": "_mfpt",
+    "splitting_probability": "_mfpt",
+    "MFPT2DResult": "_mfpt2d",
+    "mfpt_2d": "_mfpt2d",
+    "EscapeSimulation": "_simulate",
+    "simulate_escape": "_simulate",
+    "VerificationCheck": "_verify",
+}
+
 
 __all__ = [
     "LANDSCAPE_CASES",
@@ -72,3 +105,5 @@ __all__ = [
     "splitting_probability",
     "work_budget",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)

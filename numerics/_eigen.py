@@ -459,11 +459,8 @@ def eigen_data_float(a: np.ndarray, b: np.ndarray, need_det: bool = True) -> Eig
         return one_dimensional(float(a[0, 0]), float(b[0, 0]))
     if n == 2:
         return two_by_two_floats(a.ravel().tolist(), b.ravel().tolist())
-    off_a = a.copy()
-    np.fill_diagonal(off_a, 0.0)
-    off_b = b.copy()
-    np.fill_diagonal(off_b, 0.0)
-    if not off_a.any() and not off_b.any():
+    diagonal = all(np.count_nonzero(h) == np.count_nonzero(h.diagonal()) for h in (a, b))
+    if diagonal:
         return _diagonal([float(x) for x in np.diag(a)], [float(x) for x in np.diag(b)])
     from ._exact import refine
 

@@ -12,7 +12,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mpmath
 import numpy as np
@@ -47,7 +47,9 @@ from ._eigen import (
     small_floats,
     two_by_two_floats,
 )
-from ._verify import VerificationCheck
+
+if TYPE_CHECKING:  # imported with verify=True only (cold start)
+    from ._verify import VerificationCheck
 
 __all__ = [
     "VALIDITY_BARRIER",

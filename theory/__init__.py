@@ -26,19 +26,43 @@ if __name__ != "flatminima.theory":
         name=__name__,
     )
 
-from ._combine import derive_occupation_ratio, derive_selection_ratio, derive_switch_fraction
+from typing import TYPE_CHECKING
+
+from flatminima._lazy import lazy_names
+
+# What `import flatminima.theory` loads: the escape-time derivation and what it needs. The
+# combined formulas (ratios, fractions), the quadratic-model helpers and the scaling laws are
+# imported on first use (PEP 562 module __getattr__, `_LAZY` below); `from flatminima.theory
+# import X`, `dir()` and `__all__` see every name.
 from ._compile import CompiledFormula
 from ._conventions import INTERPRETATIONS, NOISE_MODELS, interpretation_alpha, numeric_alpha
 from ._derivation import Derivation, Formula
 from ._derive import derive_escape_time
 from ._noise import NoiseModel, register_noise_model
-from ._quadratic import (
-    langer_unstable_eigenvalue,
-    lyapunov_covariance,
-    quadratic_prefactor,
-    quasi_potential_hessian,
-)
-from ._scaling import ScalingLaw, scaling_law
+
+if TYPE_CHECKING:  # type checkers and the API docs read the names from here
+    from ._combine import derive_occupation_ratio, derive_selection_ratio, derive_switch_fraction
+    from ._quadratic import (
+        langer_unstable_eigenvalue,
+        lyapunov_covariance,
+        quadratic_prefactor,
+        quasi_potential_hessian,
+    )
+    from ._scaling import ScalingLaw, scaling_law
+
+#: Public names imported on first use, and their modules.
+_LAZY = {
+    "derive_occupation_ratio": "_combine",
+    "derive_selection_ratio": "_combine",
+    "derive_switch_fraction": "_combine",
+    "langer_unstable_eigenvalue": "_quadratic",
+    "lyapunov_covariance": "_quadratic",
+    "quadratic_prefactor": "_quadratic",
+    "quasi_potential_hessian": "_quadratic",
+    "ScalingLaw": "_scaling",
+    "scaling_law": "_scaling",
+}
+
 
 __all__ = [
     "INTERPRETATIONS",
@@ -61,3 +85,5 @@ __all__ = [
     "register_noise_model",
     "scaling_law",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)

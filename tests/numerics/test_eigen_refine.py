@@ -173,3 +173,77 @@ def test_two_by_two_misalignment_is_zero_for_a_common_eigenbasis_and_exact_other
     ha_e = a @ e
     want = np.linalg.norm(ha_e - (e @ ha_e) * e) / np.linalg.norm(ha_e)
     assert got is not None and abs(float(got.misalignment) - want) < 1e-12
+
+
+def _condition_1e4(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        np.geomspace(1e-4, 1, n) * rng.uniform(0.9, 1.1, n),
+        np.concatenate([[-1e-2], np.geomspace(1e-3, 10, n - 1)]),
+    )
+
+
+def _lu_reference(a: np.ndarray, b: np.ndarray, dps: int) -> dict[str, mpmath.mpf]:
+    """Independent of the eigen code: log-determinants by mpmath's LU (``mpmath.det``) and the
+    escape pair by inverse iteration (mpmath ``lu_solve``, shift from float64 eigvalsh), at
+    ``dps`` digits, on the matrices exactly as given (symmetrized exactly)."""
+    n = a.shape[0]
+    with mpmath.workdps(dps):
+        ma = mpmath.matrix(n, n)
+        mb = mpmath.matrix(n, n)
+        for m, h in ((ma, a.tolist()), (mb, b.tolist())):
+            for i in range(n):
+                for j in range(n):
+                    m[i, j] = (mpmath.mpf(h[i][j]) + h[j][i]) / 2
+        shift = float(np.linalg.eigvalsh(b)[0]) * (1 + 1e-12)
+        shifted = mb - shift * mpmath.eye(n)
+        x = mpmath.matrix([1] * n)
+        for _ in range(12):
+            y = mpmath.lu_solve(shifted, x)
+            y = y / mpmath.norm(y)
+            done = mpmath.norm(y - x) < mpmath.mpf(10) ** (5 - dps)
+            x = y
+            if done:
+                break
+        pivot = max(range(n), key=lambda i: abs(x[i]))
+        if x[pivot] < 0:
+            x = -x
+        return {
+            "log_det_min": mpmath.log(mpmath.det(ma)),
+            "log_abs_det_saddle": mpmath.log(abs(mpmath.det(mb))),
+            "curvature_saddle_e": -(x.T * mb * x)[0],
+            "curvature_min_along_e": (x.T * ma * x)[0],
+            "e": x,
+        }
+
+
+@pytest.mark.parametrize(
+    ("n", "case"),
+    [
+        (10, "random"),
+        (30, "random"),
+        (30, "near-degenerate"),
+        (30, "ill-conditioned"),
+        (40, "condition-1e4"),
+        pytest.param(100, "random", marks=pytest.mark.slow),
+        pytest.param(100, "ill-conditioned", marks=pytest.mark.slow),
+    ],
+)
+def test_dense_eigen_data_at_30_digits_against_mpmath_lu_at_60(n: int, case: str) -> None:
+    """n = 10 … 100 at the benchmark's 30 digits: what the n-D formulas read (the two
+    log-determinants, |H_be|, H_ae) to 33 digits, the escape direction to 25. The series
+    covers condition numbers up to ~10⁴; at 10⁷ the log-determinants come from the mpmath LU."""
+    rng = np.random.default_rng(7000 + n)
+    a, b = _pair(rng, n, *{**CASES, "condition-1e4": _condition_1e4}[case](rng, n))
+    ref = _lu_reference(a, b, 60)
+    with mpmath.workdps(40):
+        got = eigen_data_float(a, b, need_det=True)
+    assert got is not None
+    assert ("LU" if case == "ill-conditioned" else "series") in got.method
+    with mpmath.workdps(60):
+        assert abs(got.log_det_min - ref["log_det_min"]) < mpmath.mpf(10) ** -33
+        assert abs(got.log_abs_det_saddle - ref["log_abs_det_saddle"]) < mpmath.mpf(10) ** -33
+        for name in ("curvature_saddle_e", "curvature_min_along_e"):
+            assert abs(getattr(got, name) / ref[name] - 1) < mpmath.mpf(10) ** -33, name
+        assert max(abs(x - y) for x, y in zip(got.escape_direction, ref["e"], strict=True)) < (
+            mpmath.mpf(10) ** -25
+        )
