@@ -29,6 +29,7 @@ import numpy as np
 
 from flatminima.errors import BudgetError, ConvergenceError, ParameterError, ShapeError
 
+from ._action_hessian import constant_metric
 from ._loss_model import LossModel, critical_point, loss_model
 from ._noise_models import NoiseModel, check_continuous, noise_model
 
@@ -123,7 +124,7 @@ def geometric_action(
     mid = 0.5 * (phi[1:] + phi[:-1])
     drift = -loss.gradient(mid)
     if noise.constant is not None:
-        metric = np.linalg.inv(noise.constant)
+        metric = constant_metric(noise.constant)
         m_delta, m_drift = delta @ metric, drift @ metric
     else:
         metric = np.linalg.inv(noise.field(mid))
@@ -377,8 +378,10 @@ def action_path(
     tol: float,
     initial: Array | None,
     max_iterations: int = 20000,
+    precondition: bool = True,
 ) -> MinimumActionPath:
-    """gMAM on N, 2N and 4N segments (see the module docstring)."""
+    """gMAM on N, 2N and 4N segments (see the module docstring); ``precondition=False`` relaxes
+    by plain L-BFGS (the benchmark's peer)."""
     model, nm, a, b = problem.model, problem.noise, problem.minimum, problem.saddle
     if initial is None:
         t = np.linspace(0.0, 1.0, points + 1)[:, None]
@@ -394,7 +397,7 @@ def action_path(
         n_seg = points * 2**level
         if level:
             phi = reparametrize(phi, n_seg)
-        phi, action, its, change, ok = _relax(phi, model, nm, tol, max_iterations)
+        phi, action, its, change, ok = _relax(phi, model, nm, tol, max_iterations, precondition)
         iterations += its
         converged &= ok
         actions.append(action)

@@ -23,10 +23,23 @@ import numpy as np
 from ._loss_model import LossModel
 from ._noise_models import NoiseModel
 
-__all__ = ["BandedPreconditioner", "action_blocks", "spacing_blocks"]
+__all__ = ["BandedPreconditioner", "action_blocks", "constant_metric", "spacing_blocks"]
 
 Array = np.ndarray
 _TINY = 1e-300
+
+_METRIC: list[tuple[Array, Array]] = []
+
+
+def constant_metric(constant: Array) -> Array:
+    """D⁻¹ of a constant D, computed once per matrix (the relaxation calls it thousands of
+    times; one 100 × 100 inverse cost more than the rest of an action evaluation)."""
+    for matrix, inverse in _METRIC:
+        if matrix is constant:
+            return inverse
+    inverse = np.linalg.inv(constant)
+    _METRIC[:] = [(constant, inverse)]
+    return inverse
 
 
 def _segment_terms(phi: Array, loss: LossModel, noise: NoiseModel) -> tuple[Array, Array, Array]:
@@ -36,7 +49,7 @@ def _segment_terms(phi: Array, loss: LossModel, noise: NoiseModel) -> tuple[Arra
     drift = -loss.gradient(mid)
     k, n = delta.shape
     if noise.constant is not None:
-        metric = np.broadcast_to(np.linalg.inv(noise.constant), (k, n, n))
+        metric = np.broadcast_to(constant_metric(noise.constant), (k, n, n))
     else:
         metric = np.linalg.inv(noise.field(mid))
     a = np.einsum("mij,mj->mi", metric, delta)
