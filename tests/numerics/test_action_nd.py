@@ -147,15 +147,19 @@ def test_identity_rotation_equals_the_aligned_formula_n10() -> None:
     assert gap <= max(r.accuracy, 1e-6), (gap, r.accuracy)
 
 
-def test_misaligned_anisotropic_n10_converges_between_the_bounds() -> None:
+def check_misaligned(n: int) -> None:
     """D diagonal in x, the curved valley rotated: not reversible, ΔΦ between the white bounds
     ΔL/d_max and ΔL/d_min, second-order convergence of the action."""
-    v = Valley(10)
-    d = np.diag(np.linspace(0.1, 0.3, 10))
+    v = Valley(n)
+    d = np.diag(np.linspace(0.1, 0.3, n))
     p = minimum_action_path(v.loss, "anisotropic", diffusion=d, points=8, **v.kwargs())
     assert p.converged
     assert 1.7 < observed_order(p.actions) < 2.5
     assert 1 / 0.3 < p.barrier < 1 / 0.1
+
+
+def test_misaligned_anisotropic_n10_converges_between_the_bounds() -> None:
+    check_misaligned(10)
 
 
 def test_white_noise_n100_barrier_and_order() -> None:
@@ -181,9 +185,4 @@ def test_anisotropic_n100_langer_and_misaligned_order() -> None:
     assert abs(p.barrier - 10.0) <= 3 * p.error and abs(p.barrier / 10.0 - 1) < 1e-4
     h_a, h_b = (v.q.T @ h @ v.q for h in v.hessians_u())
     assert abs(float(r.log_tau) - langer_log_tau(h_a, h_b, d, 10.0)) < max(3 * r.accuracy, 1e-4)
-    v = Valley(100)
-    d = np.diag(np.linspace(0.1, 0.3, 100))
-    p = minimum_action_path(v.loss, "anisotropic", diffusion=d, points=8, **v.kwargs())
-    assert p.converged
-    assert 1.7 < observed_order(p.actions) < 2.5
-    assert 1 / 0.3 < p.barrier < 1 / 0.1
+    check_misaligned(100)
