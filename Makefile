@@ -83,8 +83,17 @@ check-ui: $(STAMP) ui-deps
 	$(BIN)/python tests/ui/check_ui.py $(OUT)/report.html site $(if $(UI_SHOTS),--screenshots $(UI_SHOTS)) && \
 	$(BIN)/pytest -q tests/cli/test_latex.py
 
+# curvlinops (a peer of the probe's Lanczos) cannot be an extra: its dependency
+# backpack-for-pytorch requires torchvision, and the only torchvision pip can get here either
+# pins torch 2.14.1 (pip would download a CUDA torch) or, for torch 2.13.0, is a CUDA build
+# that does not import with the CPU torch ("operator torchvision::nms does not exist").
+# Nothing the peer runs imports torchvision, so it is installed without dependencies; the
+# bench extra carries its other requirements (einops, opt_einsum, linear_operator).
+CURVLINOPS := curvlinops-for-pytorch==3.0.1 backpack-for-pytorch==1.7.1 einconv==0.1.0 unfoldNd==0.2.3
+
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[validation,dev,docs,bench]' $(EDITABLE)
+	$(BIN)/python -m pip install --quiet --no-deps $(CURVLINOPS)
 	@touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

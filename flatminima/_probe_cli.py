@@ -169,6 +169,7 @@ _CSV_COLUMNS = (
     "exponent_measured",
     "log_iterations_measured",
     "log_iterations_level",
+    "escape_direction_full",
     "kept",
 )
 
@@ -197,6 +198,7 @@ def _write_results(result: Any, out: Any) -> None:
                     pr.exponent_measured[i],
                     pr.log_iterations_measured[i],
                     pr.log_iterations_level[i],
+                    pr.escape_direction[i],
                     i in pr.kept,
                 ]
             )
@@ -212,7 +214,8 @@ def _summary(result: Any) -> str:
     h, n, pr, m = result.hessian_top, result.noise, result.prediction, result.measured
     summary = (
         f"probe: λ_1 = {h.values[0]:.4g}, {n.verdict}; predicted log rate per iteration "
-        f"κH {pr.log_rate_kappa:.3f}, measured C {pr.log_rate_measured:.3f}"
+        f"κH {pr.log_rate_kappa:.3f}, measured C {pr.log_rate_measured:.3f}, full C level "
+        f"{pr.log_rate_full:.3f}"
     )
     if m is not None:
         lr_m = math.log(m.rate) if m.rate > 0 else -math.inf
@@ -238,7 +241,8 @@ def _html(result: Any, figures: list[str]) -> str:
             f"<p>{html.escape(m.criterion)}: {m.escapes} escapes in {m.exposure:.3g} "
             f"replica-iterations, rate {m.rate:.3g} [{m.rate_low:.3g}, {m.rate_high:.3g}] per "
             f"iteration; measured/predicted: κH {m.ratio_kappa:.3g}, measured C "
-            f"{m.ratio_measured:.3g}, level passage {m.ratio_level:.3g}</p>"
+            f"{m.ratio_measured:.3g}, level passage {m.ratio_level:.3g}, full C level "
+            f"{m.ratio_full:.3g}</p>"
         )
     )
     imgs = "".join(f'<p><img src="{f}.png" alt="{f}"></p>' for f in figures)
@@ -252,7 +256,9 @@ def _html(result: Any, figures: list[str]) -> str:
         f"<h2>Noise</h2><p>{html.escape(n.verdict)}</p>"
         f"<h2>Prediction (ΔL = {pr.barrier:.4g})</h2><p>log rate per iteration: κH "
         f"{pr.log_rate_kappa:.4g}, measured C {pr.log_rate_measured:.4g}, level passage "
-        f"{pr.log_rate_level:.4g}, white {pr.log_rate_white:.4g}</p><ul>{notes}</ul>"
+        f"{pr.log_rate_level:.4g}, white {pr.log_rate_white:.4g}; full measured C (k-D level "
+        f"passage, off-diagonal terms included) {pr.log_rate_full:.4g}, its diagonal only "
+        f"{pr.log_rate_full_diagonal:.4g} (exponent {pr.exponent_full:.4g})</p><ul>{notes}</ul>"
         f"<h2>Measured</h2>{meas}<h2>Directions</h2><table><tr><th>i</th><th>λ</th>"
         "<th>residual</th><th>C_ii</th><th>B·C/λ</th><th>ΔΦ κH</th><th>ΔΦ measured</th></tr>"
         f"{rows}</table>{imgs}<h2>Settings</h2><pre>"

@@ -5,8 +5,8 @@ Commands
 formula   print a derived escape-time formula (LaTeX, text or Python), optionally with its steps
 scaling   classify log τ against sharpness, batch size, learning rate, noise or loss ratio
 evaluate  evaluate an escape time from Hessian matrices at any precision
-validate  run a registered experiment (covariance, sharpness, batch-size, learning-rate,
-          selection, all) and write results, figures and a verdict
+validate  run a registered experiment (``flatminima experiments`` lists them) or all, and
+          write results, figures and a verdict
 experiments  list the registered experiments
 report    the main job: derive, evaluate and write a report (``--quick`` for the demo)
 probe     probe your own network (FILE.py:factory): Hessian top, gradient noise, escape
@@ -261,21 +261,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             args.noise,
             hess_min=_read_matrix("--hess-min", args.hess_min),
             hess_saddle=_read_matrix("--hess-saddle", args.hess_saddle),
-            barrier=args.barrier,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            diffusion=args.diffusion,
-            s=args.s,
-            loss_min=args.loss_min,
-            loss_saddle=args.loss_saddle,
-            h_star=args.h_star,
-            interpretation=args.interpretation,
-            dps=args.dps,
+            **{name: getattr(args, name) for name in _EVALUATE_PASSED},
         )
     for warning in caught:
         print(f"flatminima: warning: {warning.message}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    if args.format == "latex":
+        from flatminima._landscape_cli import latex_display
+
+        print(latex_display(result))
         return 0
     eig = result.eigen
     lines = [
@@ -443,15 +439,40 @@ def _add_derivation_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _command(sub: Any, name: str, text: str, **kwargs: str) -> Any:
-    """A sub-command whose help shows each option's default."""
-    return sub.add_parser(name, help=text, formatter_class=_FORMATTER, **kwargs)
+#: Each sub-command's one-line help and, where it has them, its description and epilog.
+_TEXTS: dict[str, dict[str, str]] = {
+    "formula": {"help": "print a derived escape-time formula"},
+    "scaling": {
+        "help": "classify log τ against a variable",
+        "description": "How log τ depends on one variable, everything else fixed: exponential "
+        "(log τ linear in x or 1/x) or a power law, with the coefficient.",
+    },
+    "evaluate": {
+        "help": "evaluate an escape time from Hessians at any precision, or from a loss",
+        "description": "Either --hess-min and --hess-saddle (the aligned formulas at any "
+        "precision) or --landscape LOSS with --minimum and --saddle (any landscape: "
+        "quasi-potential, minimum-action path, general prefactor).",
+    },
+    "validate": {
+        "help": "run an experiment that tests the theory",
+        "epilog": "Exit status: 0 every prediction held, 1 a prediction did not hold, 2 usage "
+        "error (bad option, --out is a file, torch not installed).",
+    },
+    "report": {"help": "the main job: derive, evaluate, write a report"},
+    "experiments": {"help": "list the registered experiments and their predictions"},
+}
+
+
+def _command(sub: Any, name: str, func: Callable[[argparse.Namespace], int]) -> Any:
+    """The sub-command ``name`` (texts from ``_TEXTS``) that runs ``func``: its help shows each
+    option's default, and its errors name its flags (``subparser``)."""
+    parser = sub.add_parser(name, formatter_class=_FORMATTER, **_TEXTS[name])
+    parser.set_defaults(func=func, subparser=parser)
+    return parser
 
 
 def _add_formula_parser(sub: Any) -> None:
-    formula = sub.add_parser(
-        "formula", help="print a derived escape-time formula", formatter_class=_FORMATTER
-    )
+    formula = _command(sub, "formula", _cmd_formula)
     _add_derivation_options(formula)
     formula.add_argument(
         "--format",
@@ -464,17 +485,10 @@ def _add_formula_parser(sub: Any) -> None:
     formula.add_argument(
         "--saddles", type=int, default=1, help="number of escape saddles (rates add)"
     )
-    formula.set_defaults(func=_cmd_formula, subparser=formula)
 
 
 def _add_scaling_parser(sub: Any) -> None:
-    scaling = _command(
-        sub,
-        "scaling",
-        "classify log τ against a variable",
-        description="How log τ depends on one variable, everything else fixed: exponential "
-        "(log τ linear in x or 1/x) or a power law, with the coefficient.",
-    )
+    scaling = _command(sub, "scaling", _cmd_scaling)
     _add_derivation_options(scaling)
     scaling.add_argument(
         "--wrt",
@@ -484,10 +498,10 @@ def _add_scaling_parser(sub: Any) -> None:
         metavar="VARIABLE",
         help=f"variables: {', '.join(WRT)} (sharpness k multiplies every Hessian eigenvalue)",
     )
-    scaling.set_defaults(func=_cmd_scaling, subparser=scaling)
 
 
-#: ``flatminima evaluate`` options that take a number as text: (flag, help).
+#: ``flatminima evaluate`` options that take a number as text: (flag, help). Each is also an
+#: `escape_time` keyword of the same name (``--batch-size``: ``batch_size``), passed as it is.
 _EVALUATE_NUMBERS = (
     ("--barrier", "ΔL = L(saddle) − L(minimum) (white, sgd)"),
     ("--lr", "learning rate η (also turns τ into iterations)"),
@@ -496,7 +510,9 @@ _EVALUATE_NUMBERS = (
     (
         "--diffusion",
         "white-noise diffusion D; with --landscape and anisotropic noise a "
-        "constant SPD matrix: JSON ([[0.2, 0.05], [0.05, 0.1]]) or a .json/.npy file",
+        "constant SPD matrix: JSON ([[0.2, 0.05], [0.05, 0.1]]) or a .json/.npy file; with "
+        "callable noise FILE.py:NAME, a function NAME(theta) -> D(theta) (theta a numpy array "
+        "of shape (m, n) or (n,))",
     ),
     ("--loss-min", "loss at the minimum (loss-dependent noise)"),
     ("--loss-saddle", "loss at the saddle (loss-dependent noise)"),
@@ -504,16 +520,19 @@ _EVALUATE_NUMBERS = (
 )
 
 
+#: ``flatminima evaluate`` options passed to `escape_time` as they are (same names).
+_EVALUATE_PASSED = (
+    *(flag[2:].replace("-", "_") for flag, _ in _EVALUATE_NUMBERS),
+    "interpretation",
+    "dps",
+)
+
+
 def _add_evaluate_parser(sub: Any) -> None:
-    evaluate = sub.add_parser(
-        "evaluate",
-        help="evaluate an escape time from Hessians at any precision, or from a loss",
-        description="Either --hess-min and --hess-saddle (the aligned formulas at any "
-        "precision) or --landscape LOSS with --minimum and --saddle (any landscape: "
-        "quasi-potential, minimum-action path, general prefactor).",
-        formatter_class=_FORMATTER,
-    )
-    _add_noise_argument(evaluate, "anisotropic")
+    evaluate = _command(sub, "evaluate", _cmd_evaluate)
+    from flatminima._landscape_cli import LANDSCAPE_EXTRA_NOISE, add_landscape_options
+
+    _add_noise_argument(evaluate, *LANDSCAPE_EXTRA_NOISE)
     evaluate.add_argument(
         "--hess-min",
         help="Hessian at the minimum: JSON ([[2,0],[0,5]] or 2) or a .json/.npy file",
@@ -526,52 +545,36 @@ def _add_evaluate_parser(sub: Any) -> None:
     )
     evaluate.add_argument("--dps", type=int, default=30, help="decimal digits (15 to 10000)")
     evaluate.add_argument(
-        "--format", type=_choice("text", "json"), default="text", help="text or json"
+        "--format",
+        type=_choice("text", "json", "latex"),
+        default="text",
+        help="text, json or latex (τ as a LaTeX display)",
     )
-    from flatminima._landscape_cli import add_landscape_options
-
     add_landscape_options(evaluate)
-    evaluate.set_defaults(func=_cmd_evaluate, subparser=evaluate)
 
 
 def _add_experiment_parsers(sub: Any) -> None:
     """``validate``, ``report`` and ``experiments``: they read the experiment registry."""
-    validate = _command(
-        sub,
-        "validate",
-        "run an experiment that tests the theory",
-        epilog="Exit status: 0 every prediction held, 1 a prediction did not hold, 2 usage "
-        "error (bad option, --out is a file, torch not installed).",
-    )
+    validate = _command(sub, "validate", _cmd_validate)
     validate.add_argument(
         "experiment",
         type=_experiment_name,
         metavar="experiment",
-        help="a registered experiment (covariance, sharpness, batch-size, learning-rate, "
-        "selection; `flatminima experiments` lists them) or all; lr is learning-rate",
+        help="a registered experiment (`flatminima experiments` lists them: covariance, "
+        "sharpness, batch-size, learning-rate, selection, probe, ...) or all; lr is learning-rate",
     )
     validate.add_argument("--quick", action="store_true", help="the reduced version (minutes)")
     validate.add_argument("--out", required=True, help="output folder (reruns resume from it)")
     _add_executor_options(validate)
-    validate.set_defaults(func=_cmd_validate, subparser=validate)
 
-    report = sub.add_parser(
-        "report",
-        help="the main job: derive, evaluate, write a report",
-        formatter_class=_FORMATTER,
-    )
+    report = _command(sub, "report", _cmd_report)
     report.add_argument(
         "--quick", action="store_true", help="the quick version (what `make demo` runs)"
     )
     report.add_argument("--out", default="flatminima-report", help="output folder")
     report.add_argument("--dps", type=int, default=30, help="decimal digits for mpmath values")
     _add_executor_options(report)
-    report.set_defaults(func=_cmd_report, subparser=report)
-
-    experiments = sub.add_parser(
-        "experiments", help="list the registered experiments and their predictions"
-    )
-    experiments.set_defaults(func=_cmd_experiments, subparser=experiments)
+    _command(sub, "experiments", _cmd_experiments)
 
 
 def build_parser() -> argparse.ArgumentParser:

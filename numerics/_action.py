@@ -27,7 +27,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from flatminima.errors import BudgetError, ConvergenceError, ParameterError, ShapeError
+from flatminima.errors import (
+    BudgetError,
+    ConvergenceError,
+    HessianError,
+    ParameterError,
+    ShapeError,
+)
 
 from ._action_hessian import constant_metric
 from ._loss_model import LossModel, critical_point, loss_model
@@ -115,11 +121,29 @@ class MinimumActionPath:
         )
 
 
+def segment_derivatives(
+    u: Array, v: Array, m_delta: Array, m_drift: Array, hess: Array
+) -> tuple[Array, Array]:
+    """Derivatives of ½(u v − w) per segment (u = |δ|_M, v = |b|_M, w = ⟨δ, b⟩_M, M held
+    fixed) in δ and in the midpoint, through b(x) = −∇L(x) (Jacobian −H, symmetric)."""
+    us, vs = np.maximum(u, _TINY), np.maximum(v, _TINY)
+    d_delta = 0.5 * ((v / us)[:, None] * m_delta - m_drift)
+    d_mid = 0.5 * (
+        -(u / vs)[:, None] * np.einsum("mij,mj->mi", hess, m_drift)
+        + np.einsum("mij,mj->mi", hess, m_delta)
+    )
+    return d_delta, d_mid
+
+
 def geometric_action(
     phi: Array, loss: LossModel, noise: NoiseModel, gradient: bool = True
 ) -> tuple[float, Array]:
     """Midpoint-rule geometric action of the string ``phi`` (N + 1, n) and its gradient with
     respect to every point (zero rows for the fixed ends)."""
+    if noise.switch is not None:  # D jumps on a surface: segments split there
+        from ._switch import switch_action
+
+        return switch_action(phi, loss, noise.switch, gradient)
     delta = np.diff(phi, axis=0)
     mid = 0.5 * (phi[1:] + phi[:-1])
     drift = -loss.gradient(mid)
@@ -136,15 +160,9 @@ def geometric_action(
     action = 0.5 * float(np.sum(u * v - w))
     if not gradient:
         return action, np.zeros_like(phi)
-    us, vs = np.maximum(u, _TINY), np.maximum(v, _TINY)
-    d_delta = 0.5 * ((v / us)[:, None] * m_delta - m_drift)
-    hess = loss.hessian(mid)
-    # ∂/∂x of ½(u v − w) through b(x) = −∇L(x): J = −H (symmetric)
-    d_mid = 0.5 * (
-        -(u / vs)[:, None] * np.einsum("mij,mj->mi", hess, m_drift)
-        + np.einsum("mij,mj->mi", hess, m_delta)
-    )
+    d_delta, d_mid = segment_derivatives(u, v, m_delta, m_drift, loss.hessian(mid))
     if noise.constant is None:  # ∂_k M = −M ∂_k D M
+        us, vs = np.maximum(u, _TINY), np.maximum(v, _TINY)
         dd = noise.derivative(mid)  # [m, i, j, k]
         quad_dd = np.einsum("mi,mijk,mj->mk", m_delta, dd, m_delta)
         quad_bb = np.einsum("mi,mijk,mj->mk", m_drift, dd, m_drift)
@@ -173,13 +191,16 @@ def reparametrize(phi: Array, points: int) -> Array:
     return out
 
 
-def _spacing_penalty(phi: Array, weight: float) -> tuple[float, Array]:
+def _spacing_penalty(phi: Array, weight: float, skip: int | None = None) -> tuple[float, Array]:
     """weight · Σ (|Δ_{i+1}| − |Δ_i|)²: zero for a string equally spaced in arc length. It
     removes the tangential freedom of the geometric action (which does not depend on the
-    parametrization) so that the minimizer is well posed."""
+    parametrization) so that the minimizer is well posed. ``skip = j`` leaves out the pair of
+    segments beside point j (equal spacing on each side of it, each side its own)."""
     delta = np.diff(phi, axis=0)
     d = np.maximum(np.linalg.norm(delta, axis=1), _TINY)
     jump = np.diff(d)
+    if skip is not None:
+        jump[skip - 1] = 0.0
     value = weight * float(np.sum(jump**2))
     d_d = np.zeros_like(d)
     d_d[1:] += 2 * weight * jump
@@ -189,6 +210,20 @@ def _spacing_penalty(phi: Array, weight: float) -> tuple[float, Array]:
     grad[1:] += d_d[:, None] * unit
     grad[:-1] -= d_d[:, None] * unit
     return value, grad
+
+
+def lbfgs(fun: Any, start: Array, tol: float, scale: float, max_iterations: int) -> Any:
+    """L-BFGS-B on ``fun`` (value and gradient) with the string's stopping rules."""
+    from scipy.optimize import minimize  # lazy: scipy.special stays off the import path
+
+    options = {
+        "maxiter": max_iterations,
+        "maxfun": 2 * max_iterations,
+        "ftol": tol,
+        "gtol": 1e-12 * scale,
+        "maxcor": 50,
+    }
+    return minimize(fun, start, jac=True, method="L-BFGS-B", options=options)
 
 
 def _relax(
@@ -262,9 +297,7 @@ def _lbfgs_round(
 
     options = {"maxiter": cap, "maxfun": 2 * cap + 20, "ftol": tol, "maxcor": 50}
     if not precondition:
-        result = minimize(
-            fun, z, jac=True, method="L-BFGS-B", options={**options, "gtol": 1e-12 * scale}
-        )
+        result = lbfgs(fun, z, tol, scale, cap)
         return np.asarray(result.x), int(result.nit), bool(result.success)
     from ._action_hessian import BandedPreconditioner, action_blocks, spacing_blocks
 
@@ -343,6 +376,7 @@ def _prepare(
     batch_size: Any,
     gradient: Any,
     hessian: Any,
+    switch: Any = None,
 ) -> Problem:
     model, (a, h_a), (b, h_b), b0 = _critical_pair(
         loss, minimum, saddle, "saddle", 1, gradient, hessian
@@ -353,7 +387,9 @@ def _prepare(
         )
     lr_f = None if lr is None else float(lr)
     bs_f = None if batch_size is None else float(batch_size)
-    nm = noise_model(noise, model, a, diffusion=diffusion, lr=lr_f, batch_size=bs_f)
+    nm = noise_model(
+        noise, model, a, diffusion=diffusion, lr=lr_f, batch_size=bs_f, saddle=b, switch=switch
+    )
     return Problem(model, nm, a, b, h_a, h_b)
 
 
@@ -397,7 +433,12 @@ def action_path(
         n_seg = points * 2**level
         if level:
             phi = reparametrize(phi, n_seg)
-        phi, action, its, change, ok = _relax(phi, model, nm, tol, max_iterations, precondition)
+        if nm.switch is None:
+            phi, action, its, change, ok = _relax(phi, model, nm, tol, max_iterations, precondition)
+        else:  # D jumps on a surface: a point of the string held on it
+            from ._switch import relax_switch
+
+            phi, action, its, change, ok = relax_switch(phi, model, nm, tol, max_iterations)
         iterations += its
         converged &= ok
         actions.append(action)
@@ -431,22 +472,88 @@ def action_path(
     )
 
 
+#: Which saddles ``locate_saddle`` keeps: every distinct one found, or the lowest.
+KEEP_SADDLES = ("all", "lowest")
+
+
+def _initial_strings(a: Array, c: Array, h_a: Array) -> list[Array]:
+    """The straight line from a to c and, for the two softest directions of H_a across the
+    chord, the line bent by ± half the chord's length there (a sine bump): starts in the
+    channels on either side of the straight one."""
+    chord = c - a
+    length = float(np.linalg.norm(chord))
+    t = np.linspace(0.0, 1.0, 33)[:, None]
+    straight = a + t * chord
+    if a.size == 1:
+        return [straight]
+    e = chord / length
+    across = np.eye(a.size) - np.outer(e, e)
+    values, vectors = np.linalg.eigh(across @ h_a @ across)
+    order = [k for k in np.argsort(values) if abs(float(vectors[:, k] @ e)) < 0.5]
+    bump = 0.5 * length * np.sin(np.pi * t)
+    strings = [straight]
+    for k in order[: min(a.size - 1, 2)]:
+        strings += [straight + bump * vectors[:, k], straight - bump * vectors[:, k]]
+    return strings
+
+
+def _first_maximum(values: Array) -> int:
+    """The first local maximum of the loss along a string from the minimum (the saddle on the
+    boundary of the minimum's basin, also where the string crosses further saddles)."""
+    for i in range(1, values.size - 1):
+        if values[i] >= values[i - 1] and values[i] >= values[i + 1]:
+            return i
+    return int(np.argmax(values))
+
+
 def locate_saddle(
-    loss: Any, minimum: Any, other_minimum: Any, gradient: Any = None, hessian: Any = None
+    loss: Any,
+    minimum: Any,
+    other_minimum: Any,
+    gradient: Any = None,
+    hessian: Any = None,
+    *,
+    keep: str = "all",
 ) -> Array:
-    """A guess for the index-1 saddle between two minima: the highest point of the
-    minimum-energy path, found as the gMAM string for white noise from ``minimum`` to
-    ``other_minimum`` (for white noise the least-action path climbs against the gradient flow
-    to the saddle and follows it down, at zero action, to the other minimum; its shape does not
-    depend on d). The caller refines it by Newton's method and checks its index."""
-    model, (a, _), (c, _), _ = _critical_pair(
+    """The index-1 saddles between two minima, shape (k, n), lowest first.
+
+    Several minimum-energy strings run from ``minimum`` to ``other_minimum``: the straight
+    line and lines bent by ± half the chord along the two softest directions of the
+    minimum's Hessian across the chord (one in 2-D), each relaxed as the gMAM string for
+    white noise (for white noise the least-action path climbs against the gradient flow to a
+    saddle and follows it down, at zero action; its shape does not depend on d). The first
+    loss maximum along each string is refined by Newton's method and kept if it is an
+    index-1 saddle (the string is relaxed on 16 segments, and on 64 if Newton's method does
+    not converge from there); the distinct ones are returned (``keep="all"``, the default: each is an
+    escape channel, the rates add) or only the lowest (``keep="lowest"``). A channel that no
+    start reaches is not found: give such saddles explicitly."""
+    if keep not in KEEP_SADDLES:
+        raise ParameterError("keep_saddles", "'all' or 'lowest'", keep)
+    model, (a, h_a), (c, _), _ = _critical_pair(
         loss, minimum, other_minimum, "other_minimum", 0, gradient, hessian
     )
     nm = noise_model("white", model, a, diffusion=1.0)
-    phi = a + np.linspace(0.0, 1.0, 33)[:, None] * (c - a)
-    for segments in (32, 128):
-        phi, _, _, _, _ = _relax(reparametrize(phi, segments), model, nm, 1e-10, 20000)
-    return np.asarray(phi[int(np.argmax(model.value(phi)))])
+    found: list[Array] = []
+    for phi in _initial_strings(a, c, h_a):
+        for segments, tol in ((16, 1e-8), (64, 1e-10)):  # the finer one if Newton fails
+            phi = _relax(reparametrize(phi, segments), model, nm, tol, 2000)[0]
+            try:
+                point, _ = critical_point(model, phi[_first_maximum(model.value(phi))], "", 1)
+            except HessianError:  # a critical point of another index: not a saddle's channel
+                break
+            except (ParameterError, ConvergenceError):  # Newton went astray: a finer string
+                continue
+            scale = 1e-7 * (1.0 + float(np.linalg.norm(point)))
+            if all(np.linalg.norm(point - q) > scale for q in found):
+                found.append(point)
+            break
+    if not found:
+        raise ConvergenceError(
+            "other_minimum: no index-1 saddle was found on the minimum-energy strings from "
+            "minimum to other_minimum; give saddle= (a point near it) instead"
+        )
+    found.sort(key=lambda p: float(model.value(p[None])[0]))
+    return np.array(found[:1] if keep == "lowest" else found)
 
 
 def minimum_action_path(
@@ -463,6 +570,7 @@ def minimum_action_path(
     initial: Any = None,
     gradient: Any = None,
     hessian: Any = None,
+    switch: Any = None,
 ) -> MinimumActionPath:
     r"""Minimum-action path and quasi-potential barrier ΔΦ from a minimum to a saddle.
 
@@ -475,9 +583,9 @@ def minimum_action_path(
     noise
         ``"white"`` (``diffusion=d``), ``"anisotropic"`` (``diffusion=D``, a constant SPD
         matrix), ``"loss-dependent"`` (``lr``, ``batch_size``), ``"measured"`` (``diffusion=Σ``
-        a callable θ → per-sample gradient covariance, ``lr``, ``batch_size``; D = ηΣ/(2B)) or a
-        callable θ → D(θ). ``"sgd"`` (the literal κ[H]⁺) is refused: its D is singular on the
-        path. Default ``"white"``.
+        a callable θ → per-sample gradient covariance, ``lr``, ``batch_size``; D = ηΣ/(2B)),
+        ``"sgd"`` (``lr``, ``batch_size``: the harmonic switch, see ``switch``) or a callable
+        θ → D(θ). Default ``"white"``.
     minimum, saddle
         Points near a minimum and an index-1 saddle; both are refined by Newton's method and
         checked (positive definite Hessian; exactly one negative eigenvalue).
@@ -487,6 +595,14 @@ def minimum_action_path(
         Relative change of the action between rounds that ends the relaxation; default 1e-11.
     initial
         An initial path (m, n) from near the minimum to near the saddle (default: straight).
+    switch
+        For ``noise="sgd"`` only: where the harmonic switch puts its surface. None (the
+        default) or ``"harmonic"``: where the smallest eigenvalue of H(θ) vanishes (the
+        inflection point in 1-D, the paper's model); a callable g(θ) (batched (m, n) → (m,)):
+        the surface g = 0. D = κH_a on the minimum's side, κ|H_b| on the saddle's; the jump is
+        handled explicitly (the string is split where it crosses, the prefactor carries the
+        jump condition D_nn^(1−α) P continuous). ``"literal"`` (κ[H]⁺ itself) is refused with a
+        `NoiseModelError` that says why: D is singular on every path, the barrier infinite.
 
     Returns
     -------
@@ -510,7 +626,9 @@ def minimum_action_path(
     >>> abs(p.barrier - 4) < 1e-3  # ΔL / D = 1 / 0.25
     True
     """
-    problem = _prepare(loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian)
+    problem = _prepare(
+        loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian, switch
+    )
     init = path_options(points, tol, initial, problem.minimum.size)
     result = action_path(problem, points, float(tol), init)
     if not result.converged:

@@ -371,6 +371,7 @@ def landscape_escape_time(
     minimum: Any,
     saddle: Any = None,
     other_minimum: Any = None,
+    keep_saddles: str = "all",
     lr: Any = None,
     batch_size: Any = None,
     interpretation: Any = "ito",
@@ -382,6 +383,7 @@ def landscape_escape_time(
     initial: Any = None,
     gradient: Any = None,
     hessian: Any = None,
+    switch: Any = None,
 ) -> LandscapeEscapeTime:
     r"""Mean escape time from a minimum over an index-1 saddle of any landscape, any noise.
 
@@ -393,19 +395,25 @@ def landscape_escape_time(
         any callable with ``gradient=`` and ``hessian=`` (same convention).
     noise
         ``"white"`` (``diffusion=d``), ``"anisotropic"`` (``diffusion=D`` constant SPD),
-        ``"loss-dependent"`` (``lr``, ``batch_size``; D = (ηL(θ)/B) H(a)), ``"measured"``
-        (``diffusion=Σ``: callable θ → per-sample gradient covariance; D = ηΣ/(2B)), or a
-        callable θ → D(θ). The literal ``"sgd"`` model κ[H]⁺ is refused (D is singular on the
-        path; see the error message). Default ``"white"``.
+        ``"sgd"`` (``lr``, ``batch_size``; D = κH_a | κ|H_b|, κ = η/2B, the harmonic switch:
+        see ``switch``), ``"loss-dependent"`` (``lr``, ``batch_size``; D = (ηL(θ)/B) H(a)),
+        ``"measured"`` (``diffusion=Σ``: callable θ → per-sample gradient covariance;
+        D = ηΣ/(2B)), or a callable θ → D(θ) (continuous: a callable with a jump is refused).
+        Default ``"white"``.
     minimum, saddle
         Points near the minimum and the index-1 saddle (refined by Newton's method, checked).
         ``saddle`` may also be several points, shape (k, n): the rates over the k saddles add
         (each its own escape channel); ``barrier``, ``path`` and ``s`` are then those of the
         lowest-barrier saddle and ``channels`` holds each saddle's result.
     other_minimum
-        Instead of ``saddle``: a point near a second minimum; the saddle between the two is
-        found as the highest point of the minimum-energy path (the white-noise gMAM string
-        from ``minimum`` to ``other_minimum``), then refined and checked as a given one.
+        Instead of ``saddle``: a point near a second minimum; the index-1 saddles between the
+        two are found on several minimum-energy strings (the white-noise gMAM string from
+        ``minimum`` to ``other_minimum``, started straight and bent to either side), each the
+        first loss maximum along its string refined by Newton's method; the distinct ones are
+        used as several given saddles (rates add).
+    keep_saddles
+        With ``other_minimum``: ``"all"`` (the default: every distinct saddle found, rates
+        summed) or ``"lowest"`` (only the lowest saddle found).
     lr, batch_size
         η and B (κ = η/2B) for the SGD-shaped models; ``lr`` also gives ``iterations = τ/η``.
     interpretation
@@ -418,6 +426,10 @@ def landscape_escape_time(
         ``"auto"`` (the default: Eyring–Kramers when D = d·I, else Bouchet–Reygner),
         ``"eyring-kramers"`` (only for D = d·I) or ``"bouchet-reygner"`` (the general formula,
         any D).
+    switch
+        The switch surface of ``noise="sgd"`` (None otherwise): None or ``"harmonic"`` (the
+        default: where H's smallest eigenvalue vanishes) or a callable g(θ), surface g = 0;
+        ``"literal"`` is refused with the reason (see `minimum_action_path`).
     points, tol, initial
         The minimum-action string (see `minimum_action_path`; ``initial`` with one saddle
         only): ``points`` segments of the coarsest string (default 32), ``tol`` the relative
@@ -453,7 +465,15 @@ def landscape_escape_time(
             raise ParameterError(
                 "saddle", "a point near an index-1 saddle, or other_minimum= to find it", None
             )
-        saddle = locate_saddle(loss, minimum, other_minimum, gradient, hessian)
+        saddle = locate_saddle(loss, minimum, other_minimum, gradient, hessian, keep=keep_saddles)
+    elif other_minimum is not None:
+        raise ParameterError("other_minimum", "None when saddle= is given", "a point")
+    elif keep_saddles != "all":
+        raise ParameterError(
+            "keep_saddles",
+            '"all" when saddle= is given (it chooses among the saddles other_minimum= finds)',
+            repr(keep_saddles),
+        )
     saddles = _saddle_list(saddle)
     if len(saddles) > 1 and initial is not None:
         raise ParameterError("initial", "None when several saddles are given", "an initial path")
@@ -475,12 +495,15 @@ def landscape_escape_time(
                 initial=None,
                 gradient=gradient,
                 hessian=hessian,
+                switch=switch,
             )
             for point in saddles
         ]
         return _combine(channels)
     alpha, alpha_name, dps = _options(interpretation, prefactor, dps)
-    problem = _prepare(loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian)
+    problem = _prepare(
+        loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian, switch
+    )
     if lr is not None:
         positive("lr", lr)
     path = _converged_path(problem, points, tol, initial)

@@ -32,7 +32,7 @@ from typing import Any
 import mpmath
 
 from flatminima.errors import ConvergenceError, ParameterError
-from flatminima.theory._conventions import interpretation_name, numeric_alpha
+from flatminima.theory._conventions import TauNames, interpretation_name, numeric_alpha
 from flatminima.theory._progress import current
 from flatminima.theory._progress import progress as show_progress
 
@@ -51,7 +51,7 @@ VERIFY_COST = 8.0
 
 
 @dataclass(frozen=True)
-class MFPTResult:
+class MFPTResult(TauNames):
     """Mean first-passage time T (continuous time, unit η·iterations) of the 1-D SDE.
 
     Attributes
@@ -91,16 +91,6 @@ class MFPTResult:
     @property
     def relative_error(self) -> mpmath.mpf:
         return self.error / self.value
-
-    @property
-    def tau(self) -> mpmath.mpf:
-        """τ = T, the mean first-passage time (the same number as ``value``)."""
-        return self.value
-
-    @property
-    def log_tau(self) -> mpmath.mpf:
-        """log τ (the same number as ``log_value``)."""
-        return self.log_value
 
     def to_dict(self) -> dict[str, Any]:
         digits = self.dps
@@ -664,15 +654,7 @@ def _mfpt_1d(
             f"every panel halved; {land.description}"
         )
         reflecting_at = sign * fine_panels[0].a
-        grid = Discretisation(
-            kind="mfpt",
-            sign=sign,
-            bounds=[(p.a, p.b) for p in fine_panels],
-            start=u_start,
-            end=u_end,
-            alpha=float(alpha),
-            degree=degree,
-        )
+        grid = Discretisation.of("mfpt", sign, fine_panels, u_start, u_end, alpha, degree)
     with mpmath.workdps(dps):
         return MFPTResult(
             value=+value,
@@ -804,17 +786,8 @@ def _splitting_probability(
                     )
                 bounds = _split(bounds, flags)
             values.append(value)
-            final = [(p.a, p.b) for p in panels]
             bounds = _split(bounds, [True] * len(bounds))
-        grid = Discretisation(
-            kind="splitting",
-            sign=1,
-            bounds=final,
-            start=start_v,
-            end=upper_v,
-            alpha=float(alpha),
-            degree=degree,
-        )
+        grid = Discretisation.of("splitting", 1, panels, start_v, upper_v, alpha, degree)
     with mpmath.workdps(dps):
         return SplittingResult(
             value=+values[1],

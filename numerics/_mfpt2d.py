@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from flatminima.errors import BudgetError, ParameterError, ShapeError
-from flatminima.theory._conventions import interpretation_name, numeric_alpha
+from flatminima.theory._conventions import TauNames, interpretation_name, numeric_alpha
 from flatminima.theory._progress import progress as show_progress
 
 from ._checks import real, real_array
@@ -45,7 +45,7 @@ __all__ = ["MFPT2DResult", "mfpt_2d"]
 
 
 @dataclass(frozen=True)
-class MFPT2DResult:
+class MFPT2DResult(TauNames):
     """Mean first-passage time on a grid, with its grid-refinement error.
 
     ``value``/``log_value`` (the finest grid's T and log T) are also ``tau``/``log_tau``, the
@@ -61,16 +61,6 @@ class MFPT2DResult:
     shapes: tuple[tuple[int, int], ...]
     interpretation: str
     method: str
-
-    @property
-    def tau(self) -> float:
-        """τ = T on the finest grid (the same number as ``value``)."""
-        return self.value
-
-    @property
-    def log_tau(self) -> float:
-        """log τ (the same number as ``log_value``)."""
-        return self.log_value
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

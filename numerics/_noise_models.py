@@ -5,11 +5,14 @@
 - ``"loss-dependent"`` (Mori, Ziyin, Liu, Ueda 2022): D(θ) = (η L(θ)/B) H(a), needs L(a) > 0;
 - ``"measured"``: ``diffusion=Σ``, a callable θ → per-sample gradient-noise covariance Σ(θ)
   (for instance measured from data), D = η Σ / (2B);
-- ``"sgd"``: D = κ[H(θ)]⁺ with κ = η/(2B). The literal model is singular wherever an eigenvalue
-  of H changes sign between the minimum and the saddle (always the case on the path: H is
-  positive definite at a and has a negative eigenvalue at b), so its quasi-potential barrier is
-  infinite and it never escapes in continuous time; it is refused with an error. Use the
-  harmonic switch model of the 1-D and aligned formulas (``escape_time``) or give D(θ);
+- ``"sgd"``: D = κ[H(θ)]⁺ with κ = η/(2B) in the paper's harmonic switch model: D = κH_a on the
+  minimum's side of a switch surface, κ|H_b| on the saddle's side (``switch="harmonic"``: the
+  surface where the smallest eigenvalue of H vanishes; or a callable g(θ), the surface
+  g = 0); the jump is handled explicitly (numerics/_switch.py). The literal model
+  (``switch="literal"``) is singular wherever an eigenvalue of H changes sign between the
+  minimum and the saddle (always the case on the path: H is positive definite at a and has a
+  negative eigenvalue at b), so its quasi-potential barrier is infinite and it never escapes
+  in continuous time; it is refused with an error that says so;
 - a callable θ → D(θ): batched ``(m, n) → (m, n, n)`` (or one point ``(n,) → (n, n)``).
 
 Derivatives of a state-dependent D (needed by the action's gradient and the prefactor) are
@@ -46,6 +49,7 @@ class NoiseModel:
     scalar: float | None  # d when D = d·I
     derivative: Callable[[Array], Array]  # (m, n) -> (m, n, n, n): [.., i, j, k] = ∂_k D_ij
     description: str
+    switch: Any = None  # a _switch.Switch: D piecewise constant, jumping on a surface
 
     def second_derivative_form(self, x: Array, p: Array) -> Array:
         """∂_i ∂_j (pᵀ D(x) p) with p held fixed, (m, n, n), by central differences."""
@@ -127,6 +131,8 @@ def check_continuous(nm: NoiseModel, points: Array) -> None:
     """Refuse a D(θ) with a jump along the path (the harmonic-switch SGD noise, for instance):
     the geometric action's gradient and the Riccati equation of the prefactor need ∂D, which
     does not exist there, and the minimum-action string does not converge."""
+    if nm.switch is not None:  # the jump is known and handled (numerics/_switch.py)
+        return
     found = find_jump(nm, points)
     if found is None:
         return
@@ -137,8 +143,8 @@ def check_continuous(nm: NoiseModel, points: Array) -> None:
         f"a D that jumps by {size:.3g} (relative) near θ = {np.round(where, 6).tolist()}",
         "the minimum-action method and the Bouchet–Reygner prefactor need D's derivative; a "
         "switch model (D = κH_a on one side of a surface, κ|H_b| on the other) is "
-        "discontinuous: smooth the switch over a width, or use escape_time('sgd', ...) for the "
-        "aligned formula and mfpt_2d for an exact reference",
+        "discontinuous: use noise='sgd' with switch= (the harmonic switch, whose jump is "
+        "handled explicitly), or smooth the switch over a width",
     )
 
 
@@ -279,6 +285,29 @@ def _measured(diffusion: Any, n: int, minimum: Array, kappa: float) -> NoiseMode
     return _state_dependent("measured", n, measured, description)
 
 
+def _sgd(
+    loss: LossModel, minimum: Array, saddle: Array | None, kappa: float, switch: Any
+) -> NoiseModel:
+    """The harmonic switch D = κH_a | κ|H_b| (numerics/_switch.py); ``switch="literal"`` is
+    refused with the reason."""
+    if saddle is None:
+        raise ParameterError("saddle", "the saddle's point for SGD noise (D = κ|H_b| there)", None)
+    from ._switch import switch_model
+
+    sw = switch_model(loss, minimum, saddle, kappa, "harmonic" if switch is None else switch)
+    n = loss.dim
+    return NoiseModel(
+        name="sgd",
+        dim=n,
+        field=sw.field,
+        constant=None,
+        scalar=None,
+        derivative=lambda x: np.zeros((x.shape[0], n, n, n)),
+        description=sw.description,
+        switch=sw,
+    )
+
+
 def noise_model(
     noise: Any,
     loss: LossModel,
@@ -287,12 +316,19 @@ def noise_model(
     diffusion: Any = None,
     lr: float | None = None,
     batch_size: float | None = None,
+    saddle: Array | None = None,
+    switch: Any = None,
 ) -> NoiseModel:
-    """Build the noise model named by ``noise`` (see the module docstring)."""
+    """Build the noise model named by ``noise`` (see the module docstring); ``saddle`` and
+    ``switch`` are for ``"sgd"``."""
     n = loss.dim
+    key = noise.lower().replace("_", "-") if isinstance(noise, str) else None
+    if switch is not None and key != "sgd":
+        raise ParameterError(
+            "switch", "None unless noise='sgd' (the switch surface of SGD noise)", switch
+        )
     if callable(noise) and not isinstance(noise, str):
         return _from_callable(noise, n, minimum)
-    key = noise.lower().replace("_", "-") if isinstance(noise, str) else None
     if key == "white":
         return _white(diffusion, n)
     if key == "anisotropic":
@@ -303,13 +339,5 @@ def noise_model(
             return _loss_dependent(loss, minimum, kappa)
         if key == "measured":
             return _measured(diffusion, n, minimum, kappa)
-        raise NoiseModelError(
-            "noise",
-            "a noise model whose D is positive definite on the whole path",
-            noise,
-            "the literal SGD model D = κ[H(θ)]⁺ is singular where an eigenvalue of H changes "
-            "sign between the minimum and the saddle, so its barrier is infinite and the "
-            "continuous process never escapes; use escape_time('sgd', ...) for the harmonic "
-            "switch model, or pass D(θ) (a callable) or noise='measured'",
-        )
+        return _sgd(loss, minimum, saddle, kappa, switch)
     raise NoiseModelError("noise", _KNOWN, noise)

@@ -249,7 +249,15 @@ def _bouchet_reygner(
         )
     stable = float(spectrum[1]) if spectrum.size > 1 else math.inf
     rates = (abs(lam), stable - abs(lam))
-    non_gibbs, error, q_end = _non_gibbs_integral(model, nm, path.path, q_a, alpha, rates)
+    if nm.switch is None:
+        non_gibbs, error, q_end = _non_gibbs_integral(model, nm, path.path, q_a, alpha, rates)
+        crossing = ""
+    else:  # D jumps on a surface: the flow on each side and the jump condition between
+        from ._switch import switch_non_gibbs
+
+        non_gibbs, error, q_end, crossing = switch_non_gibbs(
+            model, nm, path.path, q_a, alpha, rates
+        )
     mismatch = float(np.linalg.norm(q_end - q_b) / np.linalg.norm(q_b))
     log_tau = (
         math.log(2 * math.pi / abs(lam)) + 0.5 * (logdet_b - logdet_a) + path.barrier + non_gibbs
@@ -258,5 +266,5 @@ def _bouchet_reygner(
     detail = (
         f"I = {non_gibbs:.6g} ± {error:.2g}; Q at the end of the flow vs the Lyapunov Q_b: "
         f"relative difference {mismatch:.2g}"
-    )
+    ) + (f"; {crossing}" if crossing else "")
     return log_tau, path.barrier, non_gibbs, accuracy, detail

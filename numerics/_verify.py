@@ -98,6 +98,20 @@ class Discretisation:
     alpha: float
     degree: int
 
+    @classmethod
+    def of(
+        cls,
+        kind: str,
+        sign: int,
+        panels: Sequence[Any],
+        start: Any,
+        end: Any,
+        alpha: Any,
+        degree: int,
+    ) -> Discretisation:
+        """The discretisation made of ``panels`` (objects with ends ``a`` and ``b``)."""
+        return cls(kind, sign, [(p.a, p.b) for p in panels], start, end, float(alpha), degree)
+
 
 def _agreement(a: mpmath.mpf, b: mpmath.mpf, dps: int) -> float:
     """Significant digits on which a and b agree (relative difference), at most dps."""

@@ -49,6 +49,8 @@ import numpy as np
 import sympy as sp
 
 from flatminima.numerics import escape_time, mfpt_2d
+from flatminima.numerics._mfpt2d import _Grid
+from flatminima.numerics._mfpt2d import _grid as cell_grid
 
 X, Y = sp.symbols("x y", real=True)
 Field = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -376,6 +378,11 @@ def switch_field(
     return diffusion
 
 
+def switch_plane(theta: np.ndarray, switch: float) -> np.ndarray:
+    """g(θ) = θ₁ − switch: the switch surface x = switch as the zero set of a callable."""
+    return np.asarray(theta, dtype=float)[..., 0] - switch
+
+
 def _abs_matrix(h: np.ndarray) -> np.ndarray:
     w, v = np.linalg.eigh(h)
     return (v * np.abs(w)) @ v.T
@@ -412,8 +419,14 @@ def _make_switch(interpretation: str) -> Callable[[Case, float], Instance]:
             barrier=barrier,
             diffusion=field_,
             diffusion_at=at,
-            # the switch model as a callable D(θ) (the issue's "any callable θ → D(θ)")
-            landscape_kwargs={"noise": at},
+            # the toolkit's SGD noise with the harmonic switch on the same plane x = switch (the
+            # same D as ``at``, a callable D(θ) with a jump, which is refused)
+            landscape_kwargs={
+                "noise": "sgd",
+                "lr": 2 * kappa,
+                "batch_size": 1,
+                "switch": functools.partial(switch_plane, switch=switch),
+            },
             aligned_kwargs=[
                 {
                     "noise": "sgd",
@@ -691,16 +704,10 @@ CASES = _build()
 
 
 def kolmogorov_mfpt(
-    loss: Field,
-    diffusion: Field,
-    *,
-    bounds: tuple[tuple[float, float], tuple[float, float]],
-    shape: tuple[int, int],
-    start: tuple[float, float],
-    absorbing: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    alpha: float = 0.0,
+    loss: Field, diffusion: Field, grid: _Grid, start: tuple[float, float], alpha: float = 0.0
 ) -> float:
-    """MFPT from ``start`` to the ``absorbing`` cells for dθ = (−∇L + α∇·D)dt + √(2D)dW (Itô
+    """MFPT from ``start`` to the absorbing cells of ``grid`` (`cell_grid(bounds, shape,
+    absorbing)`: the same cell-centred grid as `mfpt_2d`'s, not its scheme) for dθ = (−∇L + α∇·D)dt + √(2D)dW (Itô
     form of the α-interpretation), reflecting box edges; a scheme independent of `mfpt_2d`.
 
     Generator 𝓛u = b·∇u + D:∇∇u, b = −∇L + α∇·D. D is split on the nine-point stencil,
@@ -717,15 +724,10 @@ def kolmogorov_mfpt(
     import scipy.sparse as sparse
     import scipy.sparse.linalg as sparse_linalg
 
-    (x0, x1), (y0, y1) = bounds
-    nx, ny = shape
-    hx, hy = (x1 - x0) / nx, (y1 - y0) / ny
-    xc = x0 + hx * (np.arange(nx) + 0.5)
-    yc = y0 + hy * (np.arange(ny) + 0.5)
-    gx, gy = np.meshgrid(xc, yc, indexing="ij")
-    absorb = np.asarray(absorbing(gx, gy), dtype=bool)
-    index = -np.ones(gx.shape, dtype=np.int64)
-    index[~absorb] = np.arange(int((~absorb).sum()))
+    (x0, _), (y0, _) = grid.bounds
+    nx, ny = grid.shape
+    hx, hy, gx, gy, index = grid.hx, grid.hy, grid.X, grid.Y, grid.index
+    absorb = index < 0
     n = int((~absorb).sum())
     eps_x, eps_y = hx / 100, hy / 100
 
@@ -825,11 +827,9 @@ def kolmogorov_reference(instance: Instance, levels: int = 3) -> Reference:
             kolmogorov_mfpt(
                 instance.case.loss_np,
                 instance.diffusion,
-                bounds=grid["bounds"],
-                shape=shape,
-                start=tuple(instance.case.minimum),
-                absorbing=grid["absorbing"],
-                alpha=alpha,
+                cell_grid(grid["bounds"], shape, grid["absorbing"]),
+                tuple(instance.case.minimum),
+                alpha,
             )
         )
     order, p = None, 2.0

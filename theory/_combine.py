@@ -164,10 +164,9 @@ def derive_selection_ratio(
 
     Parameters
     ----------
-    noise
-        ``"white"``, ``"sgd"`` (default) or ``"loss-dependent"``, as for ``derive_escape_time``.
-    dim
-        Number of dimensions (default 1) or ``"n"`` for a symbolic dimension.
+    noise, dim
+        The noise model (``"sgd"``, the default, ``"white"`` or ``"loss-dependent"``) and the
+        number of dimensions (default 1, or ``"n"``), as for ``derive_occupation_ratio``.
     interpretation
         ``"anti-ito"`` (default: α = 1, the paper's form), ``"ito"``, ``"stratonovich"`` or a
         number α ∈ [0, 1].

@@ -23,7 +23,7 @@ import numbers
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from functools import cache
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import sympy as sp
 
@@ -41,6 +41,7 @@ __all__ = [
     "LATEX_NAMES",
     "NOISE_MODELS",
     "Dim",
+    "TauNames",
     "curvature",
     "interpretation_alpha",
     "interpretation_name",
@@ -344,3 +345,33 @@ def parse_noise(noise: Any) -> str:
         expected = "one of " + ", ".join(repr(name) for name in NOISE_MODELS)
         raise NoiseModelError("noise", expected, noise)
     return key
+
+
+_V = TypeVar("_V")
+_V_co = TypeVar("_V_co", covariant=True)
+
+
+class _Timed(Protocol[_V_co]):
+    """A result whose ``value`` and ``log_value`` are a mean escape time and its log."""
+
+    @property
+    def value(self) -> _V_co: ...
+
+    @property
+    def log_value(self) -> _V_co: ...
+
+
+class TauNames:
+    """Mixin: ``tau`` and ``log_tau`` for a result whose ``value`` and ``log_value`` are a mean
+    escape (first-passage) time and its log: the names every escape-time result gives the mean
+    escape time (``EscapeTime.tau``, ``EscapeSimulation.tau``, ...)."""
+
+    @property
+    def tau(self: _Timed[_V]) -> _V:
+        """τ, the mean escape time (the same number as ``value``)."""
+        return self.value
+
+    @property
+    def log_tau(self: _Timed[_V]) -> _V:
+        """log τ (the same number as ``log_value``)."""
+        return self.log_value

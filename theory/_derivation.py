@@ -9,7 +9,7 @@ from typing import Any
 import sympy as sp
 
 from ._compile import MPMATH_HEADER, CompiledFormula, compile_formula, generate_source
-from ._conventions import Dim, latex_name
+from ._conventions import Dim, TauNames, latex_name
 
 __all__ = ["Derivation", "Formula", "Step"]
 
@@ -228,13 +228,14 @@ def _latex_escape(text: str) -> str:
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class Derivation(Formula):
+class Derivation(Formula, TauNames):
     """A derived escape time τ for one noise model, dimension and interpretation.
 
     Attributes (besides [`Formula`][flatminima.theory.Formula]'s)
     ---------------------------------------
     tau, log_tau, rate
-        τ (continuous time, unit η·iterations), its log, and γ = 1/τ.
+        τ (continuous time, unit η·iterations), its log (expanded: log(prefactor) + ΔΦ), and
+        γ = 1/τ.
     noise, dim, interpretation, alpha
         What was derived: noise model name, dimension (int or the symbol n), interpretation
         name and its α.
@@ -257,16 +258,6 @@ class Derivation(Formula):
     saddles: int = 1
     curvatures: tuple[sp.Basic, ...] = ()
     quasi_potential: sp.Expr | None = None
-
-    @property
-    def tau(self) -> sp.Expr:
-        """Escape time τ."""
-        return self.value
-
-    @property
-    def log_tau(self) -> sp.Expr:
-        """log τ, expanded: log(prefactor) + ΔΦ."""
-        return self.log_value
 
     @cached_property
     def rate(self) -> sp.Expr:

@@ -3,8 +3,8 @@
 Public names
 ------------
 validate, run_experiment, EXPERIMENT_NAMES
-    Run ``covariance``, ``sharpness``, ``batch-size``, ``learning-rate``, ``selection`` (or
-    ``"all"``), resumably, writing JSON, CSV, figures and a verdict.
+    Run ``covariance``, ``sharpness``, ``batch-size``, ``learning-rate``, ``selection``,
+    ``probe`` (or ``"all"``), resumably, writing JSON, CSV, figures and a verdict.
 Experiment, register, get_experiment, experiment_names
     The experiment registry: an experiment is one registered object (typed points with a
     versioned resume key, an analysis with typed cases, figures, a report section).

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -73,8 +73,26 @@ class TheoryLaw:
         return {"E": self.E, "power": self.power}
 
 
+class _FittedCase(Case):
+    """A case decided by comparing fitted laws (``fits``): the ``preferred`` law, and why
+    (``reason``, the report's "measured" column)."""
+
+    preferred: str
+    reason: str
+    fits: ScalingComparison
+
+    @property
+    def detail(self) -> str:
+        return self.reason
+
+    @property
+    def summary(self) -> str:
+        verdict = "as predicted" if self.held else "NOT as predicted"
+        return f"{self.label}: {self.preferred} ({verdict})"
+
+
 @dataclass(kw_only=True)
-class LawCase(Case):
+class LawCase(_FittedCase):
     """Sharpness: exponential in 1/k (SGD) or polynomial, rate ∝ k (white noise)."""
 
     noise: str
@@ -92,14 +110,6 @@ class LawCase(Case):
     @property
     def label(self) -> str:
         return f"{self.landscape or self.model}/{self.noise}"
-
-    @property
-    def detail(self) -> str:
-        return self.reason
-
-    @property
-    def summary(self) -> str:
-        return f"{self.label}: {self.preferred} ({'as predicted' if self.held else 'NOT as predicted'})"
 
 
 def sharpness_case(
@@ -255,7 +265,7 @@ SHARPNESS = register(Sharpness())
 
 
 @dataclass(kw_only=True)
-class SlopeCase(Case):
+class SlopeCase(_FittedCase):
     """−log γ linear in B (batch size) or in 1/η (learning rate)."""
 
     landscape: str
@@ -272,15 +282,6 @@ class SlopeCase(Case):
     @property
     def label(self) -> str:
         return self.landscape
-
-    @property
-    def detail(self) -> str:
-        return self.reason
-
-    @property
-    def summary(self) -> str:
-        verdict = "as predicted" if self.held else "NOT as predicted"
-        return f"{self.label}: {self.preferred} ({verdict})"
 
 
 @dataclass(frozen=True)
@@ -307,24 +308,38 @@ def _theory_slopes(x: np.ndarray, group: Sequence[RateRow], inverse: bool) -> di
 
 
 class _SlopeExperiment(Experiment[RatePoint, Analysis[SlopeCase]]):
-    """−log γ linear in a variable of the point (``B``, or ``eta`` with ``inverse``)."""
+    """−log γ linear in a swept variable of the point (``B``, or ``eta`` with ``inverse``), on
+    the same landscapes, barriers and escape targets whatever the variable: a subclass says what
+    it sweeps (``values`` and ``sweep``)."""
 
-    variable: str
-    inverse: bool
-    axis: str
+    variable: ClassVar[str]  # the point's label field: "B" or "eta"
+    inverse: ClassVar[bool]
+    axis: ClassVar[str]  # the variable as the prediction, verdicts and figures write it
+    values: ClassVar[tuple[tuple[float, ...], tuple[float, ...]]]  # swept: (quick, full)
 
-    quick_config: _SlopeConfig
-    full_config: _SlopeConfig
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.prediction = f"SGD: −log γ linear in {cls.axis}"
 
     def config(self, quick: bool) -> _SlopeConfig:
-        return self.quick_config if quick else self.full_config
+        if quick:
+            return _SlopeConfig(("double-well",), self.values[0], 6.0, 300)
+        return _SlopeConfig(("double-well", "styblinski-tang-1d"), self.values[1], 8.0, 600)
 
-    def sweep(self, design: Design, value: float) -> tuple[float, int | None, dict[str, float]]:
-        """(lr, batch size or None, label) of the point for one swept value."""
+    def sweep(self, value: float) -> tuple[float, int]:
+        """(step multiplier, batch size) of the point for one swept value."""
         raise NotImplementedError
 
     def design(self, name: str, cfg: _SlopeConfig) -> Design:
-        raise NotImplementedError
+        """η for ΔΦ = ``cfg.phi`` at the sweep's largest batch size, λ for stable steps at its
+        largest step multiplier."""
+        multipliers, batches = zip(*(self.sweep(value) for value in cfg.values), strict=True)
+        return sgd_design(
+            landscape(name),
+            batch_size=max(batches),
+            barrier_phi=cfg.phi,
+            largest_step=max(multipliers),
+        )
 
     def x(self, row: RateRow) -> float:
         value = getattr(row.point, self.variable)
@@ -337,7 +352,8 @@ class _SlopeExperiment(Experiment[RatePoint, Analysis[SlopeCase]]):
         for name in cfg.landscapes:
             design = self.design(name, cfg)
             for value in cfg.values:
-                lr, batch, label = self.sweep(design, value)
+                multiplier, batch = self.sweep(value)
+                lr = multiplier * design.lr
                 points.append(
                     rate_point(
                         self.name,
@@ -346,7 +362,7 @@ class _SlopeExperiment(Experiment[RatePoint, Analysis[SlopeCase]]):
                         design,
                         lr=lr,
                         batch_size=batch,
-                        label=label,
+                        label={self.variable: {"B": batch, "eta": lr}[self.variable]},
                         target=cfg.target,
                         device=device,
                     )
@@ -368,7 +384,7 @@ class _SlopeExperiment(Experiment[RatePoint, Analysis[SlopeCase]]):
         reference = theory.get("exact", theory.get("formula"))
         return SlopeCase(
             landscape=name,
-            expected=f"−log γ linear in {'1/η' if self.inverse else 'B'}",
+            expected=f"−log γ linear in {self.axis}",
             preferred=comparison.preferred,
             held=comparison.preferred == "exponential",
             slope=slope,
@@ -398,41 +414,21 @@ class _SlopeExperiment(Experiment[RatePoint, Analysis[SlopeCase]]):
 
 
 class BatchSize(_SlopeExperiment):
-    name = "batch-size"
-    prediction = "SGD: −log γ linear in B"
-    aliases = ("batch_size",)
+    name, aliases = "batch-size", ("batch_size",)
     variable, inverse, axis = "B", False, "B"
+    values = (2, 3, 4, 5, 6), (2, 3, 4, 5, 6, 7, 8)
 
-    quick_config = _SlopeConfig(("double-well",), (2, 3, 4, 5, 6), 6.0, 300)
-    full_config = _SlopeConfig(
-        ("double-well", "styblinski-tang-1d"), (2, 3, 4, 5, 6, 7, 8), 8.0, 600
-    )
-
-    def design(self, name: str, cfg: _SlopeConfig) -> Design:
-        return sgd_design(landscape(name), batch_size=int(max(cfg.values)), barrier_phi=cfg.phi)
-
-    def sweep(self, design: Design, value: float) -> tuple[float, int | None, dict[str, float]]:
-        return design.lr, int(value), {"B": int(value)}
+    def sweep(self, value: float) -> tuple[float, int]:
+        return 1.0, int(value)  # the design's learning rate, batch size B = value
 
 
 class LearningRate(_SlopeExperiment):
-    name = "learning-rate"
-    prediction = "SGD: −log γ linear in 1/η"
-    aliases = ("lr",)
+    name, aliases = "learning-rate", ("lr",)
     variable, inverse, axis = "eta", True, "1/η"
+    values = (1.0, 1.25, 1.6, 2.0, 2.5), (1.0, 1.2, 1.45, 1.75, 2.1, 2.5, 3.0)
 
-    quick_config = _SlopeConfig(("double-well",), (1.0, 1.25, 1.6, 2.0, 2.5), 6.0, 300)
-    full_config = _SlopeConfig(
-        ("double-well", "styblinski-tang-1d"), (1.0, 1.2, 1.45, 1.75, 2.1, 2.5, 3.0), 8.0, 600
-    )
-
-    def design(self, name: str, cfg: _SlopeConfig) -> Design:
-        return sgd_design(
-            landscape(name), batch_size=4, barrier_phi=cfg.phi, largest_step=max(cfg.values)
-        )
-
-    def sweep(self, design: Design, value: float) -> tuple[float, int | None, dict[str, float]]:
-        return value * design.lr, None, {"eta": value * design.lr}
+    def sweep(self, value: float) -> tuple[float, int]:
+        return value, 4  # learning rate value·η of the design, batch size 4
 
 
 BATCH_SIZE = register(BatchSize())

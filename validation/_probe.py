@@ -16,7 +16,8 @@ Given an ``nn.Module`` at (near) a minimum, a loss function and data, ``probe``
    formula re-typed), twice: with the paper's noise D = κH (κ = η/2B) and with the measured
    noise (D_ii = ηC_ii/2, i.e. the same formula with an effective batch size B_i = λ_i/C_ii),
    plus white noise of the same mean strength for comparison, and how τ changes with B, η and
-   sharpness;
+   sharpness; and with the full measured covariance (off-diagonal terms included) as the
+   level passage of the k-dimensional harmonic valley (``_probe_valley``);
 4. optionally (``measure=True``) runs real minibatch SGD from the minimum with many replicas at
    once (``vmap`` over stacked parameter vectors) and counts escapes by a stated criterion.
 

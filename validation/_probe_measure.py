@@ -143,6 +143,7 @@ def _measurement(
         "kappa": pred.log_rate_kappa,
         "measured": pred.log_rate_measured,
         "level": pred.log_rate_level,
+        "full": pred.log_rate_full,
     }
     counted = ("escapes", "exposure", "rate", "rate_low", "rate_high", "steps", "seconds")
     return EscapeMeasurement(
@@ -156,6 +157,7 @@ def _measurement(
         ratio_kappa=ratio(logs["kappa"]),
         ratio_measured=ratio(logs["measured"]),
         ratio_level=ratio(logs["level"]),
+        ratio_full=ratio(logs["full"]),
         agrees={name: inside(value) for name, value in logs.items()},
         **{name: ms[name] for name in counted},
     )

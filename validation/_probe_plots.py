@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["probe_figures"]
+__all__ = ["plot_probe_cases", "probe_figures"]
 
 
 def probe_figures(result: Any) -> dict[str, Any]:
@@ -87,11 +87,17 @@ def _noise(result: Any) -> tuple[Any, Any]:
 def _rates(result: Any) -> tuple[Any, Any]:
     pred, meas = result.prediction, result.measured
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
-    labels = ["κH (paper)", "measured C", "measured C, level", "white"]
-    logs = [pred.log_rate_kappa, pred.log_rate_measured, pred.log_rate_level, pred.log_rate_white]
+    labels = ["κH (paper)", "measured C", "measured C, level", "full C, k-D level", "white"]
+    logs = [
+        pred.log_rate_kappa,
+        pred.log_rate_measured,
+        pred.log_rate_level,
+        pred.log_rate_full,
+        pred.log_rate_white,
+    ]
     ys = np.arange(len(labels))
     vals = [v / math.log(10) if math.isfinite(v) else np.nan for v in logs]
-    ax.barh(ys, vals, color=["C1", "C2", "C4", "C7"], alpha=0.7, label="predicted")
+    ax.barh(ys, vals, color=["C1", "C2", "C4", "C3", "C7"], alpha=0.7, label="predicted")
     if meas is not None and meas.rate > 0:
         lo = math.log10(max(meas.rate_low, 1e-300))
         hi = math.log10(meas.rate_high)
@@ -103,3 +109,43 @@ def _rates(result: Any) -> tuple[Any, Any]:
     ax.set_xlabel("log10 escape rate per iteration")
     ax.set_title(f"ΔL = {pred.barrier:.3g}, η = {pred.lr:g}, B = {pred.batch_size}", fontsize=9)
     return fig, ax
+
+
+def plot_probe_cases(cases: Any, folder: Any) -> list[Any]:
+    """``probe_rates.png``: per case of the registered probe experiment, the measured escape
+    rate (95% interval) against the predicted rates (log10 per iteration)."""
+    names = ("log_rate_kappa", "log_rate_level", "log_rate_full")
+    labels = ("κH saddle", "C_ii level (1-D exact)", "full C level (k-D)")
+    fig, ax = plt.subplots(figsize=(6.4, 1.2 + 1.1 * len(cases)))
+    for row, case in enumerate(cases):
+        m = case.measured
+        if m.rate > 0:
+            ax.plot(
+                [math.log10(m.rate_low), math.log10(m.rate_high or m.rate)],
+                [row, row],
+                color="C0",
+                lw=6,
+                alpha=0.35,
+                label="measured 95%" if row == 0 else None,
+            )
+            ax.plot(
+                math.log10(m.rate), row, "o", color="C0", label="measured" if row == 0 else None
+            )
+        for j, (name, label) in enumerate(zip(names, labels, strict=True)):
+            value = getattr(m, name)
+            if value is not None:
+                ax.plot(
+                    value / math.log(10),
+                    row + 0.15 * (j - 1),
+                    "d",
+                    color=f"C{j + 1}",
+                    label=label if row == 0 else None,
+                )
+    ax.set_yticks(range(len(cases)), [c.label for c in cases], fontsize=8)
+    ax.set_xlabel("log10 escape rate per iteration")
+    ax.set_title("probe: measured escape against the predictions", fontsize=9)
+    fig = _finish(fig, ax)
+    path = folder / "probe_rates.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [path]

@@ -16,6 +16,7 @@ from ._covariance import SCALE_RANGE, SLOPE_RANGE
 from ._design import kappa as sgd_kappa
 from ._probe_checks import _Text
 from ._probe_results import NoiseFit, Prediction
+from ._probe_valley import valley_level_passage
 
 #: Level passages are computed for the directions whose exponent is within this of the smallest.
 LEVEL_WINDOW = 30.0
@@ -187,6 +188,43 @@ def _level_predictions(
     return notes
 
 
+def _full_noise(
+    values: np.ndarray, kept: list[int], cov: np.ndarray, barrier: float, lr: float
+) -> tuple[dict[str, Any], list[str]]:
+    """The level passage of the k-D harmonic valley on the kept directions with the full
+    measured noise D = ηC/2 (off-diagonal terms included), and the same with diag(C) only
+    (``valley_level_passage``); log rates per iteration."""
+    sel = np.array(kept, dtype=int)
+    lam = np.asarray(values, dtype=float)[sel]
+    full = lr * np.asarray(cov, dtype=float)[np.ix_(sel, sel)] / 2
+    out: dict[str, Any] = {
+        "exponent_full": math.inf,
+        "log_rate_full": -math.inf,
+        "log_rate_full_diagonal": -math.inf,
+        "escape_direction": np.zeros(len(values)),
+    }
+    if not np.any(np.diag(full) > 0):
+        return out, ["no measured noise on the kept directions: no escape with the full C"]
+    notes: list[str] = []
+    for name, d in (("full", full), ("full_diagonal", np.diag(np.diag(full)))):
+        try:
+            v = valley_level_passage(lam, d, barrier, max_exponent=LEVEL_MAX)
+        except ParameterError as error:  # a level below the valley's mean loss
+            notes.append(f"k-D level passage ({name.replace('_', ' ')} C) not computed: {error}")
+            out[f"log_rate_{name}"] = math.nan
+            continue
+        out[f"log_rate_{name}"] = v.log_rate + math.log(lr)
+        if name == "full":
+            out["exponent_full"] = v.exponent
+            out["escape_direction"][sel] = v.direction
+        if v.exponent > LEVEL_MAX:
+            notes.append(
+                f"k-D level passage ({name.replace('_', ' ')} C): exponent {v.exponent:.3g} "
+                f"exceeds {LEVEL_MAX:g} (rate taken as 0: the noise is nil or rounding error)"
+            )
+    return out, notes
+
+
 def _scaling(lam: float, base: float, white_d: float, kw: dict[str, Any]) -> dict[str, float]:
     """Change of log τ (sharpest kept direction λ, κH noise, log iterations ``base``) when B
     doubles, η halves, the curvature doubles; and the curvature doubling under white noise."""
@@ -223,6 +261,8 @@ def _predict(
     kw = {"barrier": barrier, "lr": lr, "batch_size": batch}
     p, notes = _saddle_predictions(values, kept, cdiag, white_d, kw)
     notes += _level_predictions(values, kept, cdiag, p, barrier, lr)
+    full, more = _full_noise(values, kept, noise.covariance, barrier, lr)
+    notes += more
     two, sel = math.log(2), np.array(kept, dtype=int)
     if zero:
         notes.append(
@@ -250,5 +290,6 @@ def _predict(
         log_rate_white=_logsumexp(two - p["t_w"][sel]),
         log_rate_level=_logsumexp(-p["t_l"][sel]),
         scaling=_scaling(float(values[kept[0]]), p["t_k"][kept[0]], white_d, kw),
+        **full,
         notes=list(dict.fromkeys(n.split(";")[0] for n in notes)),
     )

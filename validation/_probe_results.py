@@ -114,6 +114,18 @@ class Prediction:
     scaling
         Change of log τ (sharpest kept direction, κH noise) when B doubles, η halves, all
         curvatures double (SGD), and when curvatures double under white noise.
+    exponent_full, log_rate_full
+        The measured noise with its off-diagonal terms: the k-dimensional harmonic valley on
+        the kept directions, dx = −Hx dt + √(2D) dW with the constant D = ηC/2, leaving through
+        the loss level ΔL (the measured criterion). ΔΦ = ΔL/λ_max(ΣH) with HΣ + ΣH = 2D, and
+        the log rate per iteration of the boundary-flux formula (leading order in 1/ΔΦ; see
+        ``valley_level_passage``).
+    log_rate_full_diagonal
+        The same k-D level passage with diag(C): the difference from ``log_rate_full`` is the
+        effect of C's off-diagonal terms.
+    escape_direction
+        (k,) unit vector in H's eigenbasis (0 on projected-out directions): where on the level
+        set the quasi-potential of the full-C valley is smallest (±).
     """
 
     barrier: float
@@ -133,6 +145,10 @@ class Prediction:
     log_rate_white: float
     log_rate_level: float
     scaling: dict[str, float]
+    exponent_full: float = math.nan
+    log_rate_full: float = math.nan
+    log_rate_full_diagonal: float = math.nan
+    escape_direction: np.ndarray = field(default_factory=lambda: np.zeros(0))
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,8 +162,9 @@ class EscapeMeasurement:
     Criterion: a replica has escaped when its full-data loss L(θ) exceeds L(a) + ΔL, checked
     every ``check_every`` iterations. Rate per iteration = escapes / exposure (replica-iterations
     after ``burn_in``), with the exact Poisson (Garwood) 95% interval; ratios are measured /
-    predicted rate; ``agrees[name]`` is True when that prediction lies within a factor 2 of
-    the 95% interval. ``iterations``/``log_iterations``: the mean escape time in iterations,
+    predicted rate (``ratio_full``: against the k-D level passage with the full measured C,
+    ``Prediction.log_rate_full``); ``agrees[name]`` is True when that prediction lies within a
+    factor 2 of the 95% interval. ``iterations``/``log_iterations``: the mean escape time in iterations,
     1/rate (the name ``EscapeTime.iterations`` uses).
     """
 
@@ -166,6 +183,7 @@ class EscapeMeasurement:
     ratio_measured: float
     ratio_level: float
     agrees: dict[str, bool]
+    ratio_full: float = math.nan
 
     @property
     def iterations(self) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, TypedDict
+from typing import TYPE_CHECKING, ClassVar, TypedDict, cast
 
 from ._design import Design, point_seed
 from ._dynamics import RateMeasurement
@@ -49,16 +49,9 @@ def _walk(point: RatePoint | OccupationPoint) -> tuple[Landscape, _Walk]:
     from ._landscapes import landscape
 
     land = landscape(point.landscape, **(point.landscape_options or {}))
-    return land, _Walk(
-        noise=point.noise,
-        lr=point.lr,
-        loss_scale=point.loss_scale,
-        batch_size=point.batch_size,
-        diffusion=point.diffusion,
-        replicas=point.replicas,
-        seed=point.seed,
-        device=point.device or "cpu",
-    )
+    walk = {name: getattr(point, name) for name in _Walk.__annotations__}  # the same names
+    walk["device"] = point.device or "cpu"
+    return land, cast(_Walk, walk)
 
 
 @dataclass(frozen=True)

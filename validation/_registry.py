@@ -252,7 +252,7 @@ class Experiment(ABC, Generic[P, A]):
 _EXPERIMENTS: dict[str, Experiment[Any, Any]] = {}
 
 #: The modules that register the experiments shipped with flatminima, in report order.
-_BUILTIN_MODULES = ("._covariance", "._experiments")
+_BUILTIN_MODULES = ("._covariance", "._experiments", "._probe_experiment")
 _loaded = False
 
 

@@ -40,6 +40,17 @@ def _json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
     return json.loads(out)
 
 
+def _one_line_error(
+    argv: list[str], option: str, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit status 2 and one line on stderr that starts with the option and says ``words``."""
+    status, out, err = _run(argv, capsys)
+    assert status == 2, (argv, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"flatminima: error: {option}"), err
+    assert words in lines[0]
+
+
 def _eyring_kramers_by_hand(d: str, dps: int) -> mpmath.mpf:
     """τ = 2π/|λ_b| √(|det H_b| / det H_a) e^{ΔL/d}; the minimum x² = 33/32, y = −x/4 and the
     saddle (0, 0) solved by hand from ∇L = 0."""
@@ -199,6 +210,300 @@ def test_loss_dependent_equals_api(capsys: pytest.CaptureFixture[str]) -> None:
     assert out["interpretation"] == api.interpretation
 
 
+#: A curved valley rotated by the exact rotation (u, v) = (0.8x + 0.6y, −0.6x + 0.8y), tilted
+#: by u/5: not separable, its axes aligned with neither x, y nor the noise.
+ROTATED = "((0.8*x + 0.6*y)**2 - 1)**2 + 5*((-0.6*x + 0.8*y) - (0.8*x + 0.6*y)**2/2)**2 + (0.8*x + 0.6*y)/5"
+#: A ring with two exits of different heights between (−1.18, 0.04) and (1.18, −0.10).
+RING = "(x**2 + y**2 - 1)**2 - 4*x**2/5 + y/20 + x*y/10"
+
+
+def _numpy_loss(text: str):  # type: ignore[no-untyped-def]
+    return sp.lambdify((X, Y), sp.sympify(text), "numpy")
+
+
+def _critical(text: str, start: tuple[float, float]) -> np.ndarray:
+    """A critical point of the loss by scipy's root finder on its gradient (independent of the
+    package's Newton refinement)."""
+    from scipy.optimize import root
+
+    expr = sp.sympify(text)
+    grad = sp.lambdify((X, Y), [sp.diff(expr, v) for v in (X, Y)], "numpy")
+    found = root(lambda p: grad(*p), start, tol=1e-13)
+    assert found.success
+    return np.asarray(found.x)
+
+
+def test_anisotropic_rotated_valley_against_mfpt_2d(capsys: pytest.CaptureFixture[str]) -> None:
+    """Constant D = 0.17·R(0.5) diag(1, ¼) R(0.5)ᵀ on the rotated tilted valley: the CLI's τ
+    within 6% of the backward-Kolmogorov MFPT to the half-plane through the other minimum
+    (measured 0.976 at ΔΦ = 7.9; the grid's own error 1.5%), where the aligned workaround
+    D → eᵀDe (e the minimum's soft direction) is off by far more."""
+    from flatminima.numerics import mfpt_2d
+
+    c, s = math.cos(0.5), math.sin(0.5)
+    rot = np.array([[c, -s], [s, c]])
+    d = 0.17 * rot @ np.diag([1.0, 0.25]) @ rot.T
+    a, b = _critical(ROTATED, (-1.1, -0.2)), _critical(ROTATED, (0.04, 0.03))
+    argv = ["evaluate", "anisotropic", "--landscape", ROTATED, "--minimum", ",".join(map(str, a)),
+            "--saddle", ",".join(map(str, b)), "--diffusion", json.dumps(d.tolist()),
+            "--points", "8", "--dps", "15"]  # fmt: skip
+    out = _json(argv, capsys)
+    loss = _numpy_loss(ROTATED)
+    other = _critical(ROTATED, (0.9, 0.6))
+    u = np.array([0.8, 0.6])
+    exact = mfpt_2d(
+        loss, d, bounds=((-2.2, 2.2), (-2.2, 2.2)), shape=(96, 96), start=tuple(a),
+        absorbing=lambda x, y: 0.8 * x + 0.6 * y > float(u @ other), levels=2,
+    )  # fmt: skip
+    assert exact.error < 0.03 * exact.extrapolated
+    assert 7 < float(out["barrier"]) < 9
+    ratio = float(out["tau"]) / exact.extrapolated
+    assert abs(ratio - 1) < 0.06, ratio
+    # the aligned workaround: ΔL/(eᵀDe) in the exponent, e the soft eigenvector at a
+    hess = sp.lambdify((X, Y), sp.hessian(sp.sympify(ROTATED), (X, Y)), "numpy")
+    e = np.linalg.eigh(np.asarray(hess(*a), dtype=float))[1][:, 0]
+    workaround = (loss(*b) - loss(*a)) / float(e @ d @ e)
+    assert abs(workaround - float(out["barrier"])) > 1.0
+
+
+def _user_file(tmp_path: Path) -> Path:
+    file = tmp_path / "noise.py"
+    file.write_text(
+        "import numpy as np\n"
+        "SIGMA = np.array([[0.6, 0.2], [0.2, 0.3]])\n"
+        "def S(theta):\n"
+        "    theta = np.asarray(theta)\n"
+        "    return np.broadcast_to(SIGMA, theta.shape[:-1] + (2, 2)).copy()\n"
+        "def V(theta):\n"
+        "    x = np.asarray(theta)[..., 0]\n"
+        "    return (0.1 * (1 + 0.2 * np.tanh(x)))[..., None, None] * np.eye(2)\n"
+        "def bad(theta):\n"
+        "    return theta.nothing\n"
+        "def neg(theta):\n"
+        "    return (0.1 * np.asarray(theta)[..., 0])[..., None, None] * np.eye(2)\n",
+        encoding="utf-8",
+    )
+    return file
+
+
+def test_measured_constant_covariance_equals_anisotropic(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--noise-covariance FILE.py:S with Σ constant is the anisotropic D = ηΣ/(2B) computed
+    here: the same ΔΦ and τ (the state-dependent code path, central differences of Σ and
+    all, against the constant one: equal to 10⁻⁶; measured 6·10⁻¹⁰)."""
+    file = _user_file(tmp_path)
+    base = ["--landscape", VALLEY, "--minimum=-1,0.5", "--saddle", "0,0", "--points", "4",
+            "--dps", "15"]  # fmt: skip
+    measured = _json(["evaluate", "measured", *base, "--noise-covariance", f"{file}:S",
+                      "--lr", "0.1", "--batch-size", "0.5"], capsys)  # fmt: skip
+    d = 0.1 * np.array([[0.6, 0.2], [0.2, 0.3]]) / (2 * 0.5)
+    constant = _json(["evaluate", "anisotropic", *base, "--diffusion", json.dumps(d.tolist())],
+                     capsys)  # fmt: skip
+    assert measured["noise"] == "measured" and constant["noise"] == "anisotropic"
+    assert float(measured["barrier"]) == pytest.approx(float(constant["barrier"]), rel=1e-6)
+    assert float(measured["tau"]) == pytest.approx(float(constant["tau"]), rel=1e-6)
+    assert float(measured["iterations"]) == pytest.approx(float(measured["tau"]) / 0.1)
+
+
+@pytest.mark.slow
+def test_callable_diffusion_and_interpretation_equal_api(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--diffusion FILE.py:V with the noise 'callable': a D(θ) that changes along the path
+    (by 20% between the wells), Stratonovich: the CLI gives the API's τ for the same function
+    and interpretation (the Itô value differs by several percent, so α was passed on)."""
+    file = _user_file(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(file.read_text(encoding="utf-8"), namespace)  # the same function, for the API
+    argv = ["evaluate", "callable", "--landscape", VALLEY, "--minimum=-1,0.5", "--saddle", "0,0",
+            "--points", "4", "--dps", "15", "--diffusion", f"{file}:V",
+            "--interpretation", "stratonovich"]  # fmt: skip
+    out = _json(argv, capsys)
+    api = landscape_escape_time(
+        VALLEY_SP, namespace["V"], minimum=[-1, 0.5], saddle=[0, 0], points=4, dps=15,
+        interpretation="stratonovich",
+    )  # fmt: skip
+    assert out["tau"] == mpmath.nstr(api.tau, 15)
+    assert out["noise"] == "callable" and out["interpretation"] == "stratonovich"
+
+
+@pytest.mark.slow
+def test_callable_state_dependent_diffusion_against_mfpt_2d(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """D(θ) = d(1 + ¼ tanh 2u)·I (u the valley's axis: D grows by 2/3 from well to well) on the
+    rotated tilted valley, from a file: against the backward-Kolmogorov MFPT with the same α.
+    Measured (points 8): τ/τ_exact = 0.896 (Itô) and 0.897 (Stratonovich) at ΔΦ = 8.7, 0.952
+    at ΔΦ = 16.4 (log-log slope of the error about −1.2: the asymptotic 1/ΔΦ); the Itô /
+    Stratonovich ratio 1.163 against the exact 1.165."""
+    from flatminima.numerics import mfpt_2d
+
+    file = tmp_path / "field.py"
+    file.write_text(
+        "import numpy as np\n"
+        "SCALE = {scale}\n"
+        "def D(theta):\n"
+        "    t = np.asarray(theta, dtype=float)\n"
+        "    u = 0.8 * t[..., 0] + 0.6 * t[..., 1]\n"
+        "    return (SCALE * (1 + 0.25 * np.tanh(2 * u)))[..., None, None] * np.eye(2)\n",
+        encoding="utf-8",
+    )
+    text = file.read_text(encoding="utf-8")
+    a, b = _critical(ROTATED, (-1.1, -0.2)), _critical(ROTATED, (0.04, 0.03))
+    cut = float(np.array([0.8, 0.6]) @ _critical(ROTATED, (0.9, 0.6)))
+
+    def ratio(scale: float, alpha: str) -> tuple[float, float, float]:
+        file.write_text(text.format(scale=scale), encoding="utf-8")
+        out = _json(["evaluate", "callable", "--landscape", ROTATED, "--minimum",
+                     ",".join(map(str, a)), "--saddle", ",".join(map(str, b)), "--diffusion",
+                     f"{file}:D", "--interpretation", alpha, "--points", "8", "--dps", "15"],
+                    capsys)  # fmt: skip
+
+        def field(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            u = 0.8 * x + 0.6 * y
+            return (scale * (1 + 0.25 * np.tanh(2 * u)))[..., None, None] * np.eye(2)
+
+        exact = mfpt_2d(
+            _numpy_loss(ROTATED), field, bounds=((-2.2, 2.2), (-2.2, 2.2)), shape=(96, 96),
+            start=tuple(a), absorbing=lambda x, y: 0.8 * x + 0.6 * y > cut, levels=2,
+            interpretation=alpha,
+        )  # fmt: skip
+        assert exact.error < 3e-3 * exact.extrapolated
+        return float(out["tau"]), exact.extrapolated, float(out["barrier"])
+
+    ito, ito_exact, low = ratio(0.17, "ito")
+    strat, strat_exact, _ = ratio(0.17, "stratonovich")
+    assert abs(ito / ito_exact - 1) < 0.15 and abs(strat / strat_exact - 1) < 0.15
+    assert (ito / strat) / (ito_exact / strat_exact) == pytest.approx(1, abs=0.01)
+    deep, deep_exact, high = ratio(0.09, "ito")
+    slope = math.log(abs(deep / deep_exact - 1) / abs(ito / ito_exact - 1)) / math.log(high / low)
+    assert -1.5 < slope < -0.7, slope
+
+
+def test_other_minimum_finds_both_exits_and_rates_add(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """RING has two exits 0.1 apart in height. --other-minimum finds both (the saddles scipy's
+    root finder locates from (0, ±1)); the summed rate equals the two single-saddle runs' sum
+    and its τ is within 6% of mfpt_2d (measured 0.962 at ΔΦ = 7.6), while the lowest saddle
+    alone (--keep-saddles lowest) is 1.40 of it."""
+    from flatminima.numerics import mfpt_2d
+
+    a, c = _critical(RING, (-1.2, 0.0)), _critical(RING, (1.2, 0.0))
+    upper, lower = _critical(RING, (0.0, 1.0)), _critical(RING, (0.0, -1.0))
+    base = ["evaluate", "white", "--landscape", RING, "--diffusion", "0.12", "--points", "8",
+            "--dps", "15", "--minimum", ",".join(map(str, a))]  # fmt: skip
+    found = _json([*base, "--other-minimum", ",".join(map(str, c))], capsys)
+    saddles = sorted((ch["saddle"] for ch in found["channels"]), key=lambda p: p[1])
+    assert saddles[0] == pytest.approx(lower, abs=1e-9)
+    assert saddles[1] == pytest.approx(upper, abs=1e-9)
+    singles = [_json([*base, "--saddle", ",".join(map(str, p))], capsys) for p in (lower, upper)]
+    assert float(found["rate"]) == pytest.approx(sum(float(r["rate"]) for r in singles), rel=1e-12)
+    lowest = _json([*base, "--other-minimum", ",".join(map(str, c)), "--keep-saddles", "lowest"],
+                   capsys)  # fmt: skip
+    assert lowest["channels"] == [] and lowest["saddle"] == pytest.approx(lower, abs=1e-9)
+    assert lowest["tau"] == singles[0]["tau"]
+    exact = mfpt_2d(
+        _numpy_loss(RING), 0.12, bounds=((-1.8, 1.8), (-1.8, 1.8)), shape=(48, 48),
+        start=tuple(a), absorbing=lambda x, y: x > c[0], levels=2,
+    ).extrapolated  # fmt: skip
+    assert abs(float(found["tau"]) / exact - 1) < 0.06
+    assert float(lowest["tau"]) / exact > 1.25
+
+
+def test_latex_output(capsys: pytest.CaptureFixture[str]) -> None:
+    """--format latex: one display, τ = A e^{ΔΦ} with the numbers of the JSON output."""
+    argv = ["evaluate", "white", "--landscape", WELL, "--minimum", "1,-0.25", "--saddle", "0,0",
+            "--diffusion", "0.1", "--points", "8", "--dps", "15"]  # fmt: skip
+    status, out, err = _run([*argv, "--format", "latex"], capsys)
+    assert status == 0, err
+    values = _json(argv, capsys)
+    line = out.strip()
+    assert line.startswith(r"\[ \tau = A\,e^{\Delta\Phi} = ") and line.endswith(r" \]")
+    assert mpmath.nstr(mpmath.mpf(values["tau"]), 10) in line
+    status, out, err = _run(["evaluate", "white", "--hess-min", "2", "--hess-saddle", "-1",
+                             "--barrier", "1", "--diffusion", "0.1", "--format", "latex"],
+                            capsys)  # fmt: skip
+    assert status == 0 and out.startswith(r"\[ \tau = ") and r"\frac" in out, err
+
+
+NOISE_BAD = (
+    (["measured"], "--noise-covariance", "FILE.py:NAME"),
+    (["white", "--noise-covariance", "{file}:S"], "--noise-covariance", "measured"),
+    (["white", "--diffusion", "{file}:V"], "--diffusion", "evaluate callable"),
+    (["callable", "--diffusion", "0.1"], "--diffusion", "FILE.py:NAME"),
+    (["callable", "--diffusion", "{file}:SIGMA"], "--diffusion", "SIGMA = ndarray"),
+    (["callable", "--diffusion", "{file}:bad"], "--diffusion", "noise.py:10: AttributeError"),
+    (["callable", "--diffusion", "{file}:neg"], "--diffusion", "positive definite"),
+    (["measured", "--noise-covariance", "{file}:S", "--diffusion", "0.1"], "--diffusion", ""),
+    (["white", "--diffusion", "0.1", "--keep-saddles", "lowest"], "--keep-saddles", ""),
+)
+
+
+@pytest.mark.parametrize(("change", "option", "words"), NOISE_BAD)
+def test_bad_noise_is_a_one_line_error_naming_the_flag(
+    change: list[str], option: str, words: str, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    file = _user_file(tmp_path)
+    argv = ["evaluate", *[part.format(file=file) for part in change], "--landscape", VALLEY,
+            "--minimum=-1,0.5", "--saddle", "0,0", "--points", "8", "--lr", "0.1",
+            "--batch-size", "2"]  # fmt: skip
+    _one_line_error(argv, option, words, capsys)
+
+
+#: Double well with a transverse stiffness that grows towards the saddle (H_b = diag(−1, 1.36)):
+#: the harmonic-switch SGD noise has a generic saddle there (|λ_b| below the stable curvature).
+STIFF = "x**4/4 - x**2/2 + (1 + 9*(x+1)/25)*y**2/2"
+STIFF_SP = X**4 / 4 - X**2 / 2 + (1 + sp.Rational(9, 25) * (X + 1)) * Y**2 / 2
+SGD_ARGV = ["evaluate", "sgd", "--landscape", STIFF, "--minimum=-1,0", "--saddle", "0,0",
+            "--points", "8", "--dps", "15", "--lr", "0.1", "--batch-size", "2"]  # fmt: skip
+
+
+def test_sgd_noise_is_passed_through(capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI keeps no list of landscape noises: `sgd` (the harmonic switch) goes to the API,
+    and the CLI's τ is the API's."""
+    api = landscape_escape_time(
+        STIFF_SP, "sgd", minimum=[-1, 0], saddle=[0, 0], points=8, dps=15, lr="0.1",
+        batch_size="2",
+    )  # fmt: skip
+    assert _json(SGD_ARGV, capsys)["tau"] == mpmath.nstr(api.tau, 15)
+
+
+def test_switch_surface_from_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``--switch FILE.py:NAME``: the smallest eigenvalue of the loss's Hessian, written by hand
+    in the file, is the default surface: the same τ. The plane x = −1/√3 crosses the path at
+    the same point but is a different surface off the path, and the prefactor (the quasi-
+    potential's Hessian carried across the surface) sees that: τ differs, by 0.5% here.
+    ``--switch literal`` and ``--switch`` with white noise are one-line errors naming --switch."""
+    file = tmp_path / "surface.py"
+    file.write_text(
+        "import math\nimport numpy as np\n\n"
+        "def smallest(theta):\n"
+        "    x, y = theta[..., 0], theta[..., 1]\n"
+        "    h = np.stack([np.stack([3 * x**2 - 1, 0.36 * y], -1),\n"
+        "                  np.stack([0.36 * y, 1 + 0.36 * (x + 1)], -1)], -2)\n"
+        "    return np.linalg.eigvalsh(h)[..., 0]\n\n"
+        "def plane(theta):\n"
+        "    return theta[..., 0] + 1 / math.sqrt(3)\n"
+    )
+    harmonic = float(_json(SGD_ARGV, capsys)["tau"])
+    smallest = float(_json([*SGD_ARGV, "--switch", f"{file}:smallest"], capsys)["tau"])
+    assert abs(smallest / harmonic - 1) < 1e-6
+    plane = float(_json([*SGD_ARGV, "--switch", f"{file}:plane"], capsys)["tau"])
+    assert 1e-4 < abs(plane / harmonic - 1) < 0.05
+    status, _, err = _run([*SGD_ARGV, "--switch", "literal"], capsys)
+    assert status == 2 and err.count("\n") == 1 and err.startswith("flatminima: error: --switch")
+    assert "κ[H(θ)]⁺" in err and "never escapes" in err
+    white = ["evaluate", "white", "--landscape", STIFF, "--minimum=-1,0", "--saddle", "0,0",
+             "--diffusion", "0.1", "--switch", "harmonic"]  # fmt: skip
+    status, _, err = _run(white, capsys)
+    assert status == 2 and err.startswith("flatminima: error: --switch"), err
+    status, _, err = _run([*SGD_ARGV, "--switch", f"{tmp_path}/missing.py:plane"], capsys)
+    assert status == 2 and err.startswith("flatminima: error: --switch"), err
+
+
 BAD = (
     (["--landscape", "x**2 + z", "--variables", "x,y"], "--landscape", "unknown variable 'z'"),
     (["--landscape", "(x**2-1)**2 + y**2 + x*y/2", "--minimum", "1,2,3"], "--minimum", "2 "),
@@ -221,11 +526,7 @@ def test_bad_input_is_a_one_line_error_naming_the_option(
             "--diffusion": "0.1", "--points": "8"}  # fmt: skip
     base.update(dict(zip(change[::2], change[1::2], strict=True)))
     argv = ["evaluate", "white", *[x for item in base.items() for x in item]]
-    status, out, err = _run(argv, capsys)
-    assert status == 2, (argv, out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"flatminima: error: {option}"), err
-    assert words in lines[0]
+    _one_line_error(argv, option, words, capsys)
 
 
 def test_hessian_mode_still_requires_its_hessians(capsys: pytest.CaptureFixture[str]) -> None:

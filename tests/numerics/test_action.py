@@ -67,8 +67,10 @@ def test_bad_input_names_the_parameter() -> None:
         minimum_action_path(CURVED, "white", minimum=B, saddle=B, diffusion=1)
     with pytest.raises(HessianError, match="saddle"):
         minimum_action_path(CURVED, "white", minimum=A, saddle=[1.0, 0.5], diffusion=1)
-    with pytest.raises(NoiseModelError, match="noise"):
-        minimum_action_path(CURVED, "sgd", minimum=A, saddle=B, lr=0.1, batch_size=4)
+    with pytest.raises(NoiseModelError, match="switch"):
+        minimum_action_path(
+            CURVED, "sgd", minimum=A, saddle=B, lr=0.1, batch_size=4, switch="literal"
+        )
     with pytest.raises(ParameterError, match="diffusion"):
         minimum_action_path(CURVED, "anisotropic", minimum=A, saddle=B, diffusion=[[1, 2], [2, 1]])
     with pytest.raises(ParameterError, match="diffusion"):

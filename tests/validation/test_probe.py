@@ -243,6 +243,9 @@ def test_measured_escape_against_level_passage():
         # the saddle formula with the measured noise is for a saddle, not a level: its
         # prefactor is larger (2√(πΔΦ) ≈ 7.8 here), so measured escapes are far faster
         assert m.ratio_measured > 2.5
+        # the full-C k-D level passage (C nearly diagonal here): faster than the 1-D exact
+        # one (both directions reach the level; leading-order flux), within a factor 2
+        assert 0.5 < m.ratio_full < m.ratio_level
         ratios.append(m.ratio_level)
     assert abs(1 - ratios[1]) < abs(1 - ratios[0])
 
