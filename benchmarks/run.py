@@ -1424,5 +1424,121 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# =============================================================================================
+# BEGIN minimum-action path and landscape_escape_time (issue 10, n-D; owned by the "nd" rows)
+# =============================================================================================
+
+
+def _rotated_valley(n: int) -> tuple[Any, Any, Any, Any, Any]:
+    """(loss, gradient, hessian, minimum, saddle) of (u₀² − 1)² + ½Σ c_k (u_k − β_k u₀²/2)²,
+    u = Qx with Q a random rotation (seed 0), c_k from 9 to 20: ΔL = 1, non-separable."""
+    rng = np.random.default_rng(0)
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    q = q * np.sign(np.diag(r))
+    w = rng.standard_normal(n - 1)
+    beta, c = 0.5 * w / np.linalg.norm(w), np.linspace(9.0, 20.0, n - 1)
+    stiff = q[1:].T @ (c[:, None] * q[1:])
+
+    def split(x: Any) -> tuple[Any, Any]:
+        u = np.asarray(x) @ q.T
+        return u[:, 0], u[:, 1:] - beta * u[:, :1] ** 2 / 2
+
+    def loss(x: Any) -> Any:
+        u0, res = split(x)
+        return (u0**2 - 1) ** 2 + 0.5 * (c * res**2).sum(axis=1)
+
+    def gradient(x: Any) -> Any:
+        u0, res = split(x)
+        g0 = 4 * u0 * (u0**2 - 1) - u0 * (beta * c * res).sum(axis=1)
+        return g0[:, None] * q[0] + (c * res) @ q[1:]
+
+    def hessian(x: Any) -> Any:
+        u0, res = split(x)
+        h00 = 12 * u0**2 - 4 - (beta * c * res).sum(axis=1) + u0**2 * (beta**2 * c).sum()
+        side = (-u0[:, None] * beta * c) @ q[1:]
+        ones = np.einsum("m,i,j->mij", h00, q[0], q[0])
+        return (
+            stiff + ones + np.einsum("i,mj->mij", q[0], side) + np.einsum("mi,j->mij", side, q[0])
+        )
+
+    return loss, gradient, hessian, q.T @ np.r_[-1.0, beta / 2], np.zeros(n)
+
+
+def bench_action() -> None:
+    """minimum_action_path for n = 2, 10, 100: the preconditioned relaxation against plain
+    L-BFGS-B (scipy.optimize.minimize, analytic gradient, the same discretized action, spacing
+    term, points 8/16/32 and tolerance; the method before 2026-12-02); landscape_escape_time end
+    to end."""
+    from flatminima.numerics import landscape_escape_time
+    from flatminima.numerics._action import _prepare, action_path
+
+    warnings.simplefilter("ignore")
+    times: dict[int, float] = {}
+    for n in (2, 10, 100):
+        loss, grad, hess, a, b = _rotated_valley(n)
+        problem = _prepare(loss, "white", a, b, 0.1, None, None, grad, hess)
+        if n == 2:
+            action_path(problem, 8, 1e-11, None)  # warm: LAPACK and L-BFGS-B loaded
+        results: dict[str, Any] = {}
+
+        def run(name: str, problem: Any = problem, results: dict[str, Any] = results) -> None:
+            results[name] = action_path(problem, 8, 1e-11, None, precondition=name == "ours")
+
+        budget = {"ours": (lambda: run("ours"), 1), "peer": (lambda: run("peer"), 1)}
+        best = best_times(budget, repeats=1 if n == 100 else 2)
+        ours = results["ours"]
+        times[n] = best["ours"]
+        error = abs(ours.barrier / 10 - 1)
+        peer = results["peer"]
+        SCALING.append(
+            {
+                "kind": "minimum_action_path iterations (ours / plain L-BFGS-B)",
+                "setting": f"n = {n}, strings 8/16/32",
+                "value": f"{ours.iterations} / {peer.iterations}",
+            }
+        )
+        row(
+            f"minimum_action_path n = {n} (rotated curved valley, white), strings 8/16/32 vs "
+            "plain L-BFGS-B with analytic gradient",
+            f"{best['ours']:.2f} s, {ours.iterations} its",
+            f"{best['peer']:.2f} s, {peer.iterations} its",
+            best["ours"] / best["peer"],
+            "≤ 1×",
+            best["ours"] <= best["peer"],
+            f"ΔΦ = ΔL/d to {error:.1e} (peer {abs(peer.barrier / 10 - 1):.1e}); order "
+            f"{ours.order:.2f} (peer {peer.order:.2f})",
+        )
+    SCALING.append(
+        {
+            "kind": "minimum_action_path time (preconditioned)",
+            "setting": "n = 2, 10, 100 (strings 8/16/32)",
+            "value": ", ".join(f"{times[n]:.2f} s" for n in (2, 10, 100))
+            + f"; growth n^{math.log(times[100] / times[10]) / math.log(10):.2f} from 10 to 100",
+        }
+    )
+    loss, grad, hess, a, b = _rotated_valley(10)
+    d = np.diag(np.linspace(0.1, 0.3, 10))
+    t0 = time.perf_counter()
+    r = landscape_escape_time(
+        loss, "anisotropic", minimum=a, saddle=b, diffusion=d, points=8, gradient=grad, hessian=hess
+    )
+    total = time.perf_counter() - t0
+    row(
+        "landscape_escape_time end to end, n = 10, anisotropic D (gMAM + Bouchet–Reygner)",
+        f"{total:.2f} s",
+        "-",
+        None,
+        "runs",
+        math.isfinite(float(r.log_tau)),
+        f"log τ = {float(r.log_tau):.6f} ± {r.accuracy:.1g}, ΔΦ = {float(r.barrier):.6f}",
+    )
+
+
+BENCHES["action"] = bench_action
+
+# =============================================================================================
+# END minimum-action path rows
+# =============================================================================================
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -35,6 +35,7 @@ from flatminima.errors import (
     ShapeError,
 )
 
+from ._action_hessian import constant_metric
 from ._loss_model import LossModel, critical_point, loss_model
 from ._noise_models import NoiseModel, check_continuous, noise_model
 
@@ -147,7 +148,7 @@ def geometric_action(
     mid = 0.5 * (phi[1:] + phi[:-1])
     drift = -loss.gradient(mid)
     if noise.constant is not None:
-        metric = np.linalg.inv(noise.constant)
+        metric = constant_metric(noise.constant)
         m_delta, m_drift = delta @ metric, drift @ metric
     else:
         metric = np.linalg.inv(noise.field(mid))
@@ -226,9 +227,17 @@ def lbfgs(fun: Any, start: Array, tol: float, scale: float, max_iterations: int)
 
 
 def _relax(
-    phi: Array, loss: LossModel, noise: NoiseModel, tol: float, max_iterations: int
+    phi: Array,
+    loss: LossModel,
+    noise: NoiseModel,
+    tol: float,
+    max_iterations: int,
+    precondition: bool = True,
 ) -> tuple[Array, float, int, float, bool]:
-    """Minimize action + spacing penalty over the interior points with L-BFGS."""
+    """Minimize action + spacing penalty over the interior points with L-BFGS, in the variables
+    of a banded Cholesky factor of the Hessian (`_action_hessian`), rebuilt each round until a
+    round ends on the tolerance within ``_ROUND`` iterations; ``precondition=False`` is plain
+    L-BFGS on the coordinates (the method before 2026-12-02, kept for the benchmark)."""
     n_seg = phi.shape[0] - 1
     ends = phi[[0, -1]]
     scale = max(abs(geometric_action(phi, loss, noise, gradient=False)[0]), 1e-12)
@@ -242,23 +251,73 @@ def _relax(
     chord = float(np.sum(np.linalg.norm(np.diff(phi, axis=0), axis=1)))
     weight = scale * n_seg / chord**2
 
+    def full(z: Array) -> Array:
+        return np.vstack([ends[0], z.reshape(n_seg - 1, -1), ends[1]])
+
     def fun(z: Array) -> tuple[float, Array]:
-        full = np.vstack([ends[0], z.reshape(n_seg - 1, -1), ends[1]])
-        s, g = geometric_action(full, loss, noise)
-        pv, pg = _spacing_penalty(full, weight)
+        s, g = geometric_action(full(z), loss, noise)
+        pv, pg = _spacing_penalty(full(z), weight)
         return s + pv, (g + pg)[1:-1].ravel()
 
-    result = lbfgs(fun, phi[1:-1].ravel(), tol, scale, max_iterations)
-    relaxed = np.vstack([ends[0], result.x.reshape(n_seg - 1, -1), ends[1]])
+    z, iterations, ok = phi[1:-1].ravel(), 0, False
+    while iterations < max_iterations and not ok:
+        cap = min(_ROUND if precondition else max_iterations, max_iterations - iterations)
+        z, its, ok = _lbfgs_round(fun, z, full, loss, noise, weight, tol, scale, cap, precondition)
+        iterations += its
+        ok = ok and its < cap
+    relaxed = full(z)
     action = geometric_action(relaxed, loss, noise, gradient=False)[0]
     if not math.isfinite(action):
         raise ConvergenceError(
             "minimum_action_path: the action became non-finite (the path left the region "
             "where the loss and D are defined); give an initial path"
         )
-    grad = float(np.linalg.norm(fun(result.x)[1])) / scale
-    ok = bool(result.success) or grad < 1e-8
-    return relaxed, action, int(result.nit), grad, ok
+    grad = float(np.linalg.norm(fun(z)[1])) / scale
+    return relaxed, action, iterations, grad, ok or grad < 1e-8
+
+
+#: L-BFGS iterations between rebuilds of the preconditioner.
+_ROUND = 60
+
+
+def _lbfgs_round(
+    fun: Any,
+    z: Array,
+    full: Any,
+    loss: LossModel,
+    noise: NoiseModel,
+    weight: float,
+    tol: float,
+    scale: float,
+    cap: int,
+    precondition: bool,
+) -> tuple[Array, int, bool]:
+    """One L-BFGS run of at most ``cap`` iterations from ``z``, preconditioned at ``z``."""
+    from scipy.optimize import minimize  # lazy: scipy.special stays off the import path
+
+    options = {"maxiter": cap, "maxfun": 2 * cap + 20, "ftol": tol, "maxcor": 50}
+    if not precondition:
+        result = lbfgs(fun, z, tol, scale, cap)
+        return np.asarray(result.x), int(result.nit), bool(result.success)
+    from ._action_hessian import BandedPreconditioner, action_blocks, spacing_blocks
+
+    phi = full(z)
+    a_diag, a_one = action_blocks(phi, loss, noise)
+    s_diag, s_one, s_two = spacing_blocks(phi, weight)
+    pre = BandedPreconditioner([(a_diag + s_diag)[1:-1], (a_one + s_one)[1:-1], s_two[1:-1]])
+
+    def fun_y(y: Array) -> tuple[float, Array]:
+        value, g = fun(z + pre.to_x(y))
+        return value, pre.to_y(g)
+
+    result = minimize(
+        fun_y,
+        np.zeros_like(z),
+        jac=True,
+        method="L-BFGS-B",
+        options={**options, "gtol": 1e-14 * scale},
+    )
+    return z + pre.to_x(np.asarray(result.x)), int(result.nit), bool(result.success)
 
 
 class Problem(NamedTuple):
@@ -355,8 +414,10 @@ def action_path(
     tol: float,
     initial: Array | None,
     max_iterations: int = 20000,
+    precondition: bool = True,
 ) -> MinimumActionPath:
-    """gMAM on N, 2N and 4N segments (see the module docstring)."""
+    """gMAM on N, 2N and 4N segments (see the module docstring); ``precondition=False`` relaxes
+    by plain L-BFGS (the benchmark's peer)."""
     model, nm, a, b = problem.model, problem.noise, problem.minimum, problem.saddle
     if initial is None:
         t = np.linspace(0.0, 1.0, points + 1)[:, None]
@@ -373,7 +434,7 @@ def action_path(
         if level:
             phi = reparametrize(phi, n_seg)
         if nm.switch is None:
-            phi, action, its, change, ok = _relax(phi, model, nm, tol, max_iterations)
+            phi, action, its, change, ok = _relax(phi, model, nm, tol, max_iterations, precondition)
         else:  # D jumps on a surface: a point of the string held on it
             from ._switch import relax_switch
 
