@@ -970,7 +970,8 @@ def bench_probe() -> None:
         "≥ 1× speed, same eigenvalues to 1e-4 relative",
         t_dense / t_ours >= 1 and rel < 1e-4,
         f"largest relative difference {rel:.1e}",
-        "hessian-eigenthings / curvlinops Lanczos not installed in this run: no peer row",
+        "the Lanczos peers (hessian-eigenthings' lanczos, curvlinops + scipy eigsh) and the "
+        "≥ 10⁵-parameter model are measured by benchmarks/probe_cost.py (probe_cost.md)",
     )
     basis = got.vectors
 
