@@ -26,20 +26,12 @@ simulate_escape
     white-noise GD update), numpy or torch.
 """
 
-# This folder is installed as flatminima.numerics (pyproject.toml's package-dir). Imported as
-# `numerics` (the repository root on sys.path) it would be a second copy of every class, whose
-# objects the real ones reject ("expected a Derivation, got Derivation"): refuse, and say why.
-if __name__ != "flatminima.numerics":
-    raise ImportError(
-        f"{__name__!r} is the source folder of flatminima.numerics; import flatminima.numerics "
-        "(or `from flatminima import numerics`) instead. Importing the folder directly would load "
-        "a second copy of every class, which flatminima's functions reject.",
-        name=__name__,
-    )
+from flatminima._lazy import lazy_names, refuse_source_folder
+
+# installed as flatminima.numerics; the bare folder would be a second copy of every class
+refuse_source_folder(__name__, "numerics")
 
 from typing import TYPE_CHECKING
-
-from flatminima._lazy import lazy_names
 
 # What `import flatminima.numerics` loads: the escape-time evaluation (the common call) and the
 # work budget. The other public names are imported on first use (PEP 562 module __getattr__,
@@ -60,24 +52,15 @@ if TYPE_CHECKING:  # type checkers and the API docs read the names from here
     from ._simulate import EscapeSimulation, simulate_escape
     from ._verify import VerificationCheck
 
-#: Public names imported on first use, and their modules.
+#: Public names imported on first use, by the private module that gives them.
 _LAZY = {
-    "MinimumActionPath": "_action",
-    "minimum_action_path": "_action",
-    "LANDSCAPE_CASES": "_cases",
-    "LandscapeCase": "_cases",
-    "landscape_case": "_cases",
-    "LandscapeEscapeTime": "_landscape",
-    "landscape_escape_time": "_landscape",
-    "MFPTResult": "_mfpt",
-    "SplittingResult": "_mfpt",
-    "mfpt_1d": "_mfpt",
-    "splitting_probability": "_mfpt",
-    "MFPT2DResult": "_mfpt2d",
-    "mfpt_2d": "_mfpt2d",
-    "EscapeSimulation": "_simulate",
-    "simulate_escape": "_simulate",
-    "VerificationCheck": "_verify",
+    "_action": ("MinimumActionPath", "minimum_action_path"),
+    "_cases": ("LANDSCAPE_CASES", "LandscapeCase", "landscape_case"),
+    "_landscape": ("LandscapeEscapeTime", "landscape_escape_time"),
+    "_mfpt": ("MFPTResult", "SplittingResult", "mfpt_1d", "splitting_probability"),
+    "_mfpt2d": ("MFPT2DResult", "mfpt_2d"),
+    "_simulate": ("EscapeSimulation", "simulate_escape"),
+    "_verify": ("VerificationCheck",),
 }
 
 

@@ -15,20 +15,12 @@ lyapunov_covariance, quasi_potential_hessian, langer_unstable_eigenvalue, quadra
     eigenvalue, determinant ratio): the pieces of the general n-D prefactor.
 """
 
-# This folder is installed as flatminima.theory (pyproject.toml's package-dir). Imported as
-# `theory` (the repository root on sys.path) it would be a second copy of every class, whose
-# objects the real ones reject ("expected a Derivation, got Derivation"): refuse, and say why.
-if __name__ != "flatminima.theory":
-    raise ImportError(
-        f"{__name__!r} is the source folder of flatminima.theory; import flatminima.theory "
-        "(or `from flatminima import theory`) instead. Importing the folder directly would load "
-        "a second copy of every class, which flatminima's functions reject.",
-        name=__name__,
-    )
+from flatminima._lazy import lazy_names, refuse_source_folder
+
+# installed as flatminima.theory; the bare folder would be a second copy of every class
+refuse_source_folder(__name__, "theory")
 
 from typing import TYPE_CHECKING
-
-from flatminima._lazy import lazy_names
 
 # What `import flatminima.theory` loads: the escape-time derivation and what it needs. The
 # combined formulas (ratios, fractions), the quadratic-model helpers and the scaling laws are
@@ -50,17 +42,16 @@ if TYPE_CHECKING:  # type checkers and the API docs read the names from here
     )
     from ._scaling import ScalingLaw, scaling_law
 
-#: Public names imported on first use, and their modules.
+#: Public names imported on first use, by the private module that gives them.
 _LAZY = {
-    "derive_occupation_ratio": "_combine",
-    "derive_selection_ratio": "_combine",
-    "derive_switch_fraction": "_combine",
-    "langer_unstable_eigenvalue": "_quadratic",
-    "lyapunov_covariance": "_quadratic",
-    "quadratic_prefactor": "_quadratic",
-    "quasi_potential_hessian": "_quadratic",
-    "ScalingLaw": "_scaling",
-    "scaling_law": "_scaling",
+    "_combine": ("derive_occupation_ratio", "derive_selection_ratio", "derive_switch_fraction"),
+    "_quadratic": (
+        "langer_unstable_eigenvalue",
+        "lyapunov_covariance",
+        "quadratic_prefactor",
+        "quasi_potential_hessian",
+    ),
+    "_scaling": ("ScalingLaw", "scaling_law"),
 }
 
 

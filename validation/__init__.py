@@ -34,16 +34,10 @@ plot_tau, plot_comparison, save_figure
     Figures (matplotlib) of the derived τ and of measured against predicted rates; PNG/PDF/SVG.
 """
 
-# This folder is installed as flatminima.validation (pyproject.toml's package-dir). Imported as
-# `validation` (the repository root on sys.path) it would be a second copy of every class, whose
-# objects the real ones reject ("expected a Derivation, got Derivation"): refuse, and say why.
-if __name__ != "flatminima.validation":
-    raise ImportError(
-        f"{__name__!r} is the source folder of flatminima.validation; import flatminima.validation "
-        "(or `from flatminima import validation`) instead. Importing the folder directly would load "
-        "a second copy of every class, which flatminima's functions reject.",
-        name=__name__,
-    )
+from flatminima._lazy import refuse_source_folder
+
+# installed as flatminima.validation; the bare folder would be a second copy of every class
+refuse_source_folder(__name__, "validation")
 
 from ._dynamics import RateMeasurement, measure_rate
 from ._fits import PoissonFit, ScalingComparison, compare_laws, poisson_fit
