@@ -119,9 +119,6 @@ class CovariancePoint(Point):
     weight_decay: float
     batch_sizes: tuple[int, ...]
     minibatches: int
-    seed: int
-    experiment: str | None = None
-    device: str | None = None
 
     def run(self) -> CovarianceResult:
         return covariance_point(self)

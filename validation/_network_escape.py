@@ -120,8 +120,6 @@ class NetworkRatePoint(Point):
     target_escapes: int
     max_steps: int
     check_every: int
-    seed: int
-    experiment: str | None = None
     init_seed: int | None = None
     which: str | None = None
     k: float | None = None
@@ -130,7 +128,6 @@ class NetworkRatePoint(Point):
     B_over_eta: float | None = None
     predicted_E: float | None = None
     predicted_slope: float | None = None
-    device: str | None = None
 
     def run(self) -> NetworkRateResult:
         return measure_network_rate(self)

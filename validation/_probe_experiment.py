@@ -98,9 +98,6 @@ class ProbePoint(Point):
     max_steps: int
     burn_in: int
     target_escapes: int
-    seed: int
-    experiment: str | None = None
-    device: str | None = None
 
     def run(self) -> ProbePointResult:
         from ._probe import probe

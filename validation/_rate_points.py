@@ -44,18 +44,33 @@ class _Walk(TypedDict):
     device: str
 
 
-def _walk(point: RatePoint | OccupationPoint) -> tuple[Landscape, _Walk]:
-    """The point's landscape and the settings of its walk."""
-    from ._landscapes import landscape
+@dataclass(frozen=True, kw_only=True)
+class _WalkPoint(Point):
+    """A batched walk of ``replicas`` on a test landscape (``measure_rate``,
+    ``measure_occupation``): the landscape and its options, the noise (``batch_size`` for SGD,
+    ``diffusion`` for white noise), the step ``lr`` and the ``loss_scale``."""
 
-    land = landscape(point.landscape, **(point.landscape_options or {}))
-    walk = {name: getattr(point, name) for name in _Walk.__annotations__}  # the same names
-    walk["device"] = point.device or "cpu"
-    return land, cast(_Walk, walk)
+    landscape: str
+    noise: str
+    lr: float
+    loss_scale: float
+    replicas: int
+    landscape_options: Mapping[str, float | str] | None = None
+    batch_size: int | None = None
+    diffusion: float | None = None
+
+    def walk(self) -> tuple[Landscape, _Walk]:
+        """The point's landscape and the settings of its walk."""
+        from ._landscapes import landscape
+
+        land = landscape(self.landscape, **(self.landscape_options or {}))
+        walk = {name: getattr(self, name) for name in _Walk.__annotations__}  # the same names
+        walk["device"] = self.device or "cpu"
+        return land, cast(_Walk, walk)
 
 
 @dataclass(frozen=True)
-class RatePoint(Point):
+class RatePoint(_WalkPoint):
     """Escape rate of replicas started at a landscape's minimum (``measure_rate``). The
     optional label fields (``k``, ``B``, ``eta``, ``B_over_eta``, ``which``) say where the point
     sits in its experiment's sweep."""
@@ -63,20 +78,9 @@ class RatePoint(Point):
     TASK: ClassVar[str] = "rate"
     RESULT: ClassVar[type[Result]] = RateResult
 
-    landscape: str
-    noise: str
-    lr: float
-    loss_scale: float
-    replicas: int
     target_escapes: int
     max_steps: int
-    seed: int
-    experiment: str | None = None
-    landscape_options: Mapping[str, float | str] | None = None
-    batch_size: int | None = None
-    diffusion: float | None = None
     start: tuple[float, ...] | None = None
-    device: str | None = None
     k: float | None = None
     B: int | None = None
     eta: float | None = None
@@ -86,7 +90,7 @@ class RatePoint(Point):
     def run(self) -> RateResult:
         from ._dynamics import measure_rate
 
-        land, walk = _walk(self)
+        land, walk = self.walk()
         measured = measure_rate(
             land,
             **walk,
@@ -206,31 +210,20 @@ class OccupationResult(Result):
 
 
 @dataclass(frozen=True)
-class OccupationPoint(Point):
+class OccupationPoint(_WalkPoint):
     """Replicas started half in each valley, run long: the fraction in the start valley
     (``measure_occupation``)."""
 
     TASK: ClassVar[str] = "occupation"
     RESULT: ClassVar[type[Result]] = OccupationResult
 
-    landscape: str
-    noise: str
-    lr: float
-    loss_scale: float
-    replicas: int
     steps: int
-    seed: int
-    experiment: str | None = None
-    landscape_options: Mapping[str, float | str] | None = None
-    batch_size: int | None = None
-    diffusion: float | None = None
-    device: str | None = None
     B_over_eta: float | None = None
 
     def run(self) -> OccupationResult:
         from ._dynamics import measure_occupation
 
-        land, walk = _walk(self)
+        land, walk = self.walk()
         measured = measure_occupation(land, **walk, steps=self.steps)
         result: OccupationResult = OccupationResult.from_dict(measured)
         return result

@@ -95,15 +95,21 @@ class Result(Record):
 _POINT_TYPES: dict[str, type[Point]] = {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Point(Record):
-    """One computation of a sweep, everything it needs (its seed included), as a frozen
-    dataclass. Subclasses set ``TASK`` (a unique name, stored in the key), ``RESULT`` (the
-    [`Result`][flatminima.validation.Result] type ``run`` returns) and may raise ``VERSION``."""
+    """One computation of a sweep, everything it needs, as a frozen dataclass (built with
+    keywords). Every point has a ``seed``, and may say which ``experiment`` it belongs to and
+    the torch ``device`` it runs on; subclasses add their own fields and set ``TASK`` (a unique
+    name, stored in the key), ``RESULT`` (the [`Result`][flatminima.validation.Result] type
+    ``run`` returns) and may raise ``VERSION``."""
 
     TASK: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
     RESULT: ClassVar[type[Result]]
+
+    seed: int
+    experiment: str | None = None
+    device: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -117,7 +123,8 @@ class Point(Record):
     def to_dict(self) -> dict[str, JSONValue]:
         """The resume key's content (see the module docstring)."""
         out: dict[str, JSONValue] = {"task": self.TASK}
-        for f in fields(self):
+        # the subclass's fields first, then the common ones (results.csv's column order)
+        for f in sorted(fields(self), key=lambda f: f.name in _COMMON_FIELDS):
             value = getattr(self, f.name)
             if value is None or (f.metadata.get("added") and value == f.default):
                 continue
@@ -141,6 +148,9 @@ class Point(Record):
     def result_from(self, record: Mapping[str, JSONValue]) -> Any:
         """This point's typed result from its stored record."""
         return self.RESULT.from_dict(record)
+
+
+_COMMON_FIELDS = frozenset(f.name for f in fields(Point))
 
 
 def point_from_dict(data: Mapping[str, JSONValue]) -> Point:

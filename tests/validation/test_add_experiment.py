@@ -109,7 +109,6 @@ class _V1(Point):
     TASK: ClassVar[str] = "test-count-v1"
     RESULT: ClassVar[type[Result]] = _Count
     n: int
-    seed: int
 
 
 @dataclass(frozen=True)
@@ -117,7 +116,6 @@ class _V1Plus(Point):  # the same point type after a field was added with a defa
     TASK: ClassVar[str] = "test-count-v1"
     RESULT: ClassVar[type[Result]] = _Count
     n: int
-    seed: int
     scale: float = added(1.0)
 
 
@@ -127,7 +125,6 @@ class _V2(Point):  # ... and after a deliberate version bump
     VERSION: ClassVar[int] = 2
     RESULT: ClassVar[type[Result]] = _Count
     n: int
-    seed: int
     scale: float = added(1.0)
 
 
