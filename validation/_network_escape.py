@@ -39,6 +39,7 @@ from flatminima.numerics._engine import (
     LossJump,
     MinibatchProblem,
     Ops,
+    RateEstimate,
     Renewal,
     SDEProblem,
     rate_estimate,
@@ -81,15 +82,11 @@ class NetworkSetup:
 NETWORK = NetworkSetup("two-blobs", size=128, hidden=4, weight_decay=0.1, data_seed=3)
 
 
-@dataclass
-class NetworkRateResult(Result):
-    """A network's escape rate (loss-jump criterion) with its Poisson interval."""
+@dataclass(frozen=True)
+class NetworkRateResult(RateEstimate, Result):
+    """A network's escape rate (loss-jump criterion): the engine's ``RateEstimate``
+    (``escapes``, ``exposure``, ``rate`` and its Poisson interval) and how it was run."""
 
-    escapes: int
-    exposure: float
-    rate: float
-    rate_low: float
-    rate_high: float
     steps: int
     burn_in: int
     loss_star: float
