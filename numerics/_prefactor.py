@@ -5,7 +5,8 @@ See `landscape_escape_time` for the formula. The non-Gibbs integral I = ∫ F dt
 F = tr(D Q) − tr H + (2 − α)∇Φ·(∇·D), is integrated with Q = ∇²Φ carried along the instanton by
 the Riccati equation of the Hamiltonian H(x, p) = ⟨b, p⟩ + ⟨p, D p⟩; its components along the
 path are held on Q ẋ = ṗ (they are unstable near the saddle). The flow is stopped at 16%,
-8%, 4%, … of the path length from the saddle (down to five segments of the string); the rest
+8%, 4%, 2% of the path length from the saddle (closer where the string has five segments
+there); the rest
 is integrated exactly in the saddle's linear model (`_linear_tail`: ½ log det(Σ_b Q), however
 slowly Q tends to Q_b, as it does at a near-resonant saddle where λ_s ≈ |λ_b|), and the values
 are extrapolated to the saddle by Richardson's table, whose spread is the reported error.
@@ -166,16 +167,16 @@ def _richardson(values: list[float]) -> tuple[float, float]:
     return top, error
 
 
-#: Stops of the flow, as fractions of the path length from the saddle (halving); those closer
-#: than `_RESOLVED` segments of the string to the saddle are not used.
+#: Stops of the flow, as fractions of the path length from the saddle (halving): always the
+#: first four, and the closer ones that are at least `_RESOLVED` segments of the string from
+#: the saddle.
 _MARKS = (0.16, 0.08, 0.04, 0.02, 0.01, 0.005)
 _RESOLVED = 5
 
 
 def _stops(segments: int) -> tuple[float, ...]:
-    """The stops at least `_RESOLVED` segments from the saddle (at least the first two)."""
-    kept = tuple(m for m in _MARKS if m * segments >= _RESOLVED)
-    return kept if len(kept) >= 2 else _MARKS[:2]
+    """16%, 8%, 4%, 2% and the closer stops at least `_RESOLVED` segments from the saddle."""
+    return _MARKS[:4] + tuple(m for m in _MARKS[4:] if m * segments >= _RESOLVED)
 
 
 def _non_gibbs_integral(
@@ -191,8 +192,8 @@ def _non_gibbs_integral(
     """I along the instanton, an error estimate, and Q at the last stop.
 
     The Riccati flow is integrated from the minimum to each stop in ``marks`` (default
-    `_stops`: 16%, 8%, 4%, … of the path length from the saddle, down to five segments of the
-    string); there the rest is
+    `_stops`: 16%, 8%, 4%, 2% of the path length from the saddle and closer ones down to five
+    segments of the string); there the rest is
     the saddle's linear-model integral (`_linear_tail`), exact up to O(distance). The values
     at the stops are extrapolated to distance 0 by `_richardson`, whose estimate is the error
     reported."""

@@ -122,8 +122,8 @@ GRID_CURVED = {
 @pytest.mark.slow
 def test_anisotropic_error_falls_like_one_over_the_barrier() -> None:
     """ΔΦ ≈ 6, 9, 12: |τ/τ_exact − 1| falls with log-log slope in [−1.3, −0.7]. Measured
-    (2026-12-02, points = 32, I = 0.418 ± 0.019): 10.5%, 6.9%, 5.4%, slope −0.97, i.e.
-    τ/τ_exact ≈ 1 − 0.63/ΔΦ (with points = 64, I = 0.421 ± 0.002: slope −1.02). Before the
+    (2026-12-02, points = 32, I = 0.425 ± 0.007): 9.8%, 6.3%, 4.7%, slope −1.07, i.e.
+    τ/τ_exact ≈ 1 − 0.6/ΔΦ (with points = 64, I = 0.421 ± 0.002: slope −1.02). Before the
     linear-model tail of I (tail F/κ from a decay rate) the slope was −3: I was 0.04 high."""
     rot = _rotation(0.5)
     errors, barriers = [], []
