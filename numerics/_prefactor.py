@@ -5,11 +5,11 @@ See `landscape_escape_time` for the formula. The non-Gibbs integral I = ∫ F dt
 F = tr(D Q) − tr H + (2 − α)∇Φ·(∇·D), is integrated with Q = ∇²Φ carried along the instanton by
 the Riccati equation of the Hamiltonian H(x, p) = ⟨b, p⟩ + ⟨p, D p⟩; its components along the
 path are held on Q ẋ = ṗ (they are unstable near the saddle). The flow is stopped at 16%,
-8%, 4%, 2% of the path length from the saddle (closer where the string has five segments
-there); the rest
-is integrated exactly in the saddle's linear model (`_linear_tail`: ½ log det(Σ_b Q), however
-slowly Q tends to Q_b, as it does at a near-resonant saddle where λ_s ≈ |λ_b|), and the values
-are extrapolated to the saddle by Richardson's table, whose spread is the reported error.
+8%, 4% and 2% of the path length from the saddle (and closer where the string has five
+segments there); the rest is integrated exactly in the saddle's linear model (`_linear_tail`:
+½ log det(Σ_b Q), however slowly Q tends to Q_b, as it does at a near-resonant saddle where
+λ_s ≈ |λ_b|), and the values are extrapolated to the saddle by Richardson's table, whose
+spread is the reported error.
 """
 
 from __future__ import annotations
@@ -193,10 +193,9 @@ def _non_gibbs_integral(
 
     The Riccati flow is integrated from the minimum to each stop in ``marks`` (default
     `_stops`: 16%, 8%, 4%, 2% of the path length from the saddle and closer ones down to five
-    segments of the string); there the rest is
-    the saddle's linear-model integral (`_linear_tail`), exact up to O(distance). The values
-    at the stops are extrapolated to distance 0 by `_richardson`, whose estimate is the error
-    reported."""
+    segments of the string); there the rest is the saddle's linear-model integral
+    (`_linear_tail`), exact up to O(distance). The values at the stops are extrapolated to
+    distance 0 by `_richardson`, whose estimate is the error reported."""
     n = model.dim
     lengths = np.linalg.norm(np.diff(path, axis=0), axis=1)
     s = np.concatenate([[0.0], np.cumsum(lengths)])
