@@ -452,12 +452,13 @@ def switch_non_gibbs(
     path: Array,
     q_a: Array,
     alpha: float,
-    rates: tuple[float, float],
+    saddle: Any,
 ) -> tuple[float, float, Array, str]:
     """I = I⁻ + (1 − α) log(D⁺_nn/D⁻_nn) + I⁺ along a path that crosses the switch once: the
     Riccati flow on the minimum's side, Q mapped across S (`map_hessian`), the flow on the
     saddle's side to the saddle (with its tail, as for a smooth D). Returns I, its error, Q at
-    the end and a description with the crossing's figures."""
+    the end and a description with the crossing's figures. ``saddle`` is the saddle's linear
+    model (`flatminima.numerics._prefactor.SaddleModel`: D there is the saddle side's)."""
     from ._noise_models import _constant
     from ._prefactor import _momentum, _non_gibbs_integral
 
@@ -477,7 +478,7 @@ def switch_non_gibbs(
     jump = float((p_plus - p_minus) @ normal) / float(size)
     q_plus = map_hessian(q_minus, normal, curvature, jump, x_plus, hess @ p_plus)
     term = jump_term(sw, normal, alpha)
-    i_plus, error, q_end = _non_gibbs_integral(model, nm_b, tail, q_plus, alpha, rates)
+    i_plus, error, q_end = _non_gibbs_integral(model, nm_b, tail, q_plus, alpha, saddle)
     # the refraction law against the relaxed string: the direction of ẋ⁺ vs the path's
     out = tail[1] - tail[0]
     bend = float(
