@@ -8,6 +8,7 @@ are in test_landscape_refs.py (cases c and d)."""
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -190,3 +191,60 @@ def test_bad_switch_is_a_clear_error() -> None:
         minimum_action_path(
             WELL, "white", minimum=[-1.0], saddle=[0.0], diffusion=0.1, switch="harmonic"
         )
+
+
+def _sliding_cost(point: np.ndarray, kappa: float) -> tuple[float, float, float]:
+    """Geometric Lagrangians per unit length along the tangent of the switch surface of the
+    curved valley below, by hand: on the minimum's side (D = κH_a), on the saddle's side
+    (D = κ|H_b|), and the cheapest zigzag across the surface (a fraction r of the way on the
+    minimum's side moving towards the saddle's side, the rest moving back: Dupuis–Ellis)."""
+    px, py = point
+    m_a = np.linalg.inv(kappa * np.array([[14.0, 6.0], [6.0, 6.0]]))
+    m_b = np.linalg.inv(kappa * np.diag([4.0, 6.0]))
+    drift = -np.array([4 * px * (px * px - 1) - 6 * px * (py - px * px / 2), 6 * (py - px**2 / 2)])
+    tangent = np.array([1.0, 5 * px]) / math.hypot(1.0, 5 * px)  # along y = 5x²/2 − 2/3
+    across = np.array([-5 * px, 1.0]) / math.hypot(1.0, 5 * px)  # into the saddle's side
+
+    def cost(m: np.ndarray, v: np.ndarray) -> float:
+        return float(np.sqrt(v @ m @ v) * np.sqrt(drift @ m @ drift) - v @ m @ drift)
+
+    zigzag = min(
+        r * cost(m_a, tangent + s * (1 - r) * across)
+        + (1 - r) * cost(m_b, tangent - s * r * across)
+        for r in np.linspace(0.02, 0.98, 49)
+        for s in np.linspace(0.0, 20.0, 401)
+    )
+    return cost(m_a, tangent), cost(m_b, tangent), zigzag
+
+
+@pytest.mark.parametrize("points", [8, 32])
+def test_path_sliding_along_a_curved_switch_surface_is_a_specific_error(points: int) -> None:
+    """A curved valley, L = (x² − 1)² + 3(y − x²/2)² (H_a = [[14, 6], [6, 6]] at a = (−1, ½),
+    H_b = diag(−4, 6) at b = 0): the switch surface det H = 0 is the parabola
+    y = 5x²/2 − 2/3, which the valley meets at a grazing angle. There, moving along the surface
+    by zigzagging across it is cheaper than moving along it on either side (checked by hand
+    below), so the minimum-action path slides along the surface: several points of the
+    string settle on it and L-BFGS stops at the kink (relative gradient 0.11 on 32 segments,
+    and the same on 64 and 128 without the held point). The error says so, where, and why more
+    points do not help; it does not say "raise points"."""
+    from flatminima.errors import ConvergenceError
+
+    y = sp.Symbol("y")
+    loss = (x**2 - 1) ** 2 + 3 * (y - x**2 / 2) ** 2
+    with pytest.raises(ConvergenceError) as info:
+        minimum_action_path(
+            loss, "sgd", minimum=[-1, 0.5], saddle=[0, 0], lr=0.1, batch_size=2, points=points
+        )
+    message = str(info.value)
+    assert "raise points" not in message
+    found = re.search(
+        r"slides along the switch surface \(at θ = \[(\S+), (\S+)\] (\d+) consecutive points",
+        message,
+    )
+    assert found, message
+    assert "more points do not help" in message
+    point = np.array([float(found.group(1)), float(found.group(2))])
+    assert int(found.group(3)) >= 2
+    assert abs(point[1] - (2.5 * point[0] ** 2 - 2 / 3)) < 1e-3  # on det H = 0
+    on_a, on_b, zigzag = _sliding_cost(point, 0.1 / (2 * 2))
+    assert zigzag < 0.95 * min(on_a, on_b), (on_a, on_b, zigzag)
