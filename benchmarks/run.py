@@ -1363,26 +1363,38 @@ BENCHES = {
 }
 
 
-def write_results(elapsed: float, pending: list[str] | None = None) -> None:
+def write_results(
+    elapsed: float, pending: list[str] | None = None, header: str | None = None
+) -> None:
     """Write RESULTS.md and results.json; ``pending`` names the benchmarks not run yet (the
-    files are rewritten after each benchmark, so a stopped run leaves what it measured)."""
+    files are rewritten after each benchmark, so a stopped run leaves what it measured);
+    ``header`` replaces the opening paragraph (for a table assembled from several runs)."""
     status = f" **Partial: not run yet: {', '.join(pending)}.**" if pending else ""
     lines = [
         "# Benchmark results",
         "",
-        f"Measured by `make bench` ({elapsed:.0f} s) on {platform.machine()}, Python {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d')}; best of several repeats, ours and each peer timed round by "
-        "round (interleaved). Every ratio compares two things computed in the same run, after "
-        f"checking that they agree.{status}",
+        header
+        or (
+            f"Measured by `make bench` ({elapsed:.0f} s) on {platform.machine()}, Python "
+            f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}; best of several repeats, "
+            "ours and each peer timed round by round (interleaved). Every ratio compares two "
+            f"things computed in the same run, after checking that they agree.{status}"
+        ),
         "",
-        "| what | ours | peer | ratio | target | met | same answer |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    # rows assembled from several runs carry a "source" (which run measured them): a column
+    sources = any(r.get("source") for r in ROWS)
+    lines += [
+        "| what | ours | peer | ratio | target | met | same answer |"
+        + (" run |" if sources else ""),
+        "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if sources else ""),
     ]
     for r in ROWS:
         ratio = "" if r["ratio"] is None else f"{r['ratio']:.3g}"
         met = {True: "yes", False: "**no**", None: "-"}[r["met"]]
         lines.append(
             f"| {r['what']} | {r['ours']} | {r['peer']} | {ratio} | {r['target']} | {met} | {r['same']} |"
+            + (f" {r.get('source', '')} |" if sources else "")
         )
     notes = [r for r in ROWS if r["note"]]
     if notes:

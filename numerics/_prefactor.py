@@ -4,15 +4,18 @@ Bouchet–Reygner (any D), with the non-Gibbs integral along the instanton.
 See `landscape_escape_time` for the formula. The non-Gibbs integral I = ∫ F dt,
 F = tr(D Q) − tr H + (2 − α)∇Φ·(∇·D), is integrated with Q = ∇²Φ carried along the instanton by
 the Riccati equation of the Hamiltonian H(x, p) = ⟨b, p⟩ + ⟨p, D p⟩; its components along the
-path are held on Q ẋ = ṗ (they are unstable near the saddle). Near the saddle F decays like
-e^{−κt} with κ = min(|λ_b|, λ_s − |λ_b|) (see `_tail`): when the smallest stable curvature λ_s of
-the saddle is close to |λ_b| the tail is long and the result uncertain, which ``accuracy`` says.
+path are held on Q ẋ = ṗ (they are unstable near the saddle). The flow is stopped at 16%,
+8%, 4% and 2% of the path length from the saddle (and closer where the string has five
+segments there); the rest is integrated exactly in the saddle's linear model (`_linear_tail`:
+½ log det(Σ_b Q), however slowly Q tends to Q_b, as it does at a near-resonant saddle where
+λ_s ≈ |λ_b|), and the values are extrapolated to the saddle by Richardson's table, whose
+spread is the reported error.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import mpmath
 import numpy as np
@@ -108,25 +111,72 @@ def _hamiltonian_rhs(
     return rhs
 
 
-def _tail(
-    f_prev: float, f_last: float, dt: float, rates: tuple[float, float]
-) -> tuple[float, float]:
-    """∫ F dt from the last mark to the saddle (t = ∞) and its uncertainty.
+class SaddleModel(NamedTuple):
+    """The saddle's linearization: D_b, H_b, Σ_b = Q_b⁻¹ (Lyapunov) and |λ_b|."""
 
-    F decays like e^{−κt} near the saddle. Asymptotically κ = min(|λ_b|, λ_s − |λ_b|) (λ_s the
-    smallest stable curvature of H_b): the instanton comes in along the slow stable direction
-    of the Hamiltonian flow, with a component along the fast one that decays like e^{−λ_s t}, so
-    ∇²Φ tends to Q_b only like r^γ, γ = λ_s/|λ_b| − 1, when γ < 1 (r ∝ e^{−|λ_b| t} the
-    distance to the saddle). The rate measured between the last two marks can differ from the
-    asymptotic one; the tail lies between F/κ for the two, and is reported as their midpoint
-    with half the difference as its error."""
-    fast, slow = rates
-    asymptotic = min(fast, slow)
-    measured = math.log(f_prev / f_last) / dt if f_prev * f_last > 0 and dt > 0 else asymptotic
-    if not (math.isfinite(measured) and measured > 0):
-        measured = asymptotic
-    low, high = f_last / max(measured, asymptotic), f_last / min(measured, asymptotic)
-    return 0.5 * (low + high), 0.5 * abs(high - low)
+    diffusion: Array
+    hessian: Array
+    sigma: Array
+    rate: float
+
+
+def _linear_tail(q: Array, f: float, saddle: SaddleModel) -> float:
+    """∫ F dt from a point near the saddle (where Q = ``q``, F = ``f``) to the saddle (t = ∞).
+
+    In the saddle's linear region (drift −H_b x, D = D_b) the Riccati flow is solved by
+    Q = Y X⁻¹ with (X, Y) carried by the linear Hamiltonian flow Ẋ = −H_b X + 2D_b Y,
+    Ẏ = H_b Y from (I, q); then tr(D_b Q) − tr H_b = ½ d/dt log det X − ½ tr H_b and, expanding
+    (X, Y) on the eigenvectors of the flow (rates ±λ_i of H_b; Cauchy–Binet), the integral to
+    t = ∞ is exactly ½ log det(Σ_b q) once the combination that grows like e^{2|λ_b|t} (the
+    unstable mode of the Riccati flow, zero on the instanton) is dropped. This holds however
+    slowly Q tends to Q_b: the mode e^{−(λ_s − |λ_b|)t} of a near-resonant saddle is integrated
+    exactly, not guessed from a decay rate. What F has beyond the linear model (H(x) − H_b,
+    D(x) − D_b, the α-term) vanishes at the saddle and decays like the distance, e^{−|λ_b| t};
+    it is taken as (F − F_lin)/|λ_b|. The error left is O(distance), which the caller removes by
+    Richardson extrapolation over several stops."""
+    sign, logdet = np.linalg.slogdet(saddle.sigma @ q)
+    if sign <= 0:
+        raise ConvergenceError(
+            "landscape_escape_time: the Riccati flow along the instanton reached the saddle's "
+            "neighbourhood with a Hessian of the quasi-potential of the wrong signature "
+            "(det Σ_b Q ≤ 0); the path may not be converged: raise points"
+        )
+    f_linear = float(np.trace(saddle.diffusion @ q) - np.trace(saddle.hessian))
+    return 0.5 * float(logdet) + (f - f_linear) / saddle.rate
+
+
+def _richardson_table(values: list[float]) -> float:
+    table = list(values)
+    for j in range(1, len(values)):
+        factor = 2.0**j
+        table = [(factor * table[k + 1] - table[k]) / (factor - 1) for k in range(len(table) - 1)]
+    return table[0]
+
+
+def _richardson(values: list[float]) -> tuple[float, float]:
+    """The limit of values at stops r, r/2, r/4, … (error a series in r, r², …) by Richardson's
+    table, and an error estimate: the change of the limit when the farthest stop is dropped
+    (is it in the asymptotic regime?) or, with four stops or more, the nearest one (is it
+    resolved by the string?), whichever is larger."""
+    top = _richardson_table(values)
+    if len(values) < 3:
+        return top, abs(top - values[-1])
+    error = abs(top - _richardson_table(values[1:]))
+    if len(values) >= 4:
+        error = max(error, abs(top - _richardson_table(values[:-1])))
+    return top, error
+
+
+#: Stops of the flow, as fractions of the path length from the saddle (halving): always the
+#: first four, and the closer ones that are at least `_RESOLVED` segments of the string from
+#: the saddle.
+_MARKS = (0.16, 0.08, 0.04, 0.02, 0.01, 0.005)
+_RESOLVED = 5
+
+
+def _stops(segments: int) -> tuple[float, ...]:
+    """16%, 8%, 4%, 2% and the closer stops at least `_RESOLVED` segments from the saddle."""
+    return _MARKS[:4] + tuple(m for m in _MARKS[4:] if m * segments >= _RESOLVED)
 
 
 def _non_gibbs_integral(
@@ -135,13 +185,17 @@ def _non_gibbs_integral(
     path: Array,
     q_a: Array,
     alpha: float,
-    rates: tuple[float, float],
-    marks: tuple[float, ...] = (0.04, 0.02, 0.01),
+    saddle: SaddleModel,
+    marks: tuple[float, ...] | None = None,
     trace: list[Any] | None = None,
 ) -> tuple[float, float, Array]:
-    """I along the instanton, an error estimate, and Q at the end of the integration.
+    """I along the instanton, an error estimate, and Q at the last stop.
 
-    ``rates``: (|λ_b|, λ_s − |λ_b|), the decay rates in t of F near the saddle (see `_tail`)."""
+    The Riccati flow is integrated from the minimum to each stop in ``marks`` (default
+    `_stops`: 16%, 8%, 4%, 2% of the path length from the saddle and closer ones down to five
+    segments of the string); there the rest is the saddle's linear-model integral
+    (`_linear_tail`), exact up to O(distance). The values at the stops are extrapolated to
+    distance 0 by `_richardson`, whose estimate is the error reported."""
     n = model.dim
     lengths = np.linalg.norm(np.diff(path, axis=0), axis=1)
     s = np.concatenate([[0.0], np.cumsum(lengths)])
@@ -155,9 +209,8 @@ def _non_gibbs_integral(
     rhs = _hamiltonian_rhs(model, nm, spline, momentum, alpha, _GAIN * scale)
     state = np.concatenate([[1e-4 * total], q_a.ravel(), [0.0]])
     values: list[float] = []
-    errors: list[float] = []
-    t0, previous = 0.0, None
-    for mark in marks:
+    t0 = 0.0
+    for mark in _stops(path.shape[0] - 1) if marks is None else marks:
 
         def event(_t: float, y: Array, mark: float = mark) -> float:
             return y[0] - (1 - mark) * total
@@ -173,19 +226,13 @@ def _non_gibbs_integral(
             )
         state = sol.y_events[0][0]
         t0 = float(sol.t_events[0][0])
+        q = state[1 : 1 + n * n].reshape(n, n)
         f_here = float(rhs(t0, state)[-1])
-        if previous is None:
-            tail, tail_error = f_here / min(rates), 0.0
-        else:
-            tail, tail_error = _tail(previous[1], f_here, t0 - previous[0], rates)
-        previous = (t0, f_here)
-        values.append(float(state[-1]) + tail)
-        errors.append(tail_error)
+        values.append(float(state[-1]) + _linear_tail(q, f_here, saddle))
         if trace is not None:
-            trace.append((mark, values[-1], state[1 : 1 + n * n].reshape(n, n).copy()))
-    # the spread over the marks and the tail's own uncertainty
-    error = max(values[1:]) - min(values[1:]) + errors[-1] + 1e-9
-    return values[-1], error, state[1 : 1 + n * n].reshape(n, n)
+            trace.append((mark, values[-1], float(state[-1]), f_here, q.copy()))
+    value, error = _richardson(values)
+    return value, error + 1e-9, state[1 : 1 + n * n].reshape(n, n)
 
 
 def _eyring_kramers(
@@ -247,16 +294,15 @@ def _bouchet_reygner(
             "landscape_escape_time: the quasi-potential Hessians from the Lyapunov equations "
             f"have the wrong signature (det Q_a sign {sign_a}, det Q_b sign {sign_b})"
         )
-    stable = float(spectrum[1]) if spectrum.size > 1 else math.inf
-    rates = (abs(lam), stable - abs(lam))
+    saddle = SaddleModel(d_b, h_b, sigma_b, abs(lam))
     if nm.switch is None:
-        non_gibbs, error, q_end = _non_gibbs_integral(model, nm, path.path, q_a, alpha, rates)
+        non_gibbs, error, q_end = _non_gibbs_integral(model, nm, path.path, q_a, alpha, saddle)
         crossing = ""
     else:  # D jumps on a surface: the flow on each side and the jump condition between
         from ._switch import switch_non_gibbs
 
         non_gibbs, error, q_end, crossing = switch_non_gibbs(
-            model, nm, path.path, q_a, alpha, rates
+            model, nm, path.path, q_a, alpha, saddle
         )
     mismatch = float(np.linalg.norm(q_end - q_b) / np.linalg.norm(q_b))
     log_tau = (

@@ -333,7 +333,58 @@ def relax_switch(
     action = switch_action(relaxed, loss, sw, False, j)[0]
     grad = float(np.linalg.norm(fun(result.x)[1])) / scale
     ok = bool(result.success) or grad < 1e-8
+    if not ok:
+        sliding = _sliding(sw, loss, relaxed, j)
+        if sliding is not None:
+            raise ConvergenceError(
+                f"minimum_action_path: the minimum-action path slides along the switch surface "
+                f"({sliding}; relaxation stopped at relative gradient {grad:.2g} on "
+                f"{n_seg} segments). A path that runs along the surface where D jumps is a "
+                "sliding mode (the cheapest motion there alternates between the two sides' D, "
+                "Dupuis & Ellis 1992), which neither the string (one point held on the surface) "
+                "nor the prefactor (one transversal refraction) represents; more points do not "
+                "help. Put the switch surface elsewhere (switch=g) or pass a smooth D(θ)"
+            )
     return relaxed, action, int(result.nit), grad, ok
+
+
+def _sliding(sw: Switch, loss: LossModel, phi: Array, j: int) -> str | None:
+    """Why the relaxed string ``phi`` (point j held on S) slides along S, or None: another point
+    of the string on S (within 5% of a segment), or an instanton that reaches S where the
+    Hamilton–Jacobi equation on the far side has no root (total reflection)."""
+    spacing = float(np.mean(np.linalg.norm(np.diff(phi, axis=0), axis=1)))
+    on_surface = []
+    for i in range(max(j - 4, 1), min(j + 5, len(phi) - 1)):
+        value = float(sw.surface(phi[i][None])[0])
+        if abs(value) / float(sw.normal(phi[i])[1]) < 0.05 * spacing:
+            on_surface.append(i)
+    normal = sw.normal(phi[j])[0]
+    into, out = phi[j] - phi[j - 1], phi[j + 1] - phi[j]
+    angles = [
+        float(np.degrees(np.arcsin(min(abs(normal @ v) / np.linalg.norm(v), 1.0))))
+        for v in (into, out)
+    ]
+    m_a = np.linalg.inv(sw.d_a)
+    drift = -loss.gradient(phi[j][None])[0]
+    speed = np.sqrt(max(drift @ m_a @ drift, 0.0) / max(into @ m_a @ into, _TINY))
+    p_minus = 0.5 * m_a @ (speed * into - drift)
+    dn = sw.d_b @ normal
+    qb = float(drift @ normal + 2 * p_minus @ dn)
+    disc = qb * qb - 4 * float(normal @ dn) * float(drift @ p_minus + p_minus @ sw.d_b @ p_minus)
+    where = f"at θ = {np.round(phi[j], 4).tolist()}"
+    figures = f"the string meets it at {angles[0]:.2g}° and leaves it at {angles[1]:.2g}°"
+    if disc < 0:
+        return (
+            f"{where} the instanton arriving at {angles[0]:.2g}° has no refracted continuation: "
+            f"the Hamilton–Jacobi equation on the saddle's side has no real root (discriminant "
+            f"{disc / max(qb * qb, _TINY):.2g} of b², total reflection); {figures}"
+        )
+    if len(on_surface) > 1:
+        return (
+            f"{where} {len(on_surface)} consecutive points of the string lie on it (points "
+            f"{on_surface}, within 5% of a segment); {figures}"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -452,12 +503,13 @@ def switch_non_gibbs(
     path: Array,
     q_a: Array,
     alpha: float,
-    rates: tuple[float, float],
+    saddle: Any,
 ) -> tuple[float, float, Array, str]:
     """I = I⁻ + (1 − α) log(D⁺_nn/D⁻_nn) + I⁺ along a path that crosses the switch once: the
     Riccati flow on the minimum's side, Q mapped across S (`map_hessian`), the flow on the
     saddle's side to the saddle (with its tail, as for a smooth D). Returns I, its error, Q at
-    the end and a description with the crossing's figures."""
+    the end and a description with the crossing's figures. ``saddle`` is the saddle's linear
+    model (`flatminima.numerics._prefactor.SaddleModel`: D there is the saddle side's)."""
     from ._noise_models import _constant
     from ._prefactor import _momentum, _non_gibbs_integral
 
@@ -477,7 +529,7 @@ def switch_non_gibbs(
     jump = float((p_plus - p_minus) @ normal) / float(size)
     q_plus = map_hessian(q_minus, normal, curvature, jump, x_plus, hess @ p_plus)
     term = jump_term(sw, normal, alpha)
-    i_plus, error, q_end = _non_gibbs_integral(model, nm_b, tail, q_plus, alpha, rates)
+    i_plus, error, q_end = _non_gibbs_integral(model, nm_b, tail, q_plus, alpha, saddle)
     # the refraction law against the relaxed string: the direction of ẋ⁺ vs the path's
     out = tail[1] - tail[0]
     bend = float(

@@ -8,6 +8,7 @@ are in test_landscape_refs.py (cases c and d)."""
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -16,7 +17,7 @@ import sympy as sp
 from landscapes_any import CASES, ROTATED_LOSS
 
 from flatminima.errors import NoiseModelError, ParameterError
-from flatminima.numerics import landscape_escape_time, mfpt_1d, minimum_action_path
+from flatminima.numerics import landscape_escape_time, mfpt_1d, mfpt_2d, minimum_action_path
 from flatminima.numerics._action import _prepare, action_path, geometric_action
 from flatminima.numerics._noise_models import _constant
 from flatminima.numerics._prefactor import _momentum
@@ -190,3 +191,100 @@ def test_bad_switch_is_a_clear_error() -> None:
         minimum_action_path(
             WELL, "white", minimum=[-1.0], saddle=[0.0], diffusion=0.1, switch="harmonic"
         )
+
+
+def _sliding_cost(point: np.ndarray, kappa: float) -> tuple[float, float, float]:
+    """Geometric Lagrangians per unit length along the tangent of the switch surface of the
+    curved valley below, by hand: on the minimum's side (D = κH_a), on the saddle's side
+    (D = κ|H_b|), and the cheapest zigzag across the surface (a fraction r of the way on the
+    minimum's side moving towards the saddle's side, the rest moving back: Dupuis–Ellis)."""
+    px, py = point
+    m_a = np.linalg.inv(kappa * np.array([[14.0, 6.0], [6.0, 6.0]]))
+    m_b = np.linalg.inv(kappa * np.diag([4.0, 6.0]))
+    drift = -np.array([4 * px * (px * px - 1) - 6 * px * (py - px * px / 2), 6 * (py - px**2 / 2)])
+    tangent = np.array([1.0, 5 * px]) / math.hypot(1.0, 5 * px)  # along y = 5x²/2 − 2/3
+    across = np.array([-5 * px, 1.0]) / math.hypot(1.0, 5 * px)  # into the saddle's side
+
+    def cost(m: np.ndarray, v: np.ndarray) -> float:
+        return float(np.sqrt(v @ m @ v) * np.sqrt(drift @ m @ drift) - v @ m @ drift)
+
+    zigzag = min(
+        r * cost(m_a, tangent + s * (1 - r) * across)
+        + (1 - r) * cost(m_b, tangent - s * r * across)
+        for r in np.linspace(0.02, 0.98, 49)
+        for s in np.linspace(0.0, 20.0, 401)
+    )
+    return cost(m_a, tangent), cost(m_b, tangent), zigzag
+
+
+@pytest.mark.parametrize("points", [8, 32])
+def test_path_sliding_along_a_curved_switch_surface_is_a_specific_error(points: int) -> None:
+    """A curved valley, L = (x² − 1)² + 3(y − x²/2)² (H_a = [[14, 6], [6, 6]] at a = (−1, ½),
+    H_b = diag(−4, 6) at b = 0): the switch surface det H = 0 is the parabola
+    y = 5x²/2 − 2/3, which the valley meets at a grazing angle. There, moving along the surface
+    by zigzagging across it is cheaper than moving along it on either side (checked by hand
+    below), so the minimum-action path slides along the surface: several points of the
+    string settle on it and L-BFGS stops at the kink (relative gradient 0.11 on 32 segments,
+    and the same on 64 and 128 without the held point). The error says so, where, and why more
+    points do not help; it does not say "raise points"."""
+    from flatminima.errors import ConvergenceError
+
+    y = sp.Symbol("y")
+    loss = (x**2 - 1) ** 2 + 3 * (y - x**2 / 2) ** 2
+    with pytest.raises(ConvergenceError) as info:
+        minimum_action_path(
+            loss, "sgd", minimum=[-1, 0.5], saddle=[0, 0], lr=0.1, batch_size=2, points=points
+        )
+    message = str(info.value)
+    assert "raise points" not in message
+    found = re.search(
+        r"slides along the switch surface \(at θ = \[(\S+), (\S+)\] (\d+) consecutive points",
+        message,
+    )
+    assert found, message
+    assert "more points do not help" in message
+    point = np.array([float(found.group(1)), float(found.group(2))])
+    assert int(found.group(3)) >= 2
+    assert abs(point[1] - (2.5 * point[0] ** 2 - 2 / 3)) < 1e-3  # on det H = 0
+    on_a, on_b, zigzag = _sliding_cost(point, 0.1 / (2 * 2))
+    assert zigzag < 0.95 * min(on_a, on_b), (on_a, on_b, zigzag)
+
+
+def test_sliding_valley_has_no_constant_prefactor_against_mfpt_2d() -> None:
+    """Why the curved valley above is refused rather than given a number: the exact MFPT
+    (``mfpt_2d`` with the same piecewise D, the surface det H = 0 curved across the cells, so
+    first order in h; absorbing past the other minimum, x > 1) at κ = 0.03, 0.02, 0.015
+    (ΔΦ ≈ 7.8, 11.7, 15.6) fitted by log τ = c + B/κ + ν log(1/κ): B = 0.236 (the free string's
+    action × κ is 0.234 on 128 segments) and ν = −0.66, where every Eyring–Kramers formula of
+    the toolkit (a prefactor independent of ΔΦ) has ν = 0. With three grids (levels = 3) at
+    ΔΦ = 8, 12, 16: ν = −0.57 with the string's barrier held fixed, residuals ≤ 0.5%."""
+    y = sp.Symbol("y")
+    loss = (x**2 - 1) ** 2 + 3 * (y - x**2 / 2) ** 2
+    h_a, h_b = np.array([[14.0, 6.0], [6.0, 6.0]]), np.diag([4.0, 6.0])  # κ|H_b|
+
+    def field(kappa: float):
+        def diffusion(px: np.ndarray, py: np.ndarray) -> np.ndarray:
+            h11 = 21 * px**2 - 4 - 6 * py  # ∂²L/∂x², by hand; ∂²L/∂x∂y = −6x, ∂²L/∂y² = 6
+            smallest = 0.5 * (h11 + 6) - np.sqrt(0.25 * (h11 - 6) ** 2 + 36 * px**2)
+            return np.where((smallest > 0)[..., None, None], kappa * h_a, kappa * h_b)
+
+        return diffusion
+
+    kappas = (0.03, 0.02, 0.015)
+    logs = []
+    for kappa in kappas:
+        r = mfpt_2d(
+            loss,
+            field(kappa),
+            bounds=((-1.9, 1.9), (-0.9, 1.9)),
+            shape=(152, 112),
+            start=(-1.0, 0.5),
+            absorbing=lambda px, py: px > 1.0,
+            levels=2,
+        )
+        assert r.error < 0.04 * r.extrapolated, r
+        logs.append(math.log(r.extrapolated))
+    fit = np.array([[1.0, 1 / k, math.log(1 / k)] for k in kappas])
+    _, scale, power = np.linalg.solve(fit, np.array(logs))
+    assert 0.22 < scale < 0.25, scale
+    assert power < -0.3, power
