@@ -470,10 +470,9 @@ def _piece_integral(
 ) -> tuple[float, Array]:
     """∫ F dt along ``piece`` (the minimum's side, D constant) from arc length ``start`` to its
     end on S, with Q from ``q_start``; returns I and Q at the end."""
-    from scipy.integrate import solve_ivp
     from scipy.interpolate import CubicSpline
 
-    from ._prefactor import _GAIN, _hamiltonian_rhs, _momentum
+    from ._prefactor import _GAIN, _hamiltonian_rhs, _integrate_flow, _momentum
 
     n = model.dim
     s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(piece, axis=0), axis=1))])
@@ -487,7 +486,7 @@ def _piece_integral(
 
     event.terminal = True  # type: ignore[attr-defined]
     state = np.concatenate([[start * s[-1]], q_start.ravel(), [0.0]])
-    sol = solve_ivp(rhs, (0.0, 1e5), state, method="LSODA", rtol=1e-10, atol=1e-12, events=event)
+    sol = _integrate_flow(rhs, 0.0, state, event, n)
     if sol.status != 1:
         raise ConvergenceError(
             "landscape_escape_time: the Riccati equation along the instanton did not reach the "
