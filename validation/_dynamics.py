@@ -36,13 +36,11 @@ from flatminima.numerics._engine import (
     MinibatchProblem,
     Ops,
     RateEstimate,
-    Renewal,
     SDEProblem,
-    rate_estimate,
-    run_escape,
 )
 
 from ._landscapes import Landscape, minibatch_noise_table
+from ._renewal import renewal_rate
 
 __all__ = ["RateMeasurement", "measure_rate"]
 
@@ -240,11 +238,15 @@ def measure_rate(
     if burn_in is None:
         slowest = float(np.linalg.eigvalsh(land.hess_min).min())
         burn_in = math.ceil(10 / (lr * float(loss_scale) * slowest))
-    estimator = Renewal(ops, replicas, restart, 1.0, burn_in=burn_in, target=target_escapes)
-    result = run_escape(
-        x, stepper.step, Custom(land.escaped), estimator, max_steps=max_steps + burn_in
+    rate, result = renewal_rate(
+        stepper,
+        Custom(land.escaped),
+        x,
+        restart=restart,
+        burn_in=burn_in,
+        target=target_escapes,
+        max_steps=max_steps,
     )
-    rate = rate_estimate(result.escapes, result.exposure, 0.95, horizon="max_steps")
     return RateMeasurement(
         **asdict(rate),
         replicas=replicas,

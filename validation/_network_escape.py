@@ -40,10 +40,7 @@ from flatminima.numerics._engine import (
     MinibatchProblem,
     Ops,
     RateEstimate,
-    Renewal,
     SDEProblem,
-    rate_estimate,
-    run_escape,
 )
 from flatminima.theory._formulas import compiled_formula
 
@@ -51,6 +48,7 @@ from ._design import kappa as sgd_kappa
 from ._design import point_seed
 from ._models import Model, load_dataset, make_model, train_to_minimum
 from ._registry import Analysis, Point, Result, rows_of
+from ._renewal import renewal_rate
 
 if TYPE_CHECKING:
     from ._experiments import LawCase
@@ -302,17 +300,17 @@ def measure_network_rate(point: NetworkRatePoint, *, screened: bool = True) -> N
     # ten relaxation times of the top of the spectrum (the directions that carry the loss)
     burn_in = math.ceil(10 / (lr * float(np.mean(spectrum[-5:]))))
     stepper, event = _network_run(model, data, point, ops, loss_star, screened)
-    estimator = Renewal(ops, replicas, start, 1.0, burn_in, point.target_escapes)
     with torch.no_grad():
-        counts = run_escape(
-            start.repeat(replicas, 1),
-            stepper.step,
+        rate, counts = renewal_rate(
+            stepper,
             event,
-            estimator,
-            max_steps=point.max_steps + burn_in,
+            start.repeat(replicas, 1),
+            restart=start,
+            burn_in=burn_in,
+            target=point.target_escapes,
+            max_steps=point.max_steps,
             check_every=point.check_every,
         )
-    rate = rate_estimate(counts.escapes, counts.exposure, 0.95, horizon="max_steps")
     return NetworkRateResult(
         **dataclasses.asdict(rate),  # escapes, exposure, rate, rate_low, rate_high
         steps=counts.steps,

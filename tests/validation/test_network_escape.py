@@ -68,14 +68,15 @@ def test_simulate_escape_and_the_validation_measurements_run_through_the_engine(
     monkeypatch,
 ) -> None:
     """simulate_escape, measure_rate, the network escape measurement and the network probe's
-    measurement each call the engine's run_escape (spied on), and none of their modules has a
-    loop or an interval of its own."""
+    measurement each call the engine's run_escape (spied on; measure_rate and the network
+    measurement through the shared renewal_rate), and none of their modules has a loop or an
+    interval of its own."""
     from flatminima.numerics import _engine, _simulate, simulate_escape
-    from flatminima.validation import _dynamics, _probe_measure, landscape
+    from flatminima.validation import _dynamics, _probe_measure, _renewal, landscape
 
     calls: list[str] = []
-    modules = (_simulate, _dynamics, net, _probe_measure)
-    for module in modules:
+    callers = (_simulate, _renewal, _probe_measure)
+    for module in callers:
 
         def spy(*args, _name=module.__name__, **kwargs):
             calls.append(_name)
@@ -104,8 +105,8 @@ def test_simulate_escape_and_the_validation_measurements_run_through_the_engine(
     net.measure_network_rate(replace(point, replicas=4, max_steps=3, target_escapes=1))
     measured = _probe_measure._measure(_tiny_model(), **{**PROBE_RUN, "max_steps": 60})
     assert measured["steps"] == 60
-    assert calls == [m.__name__ for m in modules]
-    for module in modules:
+    assert calls == [m.__name__ for m in (_simulate, _renewal, _renewal, _probe_measure)]
+    for module in (_simulate, _dynamics, net, _renewal, _probe_measure):
         tree = ast.parse(inspect.getsource(module))
         defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
         assert not any(isinstance(n, ast.While) for n in ast.walk(tree)), module.__name__
