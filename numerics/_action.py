@@ -629,15 +629,7 @@ def minimum_action_path(
     problem = _prepare(
         loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian, switch
     )
-    init = path_options(points, tol, initial, problem.minimum.size)
-    result = action_path(problem, points, float(tol), init)
-    if not result.converged:
-        raise ConvergenceError(
-            f"minimum_action_path: the string did not converge (last relative change "
-            f"{result.residual:.2g} > tol = {tol:g}, measured order {result.order}); raise "
-            "points, loosen tol, or give an initial path"
-        )
-    return result
+    return converged_path(problem, points, tol, initial, "minimum_action_path")
 
 
 #: Largest number of path points accepted (a budget: 10⁹ points would allocate before failing).
@@ -668,3 +660,20 @@ def path_options(points: Any, tol: Any, initial: Any, dim: int) -> Array | None:
     if init.ndim != 2 or init.shape[1] != dim or init.shape[0] < 3:
         raise ShapeError("initial", f"an array of shape (m ≥ 3, {dim})", init.shape)
     return init
+
+
+def converged_path(
+    problem: Problem, points: Any, tol: Any, initial: Any, caller: str
+) -> MinimumActionPath:
+    """The relaxed minimum-action path of ``problem`` (``points``, ``tol`` and ``initial``
+    checked by `path_options`; shared by minimum_action_path and landscape_escape_time); a
+    ConvergenceError naming ``caller`` when the string did not converge to ``tol``."""
+    init = path_options(points, tol, initial, problem.minimum.size)
+    path = action_path(problem, points, float(tol), init)
+    if not path.converged:
+        raise ConvergenceError(
+            f"{caller}: the minimum-action path did not converge (last relative change "
+            f"{path.residual:.2g} > tol = {tol:g}, measured order {path.order}); raise "
+            "points, loosen tol, or give an initial path"
+        )
+    return path

@@ -38,16 +38,15 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from flatminima.errors import ConvergenceError, ParameterError, ValidityWarning
+from flatminima.errors import ParameterError, ValidityWarning
 from flatminima.theory._conventions import interpretation_name
 
 from ._action import (
     MinimumActionPath,
     Problem,
     _prepare,
-    action_path,
+    converged_path,
     locate_saddle,
-    path_options,
 )
 from ._checks import check_dps, positive
 from ._escape_time import VALIDITY_BARRIER, _interpretation
@@ -192,17 +191,6 @@ def _options(interpretation: Any, prefactor: str, dps: int) -> tuple[float, str,
             "prefactor", "'auto', 'eyring-kramers' or 'bouchet-reygner'", prefactor
         )
     return float(alpha), interpretation_name(alpha), dps
-
-
-def _converged_path(problem: Problem, points: int, tol: float, initial: Any) -> MinimumActionPath:
-    init = path_options(points, tol, initial, problem.minimum.size)
-    path = action_path(problem, points, float(tol), init)
-    if not path.converged:
-        raise ConvergenceError(
-            f"landscape_escape_time: the minimum-action path did not converge (relative change "
-            f"{path.residual:.2g}, order {path.order}); raise points or give an initial path"
-        )
-    return path
 
 
 def _use_eyring_kramers(nm: NoiseModel, prefactor: str) -> bool:
@@ -508,7 +496,7 @@ def landscape_escape_time(
     )
     if lr is not None:
         positive("lr", lr)
-    path = _converged_path(problem, points, tol, initial)
+    path = converged_path(problem, points, tol, initial, "landscape_escape_time")
     use_ek = _use_eyring_kramers(problem.noise, prefactor)
     values = _evaluate(problem, path, use_ek, alpha, diffusion, dps)
     issued = _validity_messages(problem, values[1], values[3], use_ek)
