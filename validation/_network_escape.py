@@ -64,7 +64,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class NetworkSetup:
-    """A one-hidden-layer MLP and its data set: what a network escape point trains."""
+    """A one-hidden-layer MLP and its data set: what a network escape point trains (the
+    point's first fields: a `NetworkRatePoint` is a setup plus its noise and run)."""
 
     dataset: str
     size: int
@@ -95,19 +96,15 @@ class NetworkRateResult(RateEstimate, Result):
 
 
 @dataclass(frozen=True)
-class NetworkRatePoint(Point):
-    """Escape rate from a trained MLP's minimum (``measure_network_rate``): the data and model,
-    the noise (``batch_size`` for SGD, ``diffusion`` for white noise), the loss jump ``delta``.
-    The optional fields say where the point sits in its experiment."""
+class NetworkRatePoint(NetworkSetup, Point):
+    """Escape rate from a trained MLP's minimum (``measure_network_rate``): the data and model
+    (the `NetworkSetup` fields), the noise (``batch_size`` for SGD, ``diffusion`` for white
+    noise), the loss jump ``delta``. The optional fields say where the point sits in its
+    experiment."""
 
     TASK: ClassVar[str] = "network-rate"
     RESULT: ClassVar[type[Result]] = NetworkRateResult
 
-    dataset: str
-    size: int
-    hidden: int
-    weight_decay: float
-    data_seed: int
     noise: str
     lr: float
     delta: float
@@ -126,11 +123,6 @@ class NetworkRatePoint(Point):
 
     def run(self) -> NetworkRateResult:
         return measure_network_rate(self)
-
-    @property
-    def network(self) -> NetworkSetup:
-        """The data set and model the point trains."""
-        return NetworkSetup(self.dataset, self.size, self.hidden, self.weight_decay, self.data_seed)
 
 
 def _setup(
@@ -293,7 +285,7 @@ def measure_network_rate(point: NetworkRatePoint, *, screened: bool = True) -> N
     """One network escape-rate point (see the module docstring): the escape engine with the
     network's stepper, a loss-jump event and the renewal estimator after a burn-in.
     ``screened`` False checks the exact full-data loss on every row (the tests' reference)."""
-    model, data, theta_star, loss_star, spectrum = _setup(point.network, point.init_seed)
+    model, data, theta_star, loss_star, spectrum = _setup(point, point.init_seed)
     ops = Ops("torch", point.seed, point.device or "cpu", torch.float64)
     replicas, lr = point.replicas, point.lr
     start = theta_star.to(ops.device)
