@@ -39,7 +39,7 @@ from typing import Any, Protocol
 
 from flatminima.errors import ParameterError
 
-from ._registry import JSONValue, Point, point_from_dict
+from ._registry import JSONRecord, JSONValue, Point, point_from_dict
 from ._store import Claim, PointStore, caller_stacklevel, point_key
 
 __all__ = [
@@ -57,10 +57,6 @@ SCHEDULER_TIMEOUT = 5.0
 """Seconds to wait for a Dask scheduler to answer before `SchedulerError`."""
 
 _POLL = 0.2  # seconds between looks at points another sweep is computing
-
-JSONRecord = dict[str, JSONValue]
-"""A point's result as stored in ``points.jsonl`` (the JSON boundary; typed again by
-``Point.result_from``)."""
 
 Fn = Callable[[Point], JSONRecord]
 
