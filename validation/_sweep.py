@@ -523,14 +523,14 @@ class _Sweep:
         from ._progress import Progress
 
         self.queue: deque[Point] = deque(todo)
+        self.points = {p.key(): p for p in todo}
         self.deferred: list[Point] = []  # claimed by another sweep
         self.claims: dict[str, Claim] = {}
-        self.keys = {p.key() for p in todo}
         self.store, self.done, self.label, self.progress = store, done, label, progress
         self.told_waiting = False
         self.bar = Progress(len(todo), label) if progress else None
 
-    def report(self, point: JSONRecord, result: JSONRecord, note: str = "") -> None:
+    def report(self, point: Point, result: JSONRecord, note: str = "") -> None:
         from ._progress import format_point
 
         if self.bar is not None:
@@ -541,8 +541,8 @@ class _Sweep:
         for key, record in self.store.refresh().items():
             if key not in self.done:
                 self.done[key] = record
-                if key in self.keys and key not in self.claims:
-                    self.report(record["point"], record["result"], " (by another sweep)")
+                if key in self.points and key not in self.claims:
+                    self.report(self.points[key], record["result"], " (by another sweep)")
 
     def submit(self, pool: _Pool) -> None:
         """Claim and submit queued points while the pool has room."""
@@ -570,7 +570,7 @@ class _Sweep:
                 self.store.append(record, result)
                 self.claims.pop(key).release()
                 self.done[key] = {"point": record, "result": result}
-                self.report(record, result)
+                self.report(point, result)
         elif self.deferred:
             if self.progress and not self.told_waiting:
                 print(
