@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict, Unpack
+from typing import Any, TypedDict, cast
 
 import numpy as np
 import torch
@@ -186,33 +186,19 @@ class _Checked:
 
     def settings(self, barrier: float) -> ProbeSettings:
         """The settings recorded in ``ProbeResult.settings``, with ``barrier`` the ΔL used."""
-        return ProbeSettings(
-            lr=self.lr,
-            batch_size=self.batch_size,
-            k=self.k,
-            barrier=barrier,
-            weight_decay=self.weight_decay,
-            dtype=str(self.dtype),
-            device=str(self.device),
-            tol=self.tol,
-            max_iter=self.max_iter,
-            seed=self.seed,
-            zero_tol=self.zero_tol,
-            mode=self.mode,
-            parameters=self.parameters,
-            samples=self.samples,
-        )
+        names = ProbeSettings.__annotations__  # the same names as here
+        values = {name: _plain(getattr(self, name)) for name in names}
+        return cast(ProbeSettings, {**values, "barrier": barrier})
 
     def fingerprint(self) -> _StageKeys:
         """The settings the Hessian and noise stages depend on (with parameters and data)."""
-        return _StageKeys(
-            k=self.k,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            seed=self.seed,
-            weight_decay=self.weight_decay,
-            dtype=str(self.dtype),
-        )
+        names = _StageKeys.__annotations__  # the same names as here
+        return cast(_StageKeys, {name: _plain(getattr(self, name)) for name in names})
+
+
+def _plain(value: object) -> object:
+    """A JSON-able setting: dtypes and devices as their names."""
+    return str(value) if isinstance(value, (torch.dtype, torch.device)) else value
 
 
 class ProbeSettings(TypedDict):
@@ -247,35 +233,9 @@ class _StageKeys(TypedDict):
     dtype: str
 
 
-class _Inputs(TypedDict):
-    """``probe``'s settings as given (all but ``device``); ``_check_settings`` replaces each by
-    its checked value."""
-
-    lr: float
-    batch_size: int
-    k: int
-    measure: bool
-    barrier: float | None
-    weight_decay: float
-    mode: str
-    grad_tol: float
-    zero_tol: float
-    tol: float
-    max_iter: int | None
-    dtype: torch.dtype
-    chunk_size: int
-    replicas: int
-    max_steps: int
-    check_every: int
-    burn_in: int | None
-    target_escapes: int
-    seed: int
-
-
-def _check_settings(
-    model: Any, loss_fn: Any, data: Any, device: Any, **s: Unpack[_Inputs]
-) -> _Checked:
-    """Every input of ``probe`` checked, in the order of its signature."""
+def _check_settings(model: Any, loss_fn: Any, data: Any, device: Any, **s: Any) -> _Checked:
+    """Every input of ``probe`` checked, in the order of its signature (``s``: all but
+    ``device``, each replaced by its checked value)."""
     if not isinstance(model, nn.Module):
         raise ParameterError("model", "a torch.nn.Module", _Text(type(model).__name__))
     if not callable(loss_fn):
@@ -308,16 +268,16 @@ def _check_settings(
     return _Checked(x=x, y=y, device=dev, parameters=total, **s)
 
 
-def _check_measurement(s: _Inputs) -> None:
+def _check_measurement(s: dict[str, object]) -> None:
+    """The measurement's settings in ``s`` (probe's inputs, unchecked) replaced by their
+    checked values."""
     s["replicas"] = _integer("replicas", s["replicas"], 1, 2**31)
-    s["max_steps"] = _integer("max_steps", s["max_steps"], 1, 2**62)
-    s["check_every"] = _integer(
-        "check_every", s["check_every"], 1, s["max_steps"], " (≤ max_steps)"
-    )
+    max_steps = s["max_steps"] = _integer("max_steps", s["max_steps"], 1, 2**62)
+    s["check_every"] = _integer("check_every", s["check_every"], 1, max_steps, " (≤ max_steps)")
     s["target_escapes"] = _integer("target_escapes", s["target_escapes"], 1, 2**62)
     if s["burn_in"] is not None:
         s["burn_in"] = _integer(
-            "burn_in", s["burn_in"], 0, s["max_steps"] - 1, " (< max_steps: steps at risk remain)"
+            "burn_in", s["burn_in"], 0, max_steps - 1, " (< max_steps: steps at risk remain)"
         )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -17,6 +17,7 @@ from flatminima.numerics._engine import (
     LevelSet,
     MinibatchProblem,
     Ops,
+    RateEstimate,
     Renewal,
     rate_estimate,
     run_escape,
@@ -27,16 +28,11 @@ from ._probe_results import EscapeMeasurement, Prediction
 
 
 @dataclass(frozen=True)
-class _Measured:
+class _Measured(RateEstimate):
     """The replica run of ``_measure`` (what the probe's stage store keeps): escapes and
     exposure after the burn-in, the rate per iteration with its exact 95% interval, the
     iterations run, the seconds it took and the loss level L(a) + ΔL of the criterion."""
 
-    escapes: int
-    exposure: float
-    rate: float
-    rate_low: float
-    rate_high: float
     steps: int
     seconds: float
     level: float
@@ -129,16 +125,8 @@ def _measure(
             "lr", "a step size at which the SGD replicas stay finite", lr, str(exc.got)
         ) from exc
     rate = rate_estimate(counts.escapes, counts.exposure, 0.95, horizon="burn_in")
-    return _Measured(
-        escapes=rate.escapes,
-        exposure=rate.exposure,
-        rate=rate.rate,
-        rate_low=rate.rate_low,
-        rate_high=rate.rate_high,
-        steps=counts.steps,
-        seconds=time.perf_counter() - start,
-        level=level,
-    )
+    seconds = time.perf_counter() - start
+    return _Measured(**asdict(rate), steps=counts.steps, seconds=seconds, level=level)
 
 
 def _measurement(

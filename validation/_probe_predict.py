@@ -74,34 +74,6 @@ def _fit_noise(
     )
 
 
-def _escape(
-    noise: str,
-    lam: float,
-    *,
-    barrier: float,
-    lr: float,
-    batch_size: float | None = None,
-    diffusion: float | None = None,
-    s: str | None = None,
-) -> tuple[float, float, list[str]]:
-    """(ΔΦ, log iterations) of the symmetric valley of curvature λ (1-D, theory formulas)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        r = escape_time(
-            noise,
-            hess_min=lam,
-            hess_saddle=-lam,
-            barrier=barrier,
-            lr=lr,
-            batch_size=batch_size,
-            diffusion=diffusion,
-            s=s,
-            dps=20,
-        )
-    assert r.log_iterations is not None  # lr is always given
-    return float(r.quasi_potential), float(r.log_iterations), [str(w.message) for w in caught]
-
-
 @dataclass(frozen=True)
 class _Sgd:
     """The SGD whose escape is predicted: barrier ΔL, step η and batch size B (an effective,
@@ -113,13 +85,34 @@ class _Sgd:
 
     def sgd(self, lam: float) -> tuple[float, float, list[str]]:
         """``_escape`` of the valley of curvature λ with the noise κH (Itô, s = ½)."""
-        return _escape(
-            "sgd", lam, barrier=self.barrier, lr=self.lr, batch_size=self.batch_size, s="0.5"
-        )
+        return _escape("sgd", lam, self, None)
 
     def white(self, lam: float, diffusion: float) -> tuple[float, float, list[str]]:
         """``_escape`` of the valley of curvature λ with white noise of that diffusion."""
-        return _escape("white", lam, barrier=self.barrier, lr=self.lr, diffusion=diffusion)
+        return _escape("white", lam, self, diffusion)
+
+
+def _escape(
+    noise: str, lam: float, sgd: _Sgd, diffusion: float | None
+) -> tuple[float, float, list[str]]:
+    """(ΔΦ, log iterations, warnings) of the symmetric valley of curvature λ (1-D, theory
+    formulas): SGD noise κH with s = ½, or white noise of ``diffusion`` (B then unused)."""
+    white = noise == "white"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = escape_time(
+            noise,
+            hess_min=lam,
+            hess_saddle=-lam,
+            barrier=sgd.barrier,
+            lr=sgd.lr,
+            batch_size=None if white else sgd.batch_size,
+            s=None if white else "0.5",
+            diffusion=diffusion,
+            dps=20,
+        )
+    assert r.log_iterations is not None  # lr is always given
+    return float(r.quasi_potential), float(r.log_iterations), [str(w.message) for w in caught]
 
 
 @dataclass(frozen=True)
