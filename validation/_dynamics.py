@@ -70,8 +70,19 @@ class RateMeasurement(RateEstimate):
         """log of the mean escape time in iterations, −log rate."""
         return -self.log_rate
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, float | str]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Occupation:
+    """Where the replicas of ``measure_occupation`` ended: ``in_start_valley`` of ``replicas``
+    (``fraction``) after ``steps`` iterations."""
+
+    in_start_valley: int
+    replicas: int
+    steps: int
+    fraction: float
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -142,7 +153,12 @@ def _stepper(
 
 
 def _check_options(
-    noise: str, lr: Any, loss_scale: Any, batch_size: Any, diffusion: Any, counts: dict[str, Any]
+    noise: str,
+    lr: object,
+    loss_scale: object,
+    batch_size: object,
+    diffusion: object,
+    counts: dict[str, object],
 ) -> None:
     if noise not in ("sgd", "white"):
         raise ParameterError("noise", "'sgd' or 'white'", noise)
@@ -225,7 +241,11 @@ def measure_rate(
         Escapes, exposure, the rate per iteration with its exact 95 % Poisson interval, and
         ``iterations`` = 1/rate.
     """
-    counts = {"replicas": replicas, "target_escapes": target_escapes, "max_steps": max_steps}
+    counts: dict[str, object] = {
+        "replicas": replicas,
+        "target_escapes": target_escapes,
+        "max_steps": max_steps,
+    }
     _check_options(noise, lr, loss_scale, batch_size, diffusion, counts)
     ops = Ops("torch", seed, _device(device), dtype)
     x = land.start(replicas, dtype=dtype, device=ops.device)
@@ -270,7 +290,7 @@ def measure_occupation(
     batch_size: int | None = None,
     diffusion: float | None = None,
     dataset_size: int = 4096,
-) -> dict[str, Any]:
+) -> Occupation:
     """Start half the replicas in each valley of a two-valley landscape, run ``steps``
     iterations, and count where they end (left of the saddle: the landscape's own valley)."""
     if land.other_minimum is None:
@@ -285,9 +305,6 @@ def measure_occupation(
     saddle = land.saddles[0][0]
     own_side = (x[:, 0] - saddle) * (land.minimum[0] - saddle) > 0
     count = int(own_side.sum())
-    return {
-        "in_start_valley": count,
-        "replicas": replicas,
-        "steps": steps,
-        "fraction": count / replicas,
-    }
+    return Occupation(
+        in_start_valley=count, replicas=replicas, steps=steps, fraction=count / replicas
+    )

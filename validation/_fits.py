@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 from scipy import stats
+
+from ._registry import JSONRecord
 
 __all__ = ["PoissonFit", "ScalingComparison", "compare_laws", "poisson_fit"]
 
@@ -44,7 +45,7 @@ class PoissonFit:
         i = self.names.index(name)
         return self.coefficients[i], self.standard_errors[i]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONRecord:
         return asdict(self)
 
 
@@ -114,7 +115,7 @@ class ScalingComparison:
     preferred: str  # "exponential", "polynomial" or "inconclusive"
     reason: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONRecord:
         return {
             "variable": self.variable,
             "exponential": self.exponential.to_dict(),

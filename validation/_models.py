@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -202,7 +201,7 @@ def make_model(kind: str, data: Dataset, *, hidden: int = 8, weight_decay: float
 
 def train_to_minimum(
     model: Model, data: Dataset, *, seed: int, tolerance: float = 1e-7, max_rounds: int = 50
-) -> tuple[torch.Tensor, dict[str, Any]]:
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Full-batch L-BFGS (float64) from ``init(seed)`` until ‖∇L‖ < ``tolerance``.
 
     Parameters
@@ -215,6 +214,12 @@ def train_to_minimum(
         Gradient norm to reach (default 1e-07).
     max_rounds
         L-BFGS rounds of up to 500 iterations each before giving up (default 50).
+
+    Returns
+    -------
+    tuple
+        θ* (a detached float64 tensor) and the training record
+        ``{"loss": L(θ*), "grad_norm": ‖∇L(θ*)‖}``.
     """
     theta = model.init(seed).clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS(

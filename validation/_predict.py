@@ -13,7 +13,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sympy as sp
 
@@ -81,20 +81,20 @@ def _formula(setting: RateSetting) -> RatePrediction:
     for hess_saddle, barrier, s in zip(
         land.hess_saddles, land.barriers, land.switch_fractions, strict=True
     ):
-        kwargs: dict[str, Any] = {
-            "barrier": lam * barrier,
-            "lr": lr,
-            "interpretation": setting.interpretation,
-            "dps": 20,
-        }
-        if noise == "sgd":
-            kwargs.update(batch_size=setting.batch_size, s=s)
-        else:
-            kwargs.update(diffusion=setting.diffusion)
+        sgd = noise == "sgd"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ValidityWarning)
             result = escape_time(
-                noise, hess_min=lam * land.hess_min, hess_saddle=lam * hess_saddle, **kwargs
+                noise,
+                hess_min=lam * land.hess_min,
+                hess_saddle=lam * hess_saddle,
+                barrier=lam * barrier,
+                lr=lr,
+                batch_size=setting.batch_size if sgd else None,
+                s=s if sgd else None,
+                diffusion=None if sgd else setting.diffusion,
+                interpretation=setting.interpretation,
+                dps=20,
             )
         assert result.iterations is not None  # lr is always given here
         rate += 1 / float(result.iterations)

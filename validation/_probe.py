@@ -47,8 +47,9 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -58,8 +59,8 @@ from flatminima.errors import ParameterError
 
 from ._lanczos import lanczos_top
 from ._persample import FunctionalModel
-from ._probe_checks import _check_loss, _check_settings, _Checked, _Text
-from ._probe_measure import _every_ten_seconds, _measure, _measurement, _subsets
+from ._probe_checks import _check_loss, _check_settings, _Checked, _StageKeys, _Text
+from ._probe_measure import _every_ten_seconds, _measure, _Measured, _measurement, _subsets
 from ._probe_predict import LEVEL_MAX, LEVEL_WINDOW, _fit_noise, _predict
 from ._probe_results import EscapeMeasurement, HessianTop, NoiseFit, Prediction, ProbeResult
 
@@ -71,7 +72,31 @@ _REEXPORTED = (LEVEL_MAX, LEVEL_WINDOW, _subsets)  # kept importable from here (
 # stages
 
 
-def _fingerprint(fm: FunctionalModel, settings: dict[str, Any]) -> str:
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class _HessianStage:
+    """The stored Hessian stage: the top eigenpairs (values and residuals in float64, vectors
+    on the CPU), the Lanczos steps, the seconds it took and whether vectors are kept."""
+
+    values: np.ndarray
+    residuals: np.ndarray
+    vectors: torch.Tensor
+    iterations: int
+    seconds: float
+    keep: bool
+
+
+@dataclass(frozen=True)
+class _NoiseStage:
+    """The stored noise stage: Σ on the top subspace (float64) and the seconds it took."""
+
+    sigma: np.ndarray
+    seconds: float
+
+
+def _fingerprint(fm: FunctionalModel, settings: _StageKeys) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     # parameters and data at float32 precision: a last-bit difference (a solver that is not
@@ -90,21 +115,29 @@ class _Stages:
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
 
-    def load(self, name: str) -> Any:
+    def load(self, name: str, kind: type[_T]) -> _T | None:
+        """The stored value of stage ``name`` if its fingerprint matches and it is a ``kind``
+        (a stage stored by an older version in another form is recomputed)."""
         if self.folder is None:
             return None
         path = self.folder / f"stage-{name}.pt"
         if not path.exists():
             return None
         blob = torch.load(path, weights_only=False)
-        return blob["value"] if blob.get("fingerprint") == self.fingerprint else None
+        value = blob.get("value") if blob.get("fingerprint") == self.fingerprint else None
+        return value if isinstance(value, kind) else None
 
     def run(
-        self, name: str, label: str, compute: Callable[[], Any], say: Callable[[str], None]
-    ) -> Any:
+        self,
+        name: str,
+        label: str,
+        compute: Callable[[], _T],
+        say: Callable[[str], None],
+        kind: type[_T],
+    ) -> _T:
         """The stored value of stage ``name``, or ``compute()`` saved (``label`` is said)."""
         say(label)
-        value = self.load(name)
+        value = self.load(name, kind)
         if value is None:
             value = compute()
             self.save(name, value)
@@ -112,7 +145,7 @@ class _Stages:
             say(f"{label.split(':')[0]}: reused from the store")
         return value
 
-    def save(self, name: str, value: Any) -> None:
+    def save(self, name: str, value: object) -> None:
         if self.folder is None:
             return
         path = self.folder / f"stage-{name}.pt"
@@ -145,7 +178,7 @@ def _hessian_stage(
     seed: int,
     keep: bool,
     say: Callable[[str], None],
-) -> dict[str, Any]:
+) -> _HessianStage:
     start = time.perf_counter()
     limit = min(fm.size, max(4 * k + 40, 120) if max_iter is None else max_iter)
     result = lanczos_top(
@@ -158,22 +191,22 @@ def _hessian_stage(
         max_iter=max_iter,
         seed=seed,
     )
-    return {
-        "values": result.values.detach().cpu().double().numpy(),
-        "residuals": result.residuals.detach().cpu().double().numpy(),
-        "vectors": result.vectors.detach().cpu(),
-        "iterations": result.iterations,
-        "seconds": time.perf_counter() - start,
-        "keep": keep,
-    }
+    return _HessianStage(
+        values=result.values.detach().cpu().double().numpy(),
+        residuals=result.residuals.detach().cpu().double().numpy(),
+        vectors=result.vectors.detach().cpu(),
+        iterations=result.iterations,
+        seconds=time.perf_counter() - start,
+        keep=keep,
+    )
 
 
-def _noise_stage(fm: FunctionalModel, vectors: torch.Tensor) -> dict[str, Any]:
+def _noise_stage(fm: FunctionalModel, vectors: torch.Tensor) -> _NoiseStage:
     start = time.perf_counter()
     projected = fm.projected_sample_gradients(vectors.to(device=fm.device, dtype=fm.dtype))
     centred = projected - projected.mean(0, keepdim=True)
     sigma = (centred.T @ centred / fm.samples).detach().cpu().double().numpy()
-    return {"sigma": sigma, "seconds": time.perf_counter() - start}
+    return _NoiseStage(sigma=sigma, seconds=time.perf_counter() - start)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,20 +391,22 @@ def _probe_checked(
         f"hessian: top {c.k} eigenpairs of {c.parameters} parameters by Lanczos",
         lambda: _hessian_stage(fm, c.k, c.tol, c.max_iter, c.seed, keep_vectors, say),
         say,
+        _HessianStage,
     )
     hess = _hessian_top(hs, c, loss0, gnorm, keep_vectors)
     ns = stages.run(
         "noise",
         f"noise: per-sample gradients of {c.samples} samples on the top-{c.k} subspace",
-        lambda: _noise_stage(fm, hs["vectors"]),
+        lambda: _noise_stage(fm, hs.vectors),
         say,
+        _NoiseStage,
     )
-    fit = _fit_noise(hs["values"], ns["sigma"], c.batch_size, c.samples, c.weight_decay)
-    fit = dataclasses.replace(fit, seconds=ns["seconds"])
+    fit = _fit_noise(hs.values, ns.sigma, c.batch_size, c.samples, c.weight_decay)
+    fit = dataclasses.replace(fit, seconds=ns.seconds)
     say("prediction: escape_time on the top subspace (κH and measured noise)")
-    pred = _predict(hs["values"], fit, c.lr, c.batch_size, c.barrier, c.zero_tol, c.weight_decay)
-    measured = _measure_stage(fm, c, pred, hs["values"], stages, say, progress)
-    return ProbeResult(hess, fit, pred, measured, {**c.settings(), "barrier": pred.barrier})
+    pred = _predict(hs.values, fit, c.lr, c.batch_size, c.barrier, c.zero_tol, c.weight_decay)
+    measured = _measure_stage(fm, c, pred, hs.values, stages, say, progress)
+    return ProbeResult(hess, fit, pred, measured, c.settings(barrier=pred.barrier))
 
 
 def _at_minimum(fm: FunctionalModel, grad_tol: float) -> tuple[float, float]:
@@ -392,18 +427,18 @@ def _at_minimum(fm: FunctionalModel, grad_tol: float) -> tuple[float, float]:
 
 
 def _hessian_top(
-    hs: dict[str, Any], c: _Checked, loss0: float, gnorm: float, keep_vectors: bool
+    hs: _HessianStage, c: _Checked, loss0: float, gnorm: float, keep_vectors: bool
 ) -> HessianTop:
     return HessianTop(
-        values=hs["values"],
-        residuals=hs["residuals"],
-        vectors=hs["vectors"] if keep_vectors else None,
-        iterations=hs["iterations"],
+        values=hs.values,
+        residuals=hs.residuals,
+        vectors=hs.vectors if keep_vectors else None,
+        iterations=hs.iterations,
         parameters=c.parameters,
         samples=c.samples,
         loss=loss0,
         gradient_norm=gnorm,
-        seconds=hs["seconds"],
+        seconds=hs.seconds,
         method=(
             "Lanczos with full reorthogonalisation on exact Hessian-vector products "
             f"(autograd, gradient graph kept), {c.dtype}, tol {c.tol:g}"
@@ -456,5 +491,6 @@ def _measure_stage(
             progress=progress,
         ),
         say,
+        _Measured,
     )
     return _measurement(ms, pred, c.replicas, burn, c.check_every)

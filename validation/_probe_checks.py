@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import numpy as np
 import torch
@@ -184,35 +184,63 @@ class _Checked:
     def samples(self) -> int:
         return int(self.x.shape[0])
 
-    def settings(self) -> dict[str, Any]:
-        """The settings recorded in ``ProbeResult.settings``."""
-        return {name: _plain(getattr(self, name)) for name in _RECORDED}
+    def settings(self, barrier: float) -> ProbeSettings:
+        """The settings recorded in ``ProbeResult.settings``, with ``barrier`` the ΔL used."""
+        names = ProbeSettings.__annotations__  # the same names as here
+        values = {name: _plain(getattr(self, name)) for name in names}
+        return cast(ProbeSettings, {**values, "barrier": barrier})
 
-    def fingerprint(self) -> dict[str, Any]:
+    def fingerprint(self) -> _StageKeys:
         """The settings the Hessian and noise stages depend on (with parameters and data)."""
-        return {name: _plain(getattr(self, name)) for name in _STAGE_KEYS}
+        names = _StageKeys.__annotations__  # the same names as here
+        return cast(_StageKeys, {name: _plain(getattr(self, name)) for name in names})
 
 
-#: Settings recorded in ``ProbeResult.settings``, and those the stored stages depend on.
-_RECORDED = (
-    *("lr", "batch_size", "k", "barrier", "weight_decay", "dtype", "device", "tol"),
-    *("max_iter", "seed", "zero_tol", "mode", "parameters", "samples"),
-)
-_STAGE_KEYS = ("k", "tol", "max_iter", "seed", "weight_decay", "dtype")
-
-
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """A JSON-able setting: dtypes and devices as their names."""
     return str(value) if isinstance(value, (torch.dtype, torch.device)) else value
 
 
-def _check_settings(model: Any, loss_fn: Any, data: Any, **s: Any) -> _Checked:
-    """Every input of ``probe`` checked, in the order of its signature."""
+class ProbeSettings(TypedDict):
+    """``ProbeResult.settings``: the probe's settings as written to JSON (dtype and device by
+    name; ``barrier`` the ΔL used, given or the default)."""
+
+    lr: float
+    batch_size: int
+    k: int
+    barrier: float
+    weight_decay: float
+    dtype: str
+    device: str
+    tol: float
+    max_iter: int | None
+    seed: int
+    zero_tol: float
+    mode: str
+    parameters: int
+    samples: int
+
+
+class _StageKeys(TypedDict):
+    """The settings the stored Hessian and noise stages depend on (hashed as JSON with the
+    parameters and the data: ``_probe._fingerprint``)."""
+
+    k: int
+    tol: float
+    max_iter: int | None
+    seed: int
+    weight_decay: float
+    dtype: str
+
+
+def _check_settings(model: Any, loss_fn: Any, data: Any, device: Any, **s: Any) -> _Checked:
+    """Every input of ``probe`` checked, in the order of its signature (``s``: all but
+    ``device``, each replaced by its checked value)."""
     if not isinstance(model, nn.Module):
         raise ParameterError("model", "a torch.nn.Module", _Text(type(model).__name__))
     if not callable(loss_fn):
         raise ParameterError("loss_fn", "a callable loss_fn(output, target)", loss_fn)
-    device = _device(s["device"])
+    dev = _device(device)
     x, y = _data(data)
     n = int(x.shape[0])
     s["lr"] = _positive("lr", s["lr"])
@@ -237,19 +265,19 @@ def _check_settings(model: Any, loss_fn: Any, data: Any, **s: Any) -> _Checked:
     s["k"] = _integer("k", s["k"], 1, total, f" (the number of trainable parameters is {total})")
     if s["max_iter"] is not None:
         s["max_iter"] = _integer("max_iter", s["max_iter"], s["k"], 2**31, " (at least k)")
-    return _Checked(x=x, y=y, parameters=total, **{**s, "device": device})
+    return _Checked(x=x, y=y, device=dev, parameters=total, **s)
 
 
-def _check_measurement(s: dict[str, Any]) -> None:
+def _check_measurement(s: dict[str, object]) -> None:
+    """The measurement's settings in ``s`` (probe's inputs, unchecked) replaced by their
+    checked values."""
     s["replicas"] = _integer("replicas", s["replicas"], 1, 2**31)
-    s["max_steps"] = _integer("max_steps", s["max_steps"], 1, 2**62)
-    s["check_every"] = _integer(
-        "check_every", s["check_every"], 1, s["max_steps"], " (≤ max_steps)"
-    )
+    max_steps = s["max_steps"] = _integer("max_steps", s["max_steps"], 1, 2**62)
+    s["check_every"] = _integer("check_every", s["check_every"], 1, max_steps, " (≤ max_steps)")
     s["target_escapes"] = _integer("target_escapes", s["target_escapes"], 1, 2**62)
     if s["burn_in"] is not None:
         s["burn_in"] = _integer(
-            "burn_in", s["burn_in"], 0, s["max_steps"] - 1, " (< max_steps: steps at risk remain)"
+            "burn_in", s["burn_in"], 0, max_steps - 1, " (< max_steps: steps at risk remain)"
         )
 
 

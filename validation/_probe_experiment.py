@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ._registry import Analysis, Case, Experiment, Point, Result, Row, register
+from ._registry import Analysis, Case, Experiment, JSONRecord, Point, Result, Row, register
 
 __all__ = ["PROBE", "ProbeCase", "ProbeExperiment", "ProbePoint", "ProbePointResult"]
 
@@ -193,7 +193,7 @@ class ProbeCase(Case):
             f"(slope {_fmt(m.noise_slope)}), off-diagonal {m.off_diagonal:.3f}"
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONRecord:
         head = {k: v for k, v in super().to_dict().items() if k != "measured"}
         return {**head, **self.measured.to_dict()}
 
@@ -214,7 +214,7 @@ def _case(point: ProbePoint, result: ProbePointResult) -> ProbeCase:
 class _ProbeRow(Row[ProbePoint, ProbePointResult]):
     """The point's settings and the result's scalar fields."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONRecord:
         scalars = {k: v for k, v in self.result.to_dict().items() if not isinstance(v, list)}
         p = self.point
         return {"model": p.model, "lr": p.lr, "batch_size": p.batch_size, **scalars}

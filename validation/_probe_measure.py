@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -17,6 +17,7 @@ from flatminima.numerics._engine import (
     LevelSet,
     MinibatchProblem,
     Ops,
+    RateEstimate,
     Renewal,
     rate_estimate,
     run_escape,
@@ -24,6 +25,17 @@ from flatminima.numerics._engine import (
 
 from ._persample import FunctionalModel
 from ._probe_results import EscapeMeasurement, Prediction
+
+
+@dataclass(frozen=True)
+class _Measured(RateEstimate):
+    """The replica run of ``_measure`` (what the probe's stage store keeps): escapes and
+    exposure after the burn-in, the rate per iteration with its exact 95% interval, the
+    iterations run, the seconds it took and the loss level L(a) + ΔL of the criterion."""
+
+    steps: int
+    seconds: float
+    level: float
 
 
 def _subsets(rows: int, n: int, size: int, gen: torch.Generator, dev: torch.device) -> torch.Tensor:
@@ -70,7 +82,7 @@ def _measure(
     target_escapes: int,
     seed: int,
     progress: Callable[[str], None] | None,
-) -> dict[str, Any]:
+) -> _Measured:
     """Minibatch SGD (batches without replacement) on ``replicas`` copies of θ at once, run by
     the escape engine: `DiscreteSGD` on a `MinibatchProblem`, the `LevelSet` event
     L(θ) > L(a) + ΔL checked every ``check_every`` iterations, `Renewal` counting (escaped
@@ -113,31 +125,23 @@ def _measure(
             "lr", "a step size at which the SGD replicas stay finite", lr, str(exc.got)
         ) from exc
     rate = rate_estimate(counts.escapes, counts.exposure, 0.95, horizon="burn_in")
-    return {
-        "escapes": rate.escapes,
-        "exposure": rate.exposure,
-        "rate": rate.rate,
-        "rate_low": rate.rate_low,
-        "rate_high": rate.rate_high,
-        "steps": counts.steps,
-        "seconds": time.perf_counter() - start,
-        "level": level,
-    }
+    seconds = time.perf_counter() - start
+    return _Measured(**asdict(rate), steps=counts.steps, seconds=seconds, level=level)
 
 
 def _measurement(
-    ms: dict[str, Any], pred: Prediction, replicas: int, burn: int, check_every: int
+    ms: _Measured, pred: Prediction, replicas: int, burn: int, check_every: int
 ) -> EscapeMeasurement:
     def ratio(log_rate: float) -> float:
-        if not math.isfinite(log_rate) or ms["rate"] <= 0:
+        if not math.isfinite(log_rate) or ms.rate <= 0:
             return math.nan
-        return ms["rate"] / math.exp(log_rate)
+        return ms.rate / math.exp(log_rate)
 
     def inside(log_rate: float) -> bool:
         if not math.isfinite(log_rate):
             return False
         r = math.exp(log_rate)
-        return bool(ms["rate_low"] / 2 <= r <= ms["rate_high"] * 2)
+        return bool(ms.rate_low / 2 <= r <= ms.rate_high * 2)
 
     logs = {
         "kappa": pred.log_rate_kappa,
@@ -145,19 +149,24 @@ def _measurement(
         "level": pred.log_rate_level,
         "full": pred.log_rate_full,
     }
-    counted = ("escapes", "exposure", "rate", "rate_low", "rate_high", "steps", "seconds")
     return EscapeMeasurement(
         criterion=(
-            f"full-data loss above L(a) + ΔL = {ms['level']:.6g} (ΔL = {pred.barrier:.4g}), "
+            f"full-data loss above L(a) + ΔL = {ms.level:.6g} (ΔL = {pred.barrier:.4g}), "
             f"checked every {check_every} iterations; escaped replicas restart at the minimum"
         ),
+        escapes=ms.escapes,
+        exposure=ms.exposure,
+        rate=ms.rate,
+        rate_low=ms.rate_low,
+        rate_high=ms.rate_high,
         replicas=replicas,
+        steps=ms.steps,
         burn_in=burn,
         check_every=check_every,
+        seconds=ms.seconds,
         ratio_kappa=ratio(logs["kappa"]),
         ratio_measured=ratio(logs["measured"]),
         ratio_level=ratio(logs["level"]),
         ratio_full=ratio(logs["full"]),
         agrees={name: inside(value) for name, value in logs.items()},
-        **{name: ms[name] for name in counted},
     )

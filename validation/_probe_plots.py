@@ -10,11 +10,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 __all__ = ["plot_probe_cases", "probe_figures"]
 
 
-def probe_figures(result: Any) -> dict[str, Any]:
+def probe_figures(result: Any) -> dict[str, Figure]:
     """``spectrum``, ``noise`` (C against H/B) and ``rates`` figures of a ``ProbeResult``."""
     return {
         "spectrum": _finish(*_spectrum(result)),

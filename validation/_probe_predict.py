@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -73,13 +74,74 @@ def _fit_noise(
     )
 
 
-def _escape(noise: str, lam: float, **kw: Any) -> tuple[float, float, list[str]]:
-    """(ΔΦ, log iterations) of the symmetric valley of curvature λ (1-D, theory formulas)."""
+@dataclass(frozen=True)
+class _Sgd:
+    """The SGD whose escape is predicted: barrier ΔL, step η and batch size B (an effective,
+    non-integer B for the measured noise)."""
+
+    barrier: float
+    lr: float
+    batch_size: float
+
+    def sgd(self, lam: float) -> tuple[float, float, list[str]]:
+        """``_escape`` of the valley of curvature λ with the noise κH (Itô, s = ½)."""
+        return _escape("sgd", lam, self, None)
+
+    def white(self, lam: float, diffusion: float) -> tuple[float, float, list[str]]:
+        """``_escape`` of the valley of curvature λ with white noise of that diffusion."""
+        return _escape("white", lam, self, diffusion)
+
+
+def _escape(
+    noise: str, lam: float, sgd: _Sgd, diffusion: float | None
+) -> tuple[float, float, list[str]]:
+    """(ΔΦ, log iterations, warnings) of the symmetric valley of curvature λ (1-D, theory
+    formulas): SGD noise κH with s = ½, or white noise of ``diffusion`` (B then unused)."""
+    white = noise == "white"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        r = escape_time(noise, hess_min=lam, hess_saddle=-lam, dps=20, **kw)
+        r = escape_time(
+            noise,
+            hess_min=lam,
+            hess_saddle=-lam,
+            barrier=sgd.barrier,
+            lr=sgd.lr,
+            batch_size=None if white else sgd.batch_size,
+            s=None if white else "0.5",
+            diffusion=diffusion,
+            dps=20,
+        )
     assert r.log_iterations is not None  # lr is always given
     return float(r.quasi_potential), float(r.log_iterations), [str(w.message) for w in caught]
+
+
+@dataclass(frozen=True)
+class _PerDirection:
+    """Per top direction (nan where projected out): exponent and log iterations with κH noise
+    (``e_k``, ``t_k``), with the measured noise (``e_m``, ``t_m``), with white noise (``t_w``)
+    and of the exact level passage (``t_l``, filled by ``_level_predictions``)."""
+
+    e_k: np.ndarray
+    t_k: np.ndarray
+    e_m: np.ndarray
+    t_m: np.ndarray
+    t_w: np.ndarray
+    t_l: np.ndarray
+
+    @classmethod
+    def empty(cls, size: int) -> _PerDirection:
+        return cls(*(np.full(size, np.nan) for _ in range(6)))
+
+
+@dataclass(frozen=True)
+class _FullNoise:
+    """The k-D level passage with the full measured C (exponent, log rate per iteration, the
+    escape direction in H's eigenbasis) and the same with diag(C) (log rate)."""
+
+    exponent_full: float
+    log_rate_full: float
+    log_rate_full_diagonal: float
+    escape_direction: np.ndarray
 
 
 def _level_passage(lam: float, diffusion: float, barrier: float, lr: float) -> float:
@@ -118,32 +180,24 @@ def _kept_directions(values: np.ndarray, zero_tol: float) -> tuple[list[int], li
 
 
 def _saddle_predictions(
-    values: np.ndarray,
-    kept: list[int],
-    cdiag: np.ndarray,
-    white_d: float,
-    kw: dict[str, Any],
-) -> tuple[dict[str, np.ndarray], list[str]]:
+    values: np.ndarray, kept: list[int], cdiag: np.ndarray, white_d: float, sgd: _Sgd
+) -> tuple[_PerDirection, list[str]]:
     """Per kept direction: exponent and log iterations with κH noise, with the measured noise
-    (effective batch λ_i/C_ii) and with white noise of diffusion ``white_d`` (``kw``: barrier,
-    lr, batch_size)."""
-    nan = np.full(len(values), np.nan)
-    out = {name: nan.copy() for name in ("e_k", "t_k", "e_m", "t_m", "t_w", "t_l")}
+    (effective batch λ_i/C_ii) and with white noise of diffusion ``white_d``."""
+    out = _PerDirection.empty(len(values))
     notes: list[str] = []
-    sgd = {**kw, "s": "0.5"}
-    white = {"barrier": kw["barrier"], "lr": kw["lr"], "diffusion": white_d}
     for i in kept:
         lam = float(values[i])
-        out["e_k"][i], out["t_k"][i], w = _escape("sgd", lam, **sgd)
+        out.e_k[i], out.t_k[i], w = sgd.sgd(lam)
         notes += w
         if cdiag[i] > 0:
             b_eff = lam / float(cdiag[i])
-            out["e_m"][i], out["t_m"][i], w = _escape("sgd", lam, **{**sgd, "batch_size": b_eff})
+            out.e_m[i], out.t_m[i], w = dataclasses.replace(sgd, batch_size=b_eff).sgd(lam)
             notes += w
         else:
-            out["e_m"][i] = out["t_m"][i] = out["t_l"][i] = math.inf
+            out.e_m[i] = out.t_m[i] = out.t_l[i] = math.inf
         if math.isfinite(white_d):
-            _, out["t_w"][i], w = _escape("white", lam, **white)
+            _, out.t_w[i], w = sgd.white(lam, white_d)
             notes += w
     return out, notes
 
@@ -152,14 +206,14 @@ def _level_predictions(
     values: np.ndarray,
     kept: list[int],
     cdiag: np.ndarray,
-    p: dict[str, np.ndarray],
+    p: _PerDirection,
     barrier: float,
     lr: float,
 ) -> list[str]:
-    """Fill p["t_l"], the exact level passage (``mfpt_1d`` quadrature), where it matters for
+    """Fill ``p.t_l``, the exact level passage (``mfpt_1d`` quadrature), where it matters for
     the total rate: the directions within LEVEL_WINDOW of the smallest measured-noise exponent
     and below LEVEL_MAX. Returns the notes on the directions skipped."""
-    e_m = p["e_m"]
+    e_m = p.e_m
     finite = [i for i in kept if math.isfinite(e_m[i])]
     if not finite:
         return []
@@ -169,7 +223,7 @@ def _level_predictions(
         if e_m[i] > LEVEL_MAX:
             too_large += 1
         elif e_m[i] <= lowest + LEVEL_WINDOW:
-            p["t_l"][i] = _level_passage(float(values[i]), lr * float(cdiag[i]) / 2, barrier, lr)
+            p.t_l[i] = _level_passage(float(values[i]), lr * float(cdiag[i]) / 2, barrier, lr)
         else:
             skipped += 1
     notes = []
@@ -190,20 +244,17 @@ def _level_predictions(
 
 def _full_noise(
     values: np.ndarray, kept: list[int], cov: np.ndarray, barrier: float, lr: float
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[_FullNoise, list[str]]:
     """The level passage of the k-D harmonic valley on the kept directions with the full
     measured noise D = ηC/2 (off-diagonal terms included), and the same with diag(C) only
     (``valley_level_passage``); log rates per iteration."""
     sel = np.array(kept, dtype=int)
     lam = np.asarray(values, dtype=float)[sel]
     full = lr * np.asarray(cov, dtype=float)[np.ix_(sel, sel)] / 2
-    out: dict[str, Any] = {
-        "exponent_full": math.inf,
-        "log_rate_full": -math.inf,
-        "log_rate_full_diagonal": -math.inf,
-        "escape_direction": np.zeros(len(values)),
-    }
+    exponent, direction = math.inf, np.zeros(len(values))
+    log_rate = {"full": -math.inf, "full_diagonal": -math.inf}
     if not np.any(np.diag(full) > 0):
+        out = _FullNoise(exponent, log_rate["full"], log_rate["full_diagonal"], direction)
         return out, ["no measured noise on the kept directions: no escape with the full C"]
     notes: list[str] = []
     for name, d in (("full", full), ("full_diagonal", np.diag(np.diag(full)))):
@@ -211,34 +262,32 @@ def _full_noise(
             v = valley_level_passage(lam, d, barrier, max_exponent=LEVEL_MAX)
         except ParameterError as error:  # a level below the valley's mean loss
             notes.append(f"k-D level passage ({name.replace('_', ' ')} C) not computed: {error}")
-            out[f"log_rate_{name}"] = math.nan
+            log_rate[name] = math.nan
             continue
-        out[f"log_rate_{name}"] = v.log_rate + math.log(lr)
+        log_rate[name] = v.log_rate + math.log(lr)
         if name == "full":
-            out["exponent_full"] = v.exponent
-            out["escape_direction"][sel] = v.direction
+            exponent = v.exponent
+            direction[sel] = v.direction
         if v.exponent > LEVEL_MAX:
             notes.append(
                 f"k-D level passage ({name.replace('_', ' ')} C): exponent {v.exponent:.3g} "
                 f"exceeds {LEVEL_MAX:g} (rate taken as 0: the noise is nil or rounding error)"
             )
-    return out, notes
+    return _FullNoise(exponent, log_rate["full"], log_rate["full_diagonal"], direction), notes
 
 
-def _scaling(lam: float, base: float, white_d: float, kw: dict[str, Any]) -> dict[str, float]:
+def _scaling(lam: float, base: float, white_d: float, sgd: _Sgd) -> dict[str, float]:
     """Change of log τ (sharpest kept direction λ, κH noise, log iterations ``base``) when B
     doubles, η halves, the curvature doubles; and the curvature doubling under white noise."""
-    sgd = {**kw, "s": "0.5"}
     scaling = {
-        "batch_size x2": _escape("sgd", lam, **{**sgd, "batch_size": 2 * kw["batch_size"]})[1],
-        "lr /2 (iterations)": _escape("sgd", lam, **{**sgd, "lr": kw["lr"] / 2})[1],
-        "sharpness x2": _escape("sgd", 2 * lam, **sgd)[1],
+        "batch_size x2": dataclasses.replace(sgd, batch_size=2 * sgd.batch_size).sgd(lam)[1],
+        "lr /2 (iterations)": dataclasses.replace(sgd, lr=sgd.lr / 2).sgd(lam)[1],
+        "sharpness x2": sgd.sgd(2 * lam)[1],
     }
     scaling = {name: value - base for name, value in scaling.items()}
     if math.isfinite(white_d):
-        wkw = {"barrier": kw["barrier"], "lr": kw["lr"], "diffusion": white_d}
         scaling["sharpness x2 (white)"] = (
-            _escape("white", 2 * lam, **wkw)[1] - _escape("white", lam, **wkw)[1]
+            sgd.white(2 * lam, white_d)[1] - sgd.white(lam, white_d)[1]
         )
     return {name: float(value) for name, value in scaling.items()}
 
@@ -258,8 +307,8 @@ def _predict(
     cdiag = np.diag(noise.covariance)
     kept_c = [i for i in kept if cdiag[i] > 0]
     white_d = lr * float(np.mean(cdiag[kept_c])) / 2 if kept_c else float("nan")
-    kw = {"barrier": barrier, "lr": lr, "batch_size": batch}
-    p, notes = _saddle_predictions(values, kept, cdiag, white_d, kw)
+    sgd = _Sgd(barrier=barrier, lr=lr, batch_size=batch)
+    p, notes = _saddle_predictions(values, kept, cdiag, white_d, sgd)
     notes += _level_predictions(values, kept, cdiag, p, barrier, lr)
     full, more = _full_noise(values, kept, noise.covariance, barrier, lr)
     notes += more
@@ -278,18 +327,21 @@ def _predict(
         batch_size=batch,
         kept=kept,
         zero_modes=zero,
-        exponent_kappa=p["e_k"],
-        log_iterations_kappa=p["t_k"],
-        exponent_measured=p["e_m"],
-        log_iterations_measured=p["t_m"],
-        log_iterations_white=p["t_w"],
+        exponent_kappa=p.e_k,
+        log_iterations_kappa=p.t_k,
+        exponent_measured=p.e_m,
+        log_iterations_measured=p.t_m,
+        log_iterations_white=p.t_w,
         white_diffusion=white_d,
-        log_iterations_level=p["t_l"],
-        log_rate_kappa=_logsumexp(two - p["t_k"][sel]),
-        log_rate_measured=_logsumexp(two - p["t_m"][sel]),
-        log_rate_white=_logsumexp(two - p["t_w"][sel]),
-        log_rate_level=_logsumexp(-p["t_l"][sel]),
-        scaling=_scaling(float(values[kept[0]]), p["t_k"][kept[0]], white_d, kw),
-        **full,
+        log_iterations_level=p.t_l,
+        log_rate_kappa=_logsumexp(two - p.t_k[sel]),
+        log_rate_measured=_logsumexp(two - p.t_m[sel]),
+        log_rate_white=_logsumexp(two - p.t_w[sel]),
+        log_rate_level=_logsumexp(-p.t_l[sel]),
+        scaling=_scaling(float(values[kept[0]]), p.t_k[kept[0]], white_d, sgd),
+        exponent_full=full.exponent_full,
+        log_rate_full=full.log_rate_full,
+        log_rate_full_diagonal=full.log_rate_full_diagonal,
+        escape_direction=full.escape_direction,
         notes=list(dict.fromkeys(n.split(";")[0] for n in notes)),
     )

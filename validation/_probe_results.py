@@ -5,10 +5,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ._probe_checks import ProbeSettings
+    from ._registry import JSONRecord, JSONValue
 
 __all__ = ["EscapeMeasurement", "HessianTop", "NoiseFit", "Prediction", "ProbeResult"]
 
@@ -44,7 +50,7 @@ class HessianTop:
     seconds: float
     method: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONRecord:
         return _json_fields(self, exclude=("vectors",))
 
 
@@ -83,7 +89,7 @@ class NoiseFit:
     replacement_factor: float
     seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONRecord:
         return _json_fields(self)
 
 
@@ -151,7 +157,7 @@ class Prediction:
     escape_direction: np.ndarray = field(default_factory=lambda: np.zeros(0))
     notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONRecord:
         return _json_fields(self)
 
 
@@ -195,7 +201,7 @@ class EscapeMeasurement:
         """log of the mean escape time in iterations, −log rate."""
         return -math.log(self.rate) if self.rate > 0 else math.inf
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONRecord:
         return _json_fields(self)  # an empty run has rate_high = inf: None in JSON
 
 
@@ -207,9 +213,9 @@ class ProbeResult:
     noise: NoiseFit
     prediction: Prediction
     measured: EscapeMeasurement | None
-    settings: dict[str, Any]
+    settings: ProbeSettings
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONRecord:
         """Plain JSON-safe dict (no NaN or inf: they become None)."""
         return {
             "settings": self.settings,
@@ -219,7 +225,7 @@ class ProbeResult:
             "measured": None if self.measured is None else self.measured.to_dict(),
         }
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> dict[str, Figure]:
         """matplotlib Figures: ``spectrum``, ``noise`` (C vs H/B), ``rates`` (prediction and,
         where measured, the measured rate)."""
         from ._probe_plots import probe_figures
@@ -250,7 +256,7 @@ def _nan_list(a: np.ndarray) -> list[Any]:
     return [_finite(float(v)) for v in a]
 
 
-def _json_value(value: Any) -> Any:
+def _json_value(value: object) -> JSONValue:
     if isinstance(value, np.ndarray):
         return _nan_list(value)
     if isinstance(value, float):
@@ -260,7 +266,7 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _json_fields(obj: Any, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+def _json_fields(obj: Any, exclude: tuple[str, ...] = ()) -> JSONRecord:
     """A result dataclass's fields as a JSON-safe dict: arrays as lists, NaN and inf as None."""
     names = [f.name for f in dataclasses.fields(obj) if f.name not in exclude]
     return {name: _json_value(getattr(obj, name)) for name in names}

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from ._registry import JSONRecord, Point
 
 __all__ = ["Progress", "format_point", "format_seconds"]
 
@@ -30,9 +33,11 @@ def _round(value: Any) -> str:
     return str(value)
 
 
-def format_point(point: dict[str, Any], result: dict[str, Any] | None = None) -> str:
-    """A point's identity and main result as ``key=value`` words, floats to 4 digits."""
-    words = [f"{k}={_round(point[k])}" for k in _SHOWN if k in point]
+def format_point(point: Point, result: JSONRecord | None = None) -> str:
+    """A point's identity (its fields as in its resume key) and main result (the stored JSON
+    record: its escapes and seconds) as ``key=value`` words, floats to 4 digits."""
+    fields = point.to_dict()
+    words = [f"{k}={_round(fields[k])}" for k in _SHOWN if k in fields]
     if result is not None:
         if "escapes" in result:
             words.append(f"escapes={result['escapes']}")

@@ -224,6 +224,5 @@ class OccupationPoint(_WalkPoint):
         from ._dynamics import measure_occupation
 
         land, walk = self.walk()
-        measured = measure_occupation(land, **walk, steps=self.steps)
-        result: OccupationResult = OccupationResult.from_dict(measured)
-        return result
+        m = measure_occupation(land, **walk, steps=self.steps)
+        return OccupationResult(m.in_start_valley, m.replicas, m.steps, m.fraction)

@@ -47,6 +47,11 @@ JSONValue = Any
 """A value read from or written to JSON (the store and the results files): the one boundary
 where untyped values appear; every type below converts at it with ``to_dict``/``from_dict``."""
 
+JSONRecord = dict[str, JSONValue]
+"""A JSON object at that boundary: what a ``to_dict`` returns, a line of ``points.jsonl``, a
+loaded ``results.json``. The boundaries that use it are listed in docs/architecture.md
+("Typed data, JSON at the edges")."""
+
 
 def added(default: object) -> Any:
     """A point field added after its type's first version: left out of the resume key while it
@@ -77,7 +82,7 @@ def _from_json(cls: type[Any], data: Mapping[str, JSONValue]) -> Any:
 class Record:
     """Mixin: ``to_dict`` (every field, JSON-able) and ``from_dict`` for a dataclass."""
 
-    def to_dict(self) -> dict[str, JSONValue]:
+    def to_dict(self) -> JSONRecord:
         assert dataclasses.is_dataclass(self)
         return {f.name: _json(getattr(self, f.name)) for f in fields(self)}
 
@@ -120,9 +125,9 @@ class Point(Record):
         """Compute the point (in a worker process: keep it a pure function of the fields)."""
         raise NotImplementedError
 
-    def to_dict(self) -> dict[str, JSONValue]:
+    def to_dict(self) -> JSONRecord:
         """The resume key's content (see the module docstring)."""
-        out: dict[str, JSONValue] = {"task": self.TASK}
+        out: JSONRecord = {"task": self.TASK}
         # the subclass's fields first, then the common ones (results.csv's column order)
         for f in sorted(fields(self), key=lambda f: f.name in _COMMON_FIELDS):
             value = getattr(self, f.name)
@@ -169,7 +174,7 @@ class Case(Record):
     expected: str
     held: bool
 
-    def to_dict(self) -> dict[str, JSONValue]:
+    def to_dict(self) -> JSONRecord:
         """Every field, except optional ones (with a default) that hold their default."""
         return {
             f.name: _json(getattr(self, f.name))
@@ -219,7 +224,7 @@ class Analysis(Record, Generic[C]):
     def summary(self) -> str:
         return "; ".join(c.summary for c in self.cases)
 
-    def to_dict(self) -> dict[str, JSONValue]:
+    def to_dict(self) -> JSONRecord:
         """``results.json``: the cases and extras, the verdict, figures and timing (no rows)."""
         out = {f.name: _json(getattr(self, f.name)) for f in fields(self) if f.name != "rows"}
         out["held"] = self.held
@@ -315,7 +320,7 @@ class Row(Record, Generic[P, R]):
     point: P
     result: R
 
-    def to_dict(self) -> dict[str, JSONValue]:
+    def to_dict(self) -> JSONRecord:
         head = {k: v for k, v in self.point.to_dict().items() if k not in ("task", "device")}
         return {**head, **self.result.to_dict()}
 

@@ -36,6 +36,8 @@ from typing import Any
 
 from flatminima.errors import ParameterError
 
+from ._registry import JSONRecord
+
 try:  # POSIX only
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -56,12 +58,12 @@ class RecordWarning(RuntimeWarning):
     recomputed."""
 
 
-def point_key(point: dict[str, Any]) -> str:
+def point_key(point: JSONRecord) -> str:
     """Canonical text of a point: the identity under which its result is stored."""
     return json.dumps(point, sort_keys=True, separators=(",", ":"))
 
 
-def record_checksum(key: str, point: Any, result: Any) -> str:
+def record_checksum(key: str, point: JSONRecord, result: JSONRecord) -> str:
     """SHA-256 (hex) of the canonical JSON text of ``{"key", "point", "result"}``."""
     text = json.dumps(
         {"key": key, "point": point, "result": result},
@@ -112,7 +114,7 @@ class Claim:
         self._fd = None
 
 
-def _describe_line(line: bytes, last: bool) -> tuple[str, dict[str, Any] | None]:
+def _describe_line(line: bytes, last: bool) -> tuple[str, JSONRecord | None]:
     """``("", record)`` for a valid record line, else ``(reason, None)``."""
     try:
         text = line.decode("utf-8")
@@ -217,9 +219,9 @@ class PointStore:
             os.close(fd)
 
     # ------------------------------------------------------------------ reading
-    def load(self) -> dict[str, dict[str, Any]]:
+    def load(self) -> dict[str, JSONRecord]:
         """Every valid record by key; rejected lines are warned about and set aside."""
-        records: dict[str, dict[str, Any]] = {}
+        records: dict[str, JSONRecord] = {}
         for _ in range(3):  # a rewrite by a concurrent sweep can interleave: read again
             self._offset, self._line_number, self._stat, self._seen = 0, 1, None, set()
             if not self.path.exists():
@@ -231,7 +233,7 @@ class PointStore:
             self._set_aside()
         return records
 
-    def refresh(self) -> dict[str, dict[str, Any]]:
+    def refresh(self) -> dict[str, JSONRecord]:
         """The valid records written since the last `load`/`refresh` (by any process)."""
         if not self.path.exists():
             return {}
@@ -241,7 +243,7 @@ class PointStore:
             return self.load() | records
         return records
 
-    def _refresh(self) -> tuple[dict[str, dict[str, Any]], int]:
+    def _refresh(self) -> tuple[dict[str, JSONRecord], int]:
         try:
             with self._open_locked(exclusive=False) as fd:
                 stat = os.fstat(fd)
@@ -259,7 +261,7 @@ class PointStore:
         lines = [(line, False) for line in data[:end].split(b"\n")[:-1]]
         if data[end:].strip():
             lines.append((data[end:], True))
-        records: dict[str, dict[str, Any]] = {}
+        records: dict[str, JSONRecord] = {}
         rejected = 0
         for number, (line, last) in enumerate(lines, self._line_number):
             if not line.strip():
@@ -316,7 +318,7 @@ class PointStore:
                 raise self._error(self.path, "a writable file", exc) from None
 
     # ------------------------------------------------------------------ writing
-    def append(self, point: dict[str, Any], result: dict[str, Any]) -> None:
+    def append(self, point: JSONRecord, result: JSONRecord) -> None:
         """Append one checksummed record (flushed and fsynced, under an exclusive lock)."""
         key = point_key(point)
         record = {
@@ -338,7 +340,7 @@ class PointStore:
                 raise self._error(self.path, "a writable file", exc) from None
 
     # ------------------------------------------------------------------ claims
-    def try_claim(self, point: dict[str, Any]) -> Claim | None:
+    def try_claim(self, point: JSONRecord) -> Claim | None:
         """Claim ``point`` for computing: a `Claim` to release once its record is written, or
         None while another process holds it."""
         name = hashlib.sha256(point_key(point).encode("utf-8")).hexdigest()[:32] + ".lock"

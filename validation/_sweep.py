@@ -39,7 +39,7 @@ from typing import Any, Protocol
 
 from flatminima.errors import ParameterError
 
-from ._registry import JSONValue, Point, point_from_dict
+from ._registry import JSONRecord, JSONValue, Point, point_from_dict
 from ._store import Claim, PointStore, caller_stacklevel, point_key
 
 __all__ = [
@@ -57,10 +57,6 @@ SCHEDULER_TIMEOUT = 5.0
 """Seconds to wait for a Dask scheduler to answer before `SchedulerError`."""
 
 _POLL = 0.2  # seconds between looks at points another sweep is computing
-
-JSONRecord = dict[str, JSONValue]
-"""A point's result as stored in ``points.jsonl`` (the JSON boundary; typed again by
-``Point.result_from``)."""
 
 Fn = Callable[[Point], JSONRecord]
 
@@ -527,14 +523,14 @@ class _Sweep:
         from ._progress import Progress
 
         self.queue: deque[Point] = deque(todo)
+        self.points = {p.key(): p for p in todo}
         self.deferred: list[Point] = []  # claimed by another sweep
         self.claims: dict[str, Claim] = {}
-        self.keys = {p.key() for p in todo}
         self.store, self.done, self.label, self.progress = store, done, label, progress
         self.told_waiting = False
         self.bar = Progress(len(todo), label) if progress else None
 
-    def report(self, point: JSONRecord, result: JSONRecord, note: str = "") -> None:
+    def report(self, point: Point, result: JSONRecord, note: str = "") -> None:
         from ._progress import format_point
 
         if self.bar is not None:
@@ -545,8 +541,8 @@ class _Sweep:
         for key, record in self.store.refresh().items():
             if key not in self.done:
                 self.done[key] = record
-                if key in self.keys and key not in self.claims:
-                    self.report(record["point"], record["result"], " (by another sweep)")
+                if key in self.points and key not in self.claims:
+                    self.report(self.points[key], record["result"], " (by another sweep)")
 
     def submit(self, pool: _Pool) -> None:
         """Claim and submit queued points while the pool has room."""
@@ -574,7 +570,7 @@ class _Sweep:
                 self.store.append(record, result)
                 self.claims.pop(key).release()
                 self.done[key] = {"point": record, "result": result}
-                self.report(record, result)
+                self.report(point, result)
         elif self.deferred:
             if self.progress and not self.told_waiting:
                 print(

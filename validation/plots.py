@@ -19,6 +19,8 @@ import numpy as np
 
 from flatminima.errors import ParameterError
 
+from ._registry import JSONRecord
+
 __all__ = ["plot_comparison", "plot_tau", "save_figure"]
 
 _WRT = {
@@ -94,7 +96,7 @@ def plot_tau(
     names = [p.name for p in derivation.parameters]
     if key != "k" and key not in names:
         raise ParameterError("wrt", f"a variable of this formula {names}", wrt)
-    arguments: dict[str, Any] = {}
+    arguments: dict[str, np.ndarray] = {}
     for name in names:
         if name == key:
             arguments[name] = x
@@ -121,7 +123,7 @@ def plot_tau(
     return fig
 
 
-def plot_comparison(results: str | Path | dict[str, Any], *, case: int = 0) -> Any:
+def plot_comparison(results: str | Path | JSONRecord, *, case: int = 0) -> Any:
     """Measured rates (95% intervals) against the formula and the exact MFPT; returns a Figure.
 
     Parameters
@@ -146,15 +148,15 @@ def plot_comparison(results: str | Path | dict[str, Any], *, case: int = 0) -> A
     if not 0 <= case < len(cases):
         raise ParameterError("case", f"an index in [0, {len(cases)})", case)
     chosen = cases[case]
-    rows: Sequence[dict[str, Any]] = chosen["points"]
+    rows: Sequence[JSONRecord] = chosen["points"]
     key = next((k for k in ("k", "B", "eta") if k in rows[0]), None)
     if key is None or "rate" not in rows[0]:
         raise ParameterError("results", "points with a rate and k, B or eta", list(rows[0]))
     x = np.array([float(r[key]) for r in rows])
     xx, label = (1 / x, f"1/{key}") if key in ("k", "eta") else (x, key)
     rate = np.array([float(r["rate"]) for r in rows])
-    low = np.array([max(float(r.get("rate_low", r["rate"])), 1e-300) for r in rows])
-    high = np.array([float(r.get("rate_high", r["rate"])) for r in rows])
+    low = np.array([max(float(r["rate_low" if "rate_low" in r else "rate"]), 1e-300) for r in rows])
+    high = np.array([float(r["rate_high" if "rate_high" in r else "rate"]) for r in rows])
     y = np.log(np.maximum(rate, 1e-300))
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.6))

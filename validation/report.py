@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import mpmath
 import sympy as sp
@@ -33,6 +33,7 @@ from flatminima.numerics import landscape_case
 from flatminima.theory import (
     INTERPRETATIONS,
     NOISE_MODELS,
+    Derivation,
     derive_escape_time,
     derive_selection_ratio,
     derive_switch_fraction,
@@ -42,12 +43,69 @@ from flatminima.theory import (
 from ._design import exact_kappa
 
 if TYPE_CHECKING:
-    from ._registry import Analysis, Case
+    from ._registry import Analysis, Case, JSONRecord
 
 __all__ = ["case_table", "run_report", "styblinski_tang_slice"]
 
+Derived = dict[tuple[str, str, str], Derivation]
+"""Every escape-time derivation by (noise, dim, interpretation)."""
 
-def styblinski_tang_slice(dps: int = 30) -> dict[str, mpmath.mpf]:
+CriticalPoints = dict[str, mpmath.mpf]
+"""The Styblinski–Tang slice's a, b, c, H_a, H_b, Delta_L and s (``styblinski_tang_slice``)."""
+
+
+class ExactCheck(TypedDict):
+    """One row of the exact references: mfpt_1d against a formula (numbers as text)."""
+
+    case: str
+    exact: str
+    exact_error: str
+    formula: str
+    ratio: str
+    barrier: str
+
+
+class ExampleRecord(TypedDict):
+    """The worked example in report.json: critical points and τ (numbers as text)."""
+
+    landscape: str
+    critical_points: dict[str, str]
+    s_piecewise_quadratic: str
+    tau: dict[str, str]
+    log_tau: dict[str, str]
+
+
+class Verdict(TypedDict):
+    """An experiment's prediction, whether it held, and its one-line summary."""
+
+    prediction: str
+    held: bool
+    summary: str
+
+
+class ExperimentRecord(TypedDict):
+    """An experiment in report.json: its verdict and the seconds it took."""
+
+    verdict: Verdict
+    seconds: float
+
+
+class ReportRecord(TypedDict):
+    """report.json, key for key in the order written."""
+
+    version: str
+    quick: bool
+    dps: int
+    derivation_seconds: float
+    formulas: dict[str, JSONRecord]
+    scaling_laws: list[JSONRecord]
+    example: ExampleRecord
+    exact_checks: list[ExactCheck]
+    figures: list[str]
+    experiments: dict[str, ExperimentRecord]
+
+
+def styblinski_tang_slice(dps: int = 30) -> CriticalPoints:
     """Critical points of f(x) = ½(x⁴ − 16x² + 5x) at ``dps`` digits.
 
     Returns the local minimum a (≈ 2.7468), the saddle (local maximum) b (≈ 0.1567), the
@@ -59,7 +117,7 @@ def styblinski_tang_slice(dps: int = 30) -> dict[str, mpmath.mpf]:
     return landscape_case("styblinski-tang-1d").references(dps)
 
 
-def _exact_checks(example: dict[str, Any], dps: int) -> list[dict[str, str]]:
+def _exact_checks(example: CriticalPoints, dps: int) -> list[ExactCheck]:
     """mfpt_1d on the Styblinski–Tang slice against the compiled formulas."""
     from flatminima.numerics import escape_time, mfpt_1d
 
@@ -72,7 +130,7 @@ def _exact_checks(example: dict[str, Any], dps: int) -> list[dict[str, str]]:
         h_b = sp.Float(mpmath.nstr(example["H_b"], dps), dps)
     switch = sp.Piecewise((kappa * h_b, x < c), (kappa * h_a, True))
     start, end = example["a"], example["b"] - 1
-    rows = []
+    rows: list[ExactCheck] = []
     cases = [("white noise, D = 5", "white", 5, "ito")] + [
         (f"SGD, {name}", "sgd", switch, name) for name in INTERPRETATIONS
     ]
@@ -80,11 +138,7 @@ def _exact_checks(example: dict[str, Any], dps: int) -> list[dict[str, str]]:
         exact = mfpt_1d(
             loss, diffusion, start=start, end=end, interpretation=interpretation, dps=dps
         )
-        kwargs: dict[str, Any] = {"barrier": example["Delta_L"], "interpretation": interpretation}
-        if noise == "white":
-            kwargs["diffusion"] = 5
-        else:
-            kwargs.update(lr=eta, batch_size=batch, s=example["s"])
+        white = noise == "white"
         import warnings
 
         from flatminima.errors import ValidityWarning
@@ -92,23 +146,32 @@ def _exact_checks(example: dict[str, Any], dps: int) -> list[dict[str, str]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ValidityWarning)
             formula = escape_time(
-                noise, hess_min=example["H_a"], hess_saddle=-example["H_b"], dps=dps, **kwargs
+                noise,
+                hess_min=example["H_a"],
+                hess_saddle=-example["H_b"],
+                barrier=example["Delta_L"],
+                interpretation=interpretation,
+                diffusion=5 if white else None,
+                lr=None if white else eta,
+                batch_size=None if white else batch,
+                s=None if white else example["s"],
+                dps=dps,
             )
         with mpmath.workdps(dps):
             rows.append(
-                {
-                    "case": label,
-                    "exact": mpmath.nstr(exact.value, 10),
-                    "exact_error": mpmath.nstr(exact.error, 2),
-                    "formula": mpmath.nstr(formula.tau, 10),
-                    "ratio": mpmath.nstr(formula.tau / exact.value, 6),
-                    "barrier": mpmath.nstr(exact.barrier, 5),
-                }
+                ExactCheck(
+                    case=label,
+                    exact=mpmath.nstr(exact.value, 10),
+                    exact_error=mpmath.nstr(exact.error, 2),
+                    formula=mpmath.nstr(formula.tau, 10),
+                    ratio=mpmath.nstr(formula.tau / exact.value, 6),
+                    barrier=mpmath.nstr(exact.barrier, 5),
+                )
             )
     return rows
 
 
-def _figure_sharpness(path: Path, example: dict[str, Any]) -> None:
+def _figure_sharpness(path: Path, example: CriticalPoints) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,13 +268,11 @@ def _experiment_section(analysis: Analysis[Any], folder: Path) -> str:
     )
 
 
-def _formulas_section(
-    record: dict[str, Any], sections: list[str]
-) -> dict[tuple[str, str, str], Any]:
-    """1. Every escape-time formula, derived and timed."""
+def _formulas_section(sections: list[str]) -> tuple[Derived, float]:
+    """1. Every escape-time formula, derived and timed (and the seconds it took)."""
     print("[1/6] deriving the escape-time formulas ...", flush=True)
     start = time.perf_counter()
-    derived: dict[tuple[str, str, str], Any] = {}
+    derived: Derived = {}
     for noise in NOISE_MODELS:
         for dim in (1, 2, "n"):
             for interpretation in INTERPRETATIONS:
@@ -219,8 +280,6 @@ def _formulas_section(
                     noise, dim, interpretation
                 )
     elapsed = time.perf_counter() - start
-    record["derivation_seconds"] = elapsed
-    record["formulas"] = {" / ".join(key): d.to_dict() for key, d in derived.items()}
     rows = "".join(
         f"<tr><td>{html.escape(n)}</td><td>{html.escape(dim)}</td><td>{html.escape(it)}</td>"
         f'<td class="formula">{_math(d.latex())}</td></tr>'
@@ -240,15 +299,13 @@ def _formulas_section(
     print(f"      {len(derived)} formulas in {elapsed:.2f} s", flush=True)
     for shown in (("white", "1", "ito"), ("sgd", "1", "anti-ito"), ("loss-dependent", "1", "ito")):
         print(f"      {shown[0]:>14} {shown[2]:>9}: {derived[shown].text()}", flush=True)
-    return derived
+    return derived, elapsed
 
 
-def _scaling_section(
-    derived: dict[tuple[str, str, str], Any], record: dict[str, Any], sections: list[str]
-) -> None:
-    """2. The scaling laws SymPy reads off log τ."""
+def _scaling_section(derived: Derived, sections: list[str]) -> list[JSONRecord]:
+    """2. The scaling laws SymPy reads off log τ (their records)."""
     print("[2/6] scaling laws of log tau ...", flush=True)
-    laws = []
+    laws: list[JSONRecord] = []
     for noise, wrts in (
         ("sgd", ("sharpness", "batch_size", "lr")),
         ("white", ("sharpness", "diffusion")),
@@ -258,7 +315,6 @@ def _scaling_section(
             law = scaling_law(derived[(noise, "1", "ito")], wrt=wrt)
             laws.append({"noise": noise, **law.to_dict()})
             print(f"      {noise:>14} vs {wrt:<10}: {law.kind:<11} {law.statement}", flush=True)
-    record["scaling_laws"] = laws
     sections.append(
         _section(
             "Scaling laws (derived from log τ)",
@@ -274,12 +330,13 @@ def _scaling_section(
             + "</table>",
         )
     )
+    return laws
 
 
 def _example_section(
-    derived: dict[tuple[str, str, str], Any], dps: int, record: dict[str, Any], sections: list[str]
-) -> dict[str, Any]:
-    """3. The Styblinski–Tang slice and the formulas evaluated on it."""
+    derived: Derived, dps: int, sections: list[str]
+) -> tuple[CriticalPoints, ExampleRecord]:
+    """3. The Styblinski–Tang slice and the formulas evaluated on it (and its record)."""
     print(f"[3/6] Styblinski-Tang slice evaluated at {dps} digits ...", flush=True)
     example = styblinski_tang_slice(dps)
     s_formula = derive_switch_fraction()
@@ -309,13 +366,13 @@ def _example_section(
         s_piecewise = s_formula.compile("mpmath").value(H_a=p["H_a"], H_b=p["H_b"])
         text_values = {k: mpmath.nstr(v, 12) for k, v in values.items()}
         log_values = {k: mpmath.nstr(mpmath.log(v), 12) for k, v in values.items()}
-    record["example"] = {
-        "landscape": "f(x) = (x^4 - 16 x^2 + 5 x)/2",
-        "critical_points": {k: mpmath.nstr(v, dps) for k, v in example.items()},
-        "s_piecewise_quadratic": mpmath.nstr(s_piecewise, 12),
-        "tau": text_values,
-        "log_tau": log_values,
-    }
+    record = ExampleRecord(
+        landscape="f(x) = (x^4 - 16 x^2 + 5 x)/2",
+        critical_points={k: mpmath.nstr(v, dps) for k, v in example.items()},
+        s_piecewise_quadratic=mpmath.nstr(s_piecewise, 12),
+        tau=text_values,
+        log_tau=log_values,
+    )
     for key, val in example.items():
         print(f"      {key:>8} = {mpmath.nstr(val, 15)}", flush=True)
     for key in values:
@@ -339,16 +396,13 @@ def _example_section(
             + "</table>",
         )
     )
-    return example
+    return example, record
 
 
-def _exact_section(
-    example: dict[str, Any], dps: int, record: dict[str, Any], sections: list[str]
-) -> None:
-    """4. mfpt_1d against the formulas."""
+def _exact_section(example: CriticalPoints, dps: int, sections: list[str]) -> list[ExactCheck]:
+    """4. mfpt_1d against the formulas (the rows)."""
     print("[4/6] exact first-passage times (mfpt_1d) against the formulas ...", flush=True)
     checks = _exact_checks(example, dps)
-    record["exact_checks"] = checks
     for row in checks:
         print(
             f"      {row['case']:<34} exact tau = {row['exact']:<14} "
@@ -370,12 +424,11 @@ def _exact_section(
             + "</table>",
         )
     )
+    return checks
 
 
-def _figure_section(
-    example: dict[str, Any], folder: Path, record: dict[str, Any], sections: list[str]
-) -> None:
-    """5. The predicted sharpness dependence."""
+def _figure_section(example: CriticalPoints, folder: Path, sections: list[str]) -> list[str]:
+    """5. The predicted sharpness dependence (the figures' paths in ``folder``)."""
     print("[5/6] figure ...", flush=True)
     figure = folder / "figures" / "sharpness_theory.png"
     _figure_sharpness(figure, example)
@@ -389,34 +442,30 @@ def _figure_section(
             f"{_math(selection.latex(equation=True), display=True)}</p>",
         )
     )
-    record["figures"] = [str(figure.relative_to(folder))]
+    return [str(figure.relative_to(folder))]
 
 
 def _experiment_sections(
-    folder: Path,
-    quick: bool,
-    device: str,
-    executor: Any,
-    seed: int,
-    record: dict[str, Any],
-    sections: list[str],
-) -> None:
-    """6. Every registered experiment, run (resumably) and written up."""
+    folder: Path, quick: bool, device: str, executor: Any, seed: int, sections: list[str]
+) -> dict[str, ExperimentRecord]:
+    """6. Every registered experiment, run (resumably) and written up (their records)."""
     print(f"[6/6] experiments ({'quick' if quick else 'full'}) ...", flush=True)
     from ._runner import validate
 
     analyses = validate(
         "all", folder / "experiments", quick=quick, device=device, executor=executor, seed=seed
     )
-    record["experiments"] = {}
+    records: dict[str, ExperimentRecord] = {}
     for name, analysis in analyses.items():
-        verdict = {"prediction": analysis.prediction, "held": analysis.held}
-        verdict["summary"] = analysis.summary
-        record["experiments"][name] = {"verdict": verdict, "seconds": analysis.seconds}
+        verdict = Verdict(
+            prediction=analysis.prediction, held=analysis.held, summary=analysis.summary
+        )
+        records[name] = ExperimentRecord(verdict=verdict, seconds=analysis.seconds)
         sections.append(_experiment_section(analysis, folder / "experiments" / name))
+    return records
 
 
-def _write_page(folder: Path, quick: bool, record: dict[str, Any], sections: list[str]) -> Path:
+def _write_page(folder: Path, quick: bool, record: ReportRecord, sections: list[str]) -> Path:
     """The self-contained report.html and report.json."""
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>flatminima report</title>"
@@ -488,12 +537,23 @@ def run_report(
         from ._store import OutputError
 
         raise OutputError("out", "a folder that can be created", str(folder), str(exc)) from None
-    record: dict[str, Any] = {"version": __version__, "quick": quick, "dps": dps}
     sections: list[str] = []
-    derived = _formulas_section(record, sections)
-    _scaling_section(derived, record, sections)
-    example = _example_section(derived, dps, record, sections)
-    _exact_section(example, dps, record, sections)
-    _figure_section(example, folder, record, sections)
-    _experiment_sections(folder, quick, device, executor, seed, record, sections)
+    derived, seconds = _formulas_section(sections)
+    laws = _scaling_section(derived, sections)
+    example, example_record = _example_section(derived, dps, sections)
+    checks = _exact_section(example, dps, sections)
+    figures = _figure_section(example, folder, sections)
+    experiments = _experiment_sections(folder, quick, device, executor, seed, sections)
+    record = ReportRecord(
+        version=__version__,
+        quick=quick,
+        dps=dps,
+        derivation_seconds=seconds,
+        formulas={" / ".join(key): d.to_dict() for key, d in derived.items()},
+        scaling_laws=laws,
+        example=example_record,
+        exact_checks=checks,
+        figures=figures,
+        experiments=experiments,
+    )
     return _write_page(folder, quick, record, sections)

@@ -104,7 +104,7 @@ def test_simulate_escape_and_the_validation_measurements_run_through_the_engine(
     point = net.network_sharpness_points(True, "cpu")[0]
     net.measure_network_rate(replace(point, replicas=4, max_steps=3, target_escapes=1))
     measured = _probe_measure._measure(_tiny_model(), **{**PROBE_RUN, "max_steps": 60})
-    assert measured["steps"] == 60
+    assert measured.steps == 60
     assert calls == [m.__name__ for m in (_simulate, _renewal, _renewal, _probe_measure)]
     for module in (_simulate, _dynamics, net, _renewal, _probe_measure):
         tree = ast.parse(inspect.getsource(module))
@@ -170,8 +170,8 @@ def test_probe_measurement_counts_whole_check_windows_against_an_independent_loo
             exposure += run["replicas"] * run["check_every"]
         thetas[out] = theta_a
     assert escapes > 50
-    assert (measured["escapes"], measured["exposure"]) == (escapes, exposure)
-    assert measured["rate_low"] < escapes / exposure < measured["rate_high"]
+    assert (measured.escapes, measured.exposure) == (escapes, exposure)
+    assert measured.rate_low < escapes / exposure < measured.rate_high
 
 
 def test_probe_measurement_refuses_diverging_replicas_naming_lr() -> None:

@@ -10,10 +10,21 @@ from flatminima.validation._progress import Progress, format_point, format_secon
 
 
 def test_points_are_rounded_not_raw_dicts() -> None:
-    text = format_point(
-        {"landscape": "double-well", "noise": "sgd", "lr": 0.38888888888888884, "k": 1.5},
-        {"escapes": 412, "seconds": 3.6123},
+    from flatminima.validation._rate_points import RatePoint
+
+    point = RatePoint(
+        landscape="double-well",
+        noise="sgd",
+        lr=0.38888888888888884,
+        loss_scale=1.0,
+        replicas=8,
+        batch_size=None,  # None fields are not in the key: not shown
+        target_escapes=1,
+        max_steps=1,
+        k=1.5,
+        seed=0,
     )
+    text = format_point(point, {"escapes": 412, "seconds": 3.6123})
     assert text == "landscape=double-well noise=sgd k=1.5 lr=0.3889 escapes=412 (3.6 s)"
     assert "{" not in text and "0.3888888" not in text
 
