@@ -2,8 +2,9 @@
 
 ``derive_escape_time`` for the common calls (every built-in noise model, ``dim`` 1, 2 and the
 symbolic ``"n"`` that ``escape_time`` uses from 3 dimensions on, the three named
-interpretations, one saddle) is stored in ``_derivations.txt`` beside this module (package data,
-in the wheel and the sdist). The file is text: a header with the key, then one line per
+interpretations, one saddle) and the named formulas other layers evaluate (``formula(name)``,
+`FORMULAS`) are stored in ``_derivations.txt`` beside this module (package data, in the wheel
+and the sdist). The file is text: a header with the key, then one line per
 derivation, ``<identity>`` TAB ``<expression>``, where the expression rebuilds the
 [`Derivation`][flatminima.theory.Derivation] from SymPy constructors with their exact arguments
 (``Mul(Integer(2), Symbol('B', positive=True))``, atoms as ``srepr`` prints them), evaluated
@@ -37,6 +38,8 @@ __all__ = ["COMMON", "DATA", "decode", "encode", "lookup", "write"]
 #: The shipped file (read through the resolved path: the editable install links this module).
 DATA = Path(__file__).resolve().parent / "_derivations.txt"
 KIND = "derive_escape_time"
+#: The kind of the entries for ``formula(name)`` (key: ``(name,)``).
+FORMULA_KIND = "formula"
 _MAGIC = "# flatminima shipped derivations"
 
 #: (noise, dim, interpretation) of every shipped derivation (one saddle).
@@ -66,9 +69,9 @@ def _expr(node: sp.Basic) -> str:
 
 
 def encode(value: Any) -> str:
-    """``value`` (a Derivation, or the SymPy objects, strings, numbers, tuples, lists and dicts
-    it holds) as one line of Python that `decode` rebuilds exactly."""
-    from ._derivation import Derivation
+    """``value`` (a Formula or Derivation, or the SymPy objects, strings, numbers, tuples, lists
+    and dicts it holds) as one line of Python that `decode` rebuilds exactly."""
+    from ._derivation import Derivation, Formula
 
     if isinstance(value, sp.Basic):
         return _expr(value)
@@ -80,22 +83,22 @@ def encode(value: Any) -> str:
         return "[" + ", ".join(encode(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{encode(k)}: {encode(v)}" for k, v in value.items()) + "}"
-    if type(value) is Derivation:
+    if type(value) in (Formula, Derivation):
         from dataclasses import fields
 
         items = (f"{f.name}={encode(getattr(value, f.name))}" for f in fields(value))
-        return f"Derivation({', '.join(items)})"
+        return f"{type(value).__name__}({', '.join(items)})"
     raise ValueError(f"cannot store {type(value).__name__}: {value!r}")
 
 
 @cache
 def _classes() -> dict[str, Any]:
     """The names a stored expression may call: SymPy's public ones and the theory layer's."""
-    from ._derivation import Derivation
+    from ._derivation import Derivation, Formula
     from ._logsumexp import LogSumExp
 
     names = {k: v for k, v in vars(sp).items() if not k.startswith("_")}
-    names.update(Derivation=Derivation, LogSumExp=LogSumExp)
+    names.update(Derivation=Derivation, Formula=Formula, LogSumExp=LogSumExp)
     return names
 
 
@@ -151,39 +154,71 @@ def _entries() -> dict[str, str]:
 
 
 def lookup(kind: str, key: tuple[Any, ...]) -> Any | None:
-    """The shipped derivation for (``kind``, ``key``), or None (then derive it)."""
+    """The shipped derivation (or formula) for (``kind``, ``key``), or None (then derive it)."""
     from ._cache import _identity
-    from ._derivation import Derivation
+    from ._derivation import Derivation, Formula
 
-    text = _entries().get(_identity(kind, key))
+    text = None if _fresh_only else _entries().get(_identity(kind, key))
     if text is None:
         return None
     try:
         value = decode(text)
     except Exception:  # a damaged line: derive instead, as for a missing one
         return None
-    return value if type(value) is Derivation else None
+    wanted = Derivation if kind == KIND else Formula
+    return value if type(value) is wanted else None
+
+
+_fresh_only = False
+
+
+@contextlib.contextmanager
+def _nothing_cached() -> Iterator[None]:
+    """Meanwhile nothing comes from a cache: not from this file, not from the disk cache, not
+    from the process's memory (the named formulas call ``derive_escape_time``)."""
+    global _fresh_only
+    from ._cache import CACHE_ENV
+    from ._derive import _derive
+
+    saved = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = "off"
+    _fresh_only = True
+    _derive.cache_clear()
+    try:
+        yield
+    finally:
+        _fresh_only = False
+        _derive.cache_clear()
+        if saved is None:
+            del os.environ[CACHE_ENV]
+        else:
+            os.environ[CACHE_ENV] = saved
 
 
 def _fresh() -> Iterator[tuple[str, Any]]:
-    """(identity, derivation) of every entry of `COMMON`, derived now (no cache of any kind)."""
+    """(identity, derivation) of every entry of `COMMON`, then (identity, formula) of every
+    named formula, derived now (no cache of any kind)."""
     from ._cache import _identity
     from ._conventions import interpretation_alpha, parse_dim
     from ._derive import _derive_uncached
+    from ._formulas import FORMULAS
 
     for noise, dim, interpretation in COMMON:
         key = (noise, parse_dim(dim), interpretation_alpha(interpretation), 1)
         yield _identity(KIND, key), _derive_uncached(*key)
+    for name, build in FORMULAS.items():
+        yield _identity(FORMULA_KIND, (name,)), build()
 
 
 def render() -> str:
     """The text of the shipped file, every entry derived now (a minute or two)."""
     lines = [_header(), "# generated by `make derivations`; do not edit"]
-    for identity, derivation in _fresh():
-        text = encode(derivation)
-        if encode(decode(text)) != text:  # what is stored must rebuild to the same tree
-            raise RuntimeError(f"{identity} does not rebuild from its stored form")
-        lines.append(f"{identity}\t{text}")
+    with _nothing_cached():
+        for identity, derivation in _fresh():
+            text = encode(derivation)
+            if encode(decode(text)) != text:  # what is stored must rebuild to the same tree
+                raise RuntimeError(f"{identity} does not rebuild from its stored form")
+            lines.append(f"{identity}\t{text}")
     return "\n".join(lines) + "\n"
 
 

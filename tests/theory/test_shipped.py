@@ -17,6 +17,8 @@ import sympy as sp
 from flatminima.theory import _derive, _shipped
 from flatminima.theory._cache import CACHE_ENV, fingerprint
 from flatminima.theory._conventions import interpretation_alpha, parse_dim
+from flatminima.theory._derivation import Formula
+from flatminima.theory._formulas import FORMULAS, formula
 
 
 @pytest.fixture
@@ -62,6 +64,20 @@ def test_each_shipped_derivation_is_the_derived_one(case: tuple[str, int | str, 
         assert shipped.symbols[name].assumptions0 == symbol.assumptions0, name
 
 
+@pytest.mark.parametrize("name", list(FORMULAS))
+def test_each_shipped_named_formula_is_the_derived_one(name: str) -> None:
+    shipped = _shipped.lookup(_shipped.FORMULA_KIND, (name,))
+    with _shipped._nothing_cached():
+        derived = FORMULAS[name]()
+    assert type(shipped) is Formula and shipped is not derived
+    for field in fields(derived):
+        assert getattr(shipped, field.name) == getattr(derived, field.name), field.name
+    assert sp.srepr(shipped.log_value) == sp.srepr(derived.log_value)
+    assert shipped.format_steps() == derived.format_steps()
+    # and formula(name) hands out the shipped one: the same tree
+    assert sp.srepr(formula(name).value) == sp.srepr(derived.value)
+
+
 def test_a_fresh_process_serves_the_common_calls_without_deriving() -> None:
     code = (
         "import warnings\n"
@@ -71,6 +87,9 @@ def test_a_fresh_process_serves_the_common_calls_without_deriving() -> None:
         "def refuse(*args):\n"
         "    raise AssertionError(f'derived {args} although it is shipped')\n"
         "_derive._derive_uncached = refuse\n"
+        "from flatminima.theory import _formulas\n"
+        "_formulas.FORMULAS = {name: refuse for name in _formulas.FORMULAS}\n"
+        "ratio = _formulas.compiled_formula('selection_ratio_sgd', 'mpmath')\n"
         "d = derive_escape_time('sgd', dim=2)\n"
         "from flatminima.numerics import escape_time\n"
         "two = escape_time('sgd', hess_min=[[2, 0.3], [0.3, 5]],"
@@ -79,13 +98,16 @@ def test_a_fresh_process_serves_the_common_calls_without_deriving() -> None:
         " hess_saddle=np.diag([-1.0, *np.arange(2.0, 11)]), barrier=1, diffusion='0.1')\n"
         "print(d.tau)\n"
         "print(ten.tau)\n"
+        "print(ratio.log_value(H_flat=1, Delta_L=3, eta='0.1', B=4, s='0.25', H_sharp=2))\n"
     )
     env = {**os.environ, CACHE_ENV: "off"}
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    tau_2d, tau_10d = result.stdout.split("\n")[:2]
+    tau_2d, tau_10d, log_ratio = result.stdout.split("\n")[:3]
+    # γ_sharp/γ_flat = exp[(2BΔLs/η)(1/H_flat − 1/H_sharp)] (Xie et al. 2021, anti-Itô)
+    assert float(log_ratio) == pytest.approx(2 * 4 * 3 * 0.25 / 0.1 * (1 - 1 / 2), rel=1e-12)
     assert "exp(" in tau_2d
     # Eyring–Kramers for white noise, n-D: τ = (2π/|H_be|)·sqrt(|det H_b|/det H_a)·e^(ΔL/D)
     det_a, det_b = sp.factorial(10), sp.factorial(10)
