@@ -13,7 +13,7 @@ OUT    ?= demo-out
 
 BENCH_STAMP := $(VENV)/.flatminima-bench-installed
 
-.PHONY: all setup demo test lint typecheck pytest docs bench clean check-ui ui-deps
+.PHONY: all setup demo test lint typecheck pytest docs bench derivations clean check-ui ui-deps
 
 all: test
 
@@ -98,6 +98,12 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# The derivations shipped precomputed in the package (theory/_derivations.txt, tracked): derive
+# them again after changing theory/*.py (a stale file is not used, and tests/theory/test_shipped.py
+# fails until it is regenerated).
+derivations: $(STAMP)
+	$(BIN)/python -m flatminima.theory._shipped
 
 clean:
 	rm -rf $(VENV) site build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache $(OUT) $(OUT).log

@@ -209,12 +209,20 @@ from pathlib import Path
 import flatminima, flatminima.theory as T, flatminima.numerics as N, flatminima.validation as V
 r = N.escape_time("white", hess_min=2, hess_saddle=-1, barrier=1, diffusion="0.05")
 law = T.scaling_law(T.derive_escape_time("white", 1, "ito"), "sharpness")
+# the derivations shipped precomputed are installed, and their key fits the installed sources
+from flatminima.theory import _shipped
+from flatminima.theory._conventions import interpretation_alpha, parse_dim
+shipped = [
+    _shipped.lookup(_shipped.KIND, (n, parse_dim(d), interpretation_alpha(i), 1))
+    for n, d, i in _shipped.COMMON
+]
 files = sorted(
     str(Path(m.__file__).resolve())
     for name, m in list(sys.modules.items())
     if name.split(".")[0] == "flatminima" and getattr(m, "__file__", None)
 )
 print(json.dumps({"tau": float(r.tau), "files": files, "law": law.kind,
+                  "shipped": [type(d).__name__ for d in shipped],
                   "layers": [T.__name__, N.__name__, V.__name__], "prefix": sys.prefix}))
 """
 
@@ -322,6 +330,8 @@ def _smoke(venv: Path, purelib: Path) -> None:
     for name in _package_files():  # every module and the typing marker are installed
         assert (purelib / name).is_file(), name
     assert (purelib / "flatminima" / "py.typed").is_file()
+    assert (purelib / "flatminima" / "theory" / "_derivations.txt").is_file()
+    assert found["shipped"] == ["Derivation"] * len(found["shipped"]) and len(found["shipped"]) > 20
     assert (purelib / "flatminima" / "_vendor" / "katex" / "katex.min.js").is_file()
     cli = subprocess.run(
         [str(venv / "bin" / "flatminima"), "--help"], capture_output=True, text=True, cwd=venv
@@ -347,6 +357,9 @@ def test_sdist_ships_every_test_doc_and_benchmark(dists: dict[str, Path]) -> Non
     with zipfile.ZipFile(dists["wheel"]) as whl:
         in_wheel = set(whl.namelist())
     assert set(_package_files()) <= in_wheel
+    # the derivations shipped precomputed (package data), in both
+    assert "theory/_derivations.txt" in names
+    assert "flatminima/theory/_derivations.txt" in in_wheel
     assert not any(name.startswith(("tests/", "theory/", "docs/")) for name in in_wheel)
 
 

@@ -9,6 +9,9 @@ the file holds the key again: a loaded entry whose stored key differs, or that d
 same directory and ``os.replace`` it into place, so a reader sees either no file or a whole
 one, whatever runs concurrently.
 
+The derivations the common calls need ship precomputed with the package (``_shipped``, same
+key) and are looked up before this cache, which keeps the others.
+
 Location: ``$FLATMINIMA_CACHE_DIR`` if set (``off`` disables the cache), else
 ``$XDG_CACHE_HOME/flatminima`` or ``~/.cache/flatminima``. The files are pickles: only point
 the cache at a directory you own.

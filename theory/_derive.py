@@ -141,14 +141,15 @@ def crossing_symbols(saddle_label: str) -> tuple[sp.Symbol, sp.Symbol]:
 def _derive(noise: str, dim: Dim, alpha: sp.Expr, saddles: int) -> Derivation:
     from ._cache import cached
     from ._noise import BUILT_IN_NOISE_MODELS
+    from ._shipped import lookup
 
     if noise not in BUILT_IN_NOISE_MODELS:  # a registered model: its source is not in the key
         return _derive_uncached(noise, dim, alpha, saddles)
-    return cached(
-        "derive_escape_time",
-        (noise, dim, alpha, saddles),
-        lambda: _derive_uncached(noise, dim, alpha, saddles),
-    )
+    key = (noise, dim, alpha, saddles)
+    shipped: Derivation | None = lookup("derive_escape_time", key)  # precomputed, in the package
+    if shipped is not None:
+        return shipped
+    return cached("derive_escape_time", key, lambda: _derive_uncached(noise, dim, alpha, saddles))
 
 
 def _derive_uncached(noise: str, dim: Dim, alpha: sp.Expr, saddles: int) -> Derivation:

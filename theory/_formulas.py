@@ -18,7 +18,8 @@ temperature, a predicted exponent or slope) reads its formula here instead of ty
     anti-Itô: the prefactors cancel), parameters ``H_flat``, ``Delta_L``, ``eta``, ``B``, ``s``,
     ``H_sharp``.
 
-Each is a [`Formula`][flatminima.theory.Formula] (`formula`) and its compiled form
+Each is a [`Formula`][flatminima.theory.Formula] (`formula`; shipped precomputed with the package,
+derived when the shipped file does not fit the code, see ``_shipped``) and its compiled form
 (`compiled_formula`, cached per name and backend, so a loop that calls it pays the derivation
 and the code generation once).
 """
@@ -93,7 +94,10 @@ def formula(name: str) -> Formula:
 
 @cache
 def _derived(name: str) -> Formula:
-    return FORMULAS[name]()
+    from ._shipped import FORMULA_KIND, lookup
+
+    shipped: Formula | None = lookup(FORMULA_KIND, (name,))  # precomputed, in the package
+    return shipped if shipped is not None else FORMULAS[name]()
 
 
 def compiled_formula(name: str, backend: str = "numpy") -> CompiledFormula:
