@@ -232,22 +232,27 @@ MS_BARRIERS = (6.0, 8.0, 12.0, 16.0, 24.0)
 MS_EXPONENT_BAND = 0.1
 
 
+def _string(instance, points: int = 8):
+    """The case's minimum-action path at this noise level (``points`` segments, refined to
+    4·points)."""
+    from flatminima.numerics import minimum_action_path
+
+    case = instance.case
+    return minimum_action_path(
+        case.loss,
+        minimum=tuple(case.minimum),
+        saddle=tuple(case.saddles[0]),
+        points=points,
+        **instance.landscape_kwargs,
+    )
+
+
 def _prefactor_exponents(key: str, barriers: tuple[float, ...], levels: int) -> list[float]:
     """ν fitted to log τ_exact − ΔΦ = c₀ + ν log ΔΦ + c₁/ΔΦ (and + c₂/ΔΦ²), ΔΦ the
     quasi-potential barrier from the string (`minimum_action_path`, 8 segments refined to 32:
     within 0.03% of the converged one; Φ scales exactly like 1/D, so one string serves every
     noise level)."""
-    from flatminima.numerics import minimum_action_path
-
-    instance = CASES[key].at(10.0)
-    case = instance.case
-    path = minimum_action_path(
-        case.loss,
-        minimum=tuple(case.minimum),
-        saddle=tuple(case.saddles[0]),
-        points=8,
-        **instance.landscape_kwargs,
-    )
+    path = _string(CASES[key].at(10.0))
     phi = np.array(barriers) * path.barrier / 10.0
     logs = [math.log(CASES[key].at(b).exact(levels=levels).tau) for b in barriers]
     y = np.array(logs) - phi
@@ -502,18 +507,9 @@ def test_string_barrier_is_the_exponent_the_references_show(key: str) -> None:
     over the barriers' difference is 1 within the prefactor's 1/ΔΦ drift, 5%), and the action
     converges with N (8, 16, 32 segments: order 2.9 on c, 1.9 on f; barrier 0.03% and 0.0004%
     from the one on 32, 64, 128)."""
-    from flatminima.numerics import minimum_action_path
-
     barriers = []
     for instance in (CASES[key].at(8.0), CASES[key].at(16.0)):
-        case = instance.case
-        path = minimum_action_path(
-            case.loss,
-            minimum=tuple(case.minimum),
-            saddle=tuple(case.saddles[0]),
-            points=8,
-            **instance.landscape_kwargs,
-        )
+        path = _string(instance)
         assert path.order is not None and path.order > 1.5, path.actions
         barriers.append(path.barrier)
     low, high = CASES[key].at(8.0), CASES[key].at(16.0)
