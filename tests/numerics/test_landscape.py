@@ -141,13 +141,18 @@ def test_anisotropic_error_falls_like_one_over_the_barrier() -> None:
 
 
 def test_non_generic_saddle_is_refused() -> None:
-    """|λ_b| above the saddle's stable curvature: the quasi-potential is not C² at the saddle
-    and the prefactor formula does not apply; a clear error, not a number."""
+    """|λ_b| above the saddle's stable curvature (the Maier–Stein regime): the quasi-potential
+    is not C² at the saddle and the prefactor formula does not apply; a clear error, not a
+    number, that names the regime, μ = λ_s/|λ_b| and the exit-point scale ΔΦ^(−μ/2)."""
     shallow = (X**2 - 1) ** 2 + (Y - X**2 / 2) ** 2  # H_b = diag(−4, 2)
-    with pytest.raises(ConvergenceError, match="stable curvature"):
+    with pytest.raises(ConvergenceError, match="stable curvature") as info:
         landscape_escape_time(
             shallow, "anisotropic", minimum=A, saddle=B, diffusion=[[0.2, 0], [0, 0.05]], points=8
         )
+    message = str(info.value)
+    assert "Maier–Stein regime" in message
+    assert "μ = λ_s/|λ_b| = 0.5 ≤ 1" in message
+    assert "ΔΦ^(−0.25)" in message
 
 
 def test_switch_fraction_read_off_the_path_is_the_derived_one_on_a_piecewise_quadratic_valley() -> (
