@@ -64,7 +64,7 @@ def _torch_barrier() -> Any:
     return torch.tensor([0.1], dtype=torch.float64)
 
 
-#: (id, parameter the error must name, seconds allowed, call)
+#: (id, parameter the error must name, seconds the check takes at most on a quiet machine, call)
 ERRORS = [
     ("log_escape_time barrier='abc'", "barrier", 2, lambda: log_escape_time("sgd", **{**SGD, "barrier": "abc"})),
     ("log_escape_time lr=1e-308", "lr", 2, lambda: log_escape_time("sgd", **{**SGD, "lr": 1e-308, "barrier": 1})),
@@ -93,13 +93,16 @@ ERRORS = [
     ("name", "seconds", "call"), [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS]
 )
 def test_reproducer_is_a_clear_error_naming_the_parameter(name: str, seconds: float, call) -> None:  # fmt: skip
-    started = time.monotonic()
+    # A guard against hangs (the reproducers ran for minutes to hours), not a speed target: CPU
+    # time, not wall time, and ten times the time each check takes on a quiet machine, so
+    # that a loaded CI machine cannot fail it while a check that does the long work first does.
+    started = time.process_time()
     with pytest.raises(FlatMinimaError) as info:
         call()
-    elapsed = time.monotonic() - started
+    elapsed = time.process_time() - started
     assert info.value.parameter == name, str(info.value)
     assert str(info.value).startswith(f"{name}: expected"), str(info.value)
-    assert elapsed < seconds, f"{elapsed:.2f} s: the error must come before any long work"
+    assert elapsed < 10 * seconds, f"{elapsed:.2f} s CPU: the error must come before long work"
 
 
 def test_log_escape_time_at_lr_1e_308_is_finite_where_it_fits() -> None:
