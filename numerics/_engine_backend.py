@@ -1,13 +1,8 @@
-"""Escape engine, backend piece: the few array operations and random numbers the steppers need,
-for numpy or torch (torch imported only when asked for).
+"""Escape engine, backend piece: the few array operations the steppers need and their seeded
+generators, for numpy or torch (torch imported only when asked for).
 
-Random numbers (`Normals`):
-
-- ``"block"`` (`simulate_escape`): standard normals generated many steps at a time into a
-  reused buffer (one RNG call per block); numpy fills each block from ``RNG_STREAMS`` SFC64
-  streams in parallel threads, torch from one ``torch.Generator``;
-- ``"step"`` (the validation layer's measurements): one ``randn(x.shape)`` per step from the
-  ``torch.Generator``, the draws its recorded experiments were made with.
+numpy: ``RNG_STREAMS`` SFC64 streams spawned from the seed (which step draws from which stream:
+`_engine_normals`); torch: one ``torch.Generator``.
 """
 
 from __future__ import annotations
@@ -18,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RNG_STREAMS", "BlockNormals", "Ops", "StepNormals", "to_numpy"]
+__all__ = ["RNG_STREAMS", "Ops", "to_numpy"]
 
 #: Independent random streams per simulation (numpy backend). Fixed, not the core count, so
-#: that a seed gives the same numbers on every machine; two fill a block twice as fast on 2 cores.
+#: that a seed gives the same numbers on every machine; two threads fill them in parallel.
 RNG_STREAMS = 2
 
 _POOL: ThreadPoolExecutor | None = None
@@ -160,36 +155,3 @@ def _floyd(rows: int, high: int, size: int, uniform: Any, xp: Any, device: Any =
             t = xp.where(dup, j, t) if xp is np else xp.where(dup, xp.full_like(t, j), t)
         sel[:, c] = t
     return sel
-
-
-class BlockNormals:
-    """Standard normals generated a block of steps at a time (one RNG call per block, into a
-    reused buffer); after compaction a step takes the first rows of its slice."""
-
-    def __init__(self, ops: Ops, dim: int, budget: int = 1 << 21) -> None:
-        self.ops, self.dim, self.budget = ops, dim, budget
-        self.buffer: Any = None
-        self.position = 0
-
-    def next(self, rows: int) -> Any:
-        if (
-            self.buffer is None
-            or self.position == self.buffer.shape[0]
-            or rows > self.buffer.shape[1]
-        ):
-            steps = max(1, self.budget // max(1, rows * self.dim))
-            self.buffer = self.ops.normal((steps, rows, self.dim))
-            self.position = 0
-        slab = self.buffer[self.position, :rows]
-        self.position += 1
-        return slab
-
-
-class StepNormals:
-    """Standard normals drawn one step at a time, ``normal((rows, dim))`` per step."""
-
-    def __init__(self, ops: Ops, dim: int) -> None:
-        self.ops, self.dim = ops, dim
-
-    def next(self, rows: int) -> Any:
-        return self.ops.normal((rows, self.dim))

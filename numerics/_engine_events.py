@@ -34,20 +34,23 @@ class NonFinitePaths(Exception):
         self.x = x
 
 
-def _finite(value: Any) -> bool:
-    if isinstance(value, np.ndarray):
-        return bool(np.isfinite(value.sum()))
-    import torch
-
-    return bool(torch.isfinite(value).all())
-
-
 def _all_finite(x: Any) -> bool:
     if isinstance(x, np.ndarray):
         return bool(np.isfinite(x).all())
     import torch
 
     return bool(torch.isfinite(x).all())
+
+
+def _finite(value: Any, x: Any) -> bool:
+    """``value`` (a reduction of the batch x, per row) is finite, or else every entry of x is:
+    a NaN or ±inf coordinate makes the value NaN or ±inf, and an overflow of finite
+    coordinates is a value, not a diverged path."""
+    if isinstance(value, np.ndarray):
+        return bool(np.isfinite(value.sum())) or _all_finite(x)
+    import torch
+
+    return bool(torch.isfinite(value).all()) or _all_finite(x)
 
 
 class Plane:
@@ -58,8 +61,8 @@ class Plane:
 
     def __call__(self, x: Any) -> Any:
         projection = (x - self.point) @ self.normal
-        # the projection is NaN or ±inf exactly when a coordinate is (inf·0 is NaN)
-        if self.guard and not _finite(projection):
+        # a NaN or ±inf coordinate makes the projection NaN or ±inf (inf·0 is NaN)
+        if self.guard and not _finite(projection, x):
             raise NonFinitePaths(x)
         return projection > self.margin
 
@@ -125,7 +128,7 @@ class Distance:
     def __call__(self, x: Any) -> Any:
         d = x - self.centre
         squared = (d * d).sum(1)
-        if self.guard and not _finite(squared):
+        if self.guard and not _finite(squared, x):
             raise NonFinitePaths(x)
         return squared > self.radius * self.radius
 

@@ -22,7 +22,8 @@ import numpy as np
 
 from flatminima.errors import ShapeError
 
-from ._engine_backend import BlockNormals, Ops, StepNormals
+from ._engine_backend import Ops
+from ._engine_normals import BlockNormals, StepNormals, StreamNormals
 from ._engine_problem import MinibatchProblem, SDEProblem, divergence_of, noise_factor
 
 __all__ = ["DiscreteSGD", "EulerMaruyama"]
@@ -50,12 +51,26 @@ class EulerMaruyama:
             if self.alpha and self.noise.kind == "field"
             else None
         )
-        self.normals = BlockNormals(ops, dim) if normals == "block" else StepNormals(ops, dim)
-        self.scratch: Any = None
         self._kind, self._constant = self.noise.kind, self.noise.constant
+        # numpy, constant scalar noise: the normals come pre-multiplied by the factor (once per
+        # chunk, in the generating threads), the same products as multiplying each step
+        self._scaled = normals == "block" and ops.backend == "numpy" and self._kind == "scalar"
+        self.normals: StreamNormals | BlockNormals | StepNormals
+        if normals == "step":
+            self.normals = StepNormals(ops, dim)
+        elif ops.backend == "numpy":
+            self.normals = StreamNormals(ops, dim, self._constant if self._scaled else None)
+        else:
+            self.normals = BlockNormals(ops, dim)
+        self.scratch: Any = None
         self.step: Callable[[Any], Any] = (
             self._step_numpy if ops.backend == "numpy" else self._step_torch
         )
+
+    def close(self) -> None:
+        """The run is over: stop generating normals ahead."""
+        if isinstance(self.normals, StreamNormals):
+            self.normals.close()
 
     def describe(self) -> str:
         alpha = "" if self.divergence is None else f"; α = {self.alpha:g} as drift α∇·D"
@@ -89,7 +104,8 @@ class EulerMaruyama:
             scratch = self.scratch = np.empty_like(x)
         x -= np.multiply(g, self.c, out=scratch[:n])
         if kind == "scalar":
-            noise *= self._constant
+            if not self._scaled:
+                noise *= self._constant
             x += noise
         elif kind == "matrix":
             x += noise @ self._constant.T

@@ -139,15 +139,15 @@ class EscapeSimulation:
 
 
 def _memory_budget(n_paths: int, start: Any) -> None:
-    """The paths' arrays (state, scratch, escape test: about 4 float64 per coordinate) must fit
-    in half the memory available now."""
+    """The paths' arrays (state, scratch, escape test, the normals of two steps: about 5 float64
+    per coordinate) must fit in half the memory available now."""
     from ._mfpt2d import _available_memory
 
     try:
         dim = max(1, int(np.size(start)))
     except (TypeError, ValueError):
         dim = 1
-    estimate = 4.0 * 8 * min(n_paths, 10**18) * dim  # a float: 10**400 paths must not overflow
+    estimate = 5.0 * 8 * min(n_paths, 10**18) * dim  # a float: 10**400 paths must not overflow
     budget = _available_memory() / 2
     if estimate > budget:
         raise BudgetError(
@@ -225,11 +225,11 @@ def simulate_escape(
         switch-model D with a jump has no divergence there, use Itô or ``mfpt_1d``. A
         constant D makes every interpretation the same.
     seed, backend, device, dtype
-        Explicit seed (numpy: two SFC64 streams spawned from it, filling each block of normals
-        in parallel threads; torch: torch.Generator): the same seed gives the same numbers on
-        the CPU, whatever the core count. ``backend="torch"`` runs on ``device`` (CUDA where
-        there is one). Defaults: ``seed=0``, ``backend="numpy"``, ``device="cpu"``, ``dtype``
-        float64.
+        Explicit seed (numpy: two SFC64 streams spawned from it, step k drawing its normals
+        from stream k mod 2, generated ahead in two threads; torch: torch.Generator): the same
+        seed gives the same numbers on the CPU, whatever the core count or the threads.
+        ``backend="torch"`` runs on ``device`` (CUDA where there is one). Defaults: ``seed=0``,
+        ``backend="numpy"``, ``device="cpu"``, ``dtype`` float64.
     confidence
         Level of the reported intervals; default 0.95.
     check_every
@@ -253,7 +253,7 @@ def simulate_escape(
     >>> sim.n_censored
     0
     >>> lo, hi = sim.mean_time_interval
-    >>> bool(lo < exact.value < hi)  # 95% interval around 30.3; exact 29.94
+    >>> bool(lo < exact.value < hi)  # 95% interval around 31.4; exact 29.94
     True
 
     Write the gradient with products, as above: ``lambda z: z**3 - z`` gives the same paths,
@@ -283,16 +283,19 @@ def simulate_escape(
         if restart
         else FirstPassage(ops, n_paths, step)
     )
-    counts = run_escape(
-        x,
-        stepper.step,
-        event,
-        estimator,
-        max_steps=max_steps,
-        check_every=check_every,
-        unit=step,
-        progress=_Progress(max_steps) if progress else None,
-    )
+    try:
+        counts = run_escape(
+            x,
+            stepper.step,
+            event,
+            estimator,
+            max_steps=max_steps,
+            check_every=check_every,
+            unit=step,
+            progress=_Progress(max_steps) if progress else None,
+        )
+    finally:
+        stepper.close()
     if progress:
         print(file=sys.stderr)
     return _summary(counts, n_paths, restart, confidence, step, seed, backend, stepper.describe())

@@ -29,6 +29,7 @@ from flatminima.numerics._engine import (
     rate_estimate,
     run_escape,
 )
+from flatminima.numerics._engine_events import NonFinitePaths
 
 # --- stepper: weak order 1 ------------------------------------------------------------------
 
@@ -122,6 +123,38 @@ def test_plane_event_on_hand_computed_points() -> None:
     bad = Plane(point, normal, 0.5, guard=True)
     with pytest.raises(DivergenceError, match="step 3"):
         run_escape(x, _nan_at(3), bad, FirstPassage(Ops("numpy", 0), 5, 1.0), max_steps=5)
+
+
+def test_a_guard_tells_an_overflow_of_finite_paths_from_a_diverged_path() -> None:
+    """Finite coordinates whose projection (or squared distance) overflows to inf are beyond the
+    surface, not diverged paths; a NaN or ±inf coordinate still is one (numpy and torch)."""
+    backends = [np]
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        backends.append(torch)
+    for xp in backends:
+        _overflowing_events(xp)
+
+
+def _overflowing_events(xp) -> None:
+    with np.errstate(over="ignore", invalid="ignore"):  # the overflows are the point here
+
+        def array(value):
+            return xp.asarray(np.asarray(value, dtype=float))
+
+        plane = Plane(array([0.0, 0.0]), array([0.6, 0.8]), 1.0, guard=True)
+        # 0.6·1.5e308 + 0.8·1.5e308 = 2.1e308 overflows; −2.1e308 too; the third is 1.4
+        far = array([[1.5e308, 1.5e308], [-1.5e308, -1.5e308], [1.0, 1.0]])
+        assert np.asarray(plane(far)).tolist() == [True, False, True]
+        distance = Distance(array([0.0, 0.0]), 3.0, guard=True)  # |x|² = 2e400 overflows
+        assert np.asarray(distance(array([[1e200, 1e200], [1.0, 1.0]]))).tolist() == [True, False]
+        for bad in ([[np.inf, 0.0], [1.0, 1.0]], [[1.0, np.nan], [1.0, 1.0]]):
+            for event in (plane, distance):
+                with pytest.raises(NonFinitePaths):
+                    event(array(bad))
 
 
 def _nan_at(step: int):

@@ -1,0 +1,115 @@
+"""The escape engine's random numbers (numpy): step k draws its normals from SFC64 stream
+k mod 2 spawned from the seed, checked against those streams drawn by hand; the numbers do not
+depend on how many steps are generated at once nor on the threads; compaction takes the first
+rows; the constant noise factor is applied to exactly those numbers."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from flatminima.numerics import _engine_backend, _engine_normals, simulate_escape
+from flatminima.numerics._engine_backend import RNG_STREAMS, Ops
+from flatminima.numerics._engine_normals import StreamNormals
+
+
+def _by_hand(seed: int, rows: list[int], dim: int) -> list[np.ndarray]:
+    """Step k: (rows at the first step, dim) normals from stream k mod 2, first rows[k] kept."""
+    streams = [
+        np.random.Generator(np.random.SFC64(s))
+        for s in np.random.SeedSequence(seed).spawn(RNG_STREAMS)
+    ]
+    out = []
+    for k, n in enumerate(rows):
+        out.append(streams[k % RNG_STREAMS].standard_normal((rows[0], dim))[:n])
+    return out
+
+
+def _drawn(seed: int, rows: list[int], dim: int, scale=None) -> list[np.ndarray]:
+    normals = StreamNormals(Ops("numpy", seed), dim, scale)
+    return [normals.next(n).copy() for n in rows]
+
+
+# rows per step: a batch of 3000 paths × 2 coordinates compacted twice (escapes)
+ROWS = [3000] * 25 + [2200] * 30 + [7] * 20
+
+
+@pytest.mark.parametrize(
+    ("chunk", "threads_from"),
+    [
+        (_engine_normals.CHUNK, _engine_normals._THREADS_FROM),  # as shipped
+        (1 << 10, 1 << 60),  # one step per chunk, all in the calling thread
+        (1 << 15, 1),  # several steps per chunk, every chunk in the threads
+    ],
+)
+def test_step_k_draws_from_stream_k_mod_2_whatever_the_chunks_and_threads(
+    monkeypatch, chunk: int, threads_from: int
+) -> None:
+    monkeypatch.setattr(_engine_normals, "CHUNK", chunk)
+    monkeypatch.setattr(_engine_normals, "_THREADS_FROM", threads_from)
+    expected = _by_hand(11, ROWS, 2)
+    got = _drawn(11, ROWS, 2)
+    assert len(got) == len(expected)
+    for k, (a, b) in enumerate(zip(got, expected, strict=True)):
+        assert a.shape == (ROWS[k], 2)
+        assert np.array_equal(a, b), k
+
+
+def test_one_worker_thread_gives_the_same_numbers(monkeypatch) -> None:
+    monkeypatch.setattr(_engine_normals, "_THREADS_FROM", 1)
+    pool = ThreadPoolExecutor(max_workers=1)
+    monkeypatch.setattr(_engine_backend, "_rng_pool", lambda: pool)
+    got = _drawn(4, ROWS, 2)
+    for a, b in zip(got, _by_hand(4, ROWS, 2), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_the_noise_factor_multiplies_exactly_these_numbers() -> None:
+    scale = np.float64(np.sqrt(2 * 0.01 * 0.37))
+    got = _drawn(2, ROWS[:30], 3, scale)
+    for a, b in zip(got, _by_hand(2, ROWS[:30], 3), strict=True):
+        assert np.array_equal(a, b * scale)
+
+
+def test_a_step_larger_than_a_chunk_and_float32(monkeypatch) -> None:
+    """One step per chunk, and one buffer (no chunk generated ahead) when a step is large."""
+    monkeypatch.setattr(_engine_normals, "_OVERLAP", _engine_normals.CHUNK)
+    rows = [_engine_normals.CHUNK // 3 + 5] * 5  # one step of 3 coordinates > a chunk
+    ops = Ops("numpy", 9, dtype=np.float32)
+    normals = StreamNormals(ops, 3)
+    got = [normals.next(n).copy() for n in rows]
+    assert len(normals.buffers) == 1
+    streams = [np.random.Generator(np.random.SFC64(s)) for s in np.random.SeedSequence(9).spawn(2)]
+    for k, a in enumerate(got):
+        assert a.dtype == np.float32
+        expected = streams[k % 2].standard_normal((rows[0], 3), dtype=np.float32)
+        assert np.array_equal(a, expected)
+
+
+def test_simulate_escape_gives_the_same_escapes_whatever_the_chunks(monkeypatch) -> None:
+    """End to end (double well, paths removed as they escape): the same escape times and final
+    positions with one-step chunks in the calling thread as with the shipped chunks."""
+
+    def run():
+        return simulate_escape(
+            lambda z: z * (z * z - 1),
+            start=[-1.0],
+            diffusion=0.125,
+            step=0.05,
+            n_paths=3000,
+            max_steps=600,
+            saddle=[0.0],
+            direction=[1.0],
+            margin=0.3,
+            seed=5,
+        )
+
+    shipped = run()
+    monkeypatch.setattr(_engine_normals, "CHUNK", 1 << 10)
+    monkeypatch.setattr(_engine_normals, "_THREADS_FROM", 1 << 60)
+    small = run()
+    assert 0 < shipped.n_escaped < 3000  # escapes and censored paths both present
+    assert np.array_equal(shipped.times, small.times)
+    assert np.array_equal(shipped.final_positions, small.final_positions)
