@@ -182,6 +182,25 @@ def _condition_1e4(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.nda
     )
 
 
+def _condition_1e6(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """κ = 10⁶ for both Hessians, spectra shuffled (not ordered like the rotation's columns),
+    the negative eigenvalue inside H_b's range."""
+    la = np.geomspace(1.0, 1e6, n) * rng.uniform(0.9, 1.1, n)
+    lb = np.geomspace(1.0, 1e6, n) * rng.uniform(0.9, 1.1, n)
+    rng.shuffle(la)
+    rng.shuffle(lb)
+    lb[0] = -rng.uniform(10, 100)
+    return la, lb
+
+
+def _condition_1e10(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.geomspace(1e-10, 1, n), np.concatenate([[-1e-3], np.geomspace(1e-9, 1, n - 1)])
+
+
+EXTRA = {"condition-1e4": _condition_1e4, "condition-1e6": _condition_1e6}
+EXTRA["condition-1e10"] = _condition_1e10
+
+
 def _lu_reference(a: np.ndarray, b: np.ndarray, dps: int) -> dict[str, mpmath.mpf]:
     """Independent of the eigen code: log-determinants by mpmath's LU (``mpmath.det``) and the
     escape pair by inverse iteration (mpmath ``lu_solve``, shift from float64 eigvalsh), at
@@ -224,21 +243,25 @@ def _lu_reference(a: np.ndarray, b: np.ndarray, dps: int) -> dict[str, mpmath.mp
         (30, "near-degenerate"),
         (30, "ill-conditioned"),
         (40, "condition-1e4"),
+        (40, "condition-1e6"),
+        (24, "condition-1e10"),
         pytest.param(100, "random", marks=pytest.mark.slow),
         pytest.param(100, "ill-conditioned", marks=pytest.mark.slow),
+        pytest.param(120, "condition-1e6", marks=pytest.mark.slow),
     ],
 )
 def test_dense_eigen_data_at_30_digits_against_mpmath_lu_at_60(n: int, case: str) -> None:
-    """n = 10 … 100 at the benchmark's 30 digits: what the n-D formulas read (the two
+    """n = 10 … 120 at the benchmark's 30 digits: what the n-D formulas read (the two
     log-determinants, |H_be|, H_ae) to 33 digits, the escape direction to 25. The series
-    covers condition numbers up to ~10⁴; at 10⁷ the log-determinants come from the mpmath LU."""
+    covers condition numbers up to ~10⁶–10⁷ (with the accurate off-diagonal of C past ~10⁴);
+    at 10¹⁰ the log-determinants come from the mpmath LU."""
     rng = np.random.default_rng(7000 + n)
-    a, b = _pair(rng, n, *{**CASES, "condition-1e4": _condition_1e4}[case](rng, n))
+    a, b = _pair(rng, n, *{**CASES, **EXTRA}[case](rng, n))
     ref = _lu_reference(a, b, 60)
     with mpmath.workdps(40):
         got = eigen_data_float(a, b, need_det=True)
     assert got is not None
-    assert ("LU" if case == "ill-conditioned" else "series") in got.method
+    assert ("LU" if case == "condition-1e10" else "series") in got.method
     with mpmath.workdps(60):
         assert abs(got.log_det_min - ref["log_det_min"]) < mpmath.mpf(10) ** -33
         assert abs(got.log_abs_det_saddle - ref["log_abs_det_saddle"]) < mpmath.mpf(10) ** -33
