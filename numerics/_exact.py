@@ -171,13 +171,14 @@ def _exact_values(sums: dict[int, np.ndarray], base: int, beta: int) -> list[mpm
 def refine(
     a: np.ndarray,
     la: np.ndarray,
-    qa: np.ndarray,
+    qa: np.ndarray | None,
     b: np.ndarray,
     lb: np.ndarray,
     qb: np.ndarray,
     need_det: bool,
 ) -> EigenData | None:
-    """Working-precision eigen-data from float64 eigh results (see `_eigen`)."""
+    """Working-precision eigen-data from float64 eigh results (see `_eigen`); ``qa`` (H_a's
+    eigenvectors) is needed only with ``need_det``."""
     n = a.shape[0]
     beta = beta_for(n) - 1  # limb base; a symmetrized limb D + Dᵀ stays within 2^(β+1)
     prec = mpmath.mp.prec
@@ -186,6 +187,7 @@ def refine(
     refined: list[list[mpmath.mpf]] = []
     lu_used = False
     if need_det:
+        assert qa is not None
         for h, lam, q in ((a, la, qa), (b, lb, qb)):
             log_det, values, by_lu = _log_det(h, lam, q, beta, prec, float(target))
             lu_used = lu_used or by_lu

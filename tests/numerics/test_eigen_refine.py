@@ -270,3 +270,24 @@ def test_dense_eigen_data_at_30_digits_against_mpmath_lu_at_60(n: int, case: str
         assert max(abs(x - y) for x, y in zip(got.escape_direction, ref["e"], strict=True)) < (
             mpmath.mpf(10) ** -25
         )
+
+
+@pytest.mark.parametrize("case", ["random", "condition-1e6"])
+def test_sgd_path_without_h_a_eigenvectors_against_mpmath_lu_at_60(case: str) -> None:
+    """SGD noise needs no determinant: H_a is only eigvalsh'd (its eigenvalues for the check,
+    the report and the tolerance); |H_be|, H_ae and e still agree with the independent
+    reference, and the eigenvalues listed are eigvalsh's."""
+    n = 30
+    rng = np.random.default_rng(7100 + n)
+    a, b = _pair(rng, n, *{**CASES, **EXTRA}[case](rng, n))
+    ref = _lu_reference(a, b, 60)
+    with mpmath.workdps(40):
+        got = eigen_data_float(a, b, need_det=False)
+    assert got is not None and got.log_det_min is None
+    assert [float(x) for x in got.min_eigenvalues] == np.linalg.eigvalsh(a).tolist()
+    with mpmath.workdps(60):
+        for name in ("curvature_saddle_e", "curvature_min_along_e"):
+            assert abs(getattr(got, name) / ref[name] - 1) < mpmath.mpf(10) ** -33, name
+        assert max(abs(x - y) for x, y in zip(got.escape_direction, ref["e"], strict=True)) < (
+            mpmath.mpf(10) ** -25
+        )
