@@ -291,3 +291,25 @@ def test_sgd_path_without_h_a_eigenvectors_against_mpmath_lu_at_60(case: str) ->
         assert max(abs(x - y) for x, y in zip(got.escape_direction, ref["e"], strict=True)) < (
             mpmath.mpf(10) ** -25
         )
+
+
+def test_float_rounding_error_of_exact_digits_is_the_second_float() -> None:
+    """`_rounding_error`: W − w for W given by 20-bit digits over 8 levels (160 bits) and w its
+    float, against the exact value from Python integers: w + (W − w) is W to ~u²."""
+    from flatminima.numerics._exact import _rounding_error, _to_float
+
+    rng = np.random.default_rng(3)
+    beta, base, n = 20, -30, 6
+    digits = _normalize({k: rng.integers(-(2**19), 2**19, size=(n, n)) for k in range(-1, 7)}, beta)
+    w = _to_float(digits, base, beta)
+    rest = _rounding_error(w, digits, base, beta)
+    low, high = min(digits), max(digits)
+    with mpmath.workprec(400):
+        for i in range(n):
+            for j in range(n):
+                total = 0
+                for k in range(low, high + 1):
+                    total = (total << beta) + (int(digits[k][i, j]) if k in digits else 0)
+                exact = mpmath.ldexp(mpmath.mpf(total), base - beta * high)
+                assert abs(rest[i, j]) < 1.2e-16 * abs(exact)
+                assert abs(exact - w[i, j] - rest[i, j]) < 1e-31 * abs(exact)
