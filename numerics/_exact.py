@@ -52,35 +52,43 @@ _EXACT = 2.0**53
 
 
 def _accumulate(
-    xs: list[np.ndarray], ys: list[np.ndarray], cutoff: int, op: Any, inner: int
+    terms: list[tuple[list[np.ndarray], list[np.ndarray], Any, int, int]], cutoff: int
 ) -> dict[int, np.ndarray]:
-    """int64 sums S_k = Σ_{i+j=k} op(X_i, Y_j) for k ≤ cutoff (each op result exact).
+    """int64 sums S_k = Σ_terms sign·Σ_{i+j=k} op(X_i, Y_j) for k ≤ cutoff (each op exact).
 
-    ``inner`` is the number of products op sums per entry (n for a matrix product, 1 for an
-    element-wise one). The products of one level are added in float64 while a bound on the
-    partial sum (Σ inner·max|X_i|·max|Y_j|) stays below 2^53, so the sum is exact; the level
-    is converted to int64 once (more often only if the bound says so)."""
-    size_x = [float(np.abs(x).max()) for x in xs]
-    size_y = [float(np.abs(y).max()) for y in ys]
+    Each term is (xs, ys, op, inner, sign): ``inner`` is the number of products op sums per
+    entry (n for a matrix product, 1 for an element-wise one). The products of one level (of
+    every term) are added in float64 while a bound on the partial sum (Σ inner·max|X_i|·
+    max|Y_j|) stays below 2^53, so the sum is exact; the level is converted to int64 once
+    (more often only if the bound says so)."""
+    sizes = [
+        ([float(np.abs(x).max()) for x in xs], [float(np.abs(y).max()) for y in ys])
+        for xs, ys, _, _, _ in terms
+    ]
     sums: dict[int, np.ndarray] = {}
 
     def flush(k: int, total: np.ndarray) -> None:
         part = total.astype(np.int64)
         sums[k] = sums[k] + part if k in sums else part
 
-    for k in range(min(cutoff, len(xs) + len(ys) - 2) + 1):
+    top = max(len(xs) + len(ys) - 2 for xs, ys, _, _, _ in terms)
+    for k in range(min(cutoff, top) + 1):
         total: np.ndarray | None = None
         bound = 0.0
-        for i in range(max(0, k - len(ys) + 1), min(k, len(xs) - 1) + 1):
-            size = inner * size_x[i] * size_y[k - i]
-            if size == 0:
-                continue
-            if total is not None and bound + size >= _EXACT:
-                flush(k, total)
-                total, bound = None, 0.0
-            p = op(xs[i], ys[k - i])
-            total = p if total is None else np.add(total, p, out=total)
-            bound += size
+        for (xs, ys, op, inner, sign), (size_x, size_y) in zip(terms, sizes, strict=True):
+            for i in range(max(0, k - len(ys) + 1), min(k, len(xs) - 1) + 1):
+                size = inner * size_x[i] * size_y[k - i]
+                if size == 0:
+                    continue
+                if total is not None and bound + size >= _EXACT:
+                    flush(k, total)
+                    total, bound = None, 0.0
+                p = op(xs[i], ys[k - i])
+                if total is None:
+                    total = p if sign > 0 else np.negative(p, out=p)
+                else:
+                    (np.add if sign > 0 else np.subtract)(total, p, out=total)
+                bound += size
         if total is not None:
             flush(k, total)
     return sums
@@ -101,8 +109,11 @@ def _gram(q: list[np.ndarray], n: int) -> dict[int, np.ndarray]:
             if a == b:
                 p_int = (q[a].T @ q[a]).astype(np.int64)
             elif bound < _EXACT:
-                upper = np.triu(dsyr2k(1.0, q[a].T, q[b].T))
-                p_int = (upper + np.triu(upper, 1).T).astype(np.int64)
+                upper = dsyr2k(1.0, q[a].T, q[b].T)  # the upper triangle; zeros below
+                diagonal = upper.diagonal().copy()
+                upper += upper.T
+                np.fill_diagonal(upper, diagonal)
+                p_int = upper.astype(np.int64)
             else:
                 p = q[a].T @ q[b]
                 p_int = p.astype(np.int64) + p.T.astype(np.int64)
@@ -113,18 +124,35 @@ def _gram(q: list[np.ndarray], n: int) -> dict[int, np.ndarray]:
 
 def _normalize(sums: dict[int, np.ndarray], beta: int) -> dict[int, np.ndarray]:
     """Carry into balanced digits in [−2^(β−1), 2^(β−1)) (a small value keeps small digits:
-    no cancellation when the digits are summed in float); digits may move up to k < 0."""
+    no cancellation when the digits are summed in float); digits may move up to k < 0.
+
+    The input arrays are never changed: a level is replaced by a new array the first time
+    it changes, which later carries then update in place."""
     if not sums:
         return {}
-    digits = dict(sums)  # the arrays are replaced, never changed in place
+    digits = dict(sums)
+    owned: set[int] = set()
     half = np.int64(1) << (beta - 1)
+    mask = (np.int64(1) << beta) - 1
     k = max(digits)
     while True:
         if k in digits:
-            carry = (digits[k] + half) >> beta
+            shifted = digits[k] + half
+            carry = shifted >> beta
             if carry.any():
-                digits[k] = digits[k] - (carry << beta)
-                digits[k - 1] = digits[k - 1] + carry if k - 1 in digits else carry
+                # (d + h) = carry·2^β + ((d + h) & mask): the new digit is that remainder − h
+                np.bitwise_and(shifted, mask, out=shifted)
+                np.subtract(shifted, half, out=shifted)
+                digits[k] = shifted
+                owned.add(k)
+                if k - 1 not in digits:
+                    digits[k - 1] = carry
+                    owned.add(k - 1)
+                elif k - 1 in owned:
+                    np.add(digits[k - 1], carry, out=digits[k - 1])
+                else:
+                    digits[k - 1] = digits[k - 1] + carry
+                    owned.add(k - 1)
         if k <= min(digits):
             break
         k -= 1
@@ -254,9 +282,13 @@ def _log_det(
     h_limbs, h_exp = _matrix_limbs(h, exp, beta, cutoff + 1)
     q_limbs = split(q, 0, beta, 3)
     lam_limbs = split(lam, h_exp, beta, cutoff + 1)
-    hq = _accumulate(h_limbs, q_limbs, cutoff, np.matmul, n)
-    ql = _accumulate(q_limbs, lam_limbs, cutoff, lambda x, y: x * y[None, :], 1)
-    w_sums = {k: np.asarray(hq.get(k, 0) - ql.get(k, 0), dtype=np.int64) for k in set(hq) | set(ql)}
+    w_sums = _accumulate(  # HQ − QΛ, level by level
+        [
+            (h_limbs, q_limbs, np.matmul, n, 1),
+            (q_limbs, lam_limbs, lambda x, y: x * y[None, :], 1, -1),
+        ],
+        cutoff,
+    )
     # value of W = Σ_k w_k 2^(h_exp − β(k+2)) (q at exponent 0)
     w_digits = _normalize(w_sums, beta)
     base = h_exp - 2 * beta
