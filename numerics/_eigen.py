@@ -14,15 +14,17 @@ the working precision with exact products (`flatminima.numerics._exact`):
   ``Σ log(λᵢ + cᵢᵢ) + log det(I + G)`` with ``G = D⁻¹C_off`` and the series
   ``log det(I + G) = −tr G²/2 + tr G³/3 − …``; it needs no eigenvalue gaps, and is used only
   while its error bound (float round-off of the series, ``4·n·u·‖G‖_F²``) is below
-  ``10^-(dps+3)``;
+  ``10^-(dps+3)``, or, for ill-conditioned H, with C's off-diagonal recomputed accurately
+  (split products, W as two floats, RK; bound ≈ a few u·‖G‖_F²), else by mpmath's LU;
 - the escape eigenpair (H_b's negative eigenvalue is isolated: its gap is at least itself) by
   Newton steps with exact residuals, then ``|H_be|`` and ``H_ae`` as exact Rayleigh quotients.
 
 Everything else (the other eigenvalues as reported, the misalignment) is float64 eigh data;
 the eigenvalues listed are refined to ``λᵢ + cᵢᵢ`` where the determinant was computed. When
-a float eigenvalue is too close to zero to decide the signs, or the series bound fails (very
-high dps, very ill-conditioned), the mpmath path (``mpmath.eigsy`` at the working precision,
-O(n³) multiprecision operations) is used, as it is for exact inputs (strings, fractions, mpf).
+a float eigenvalue is too close to zero to decide the signs, or the Newton steps do not
+converge, the mpmath path (``mpmath.eigsy`` at the working precision, O(n³) multiprecision
+operations) is used, as it is for exact inputs (strings, fractions, mpf). Without the
+determinants (SGD noise) H_a is only ``eigvalsh``'d.
 """
 
 from __future__ import annotations
