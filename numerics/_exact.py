@@ -52,35 +52,43 @@ _EXACT = 2.0**53
 
 
 def _accumulate(
-    xs: list[np.ndarray], ys: list[np.ndarray], cutoff: int, op: Any, inner: int
+    terms: list[tuple[list[np.ndarray], list[np.ndarray], Any, int, int]], cutoff: int
 ) -> dict[int, np.ndarray]:
-    """int64 sums S_k = Σ_{i+j=k} op(X_i, Y_j) for k ≤ cutoff (each op result exact).
+    """int64 sums S_k = Σ_terms sign·Σ_{i+j=k} op(X_i, Y_j) for k ≤ cutoff (each op exact).
 
-    ``inner`` is the number of products op sums per entry (n for a matrix product, 1 for an
-    element-wise one). The products of one level are added in float64 while a bound on the
-    partial sum (Σ inner·max|X_i|·max|Y_j|) stays below 2^53, so the sum is exact; the level
-    is converted to int64 once (more often only if the bound says so)."""
-    size_x = [float(np.abs(x).max()) for x in xs]
-    size_y = [float(np.abs(y).max()) for y in ys]
+    Each term is (xs, ys, op, inner, sign): ``inner`` is the number of products op sums per
+    entry (n for a matrix product, 1 for an element-wise one). The products of one level (of
+    every term) are added in float64 while a bound on the partial sum (Σ inner·max|X_i|·
+    max|Y_j|) stays below 2^53, so the sum is exact; the level is converted to int64 once
+    (more often only if the bound says so)."""
+    sizes = [
+        ([float(np.abs(x).max()) for x in xs], [float(np.abs(y).max()) for y in ys])
+        for xs, ys, _, _, _ in terms
+    ]
     sums: dict[int, np.ndarray] = {}
 
     def flush(k: int, total: np.ndarray) -> None:
         part = total.astype(np.int64)
         sums[k] = sums[k] + part if k in sums else part
 
-    for k in range(min(cutoff, len(xs) + len(ys) - 2) + 1):
+    top = max(len(xs) + len(ys) - 2 for xs, ys, _, _, _ in terms)
+    for k in range(min(cutoff, top) + 1):
         total: np.ndarray | None = None
         bound = 0.0
-        for i in range(max(0, k - len(ys) + 1), min(k, len(xs) - 1) + 1):
-            size = inner * size_x[i] * size_y[k - i]
-            if size == 0:
-                continue
-            if total is not None and bound + size >= _EXACT:
-                flush(k, total)
-                total, bound = None, 0.0
-            p = op(xs[i], ys[k - i])
-            total = p if total is None else np.add(total, p, out=total)
-            bound += size
+        for (xs, ys, op, inner, sign), (size_x, size_y) in zip(terms, sizes, strict=True):
+            for i in range(max(0, k - len(ys) + 1), min(k, len(xs) - 1) + 1):
+                size = inner * size_x[i] * size_y[k - i]
+                if size == 0:
+                    continue
+                if total is not None and bound + size >= _EXACT:
+                    flush(k, total)
+                    total, bound = None, 0.0
+                p = op(xs[i], ys[k - i])
+                if total is None:
+                    total = p if sign > 0 else np.negative(p, out=p)
+                else:
+                    (np.add if sign > 0 else np.subtract)(total, p, out=total)
+                bound += size
         if total is not None:
             flush(k, total)
     return sums
@@ -101,8 +109,11 @@ def _gram(q: list[np.ndarray], n: int) -> dict[int, np.ndarray]:
             if a == b:
                 p_int = (q[a].T @ q[a]).astype(np.int64)
             elif bound < _EXACT:
-                upper = np.triu(dsyr2k(1.0, q[a].T, q[b].T))
-                p_int = (upper + np.triu(upper, 1).T).astype(np.int64)
+                upper = dsyr2k(1.0, q[a].T, q[b].T)  # the upper triangle; zeros below
+                diagonal = upper.diagonal().copy()
+                upper += upper.T
+                np.fill_diagonal(upper, diagonal)
+                p_int = upper.astype(np.int64)
             else:
                 p = q[a].T @ q[b]
                 p_int = p.astype(np.int64) + p.T.astype(np.int64)
@@ -113,18 +124,35 @@ def _gram(q: list[np.ndarray], n: int) -> dict[int, np.ndarray]:
 
 def _normalize(sums: dict[int, np.ndarray], beta: int) -> dict[int, np.ndarray]:
     """Carry into balanced digits in [−2^(β−1), 2^(β−1)) (a small value keeps small digits:
-    no cancellation when the digits are summed in float); digits may move up to k < 0."""
+    no cancellation when the digits are summed in float); digits may move up to k < 0.
+
+    The input arrays are never changed: a level is replaced by a new array the first time
+    it changes, which later carries then update in place."""
     if not sums:
         return {}
-    digits = dict(sums)  # the arrays are replaced, never changed in place
+    digits = dict(sums)
+    owned: set[int] = set()
     half = np.int64(1) << (beta - 1)
+    mask = (np.int64(1) << beta) - 1
     k = max(digits)
     while True:
         if k in digits:
-            carry = (digits[k] + half) >> beta
+            shifted = digits[k] + half
+            carry = shifted >> beta
             if carry.any():
-                digits[k] = digits[k] - (carry << beta)
-                digits[k - 1] = digits[k - 1] + carry if k - 1 in digits else carry
+                # (d + h) = carry·2^β + ((d + h) & mask): the new digit is that remainder − h
+                np.bitwise_and(shifted, mask, out=shifted)
+                np.subtract(shifted, half, out=shifted)
+                digits[k] = shifted
+                owned.add(k)
+                if k - 1 not in digits:
+                    digits[k - 1] = carry
+                    owned.add(k - 1)
+                elif k - 1 in owned:
+                    np.add(digits[k - 1], carry, out=digits[k - 1])
+                else:
+                    digits[k - 1] = digits[k - 1] + carry
+                    owned.add(k - 1)
         if k <= min(digits):
             break
         k -= 1
@@ -171,13 +199,14 @@ def _exact_values(sums: dict[int, np.ndarray], base: int, beta: int) -> list[mpm
 def refine(
     a: np.ndarray,
     la: np.ndarray,
-    qa: np.ndarray,
+    qa: np.ndarray | None,
     b: np.ndarray,
     lb: np.ndarray,
     qb: np.ndarray,
     need_det: bool,
 ) -> EigenData | None:
-    """Working-precision eigen-data from float64 eigh results (see `_eigen`)."""
+    """Working-precision eigen-data from float64 eigh results (see `_eigen`); ``qa`` (H_a's
+    eigenvectors) is needed only with ``need_det``."""
     n = a.shape[0]
     beta = beta_for(n) - 1  # limb base; a symmetrized limb D + Dᵀ stays within 2^(β+1)
     prec = mpmath.mp.prec
@@ -186,6 +215,7 @@ def refine(
     refined: list[list[mpmath.mpf]] = []
     lu_used = False
     if need_det:
+        assert qa is not None
         for h, lam, q in ((a, la, qa), (b, lb, qb)):
             log_det, values, by_lu = _log_det(h, lam, q, beta, prec, float(target))
             lu_used = lu_used or by_lu
@@ -252,9 +282,13 @@ def _log_det(
     h_limbs, h_exp = _matrix_limbs(h, exp, beta, cutoff + 1)
     q_limbs = split(q, 0, beta, 3)
     lam_limbs = split(lam, h_exp, beta, cutoff + 1)
-    hq = _accumulate(h_limbs, q_limbs, cutoff, np.matmul, n)
-    ql = _accumulate(q_limbs, lam_limbs, cutoff, lambda x, y: x * y[None, :], 1)
-    w_sums = {k: np.asarray(hq.get(k, 0) - ql.get(k, 0), dtype=np.int64) for k in set(hq) | set(ql)}
+    w_sums = _accumulate(  # HQ − QΛ, level by level
+        [
+            (h_limbs, q_limbs, np.matmul, n, 1),
+            (q_limbs, lam_limbs, lambda x, y: x * y[None, :], 1, -1),
+        ],
+        cutoff,
+    )
     # value of W = Σ_k w_k 2^(h_exp − β(k+2)) (q at exponent 0)
     w_digits = _normalize(w_sums, beta)
     base = h_exp - 2 * beta
@@ -271,21 +305,19 @@ def _log_det(
         correction, tail, off = _inverse_gram_times(r, k1, float(np.abs(lam).min()) / 2, target)
         d = [mpmath.mpf(float(lam[i])) + diag[i] + float(correction[i]) for i in range(n)]
         d_f = np.array([float(x) for x in d])
-        c = k1  # off the diagonal, C = K₁ to float accuracy: the rest is in `off`
-        np.fill_diagonal(c, 0.0)
-        g = c / d_f[:, None]
-        norm = float(np.linalg.norm(g))
-        eps = float(np.finfo(np.float64).eps)
-        smallest_d = float(np.abs(d_f).min())
-        rounding = n * eps * np.linalg.norm(r, axis=1) * np.linalg.norm(k1, axis=0)
-        bound = (
-            4 * n * eps * norm**2
-            + float(np.sum((eps * np.abs(correction) + rounding) / np.abs(d_f)))
-            + (math.sqrt(n) * tail + 2 * norm * off) / smallest_d
-        )
-        if not (norm < 0.25 and bound < target):
+        diagonal = float(np.sum((EPS * np.abs(correction) + _rounding(r, k1)) / np.abs(d_f)))
+        diagonal += math.sqrt(n) * tail / float(np.abs(d_f).min())
+        # cheap: C = K₁ off the diagonal (float GEMM, error n·u); accurate (when the cheap
+        # bound fails, ill-conditioned H): K from split products, minus RK
+        for accurate in (False, True):
+            g, bound = _off_diagonal(q_limbs, (w, w_digits, base), r, k1, d_f, off, beta, accurate)
+            norm = float(np.linalg.norm(g))
+            if norm < 0.25 and bound + diagonal < target:
+                break
+        else:
             return _lu_log_det(h, n), d, True
-        series = -float(np.sum(g * g.T)) / 2
+        products = g * g.T
+        series = -(math.fsum(products.ravel()) if accurate else float(np.sum(products))) / 2
         power = g
         k = 2
         while norm ** (k + 1) / (1 - norm) > target * 1e-3:
@@ -294,6 +326,98 @@ def _log_det(
             series += (-1) ** (k + 1) * float(np.sum(power * g.T)) / k
         log_det = mpmath.fsum(mpmath.log(abs(x)) for x in d) + series
     return log_det, d, False
+
+
+EPS = float(np.finfo(np.float64).eps)
+U = EPS / 2  # unit round-off
+
+
+def _rounding_error(
+    w: np.ndarray, digits: dict[int, np.ndarray], base: int, beta: int
+) -> np.ndarray:
+    """W − w as floats, for W = Σₖ digits[k] 2^(base − βk) and w = W rounded (`_to_float`):
+    w lies on the digits' grid, so it splits exactly into digits at the same weights."""
+    if not digits:
+        return np.zeros_like(w)
+    low, high = min(digits), max(digits)
+    parts = split(w, base - beta * (low - 1), beta, high - low + 1)
+    diff = dict(digits)
+    for i, part in enumerate(parts):
+        k = low + i
+        diff[k] = diff[k] - part.astype(np.int64) if k in diff else -part.astype(np.int64)
+    rest = _normalize(diff, beta)
+    return _to_float(rest, base, beta) if rest else np.zeros_like(w)
+
+
+def _rounding(r: np.ndarray, k1: np.ndarray) -> np.ndarray:
+    """Per entry of the diagonal of RK₁: the float GEMM's round-off bound n·u·‖Rᵢ‖·‖K₁ᵢ‖."""
+    return r.shape[0] * EPS * np.linalg.norm(r, axis=1) * np.linalg.norm(k1, axis=0)
+
+
+def _off_diagonal(
+    q_limbs: list[np.ndarray],
+    w_exact: tuple[np.ndarray, dict[int, np.ndarray], int],
+    r: np.ndarray,
+    k1: np.ndarray,
+    d: np.ndarray,
+    off: float,
+    beta: int,
+    accurate: bool,
+) -> tuple[np.ndarray, float]:
+    """G = D⁻¹C_off and a bound on the series' error from G's errors and its round-off.
+
+    Cheap: C_off = K₁ = QᵀW (float GEMM, error ≤ n·u of it) and ``off`` = ‖R‖‖K₁‖/(1 − ‖R‖)
+    for the (N⁻¹ − I)K₁ left out: bound 4·n·u·‖G‖² + 2‖G‖·off/min|d|. Accurate (for
+    ill-conditioned H, where that bound fails): K = Q'ᵀW from the limbs Q' of Q (the first
+    limb times the first β bits of W exact, the rest in float at 2^−β of the size), minus RK.
+    Each source of error in entry (i, j) is a product of a row-i and a column-j norm, so
+    ‖δG‖_F sums terms like ε‖W‖_F(Σᵢ dᵢ⁻²)^½; the series then moves by ≤ ‖G‖‖δG‖/(1 − ‖G‖)
+    (tr δG = 0 off the diagonal), and its own round-off (the products gᵢⱼgⱼᵢ, summed with
+    `math.fsum`; the powers for k ≥ 3) is ≤ 2u·‖G‖² + n·2u·‖G‖³/(1 − ‖G‖)."""
+    w = w_exact[0]
+    n = w.shape[0]
+    if not accurate:
+        c = k1.copy()
+        np.fill_diagonal(c, 0.0)
+        g = c / d[:, None]
+        norm = float(np.linalg.norm(g))
+        return g, 4 * n * EPS * norm**2 + 2 * norm * off / float(np.abs(d).min())
+    norm_r = float(np.linalg.norm(r))
+    if not norm_r < 0.5:
+        return k1, math.inf
+    q_hi = np.ldexp(q_limbs[0], -beta)
+    q_lo = np.zeros_like(q_hi)
+    for i, limb in enumerate(q_limbs[1:], 2):
+        q_lo += np.ldexp(limb, -beta * i)  # exact: at most 2β significant bits
+    w_exp = exponent(w)
+    w_hi = np.ldexp(np.rint(np.ldexp(w, beta - w_exp)), w_exp - beta)
+    w_lo = w - w_hi  # exact
+    w_rest = _rounding_error(*w_exact, beta)  # W − w, rounded
+    # the first product exact; the rest ≥ 2^−β (w_rest ≈ u) times smaller
+    k = q_hi.T @ w_hi + (q_hi.T @ w_lo + q_lo.T @ w + (q_hi + q_lo).T @ w_rest)
+    c = k - r @ k
+    np.fill_diagonal(c, 0.0)
+    g = c / d[:, None]
+    norm = float(np.linalg.norm(g))
+    if not norm < 0.25:
+        return g, math.inf
+    inv_d = 1 / np.abs(d)
+    spectral = (1 + norm_r) / float(np.abs(d).min())  # ‖D⁻¹Q'ᵀ‖₂
+    w_norm = float(np.linalg.norm(w))
+    delta = (
+        # W − w − w_rest (w_rest's rounding) and the GEMM of w_rest (entrywise bound)
+        (n + 2) * U * float(np.linalg.norm(w_rest)) * spectral
+        + n * U * float(np.linalg.norm(w_lo)) * spectral  # Q_hiᵀW_lo
+        + n * U * w_norm * float(np.linalg.norm(np.linalg.norm(q_lo, axis=0) * inv_d))
+        + 3 * U * float(np.linalg.norm(np.linalg.norm(k, axis=1) * inv_d))  # three sums
+        # RK's GEMM and the R²K − … left out
+        + (n * U + norm_r / (1 - norm_r))
+        * float(np.linalg.norm(k))
+        * float(np.linalg.norm(np.linalg.norm(r, axis=1) * inv_d))
+        + 3 * U * norm  # C − RK, the division by d, d rounded to float
+    )
+    rounding = 2 * U * norm**2 + 2 * n * U * norm**3 / (1 - norm)
+    return g, norm * delta / (1 - norm) + rounding
 
 
 def _inverse_gram_times(

@@ -182,6 +182,25 @@ def _condition_1e4(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.nda
     )
 
 
+def _condition_1e6(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """κ = 10⁶ for both Hessians, spectra shuffled (not ordered like the rotation's columns),
+    the negative eigenvalue inside H_b's range."""
+    la = np.geomspace(1.0, 1e6, n) * rng.uniform(0.9, 1.1, n)
+    lb = np.geomspace(1.0, 1e6, n) * rng.uniform(0.9, 1.1, n)
+    rng.shuffle(la)
+    rng.shuffle(lb)
+    lb[0] = -rng.uniform(10, 100)
+    return la, lb
+
+
+def _condition_1e10(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.geomspace(1e-10, 1, n), np.concatenate([[-1e-3], np.geomspace(1e-9, 1, n - 1)])
+
+
+EXTRA = {"condition-1e4": _condition_1e4, "condition-1e6": _condition_1e6}
+EXTRA["condition-1e10"] = _condition_1e10
+
+
 def _lu_reference(a: np.ndarray, b: np.ndarray, dps: int) -> dict[str, mpmath.mpf]:
     """Independent of the eigen code: log-determinants by mpmath's LU (``mpmath.det``) and the
     escape pair by inverse iteration (mpmath ``lu_solve``, shift from float64 eigvalsh), at
@@ -217,28 +236,35 @@ def _lu_reference(a: np.ndarray, b: np.ndarray, dps: int) -> dict[str, mpmath.mp
 
 
 @pytest.mark.parametrize(
-    ("n", "case"),
+    ("n", "case", "path"),
     [
-        (10, "random"),
-        (30, "random"),
-        (30, "near-degenerate"),
-        (30, "ill-conditioned"),
-        (40, "condition-1e4"),
-        pytest.param(100, "random", marks=pytest.mark.slow),
-        pytest.param(100, "ill-conditioned", marks=pytest.mark.slow),
+        (10, "random", "series"),
+        (30, "random", "series"),
+        (30, "near-degenerate", "series"),
+        (30, "ill-conditioned", "series"),  # κ = 10⁷: the accurate pass
+        (40, "condition-1e4", "series"),
+        (40, "condition-1e6", "series"),
+        (24, "condition-1e10", "LU"),
+        pytest.param(100, "random", "series", marks=pytest.mark.slow),
+        pytest.param(100, "ill-conditioned", "LU", marks=pytest.mark.slow),
+        pytest.param(120, "condition-1e6", "series", marks=pytest.mark.slow),
     ],
 )
-def test_dense_eigen_data_at_30_digits_against_mpmath_lu_at_60(n: int, case: str) -> None:
-    """n = 10 … 100 at the benchmark's 30 digits: what the n-D formulas read (the two
+def test_dense_eigen_data_at_30_digits_against_mpmath_lu_at_60(
+    n: int, case: str, path: str
+) -> None:
+    """n = 10 … 120 at the benchmark's 30 digits: what the n-D formulas read (the two
     log-determinants, |H_be|, H_ae) to 33 digits, the escape direction to 25. The series
-    covers condition numbers up to ~10⁴; at 10⁷ the log-determinants come from the mpmath LU."""
+    covers condition numbers up to ~10⁶–10⁷ (with the accurate off-diagonal of C past ~10⁴:
+    κ = 10⁷ takes it at n = 30, not at n = 100); at 10¹⁰ the log-determinants come from the
+    mpmath LU."""
     rng = np.random.default_rng(7000 + n)
-    a, b = _pair(rng, n, *{**CASES, "condition-1e4": _condition_1e4}[case](rng, n))
+    a, b = _pair(rng, n, *{**CASES, **EXTRA}[case](rng, n))
     ref = _lu_reference(a, b, 60)
     with mpmath.workdps(40):
         got = eigen_data_float(a, b, need_det=True)
     assert got is not None
-    assert ("LU" if case == "ill-conditioned" else "series") in got.method
+    assert path in got.method
     with mpmath.workdps(60):
         assert abs(got.log_det_min - ref["log_det_min"]) < mpmath.mpf(10) ** -33
         assert abs(got.log_abs_det_saddle - ref["log_abs_det_saddle"]) < mpmath.mpf(10) ** -33
@@ -247,3 +273,46 @@ def test_dense_eigen_data_at_30_digits_against_mpmath_lu_at_60(n: int, case: str
         assert max(abs(x - y) for x, y in zip(got.escape_direction, ref["e"], strict=True)) < (
             mpmath.mpf(10) ** -25
         )
+
+
+@pytest.mark.parametrize("case", ["random", "condition-1e6"])
+def test_sgd_path_without_h_a_eigenvectors_against_mpmath_lu_at_60(case: str) -> None:
+    """SGD noise needs no determinant: H_a is only eigvalsh'd (its eigenvalues for the check,
+    the report and the tolerance); |H_be|, H_ae and e still agree with the independent
+    reference, and the eigenvalues listed are eigvalsh's."""
+    n = 30
+    rng = np.random.default_rng(7100 + n)
+    a, b = _pair(rng, n, *{**CASES, **EXTRA}[case](rng, n))
+    ref = _lu_reference(a, b, 60)
+    with mpmath.workdps(40):
+        got = eigen_data_float(a, b, need_det=False)
+    assert got is not None and got.log_det_min is None
+    assert [float(x) for x in got.min_eigenvalues] == np.linalg.eigvalsh(a).tolist()
+    with mpmath.workdps(60):
+        for name in ("curvature_saddle_e", "curvature_min_along_e"):
+            assert abs(getattr(got, name) / ref[name] - 1) < mpmath.mpf(10) ** -33, name
+        assert max(abs(x - y) for x, y in zip(got.escape_direction, ref["e"], strict=True)) < (
+            mpmath.mpf(10) ** -25
+        )
+
+
+def test_float_rounding_error_of_exact_digits_is_the_second_float() -> None:
+    """`_rounding_error`: W − w for W given by 20-bit digits over 8 levels (160 bits) and w its
+    float, against the exact value from Python integers: w + (W − w) is W to ~u²."""
+    from flatminima.numerics._exact import _rounding_error, _to_float
+
+    rng = np.random.default_rng(3)
+    beta, base, n = 20, -30, 6
+    digits = _normalize({k: rng.integers(-(2**19), 2**19, size=(n, n)) for k in range(-1, 7)}, beta)
+    w = _to_float(digits, base, beta)
+    rest = _rounding_error(w, digits, base, beta)
+    low, high = min(digits), max(digits)
+    with mpmath.workprec(400):
+        for i in range(n):
+            for j in range(n):
+                total = 0
+                for k in range(low, high + 1):
+                    total = (total << beta) + (int(digits[k][i, j]) if k in digits else 0)
+                exact = mpmath.ldexp(mpmath.mpf(total), base - beta * high)
+                assert abs(rest[i, j]) < 1.2e-16 * abs(exact)
+                assert abs(exact - w[i, j] - rest[i, j]) < 1e-31 * abs(exact)
