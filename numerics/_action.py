@@ -36,6 +36,7 @@ from flatminima.errors import (
 )
 
 from ._action_hessian import constant_metric
+from ._blas_threads import one_blas_thread
 from ._loss_model import LossModel, critical_point, loss_model
 from ._noise_models import NoiseModel, check_continuous, noise_model
 
@@ -433,12 +434,15 @@ def action_path(
         n_seg = points * 2**level
         if level:
             phi = reparametrize(phi, n_seg)
-        if nm.switch is None:
-            phi, action, its, change, ok = _relax(phi, model, nm, tol, max_iterations, precondition)
-        else:  # D jumps on a surface: a point of the string held on it
-            from ._switch import relax_switch
+        with one_blas_thread(a.size):  # n × n blocks: see _blas_threads
+            if nm.switch is None:
+                phi, action, its, change, ok = _relax(
+                    phi, model, nm, tol, max_iterations, precondition
+                )
+            else:  # D jumps on a surface: a point of the string held on it
+                from ._switch import relax_switch
 
-            phi, action, its, change, ok = relax_switch(phi, model, nm, tol, max_iterations)
+                phi, action, its, change, ok = relax_switch(phi, model, nm, tol, max_iterations)
         iterations += its
         converged &= ok
         actions.append(action)
@@ -536,7 +540,8 @@ def locate_saddle(
     found: list[Array] = []
     for phi in _initial_strings(a, c, h_a):
         for segments, tol in ((16, 1e-8), (64, 1e-10)):  # the finer one if Newton fails
-            phi = _relax(reparametrize(phi, segments), model, nm, tol, 2000)[0]
+            with one_blas_thread(a.size):
+                phi = _relax(reparametrize(phi, segments), model, nm, tol, 2000)[0]
             try:
                 point, _ = critical_point(model, phi[_first_maximum(model.value(phi))], "", 1)
             except HessianError:  # a critical point of another index: not a saddle's channel

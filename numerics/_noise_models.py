@@ -17,11 +17,14 @@
 
 Derivatives of a state-dependent D (needed by the action's gradient and the prefactor) are
 exact for ``"loss-dependent"`` and central differences of the user's D otherwise (a user's noise
-model has no automatic derivative).
+model has no automatic derivative): the first derivatives from 2n shifted points, the second
+derivatives of pᵀD(θ)p the prefactor needs from n² + n + 1 points, each set in one batched
+call of D (a D written for batches of points is called once, not 2n² + 1 times).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,36 +54,110 @@ class NoiseModel:
     description: str
     switch: Any = None  # a _switch.Switch: D piecewise constant, jumping on a surface
 
+    second_form: Callable[[Array, Array], Array] | None = None  # exact, when known
+    checked: bool = False  # whether the difference steps h and 2h were compared
+
     def second_derivative_form(self, x: Array, p: Array) -> Array:
-        """∂_i ∂_j (pᵀ D(x) p) with p held fixed, (m, n, n), by central differences."""
+        """∂_i ∂_j (pᵀ D(x) p) with p held fixed, (m, n, n): exact where D's form is known
+        (constant D, loss-dependent noise), otherwise by central differences
+        (`second_differences`) in one batched evaluation of D, with the steps h and 2h compared
+        on the first call (a warning if they disagree: D not twice differentiable there)."""
         m, n = x.shape
         if self.constant is not None:
             return np.zeros((m, n, n))
-        h = 1e-4 * np.maximum(1.0, np.abs(x))
+        if self.second_form is not None:
+            return self.second_form(x, p)
+        if self.checked:
+            return second_differences(self.field, x, p)
+        self.checked = True
+        fine = second_differences(self.field, x, p)
+        coarse = second_differences(self.field, x, p, factor=2.0)
+        _check_steps(fine, coarse, self.field, x, p)
+        return fine
 
-        def g(y: Array) -> Array:
-            return np.einsum("mi,mij,mj->m", p, self.field(y), p)
 
-        out = np.zeros((m, n, n))
-        base = g(x)
-        for i in range(n):
-            ei = np.zeros(n)
-            ei[i] = 1
-            for j in range(i, n):
-                ej = np.zeros(n)
-                ej[j] = 1
-                hi, hj = h[:, i : i + 1], h[:, j : j + 1]
-                if i == j:
-                    val = (g(x + hi * ei) - 2 * base + g(x - hi * ei)) / (hi[:, 0] ** 2)
-                else:
-                    val = (
-                        g(x + hi * ei + hj * ej)
-                        - g(x + hi * ei - hj * ej)
-                        - g(x - hi * ei + hj * ej)
-                        + g(x - hi * ei - hj * ej)
-                    ) / (4 * hi[:, 0] * hj[:, 0])
-                out[:, i, j] = out[:, j, i] = val
-        return out
+#: Relative step of the second differences: ε^(1/4) balances the truncation (∝ h²) and the
+#: rounding (∝ ε/h²) errors, both ~10⁻⁸ relative for a smooth D.
+SECOND_STEP = 1e-4
+#: Largest number of matrix entries (points · n²) in one call of D by the difference stencils.
+_CHUNK = 4_000_000
+
+
+def _contracted(field: Callable[[Array], Array], points: Array, p: Array) -> Array:
+    """pᵀ D(y) p at ``points`` (m, s, n) with p (m, n): one call of D per chunk of points."""
+    m, s, n = points.shape
+    flat = points.reshape(m * s, n)
+    weights = np.repeat(p, s, axis=0)
+    size = max(1, _CHUNK // max(n * n, 1))
+    out = np.empty(m * s)
+    for lo in range(0, m * s, size):
+        d = field(flat[lo : lo + size])
+        out[lo : lo + size] = np.einsum(
+            "ki,kij,kj->k", weights[lo : lo + size], d, weights[lo : lo + size]
+        )
+    return out.reshape(m, s)
+
+
+_STENCILS: dict[int, tuple[Array, Array, Array]] = {}
+
+
+def _stencil(n: int) -> tuple[Array, Array, Array]:
+    """(i, j) of the upper triangle and the step pattern (e_i rows, then e_i + e_j rows) of
+    the second differences in n dimensions, built once per n."""
+    if n not in _STENCILS:
+        iu, ju = np.triu_indices(n, 1)
+        eye = np.eye(n)
+        _STENCILS[n] = (iu, ju, np.concatenate([eye, eye[iu] + eye[ju]]))
+    return _STENCILS[n]
+
+
+def second_differences(
+    field: Callable[[Array], Array], x: Array, p: Array, factor: float = 1.0
+) -> Array:
+    """∂_i ∂_j g with g(y) = pᵀ D(y) p by second-order central differences, (m, n, n).
+
+    With S(v) = g(x + v) + g(x − v) − 2 g(x): H_ii = S(h_i e_i)/h_i² and
+    H_ij = [S(h_i e_i + h_j e_j) − S(h_i e_i) − S(h_j e_j)]/(2 h_i h_j), h_i =
+    ``factor``·`SECOND_STEP`·max(1, |x_i|): n² + n + 1 values of D per point, all in one call
+    of D (in chunks of `_CHUNK` entries), instead of 2n² + 1 separate calls."""
+    m, n = x.shape
+    h = factor * SECOND_STEP * np.maximum(1.0, np.abs(x))  # (m, n)
+    iu, ju, pattern = _stencil(n)
+    steps = pattern * h[:, None, :]  # (m, n + n(n-1)/2, n): h_i e_i, then h_i e_i + h_j e_j
+    points = np.concatenate([x[:, None], x[:, None] + steps, x[:, None] - steps], axis=1)
+    g = _contracted(field, points, p)
+    k = steps.shape[1]
+    sym = g[:, 1 : 1 + k] + g[:, 1 + k :] - 2 * g[:, :1]  # S(v) for every step
+    s_single, s_pair = sym[:, :n], sym[:, n:]
+    out = np.empty((m, n, n))
+    out[:, np.arange(n), np.arange(n)] = s_single / h**2
+    mixed = (s_pair - s_single[:, iu] - s_single[:, ju]) / (2 * h[:, iu] * h[:, ju])
+    out[:, iu, ju] = mixed
+    out[:, ju, iu] = mixed
+    return out
+
+
+def _check_steps(
+    fine: Array, coarse: Array, field: Callable[[Array], Array], x: Array, p: Array
+) -> None:
+    """Warn if the second differences at steps h and 2h disagree by more than a smooth D
+    allows: 3·(truncation ~h²) + rounding (~ε|g|/h²), generously bounded by 10⁻³ of the
+    largest entry plus 10³·ε|g|/h²."""
+    g = np.abs(np.einsum("mi,mij,mj->m", p, field(x), p))
+    h = SECOND_STEP * np.maximum(1.0, np.abs(x))
+    rounding = 1e3 * np.finfo(float).eps * g / np.min(h, axis=1) ** 2
+    gap = np.max(np.abs(fine - coarse), axis=(1, 2))
+    allowed = 1e-3 * np.max(np.abs(fine), axis=(1, 2)) + rounding
+    bad = np.flatnonzero(gap > allowed)
+    if bad.size:
+        i = int(bad[0])
+        warnings.warn(
+            f"noise: the second derivatives of pᵀD(θ)p by central differences at steps h and "
+            f"2h differ by {gap[i]:.3g} (largest entry {np.max(np.abs(fine[i])):.3g}) near "
+            f"θ = {np.round(x[i], 6).tolist()}: D(θ) does not look twice differentiable "
+            "there, and the prefactor's non-Gibbs term is not reliable (give a smooth D)",
+            stacklevel=3,
+        )
 
 
 def _check_spd(name: str, d: Array, where: str = "") -> None:
@@ -171,13 +248,19 @@ def check_continuous(nm: NoiseModel, points: Array) -> None:
 
 
 def _central_derivative(field: Callable[[Array], Array], x: Array) -> Array:
+    """∂_k D_ij (m, n, n, n) by central differences, h_k = 10⁻⁵·max(1, |x_k|): the 2n shifted
+    copies of the m points in as few calls of D as `_CHUNK` allows (one for small m·n³)."""
     m, n = x.shape
-    out = np.zeros((m, n, n, n))
-    for k in range(n):
-        h = 1e-5 * np.maximum(1.0, np.abs(x[:, k]))
-        step = np.zeros_like(x)
-        step[:, k] = h
-        out[..., k] = (field(x + step) - field(x - step)) / (2 * h[:, None, None])
+    h = 1e-5 * np.maximum(1.0, np.abs(x))  # (m, n)
+    out = np.empty((m, n, n, n))
+    per_call = max(1, _CHUNK // max(2 * m * n * n, 1))  # directions k per call
+    for lo in range(0, n, per_call):
+        ks = np.arange(lo, min(n, lo + per_call))
+        steps = h[:, ks, None] * np.eye(n)[ks]  # (m, k, n)
+        points = np.concatenate([x[:, None] + steps, x[:, None] - steps], axis=1)
+        values = field(points.reshape(-1, n)).reshape(m, 2, ks.size, n, n)
+        diff = (values[:, 0] - values[:, 1]) / (2 * h[:, ks, None, None])  # [m, k, i, j]
+        out[..., ks] = np.moveaxis(diff, 1, 3)
     return out
 
 
@@ -286,8 +369,13 @@ def _loss_dependent(loss: LossModel, minimum: Array, kappa: float) -> NoiseModel
     def derivative(x: Array) -> Array:
         return scale * np.einsum("ij,mk->mijk", h_a, loss.gradient(x))
 
+    def second_form(x: Array, p: Array) -> Array:  # ∂_i∂_j (pᵀDp) = (η/B) pᵀH_a p ∂_i∂_j L
+        return scale * np.einsum("mi,ij,mj->m", p, h_a, p)[:, None, None] * loss.hessian(x)
+
     description = "loss-dependent noise D = (η L(θ)/B) H(a) (Mori et al. 2022)"
-    return _state_dependent("loss-dependent", loss.dim, field, description, derivative)
+    model = _state_dependent("loss-dependent", loss.dim, field, description, derivative)
+    model.second_form = second_form
+    return model
 
 
 def _measured(diffusion: Any, n: int, minimum: Array, kappa: float) -> NoiseModel:

@@ -35,6 +35,11 @@ Array = np.ndarray
 _GAIN = 10.0
 #: From this dimension on, the Riccati flow is integrated by an explicit method (`_integrate_flow`).
 _EXPLICIT_FROM = 13
+#: The same for a state-dependent D, whose right-hand side costs more (D, ∂D and the second
+#: derivatives of pᵀDp at every call), so that LSODA's n² + 2 calls per Jacobian dominate
+#: sooner: measured (callable D, rotated valley) n = 4: LSODA 9 s, DOP853 16 s; n = 8: LSODA
+#: 153 s, DOP853 68 s of CPU, the same log τ to 10⁻⁸.
+_EXPLICIT_FROM_STATE_DEPENDENT = 8
 
 
 def _mp_refine(model: LossModel, point: Array) -> list[mpmath.mpf]:
@@ -125,7 +130,9 @@ def _hamiltonian_rhs(
     return rhs
 
 
-def _integrate_flow(rhs: Any, t0: float, state: Array, event: Any, dim: int) -> Any:
+def _integrate_flow(
+    rhs: Any, t0: float, state: Array, event: Any, dim: int, constant: bool = True
+) -> Any:
     """`solve_ivp` of the flow ``rhs`` from ``t0`` until the terminal ``event`` (t ≤ t0 + 10⁵),
     rtol 10⁻¹⁰, atol 10⁻¹²; the method depends on the dimension n = ``dim``.
 
@@ -135,11 +142,14 @@ def _integrate_flow(rhs: Any, t0: float, state: Array, event: Any, dim: int) -> 
     O(n⁶)) is cheap. From n = `_EXPLICIT_FROM` on, that Jacobian dominates (LSODA took 18 s at
     n = 30 and did not finish in 8 minutes at n = 100), so an explicit 8th-order Runge–Kutta
     method (DOP853) is used: a stability-bounded step, a few hundred steps whatever n, and
-    O(n³) per call (2 s at n = 30, 7 s at n = 100). Both agree to 10⁻⁹ in I.
+    O(n³) per call (2 s at n = 30, 7 s at n = 100). Both agree to 10⁻⁹ in I. For a
+    state-dependent D (``constant=False``) the explicit method is used from n =
+    `_EXPLICIT_FROM_STATE_DEPENDENT` on.
     """
     from scipy.integrate import solve_ivp
 
-    method = "LSODA" if dim < _EXPLICIT_FROM else "DOP853"
+    start = _EXPLICIT_FROM if constant else _EXPLICIT_FROM_STATE_DEPENDENT
+    method = "LSODA" if dim < start else "DOP853"
     return solve_ivp(
         rhs, (t0, t0 + 1e5), state, method=method, rtol=1e-10, atol=1e-12, events=event
     )
@@ -249,7 +259,7 @@ def _non_gibbs_integral(
             return y[0] - (1 - mark) * total
 
         event.terminal = True  # type: ignore[attr-defined]
-        sol = _integrate_flow(rhs, t0, state, event, n)
+        sol = _integrate_flow(rhs, t0, state, event, n, nm.constant is not None)
         if sol.status != 1:
             raise ConvergenceError(
                 "landscape_escape_time: the Riccati equation along the instanton did not reach "
