@@ -35,14 +35,25 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from ._design import point_seed
 from ._models import load_dataset, make_model, train_to_minimum
-from ._registry import Analysis, Case, Experiment, JSONValue, Point, Record, Result, Row, register
+from ._registry import (
+    Analysis,
+    Case,
+    Experiment,
+    JSONValue,
+    Point,
+    Record,
+    Result,
+    Row,
+    point_type,
+    register,
+)
 
 __all__ = [
     "COVARIANCE",
@@ -105,12 +116,9 @@ class CovarianceResult(Result):
         return cls(**{k: values[k] for k in cls.__dataclass_fields__ if k in values})
 
 
-@dataclass(frozen=True)
+@point_type("covariance", CovarianceResult)
 class CovariancePoint(Point):
     """One model at one state (``"minimum"`` or ``"init"``): its Hessian and gradient noise."""
-
-    TASK: ClassVar[str] = "covariance"
-    RESULT: ClassVar[type[Result]] = CovarianceResult
 
     model: str
     dataset: str

@@ -28,7 +28,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ from flatminima.theory._formulas import compiled_formula
 from ._design import kappa as sgd_kappa
 from ._design import point_seed
 from ._models import Model, load_dataset, make_model, train_to_minimum
-from ._registry import Analysis, Point, Result, rows_of
+from ._registry import Analysis, Point, Result, point_type, rows_of
 from ._renewal import renewal_rate
 
 if TYPE_CHECKING:
@@ -95,15 +95,12 @@ class NetworkRateResult(RateEstimate, Result):
     seconds: float = 0.0
 
 
-@dataclass(frozen=True)
+@point_type("network-rate", NetworkRateResult)
 class NetworkRatePoint(NetworkSetup, Point):
     """Escape rate from a trained MLP's minimum (``measure_network_rate``): the data and model
     (the `NetworkSetup` fields), the noise (``batch_size`` for SGD, ``diffusion`` for white
     noise), the loss jump ``delta``. The optional fields say where the point sits in its
     experiment."""
-
-    TASK: ClassVar[str] = "network-rate"
-    RESULT: ClassVar[type[Result]] = NetworkRateResult
 
     noise: str
     lr: float

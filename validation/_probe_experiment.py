@@ -20,9 +20,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from ._registry import Analysis, Case, Experiment, JSONRecord, Point, Result, Row, register
+from ._registry import (
+    Analysis,
+    Case,
+    Experiment,
+    JSONRecord,
+    Point,
+    Result,
+    Row,
+    point_type,
+    register,
+)
 
 __all__ = ["PROBE", "ProbeCase", "ProbeExperiment", "ProbePoint", "ProbePointResult"]
 
@@ -83,12 +93,9 @@ def regression_problem(samples: int = 400, seed: int = 0) -> tuple[Any, Any, Any
     return model, mse, (x, y)
 
 
-@dataclass(frozen=True)
+@point_type("probe", ProbePointResult)
 class ProbePoint(Point):
     """One probe of a shipped model with a measured escape (``regression`` for now)."""
-
-    TASK: ClassVar[str] = "probe"
-    RESULT: ClassVar[type[Result]] = ProbePointResult
 
     model: str
     lr: float

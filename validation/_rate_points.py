@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, TypedDict, cast
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from ._design import Design, point_seed
 from ._dynamics import RateMeasurement
-from ._registry import JSONValue, Point, Record, Result
+from ._registry import JSONValue, Point, Record, Result, point_type
 
 if TYPE_CHECKING:
     from ._landscapes import Landscape
@@ -69,14 +69,11 @@ class _WalkPoint(Point):
         return land, cast(_Walk, walk)
 
 
-@dataclass(frozen=True)
+@point_type("rate", RateResult)
 class RatePoint(_WalkPoint):
     """Escape rate of replicas started at a landscape's minimum (``measure_rate``). The
     optional label fields (``k``, ``B``, ``eta``, ``B_over_eta``, ``which``) say where the point
     sits in its experiment's sweep."""
-
-    TASK: ClassVar[str] = "rate"
-    RESULT: ClassVar[type[Result]] = RateResult
 
     target_escapes: int
     max_steps: int
@@ -209,13 +206,10 @@ class OccupationResult(Result):
     seconds: float = 0.0
 
 
-@dataclass(frozen=True)
+@point_type("occupation", OccupationResult)
 class OccupationPoint(_WalkPoint):
     """Replicas started half in each valley, run long: the fraction in the start valley
     (``measure_occupation``)."""
-
-    TASK: ClassVar[str] = "occupation"
-    RESULT: ClassVar[type[Result]] = OccupationResult
 
     steps: int
     B_over_eta: float | None = None

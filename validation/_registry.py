@@ -20,10 +20,10 @@ import dataclasses
 import importlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, dataclass_transform
 
 from flatminima.errors import ParameterError
 from flatminima.theory._conventions import registered_name
@@ -156,6 +156,22 @@ class Point(Record):
 
 
 _COMMON_FIELDS = frozenset(f.name for f in fields(Point))
+
+_P = TypeVar("_P", bound=Point)
+
+
+@dataclass_transform(frozen_default=True)
+def point_type(task: str, result: type[Result]) -> Callable[[type[_P]], type[_P]]:
+    """Class decorator that declares a point type in one line: a frozen dataclass whose
+    ``TASK`` is ``task`` and ``RESULT`` is ``result``, registered under ``task`` (the same as
+    ``@dataclass(frozen=True)`` with the two class variables set in the class body)."""
+
+    def declare(cls: type[_P]) -> type[_P]:
+        cls.TASK, cls.RESULT = task, result
+        _POINT_TYPES[task] = dataclass(frozen=True)(cls)
+        return cls
+
+    return declare
 
 
 def point_from_dict(data: Mapping[str, JSONValue]) -> Point:
