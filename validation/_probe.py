@@ -59,7 +59,7 @@ from flatminima.errors import ParameterError
 
 from ._lanczos import lanczos_top
 from ._persample import FunctionalModel
-from ._probe_checks import _check_loss, _check_settings, _Checked, _StageKeys, _Text
+from ._probe_checks import _SETTINGS, _check_loss, _check_settings, _Checked, _StageKeys, _Text
 from ._probe_measure import _every_ten_seconds, _measure, _Measured, _measurement, _subsets
 from ._probe_predict import LEVEL_MAX, LEVEL_WINDOW, _fit_noise, _predict
 from ._probe_results import EscapeMeasurement, HessianTop, NoiseFit, Prediction, ProbeResult
@@ -330,31 +330,8 @@ def probe(
     >>> len(r.hessian_top.values), r.prediction.barrier > 0
     (4, True)
     """
-    c = _check_settings(
-        model,
-        loss_fn,
-        data,
-        lr=lr,
-        batch_size=batch_size,
-        k=k,
-        device=device,
-        measure=measure,
-        barrier=barrier,
-        weight_decay=weight_decay,
-        mode=mode,
-        grad_tol=grad_tol,
-        zero_tol=zero_tol,
-        tol=tol,
-        max_iter=max_iter,
-        dtype=dtype,
-        chunk_size=chunk_size,
-        replicas=replicas,
-        max_steps=max_steps,
-        check_every=check_every,
-        burn_in=burn_in,
-        target_escapes=target_escapes,
-        seed=seed,
-    )
+    arguments = locals()  # probe's arguments alone: nothing else is bound yet
+    c = _check_settings(model, loss_fn, data, **{name: arguments[name] for name in _SETTINGS})
     flags = {m: m.training for m in model.modules()}
     try:
         model.eval()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, TypedDict, cast
 
 import numpy as np
@@ -194,6 +194,10 @@ class _Checked:
         """The settings the Hessian and noise stages depend on (with parameters and data)."""
         names = _StageKeys.__annotations__  # the same names as here
         return cast(_StageKeys, {name: _plain(getattr(self, name)) for name in names})
+
+
+_SETTINGS = tuple(f.name for f in fields(_Checked) if f.name not in ("x", "y", "parameters"))
+"""``probe``'s keyword arguments that ``_check_settings`` checks (the same names as here)."""
 
 
 def _plain(value: object) -> object:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 
@@ -154,11 +154,7 @@ def _measurement(
             f"full-data loss above L(a) + ΔL = {ms.level:.6g} (ΔL = {pred.barrier:.4g}), "
             f"checked every {check_every} iterations; escaped replicas restart at the minimum"
         ),
-        escapes=ms.escapes,
-        exposure=ms.exposure,
-        rate=ms.rate,
-        rate_low=ms.rate_low,
-        rate_high=ms.rate_high,
+        **{f.name: getattr(ms, f.name) for f in fields(RateEstimate)},
         replicas=replicas,
         steps=ms.steps,
         burn_in=burn,

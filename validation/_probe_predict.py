@@ -117,16 +117,16 @@ def _escape(
 
 @dataclass(frozen=True)
 class _PerDirection:
-    """Per top direction (nan where projected out): exponent and log iterations with κH noise
-    (``e_k``, ``t_k``), with the measured noise (``e_m``, ``t_m``), with white noise (``t_w``)
-    and of the exact level passage (``t_l``, filled by ``_level_predictions``)."""
+    """Per top direction (nan where projected out): exponent and log iterations with κH noise,
+    with the measured noise, with white noise and of the exact level passage (filled by
+    ``_level_predictions``); the fields of `Prediction` with the same names."""
 
-    e_k: np.ndarray
-    t_k: np.ndarray
-    e_m: np.ndarray
-    t_m: np.ndarray
-    t_w: np.ndarray
-    t_l: np.ndarray
+    exponent_kappa: np.ndarray
+    log_iterations_kappa: np.ndarray
+    exponent_measured: np.ndarray
+    log_iterations_measured: np.ndarray
+    log_iterations_white: np.ndarray
+    log_iterations_level: np.ndarray
 
     @classmethod
     def empty(cls, size: int) -> _PerDirection:
@@ -188,16 +188,18 @@ def _saddle_predictions(
     notes: list[str] = []
     for i in kept:
         lam = float(values[i])
-        out.e_k[i], out.t_k[i], w = sgd.sgd(lam)
+        out.exponent_kappa[i], out.log_iterations_kappa[i], w = sgd.sgd(lam)
         notes += w
         if cdiag[i] > 0:
             b_eff = lam / float(cdiag[i])
-            out.e_m[i], out.t_m[i], w = dataclasses.replace(sgd, batch_size=b_eff).sgd(lam)
+            measured = dataclasses.replace(sgd, batch_size=b_eff)
+            out.exponent_measured[i], out.log_iterations_measured[i], w = measured.sgd(lam)
             notes += w
         else:
-            out.e_m[i] = out.t_m[i] = out.t_l[i] = math.inf
+            out.exponent_measured[i] = out.log_iterations_measured[i] = math.inf
+            out.log_iterations_level[i] = math.inf
         if math.isfinite(white_d):
-            _, out.t_w[i], w = sgd.white(lam, white_d)
+            _, out.log_iterations_white[i], w = sgd.white(lam, white_d)
             notes += w
     return out, notes
 
@@ -210,10 +212,10 @@ def _level_predictions(
     barrier: float,
     lr: float,
 ) -> list[str]:
-    """Fill ``p.t_l``, the exact level passage (``mfpt_1d`` quadrature), where it matters for
+    """Fill ``p.log_iterations_level``, the exact level passage (``mfpt_1d`` quadrature), where it matters for
     the total rate: the directions within LEVEL_WINDOW of the smallest measured-noise exponent
     and below LEVEL_MAX. Returns the notes on the directions skipped."""
-    e_m = p.e_m
+    e_m = p.exponent_measured
     finite = [i for i in kept if math.isfinite(e_m[i])]
     if not finite:
         return []
@@ -223,7 +225,9 @@ def _level_predictions(
         if e_m[i] > LEVEL_MAX:
             too_large += 1
         elif e_m[i] <= lowest + LEVEL_WINDOW:
-            p.t_l[i] = _level_passage(float(values[i]), lr * float(cdiag[i]) / 2, barrier, lr)
+            p.log_iterations_level[i] = _level_passage(
+                float(values[i]), lr * float(cdiag[i]) / 2, barrier, lr
+            )
         else:
             skipped += 1
     notes = []
@@ -307,7 +311,7 @@ def _predict(
     cdiag = np.diag(noise.covariance)
     kept_c = [i for i in kept if cdiag[i] > 0]
     white_d = lr * float(np.mean(cdiag[kept_c])) / 2 if kept_c else float("nan")
-    sgd = _Sgd(barrier=barrier, lr=lr, batch_size=batch)
+    sgd = _Sgd(barrier=float(barrier), lr=lr, batch_size=batch)
     p, notes = _saddle_predictions(values, kept, cdiag, white_d, sgd)
     notes += _level_predictions(values, kept, cdiag, p, barrier, lr)
     full, more = _full_noise(values, kept, noise.covariance, barrier, lr)
@@ -322,26 +326,18 @@ def _predict(
     if weight_decay:
         notes.append(f"weight decay {weight_decay:g} adds to every eigenvalue and no noise")
     return Prediction(
-        barrier=float(barrier),
-        lr=lr,
-        batch_size=batch,
+        **vars(sgd),  # barrier, lr, batch_size
         kept=kept,
         zero_modes=zero,
-        exponent_kappa=p.e_k,
-        log_iterations_kappa=p.t_k,
-        exponent_measured=p.e_m,
-        log_iterations_measured=p.t_m,
-        log_iterations_white=p.t_w,
         white_diffusion=white_d,
-        log_iterations_level=p.t_l,
-        log_rate_kappa=_logsumexp(two - p.t_k[sel]),
-        log_rate_measured=_logsumexp(two - p.t_m[sel]),
-        log_rate_white=_logsumexp(two - p.t_w[sel]),
-        log_rate_level=_logsumexp(-p.t_l[sel]),
-        scaling=_scaling(float(values[kept[0]]), p.t_k[kept[0]], white_d, sgd),
-        exponent_full=full.exponent_full,
-        log_rate_full=full.log_rate_full,
-        log_rate_full_diagonal=full.log_rate_full_diagonal,
-        escape_direction=full.escape_direction,
+        **vars(p),
+        # total rate per iteration over the kept directions; ×2 for the two saddles ±v_i in
+        # the saddle formulas
+        log_rate_kappa=_logsumexp(two - p.log_iterations_kappa[sel]),
+        log_rate_measured=_logsumexp(two - p.log_iterations_measured[sel]),
+        log_rate_white=_logsumexp(two - p.log_iterations_white[sel]),
+        log_rate_level=_logsumexp(-p.log_iterations_level[sel]),
+        scaling=_scaling(float(values[kept[0]]), p.log_iterations_kappa[kept[0]], white_d, sgd),
+        **vars(full),
         notes=list(dict.fromkeys(n.split(";")[0] for n in notes)),
     )
