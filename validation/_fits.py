@@ -116,13 +116,7 @@ class ScalingComparison:
     reason: str
 
     def to_dict(self) -> JSONRecord:
-        return {
-            "variable": self.variable,
-            "exponential": self.exponential.to_dict(),
-            "power": self.power.to_dict(),
-            "preferred": self.preferred,
-            "reason": self.reason,
-        }
+        return asdict(self)  # the two fits as PoissonFit.to_dict writes them
 
 
 def compare_laws(
