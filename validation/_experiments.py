@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -230,15 +230,26 @@ def _sharpness_landscape_cases(rows: list[RateRow]) -> list[LawCase]:
     return cases
 
 
-class Sharpness(Experiment[Point, Analysis[LawCase]]):
+_A = TypeVar("_A", bound=Analysis[Any])
+
+
+class _Sweeps(Experiment[Point, _A]):
+    """An experiment whose points are its ``sweeps`` one after the other (the landscape
+    sweep, then the network sweep)."""
+
+    sweeps: ClassVar[tuple[Callable[[bool, str], Sequence[Point]], ...]]
+
+    def points(self, quick: bool, device: str) -> list[Point]:
+        return [point for sweep in self.sweeps for point in sweep(quick, device)]
+
+
+class Sharpness(_Sweeps[Analysis[LawCase]]):
     name = "sharpness"
     prediction = (
         "SGD: log γ linear in 1/k (exponential); white noise: γ ∝ k (polynomial) — on test "
         "landscapes and at a trained network's minimum"
     )
-
-    def points(self, quick: bool, device: str) -> list[Point]:
-        return [*_sharpness_points(quick, device), *network_sharpness_points(quick, device)]
+    sweeps = (_sharpness_points, network_sharpness_points)
 
     def analyse(self, points: list[Point], results: list[Any]) -> Analysis[LawCase]:
         """Landscape cases and network cases (a trained MLP at its minimum), one verdict."""
@@ -625,15 +636,13 @@ def _direct_occupation(
     return direct
 
 
-class Selection(Experiment[Point, SelectionAnalysis]):
+class Selection(_Sweeps[SelectionAnalysis]):
     name = "selection"
     prediction = (
         "SGD's preference for the flat valley grows exponentially in B/η; white noise's does "
         "not — on a two-valley landscape and between two minima of a real MLP"
     )
-
-    def points(self, quick: bool, device: str) -> list[Point]:
-        return [*_selection_points(quick, device), *network_selection_points(quick, device)]
+    sweeps = (_selection_points, network_selection_points)
 
     def analyse(self, points: list[Point], results: list[Any]) -> SelectionAnalysis:
         """The two-valley landscape (SGD and white noise) and two minima of a real MLP (SGD)."""
