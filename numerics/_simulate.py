@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -261,9 +261,8 @@ def simulate_escape(
     model: at ``step = η`` the result is the discrete update's escape time, which moves with η
     (docs/numerics.md); for the SDE, halve ``step`` and check that the answer does not move.
     """
-    n_paths, max_steps, check_every, seed, step, confidence = _options(
-        grad, backend, n_paths, max_steps, check_every, seed, step, confidence
-    )
+    options = _options(grad, backend, n_paths, max_steps, check_every, seed, step, confidence)
+    n_paths, max_steps, check_every, seed, step, confidence = options
     _memory_budget(n_paths, start)
     start_arr = np.atleast_1d(real_array("start", start))
     if start_arr.ndim != 1:
@@ -298,7 +297,18 @@ def simulate_escape(
         stepper.close()
     if progress:
         print(file=sys.stderr)
-    return _summary(counts, n_paths, restart, confidence, step, seed, backend, stepper.describe())
+    return _summary(counts, options, restart, backend, stepper.describe())
+
+
+class _Options(NamedTuple):
+    """``simulate_escape``'s scalar options, checked."""
+
+    n_paths: int
+    max_steps: int
+    check_every: int
+    seed: int
+    step: float
+    confidence: float
 
 
 def _options(
@@ -310,7 +320,7 @@ def _options(
     seed: Any,
     step: Any,
     confidence: Any,
-) -> tuple[int, int, int, int, float, float]:
+) -> _Options:
     """The scalar options, checked: counts as integers, step > 0, confidence in (0, 1)."""
     if backend not in ("numpy", "torch"):
         raise ParameterError("backend", "'numpy' or 'torch'", backend)
@@ -333,7 +343,7 @@ def _options(
         raise ParameterError("confidence", "a level in (0, 1)", confidence)
     if not callable(grad):
         raise ParameterError("grad", "a callable returning ∇L on a batch of points", grad)
-    return counts[0], counts[1], counts[2], counts[3], h, level
+    return _Options(counts[0], counts[1], counts[2], counts[3], h, level)
 
 
 def _escape_event(
@@ -389,21 +399,15 @@ class _Progress:
 
 
 def _summary(
-    counts: EscapeCounts,
-    n_paths: int,
-    restart: bool,
-    confidence: float,
-    step: float,
-    seed: int,
-    backend: str,
-    stepper: str,
+    counts: EscapeCounts, options: _Options, restart: bool, backend: str, stepper: str
 ) -> EscapeSimulation:
+    confidence = options.confidence
     rate = rate_estimate(counts.escapes, counts.exposure, confidence)
     mean, mean_interval, how = mean_escape_time(counts, rate, confidence, restart)
     return EscapeSimulation(
         times=counts.times,
         final_positions=to_numpy(counts.x).copy(),
-        n_paths=n_paths,
+        n_paths=options.n_paths,
         n_escaped=counts.escapes,
         n_censored=counts.censored,
         time_at_risk=counts.exposure,
@@ -412,9 +416,9 @@ def _summary(
         mean_time=mean,
         mean_time_interval=mean_interval,
         confidence=confidence,
-        step=step,
+        step=options.step,
         steps=counts.steps,
-        seed=seed,
+        seed=options.seed,
         backend=backend,
         method=f"{stepper}; mean time: {how}",
     )
