@@ -6,6 +6,7 @@ results valid; a version bump invalidates them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -138,3 +139,28 @@ def test_added_field_keeps_the_key_and_a_version_bump_changes_it() -> None:
     with pytest.raises(ValueError, match="version"):
         _V2.from_dict(old.to_dict())  # a stored v1 record is not read as v2
     assert _V1Plus.from_dict(old.to_dict()) == _V1Plus(n=3, seed=7)
+
+
+@_registry.point_type("test-count-decorated", _Count)
+class _Decorated(Point):  # the shipped points' one-line declaration
+    n: int
+
+
+@dataclass(frozen=True)
+class _Spelled(Point):  # ... and the class-variable form it stands for
+    TASK: ClassVar[str] = "test-count-spelled"
+    RESULT: ClassVar[type[Result]] = _Count
+    n: int
+
+
+def test_point_type_declares_what_the_class_variables_do() -> None:
+    a, b = _Decorated(n=3, seed=7), _Spelled(n=3, seed=7)
+    assert a.TASK == "test-count-decorated"
+    assert a.RESULT is _Count
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.n = 4  # type: ignore[misc]
+    assert [f.name for f in dataclasses.fields(a)] == [f.name for f in dataclasses.fields(b)]
+    assert {**a.to_dict(), "task": "x"} == {**b.to_dict(), "task": "x"}
+    assert _registry.point_from_dict(a.to_dict()) == a  # registered under its task
+    assert _registry.point_from_dict(b.to_dict()) == b
+    assert a.result_from({"value": 1}) == _Count(value=1)
