@@ -25,11 +25,11 @@ ANGLE = 0.4  # D = R diag(1, 0.3) Rᵀ
 
 
 class LocalModel:
-    def __init__(self, mu: float) -> None:
+    def __init__(self, mu: float, cubic: tuple[float, ...] = CUBIC) -> None:
         self.h = np.diag([-1.0, mu])
         rot = np.array([[math.cos(ANGLE), -math.sin(ANGLE)], [math.sin(ANGLE), math.cos(ANGLE)]])
         self.d = rot @ np.diag([1.0, 0.3]) @ rot.T
-        a1, a2, a3, a4 = CUBIC
+        a1, a2, a3, a4 = cubic
         t = np.zeros((2, 2, 2))
         t[0, 0, 0], t[1, 1, 1] = 6 * a1, 6 * a4
         for i in [(0, 0, 1), (0, 1, 0), (1, 0, 0)]:
@@ -50,8 +50,10 @@ class LocalModel:
         return np.concatenate([-grad + 2 * self.d @ p, self.hess(x) @ p])
 
 
-def _reference(mu: float) -> tuple[LocalModel, object, object, float]:
-    m = LocalModel(mu)
+def _reference(
+    mu: float, cubic: tuple[float, ...] = CUBIC
+) -> tuple[LocalModel, object, object, float]:
+    m = LocalModel(mu, cubic)
     r0 = 1e-7
     c = np.linalg.solve(m.h - np.eye(2), 2 * m.d[:, 0])  # the stable p-mode's x part
     z0 = r0 * np.array([0.0, 1.0, 0.0, 0.0]) + 0.6 * r0 ** (1 / mu) * np.concatenate([c, [1, 0]])
@@ -139,3 +141,21 @@ def test_tail_integrand_is_the_derivative_of_v() -> None:
         z, q, _ = _state(m, traj, flow, t)
         g = 0.5 * np.trace(np.linalg.solve(q, m.third(z[2:])))
         assert derivative == pytest.approx(g, rel=1e-6)
+
+
+def test_v_is_constant_in_the_saddle_linear_model() -> None:
+    """Without the cubic (drift −H_b x, constant D) V = I + ½ log|det Q| is the same at every
+    point of the instanton, though Q → 0 and I grows without bound (F → |λ_b| − λ_s): the
+    premise of the limit formula and of `_arrival_tail` (whose integrand is then 0). Measured:
+    V constant to 2·10⁻¹², |Q| = 1.81, 0.35, 0.097 and I = −0.27, 1.36, 2.64 at r = 0.2, 0.02,
+    0.002 (|Q_b| = 0.78)."""
+    m, traj, flow, start = _reference(0.7, (0.0, 0.0, 0.0, 0.0))
+    _, _, v_limit = _state(m, traj, flow, 0.0)
+    norms, integrals = [], []
+    for r in (0.2, 0.02, 0.002):
+        t = brentq(lambda s, r=r: np.linalg.norm(traj(s)[:2]) - r, start, -1e-9)
+        _, q, value = _state(m, traj, flow, t)
+        assert value == pytest.approx(v_limit, abs=1e-9)
+        norms.append(float(np.linalg.norm(q)))
+        integrals.append(float(flow(t)[4]))
+    assert norms[2] < 0.2 * norms[0] and integrals[2] > integrals[0] + 2, (norms, integrals)
