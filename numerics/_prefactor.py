@@ -10,10 +10,18 @@ segments there); the rest is integrated exactly in the saddle's linear model (`_
 ½ log det(Σ_b Q), however slowly Q tends to Q_b, as it does at a near-resonant saddle where
 λ_s ≈ |λ_b|), and the values are extrapolated to the saddle by Richardson's table, whose
 spread is the reported error.
+
+Where the saddle's unstable curvature is above its stable one (μ = λ_s/|λ_b| < 1, the
+Maier–Stein regime) the instanton arrives along the stable direction, Q tends to 0 rather than
+to Q_b and the values at the stops differ from their limit by a series in r^(1 + k(1/μ − 1) + m)
+that no Richardson table resolves; there the tail is V = I + ½ log|det Q| integrated exactly
+in the saddle's linear model along that arrival (`_arrival_tail`, error O(r²)), and the value
+at the nearest resolved stop is used (`_plateau`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -178,6 +186,12 @@ def _linear_tail(q: Array, f: float, saddle: SaddleModel) -> float:
     D(x) − D_b, the α-term) vanishes at the saddle and decays like the distance, e^{−|λ_b| t};
     it is taken as (F − F_lin)/|λ_b|. The error left is O(distance), which the caller removes by
     Richardson extrapolation over several stops."""
+    f_linear = float(np.trace(saddle.diffusion @ q) - np.trace(saddle.hessian))
+    return 0.5 * _log_det_sigma_q(q, saddle) + (f - f_linear) / saddle.rate
+
+
+def _log_det_sigma_q(q: Array, saddle: SaddleModel) -> float:
+    """log det(Σ_b Q), refused where it is not positive (Q of the wrong signature)."""
     sign, logdet = np.linalg.slogdet(saddle.sigma @ q)
     if sign <= 0:
         raise ConvergenceError(
@@ -185,8 +199,131 @@ def _linear_tail(q: Array, f: float, saddle: SaddleModel) -> float:
             "neighbourhood with a Hessian of the quasi-potential of the wrong signature "
             "(det Σ_b Q ≤ 0); the path may not be converged: raise points"
         )
-    f_linear = float(np.trace(saddle.diffusion @ q) - np.trace(saddle.hessian))
-    return 0.5 * float(logdet) + (f - f_linear) / saddle.rate
+    return float(logdet)
+
+
+class ArrivalModel(NamedTuple):
+    """The saddle's linear Hamiltonian flow in H_b's eigenbasis, for a saddle with
+    λ_s < |λ_b| (μ < 1), and the nonlinear terms of g at the saddle (`_arrival_tail`).
+
+    ``modes`` (2n × 2n) holds the eigenvectors w_k = (d_k, e_k) of the linear flow
+    ż = M z, M = [[−H_b, 2D_b], [0, H_b]] (coordinates (x, p) in H_b's eigenbasis), with
+    ``rates`` ν_k: for each eigenvalue h_i of H_b an x-mode (e_i, 0), ν = −h_i, and a p-mode
+    ((H_b + h_i)⁻¹ 2D_b e_i, e_i), ν = h_i. ``stable`` marks ν < 0."""
+
+    basis: Array  # H_b's eigenvectors (columns), the unstable one first
+    modes: Array
+    inverse: Array
+    rates: Array
+    stable: Array
+    third_u: Array  # ∇³L(b)[e_u] in the eigenbasis
+    second_u: Array  # ∇²(e_uᵀ D e_u)(b) in the eigenbasis
+    divergence_u: float  # (∇·D)(b)·e_u
+    alpha: float
+
+
+def _linear_modes(hessian: Array, diffusion: Array) -> tuple[Array, Array, Array]:
+    """(H_b's eigenvectors, the modes, their rates) of `ArrivalModel`."""
+    n = hessian.shape[0]
+    h, v = np.linalg.eigh(hessian)
+    d = v.T @ diffusion @ v
+    modes = np.zeros((2 * n, 2 * n))
+    rates = np.zeros(2 * n)
+    for i in range(n):
+        modes[i, i] = 1.0
+        rates[i] = -h[i]
+        denominator = h + h[i]
+        if np.min(np.abs(denominator)) < 1e-9 * max(1.0, float(np.max(np.abs(h)))):
+            raise ConvergenceError(
+                "landscape_escape_time: the saddle's Hessian has two eigenvalues of opposite "
+                "sign and equal size; the linear model of its neighbourhood is degenerate"
+            )
+        modes[:n, n + i] = 2 * d[:, i] / denominator
+        modes[n + i, n + i] = 1.0
+        rates[n + i] = h[i]
+    return v, modes, rates
+
+
+def _arrival_model(
+    model: LossModel, nm: NoiseModel, b: Array, saddle: SaddleModel, alpha: float
+) -> ArrivalModel:
+    """`ArrivalModel` of the saddle b (a ConvergenceError where H_b has eigenvalues h_i = −h_j,
+    for which the linear flow has a Jordan block: not generic, not handled)."""
+    n = model.dim
+    v, modes, rates = _linear_modes(saddle.hessian, saddle.diffusion)
+    e_u = v[:, 0]
+    third_u = v.T @ model.third(b[None], e_u[None])[0] @ v
+    if nm.constant is not None:
+        second_u = np.zeros((n, n))
+        divergence_u = 0.0
+    else:
+        second_u = v.T @ nm.second_derivative_form(b[None], e_u[None])[0] @ v
+        divergence_u = float(np.einsum("iji->j", nm.derivative(b[None])[0]) @ e_u)
+    return ArrivalModel(
+        v, modes, np.linalg.inv(modes), rates, rates < 0, third_u, second_u, divergence_u, alpha
+    )
+
+
+def _arrival_tail(x: Array, p: Array, q: Array, arrival: ArrivalModel) -> float:
+    """∫ g dt from a point of the instanton near a saddle with μ = λ_s/|λ_b| < 1 to the saddle
+    (t = ∞), in the saddle's linear model; ``x`` is the point's offset from the saddle, ``p``
+    the momentum and ``q`` = Q there.
+
+    Along the instanton V = I + ½ log |det Q| obeys exactly (Riccati equation, Jacobi's formula)
+    dV/dt = g = −½ tr(Q⁻¹ H_xx) − α (∇·D)·p, H_xx = ∇²_x of the Hamiltonian
+    = −∇³L[p] + ∇²(pᵀDp): the curvature and noise terms of F cancel against d½log|det Q|/dt.
+    In the saddle's linear model g = 0, so V has a limit at the saddle; the tail is driven by
+    the nonlinear terms, ∝ p. Where μ < 1 the instanton arrives along the slow stable direction
+    (x ~ e^{−λ_s t}, r the distance) while p ~ e^{−|λ_b| t} = O(r^{1/μ}) and Q → 0 like
+    ε = e^{−(|λ_b| − λ_s)t} = r^{1/μ − 1} (its plane tends to the one spanned by the
+    instanton's tangent and the unstable x-mode), so g = O(p/ε) = O(r) and V's error at r is a
+    series Σ c_{km} r^{1 + k(1/μ − 1) + m}, whose exponents crowd (1, 1.29, 1.59, … for
+    μ = 0.77; ε is 0.3–0.6 at the stops) so that no Richardson table in r resolves it. Here the
+    whole ε-series of the r¹ order is integrated: the instanton's (x, p) projected on the
+    stable modes of the linear flow, Q's plane as the instanton's tangent and the vectors
+    (v, Qv), v ⟂ ẋ, carried by the linear flow, and g with ∇³L and ∇²D at the saddle; the
+    error left is O(r²) (times a series in ε)."""
+    from scipy.integrate import quad
+
+    n = x.size
+    basis = arrival.basis
+    z = np.concatenate([basis.T @ x, basis.T @ p])
+    coefficients = arrival.inverse @ z
+    coefficients[~arrival.stable] = 0.0  # the instanton lies on the saddle's stable manifold
+    tangent = arrival.modes @ (arrival.rates * coefficients)
+    qe = basis.T @ q @ basis
+    xi = tangent[:n]
+    # the directions of Q's plane across the tangent: (v, Qv), v ⟂ ẋ
+    frame = np.linalg.svd(xi[None, :])[2][1:].T  # n × (n − 1)
+    others = np.concatenate([frame, qe @ frame])
+    plane = np.concatenate([(tangent / np.linalg.norm(tangent))[:, None], others], axis=1)
+    amplitudes = arrival.inverse @ plane  # per mode (rows) and vector (columns)
+    amplitudes[~arrival.stable, 0] = 0.0  # the tangent's unstable part: the Riccati mode
+    rates = arrival.rates
+    # each vector scaled by its fastest growth (a column scaling leaves Q = Y X⁻¹ unchanged)
+    present = np.abs(amplitudes) > 0
+    top = np.array([float(np.max(rates[present[:, j]])) for j in range(n)])
+    p_u0 = float(coefficients[n])  # the p-mode of the unstable direction
+    lam = -float(rates[n])
+
+    def g(tau: float) -> float:
+        grow = np.exp((rates[:, None] - top[None, :]) * tau)
+        zt = arrival.modes @ (grow * amplitudes)
+        big_x, big_y = zt[:n], zt[n:]
+        p_u = p_u0 * math.exp(-lam * tau)
+        # tr(Q⁻¹A) = tr(X Y⁻¹ A) = tr(Y⁻¹ A X)
+        first = float(np.trace(np.linalg.solve(big_y, arrival.third_u @ big_x)))
+        second = float(np.trace(np.linalg.solve(big_y, arrival.second_u @ big_x)))
+        return (
+            0.5 * p_u * first
+            - 0.5 * p_u * p_u * second
+            - arrival.alpha * p_u * (arrival.divergence_u)
+        )
+
+    # g decays like e^{−λ_s τ} (λ_s the slowest stable rate): 40/λ_s leaves e^{−40}
+    slowest = float(np.min(np.abs(rates)))
+    value, _ = quad(g, 0.0, 40.0 / slowest, limit=200, epsabs=1e-13, epsrel=1e-11)
+    return float(value)
 
 
 def _richardson_table(values: list[float]) -> float:
@@ -211,6 +348,15 @@ def _richardson(values: list[float]) -> tuple[float, float]:
     return top, error
 
 
+def _plateau(values: list[float]) -> tuple[float, float]:
+    """The value at the nearest stop and, as its error, the largest change over the last three
+    stops: with `_arrival_tail` the values at the stops differ from their limit by O(r²)
+    (measured on a saddle's local model), so they are level, and the change between stops
+    measures both that remainder and what the string resolves."""
+    last = values[-3:]
+    return values[-1], max(abs(u - v) for u, v in itertools.pairwise(last))
+
+
 #: Stops of the flow, as fractions of the path length from the saddle (halving): always the
 #: first four, and the closer ones that are at least `_RESOLVED` segments of the string from
 #: the saddle.
@@ -232,6 +378,7 @@ def _non_gibbs_integral(
     saddle: SaddleModel,
     marks: tuple[float, ...] | None = None,
     trace: list[Any] | None = None,
+    arrival: ArrivalModel | None = None,
 ) -> tuple[float, float, Array]:
     """I along the instanton, an error estimate, and Q at the last stop.
 
@@ -239,7 +386,13 @@ def _non_gibbs_integral(
     `_stops`: 16%, 8%, 4%, 2% of the path length from the saddle and closer ones down to five
     segments of the string); there the rest is the saddle's linear-model integral
     (`_linear_tail`), exact up to O(distance). The values at the stops are extrapolated to
-    distance 0 by `_richardson`, whose estimate is the error reported."""
+    distance 0 by `_richardson`, whose estimate is the error reported. With ``arrival`` (a
+    saddle with μ < 1) the rest is `_arrival_tail` instead, exact up to O(distance²), the
+    value is the nearest stop's (`_plateau`), and the error also holds the string's start-up:
+    the change of V = I + ½ log|det Q| at the first stop when the flow starts one segment
+    from the minimum instead of at 10⁻⁴ of the path, where the string does not resolve the
+    instanton's departure (measured on case f: 0.073, 0.045, 0.004 on 4·32, 4·64, 4·128
+    segments, where I differs from its value on 4·256 by 0.079, 0.053, 0.006)."""
     n = model.dim
     lengths = np.linalg.norm(np.diff(path, axis=0), axis=1)
     s = np.concatenate([[0.0], np.cumsum(lengths)])
@@ -253,53 +406,83 @@ def _non_gibbs_integral(
     state = np.concatenate([[1e-4 * total], q_a.ravel(), [0.0]])
     values: list[float] = []
     t0 = 0.0
-    for mark in _stops(path.shape[0] - 1) if marks is None else marks:
-
-        def event(_t: float, y: Array, mark: float = mark) -> float:
-            return y[0] - (1 - mark) * total
-
-        event.terminal = True  # type: ignore[attr-defined]
-        sol = _integrate_flow(rhs, t0, state, event, n, nm.constant is not None)
-        if sol.status != 1:
-            raise ConvergenceError(
-                "landscape_escape_time: the Riccati equation along the instanton did not reach "
-                f"the saddle ({sol.message}); the path may not be converged"
-            )
-        state = sol.y_events[0][0]
-        t0 = float(sol.t_events[0][0])
+    stops = _stops(path.shape[0] - 1) if marks is None else marks
+    constant = nm.constant is not None
+    first: Array | None = None
+    for mark in stops:
+        t0, state = _leg(rhs, t0, state, (1 - mark) * total, n, constant)
+        first = state if first is None else first
         q = state[1 : 1 + n * n].reshape(n, n)
         f_here = float(rhs(t0, state)[-1])
-        values.append(float(state[-1]) + _linear_tail(q, f_here, saddle))
+        if arrival is None:
+            values.append(float(state[-1]) + _linear_tail(q, f_here, saddle))
+        else:
+            s_here = float(state[0])
+            offset = spline(s_here) - path[-1]
+            values.append(
+                float(state[-1])
+                + 0.5 * _log_det_sigma_q(q, saddle)
+                + _arrival_tail(offset, momentum(s_here), q, arrival)
+            )
         if trace is not None:
             trace.append((mark, values[-1], float(state[-1]), f_here, q.copy()))
-    value, error = _richardson(values)
+    value, error = _richardson(values) if arrival is None else _plateau(values)
+    if arrival is not None and first is not None:
+        # the string's start-up: the same first leg started one segment from the minimum
+        later = np.concatenate([[total / (path.shape[0] - 1)], q_a.ravel(), [0.0]])
+        _, other = _leg(rhs, 0.0, later, (1 - stops[0]) * total, n, constant)
+        error += abs(_v_of(other, n) - _v_of(first, n))
     return value, error + 1e-9, state[1 : 1 + n * n].reshape(n, n)
 
 
+def _v_of(state: Array, n: int) -> float:
+    """V = I + ½ log|det Q| of a flow state (s, Q, I)."""
+    return float(state[-1]) + 0.5 * float(np.linalg.slogdet(state[1 : 1 + n * n].reshape(n, n))[1])
+
+
+def _leg(
+    rhs: Any, t0: float, state: Array, end: float, n: int, constant: bool
+) -> tuple[float, Array]:
+    """The flow ``rhs`` from (``t0``, ``state``) until the arc length reaches ``end``: (t, state)
+    there, a ConvergenceError if it does not."""
+
+    def event(_t: float, y: Array) -> float:
+        return float(y[0] - end)
+
+    event.terminal = True  # type: ignore[attr-defined]
+    sol = _integrate_flow(rhs, t0, state, event, n, constant)
+    if sol.status != 1:
+        raise ConvergenceError(
+            "landscape_escape_time: the Riccati equation along the instanton did not reach "
+            f"the saddle ({sol.message}); the path may not be converged"
+        )
+    return float(sol.t_events[0][0]), sol.y_events[0][0]
+
+
 def _maier_stein_refusal(unstable: float, stable: float) -> ConvergenceError:
-    """The error for a saddle with |λ_b| ≥ λ_s (μ = λ_s/|λ_b| ≤ 1): the Maier–Stein regime.
+    """The error for a saddle with |λ_b| ≥ λ_s (μ = λ_s/|λ_b| ≤ 1, the Maier–Stein regime)
+    where the prefactor is not computed: a switch-model D (jump on a surface), or μ = 1.
 
     The instanton of a non-reversible process generically reaches such a saddle along its
     stable direction (its stable component decays like e^{−λ_s t}, slower than the e^{−|λ_b| t}
     of the unstable one), ∇²Φ does not tend to the Lyapunov Q_b along it and Φ is not C² at the
-    saddle; the exit point is Weibull-distributed on an ε^{μ/2} scale along the separatrix
-    (Maier & Stein, SIAM J. Appl. Math. 57, 752, 1997). Measured against exact references on two
-    such landscapes (docs/numerics.md, "The Maier–Stein regime"): the mean escape time keeps
-    the Arrhenius form C·e^{ΔΦ}, no power of ΔΦ in the prefactor, but no formula for C is
-    implemented, so the prefactor is refused."""
+    saddle (Maier & Stein, SIAM J. Appl. Math. 57, 752, 1997). For a continuous D the tail of
+    the non-Gibbs integral is integrated in the saddle's linear model (`_arrival_tail`); the
+    flow across a switch surface on the minimum's side is not implemented in this regime."""
     mu = stable / unstable
+    reason = (
+        "μ = 1 exactly (the saddle's linear flow is degenerate)"
+        if mu == 1
+        else "the prefactor is computed in this regime only for a continuous D, not for "
+        "the switch-model noise (D jumps on a surface; on one such case the Riccati flow did "
+        "not reach the switch surface on the minimum's side)"
+    )
     return ConvergenceError(
         "landscape_escape_time: the saddle's unstable curvature |λ_b| = "
         f"{unstable:.4g} is not below its smallest stable curvature λ_s = {stable:.4g} "
-        f"(μ = λ_s/|λ_b| = {mu:.3g} ≤ 1): the Maier–Stein regime. The instanton of a "
-        "non-reversible process reaches such a saddle along its stable direction (that "
-        "component decays like e^{−λ_s t}, more slowly than the e^{−|λ_b| t} along the unstable "
-        "one; unless a symmetry removes it), the quasi-potential is not twice differentiable "
-        "there, the exit point is spread along the separatrix on a scale ε^(μ/2) "
-        f"= ΔΦ^(−{mu / 2:.3g}) (Weibull, Maier & Stein 1997) and the Bouchet–Reygner prefactor "
-        "does not apply. Measured against exact references on two such landscapes (μ = 0.19 and "
-        "0.77): τ = C·e^{ΔΦ} with no power of ΔΦ in front (fitted exponent 0 within 0.05), but "
-        "no formula for C is implemented. The barrier from minimum_action_path is right; for τ "
+        f"(μ = λ_s/|λ_b| = {mu:.3g} ≤ 1): the Maier–Stein regime, where the instanton reaches "
+        "the saddle along its stable direction and the quasi-potential is not twice "
+        f"differentiable there; {reason}. The barrier from minimum_action_path is right; for τ "
         "use an exact reference (mfpt_2d) or simulate_escape"
     )
 
@@ -344,7 +527,8 @@ def _bouchet_reygner(
     q_b = np.linalg.inv(sigma_b)
     spectrum = np.linalg.eigvalsh(h_b)
     lam = float(spectrum[0])
-    if spectrum.size > 1 and abs(lam) >= float(spectrum[1]):
+    stable_arrival = spectrum.size > 1 and abs(lam) >= float(spectrum[1])
+    if stable_arrival and (nm.switch is not None or abs(lam) == float(spectrum[1])):
         raise _maier_stein_refusal(abs(lam), float(spectrum[1]))
     sign_a, logdet_a = np.linalg.slogdet(q_a)
     sign_b, logdet_b = np.linalg.slogdet(q_b)
@@ -355,8 +539,17 @@ def _bouchet_reygner(
         )
     saddle = SaddleModel(d_b, h_b, sigma_b, abs(lam))
     if nm.switch is None:
-        non_gibbs, error, q_end = _non_gibbs_integral(model, nm, path.path, q_a, alpha, saddle)
-        crossing = ""
+        arrival = _arrival_model(model, nm, b, saddle, alpha) if stable_arrival else None
+        non_gibbs, error, q_end = _non_gibbs_integral(
+            model, nm, path.path, q_a, alpha, saddle, arrival=arrival
+        )
+        crossing = (
+            f"Maier–Stein regime, μ = λ_s/|λ_b| = {float(spectrum[1]) / abs(lam):.3g}: the tail "
+            "of I from the stops to the saddle integrated in its linear model along the "
+            "instanton's stable arrival (no extrapolation over the stops)"
+            if stable_arrival
+            else ""
+        )
     else:  # D jumps on a surface: the flow on each side and the jump condition between
         from ._switch import switch_non_gibbs
 

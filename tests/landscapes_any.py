@@ -579,6 +579,45 @@ def _make_measured(case: Case, barrier: float) -> Instance:
 
 
 # --------------------------------------------------------------------------------------------
+# g: a saddle in the Maier–Stein regime (μ = 0.5) with a constant misaligned D
+# --------------------------------------------------------------------------------------------
+
+SHALLOW_LOSS = (X**2 - 1) ** 2 + (Y - X**2 / 2) ** 2  # H_b = diag(−4, 2): μ = λ_s/|λ_b| = 0.5
+_R_SHALLOW = rotation(math.cos(0.5), math.sin(0.5))
+SHALLOW_SHAPE = _R_SHALLOW @ np.diag([1.0, 0.25]) @ _R_SHALLOW.T  # D = ε · SHALLOW_SHAPE
+SHALLOW_GRID = {
+    # reflecting edges where L − L(a) ≥ 3 (the barrier is 1); absorbing past x = 0.52, a cell
+    # face at each level, on the slope into the other basin (minimum at x = 1)
+    "bounds": ((-2.2, 0.6), (-1.5, 2.5)),
+    "shape": (140, 200),
+    "absorbing": lambda x, y: x > 0.52,
+}
+
+
+def _make_shallow(case: Case, barrier: float) -> Instance:
+    dl = case.barrier_loss()
+    e = escape_direction(case.hess_saddle())
+    eps = dl / (barrier * float(e @ SHALLOW_SHAPE @ e))
+    matrix = eps * SHALLOW_SHAPE
+    return Instance(
+        case=case,
+        barrier=barrier,
+        diffusion=constant_field(matrix),
+        diffusion_at=lambda theta: matrix,
+        landscape_kwargs={"noise": "anisotropic", "diffusion": matrix},
+        aligned_kwargs=[
+            {
+                "noise": "white",
+                "hess_min": case.hess_min,
+                "hess_saddle": case.hess_saddle(),
+                "barrier": dl,
+                "diffusion": float(e @ matrix @ e),
+            }
+        ],
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # the registry
 # --------------------------------------------------------------------------------------------
 
@@ -691,6 +730,20 @@ def _build() -> dict[str, Case]:
         "the paper's SGD formula (D ≈ κH), s = |H_be|/(H_ae + |H_be|)",
         extra={"data": data, "cov": reg_cov, "cov_field": covariance_field(data), "c": reg_c},
         exponent_ratio=0.327,
+    )
+    cases["g"] = Case(
+        "g",
+        "maier_stein_toy",
+        "double well (x² − 1)² + (y − x²/2)², H_b = diag(−4, 2) (μ = 0.5, the Maier–Stein "
+        "regime); constant D = ε·R diag(1, ¼)Rᵀ, R by 0.5 rad",
+        SHALLOW_LOSS,
+        critical_point(SHALLOW_LOSS, (-1.0, 0.5)),
+        [critical_point(SHALLOW_LOSS, (0.0, 0.0))],
+        "anisotropic",
+        _make_shallow,
+        SHALLOW_GRID,
+        "white-noise formula with the scalar D = eᵀDe",
+        exponent_ratio=1.2736,
     )
     return cases
 

@@ -140,19 +140,35 @@ def test_anisotropic_error_falls_like_one_over_the_barrier() -> None:
     assert -1.3 < slope < -0.7
 
 
-def test_non_generic_saddle_is_refused() -> None:
-    """|λ_b| above the saddle's stable curvature (the Maier–Stein regime): the quasi-potential
-    is not C² at the saddle and the prefactor formula does not apply; a clear error, not a
-    number, that names the regime, μ = λ_s/|λ_b| and the exit-point scale ΔΦ^(−μ/2)."""
+def test_maier_stein_saddle_gives_a_prefactor_that_names_the_regime() -> None:
+    """|λ_b| above the saddle's stable curvature (the Maier–Stein regime, μ = λ_s/|λ_b| = 0.5)
+    with a continuous D: a number, with the regime and μ named in ``method`` and in a
+    ValidityWarning (the quasi-potential is not C² at the saddle; the tail of I is the
+    linear-model arrival integral). Against exact references: tests/numerics/
+    test_landscape_refs.py, case g."""
     shallow = (X**2 - 1) ** 2 + (Y - X**2 / 2) ** 2  # H_b = diag(−4, 2)
-    with pytest.raises(ConvergenceError, match="stable curvature") as info:
-        landscape_escape_time(
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = landscape_escape_time(
             shallow, "anisotropic", minimum=A, saddle=B, diffusion=[[0.2, 0], [0, 0.05]], points=8
         )
+    assert math.isfinite(float(r.log_tau))
+    assert "Maier–Stein regime, μ = λ_s/|λ_b| = 0.5" in r.method
+    messages = [str(w.message) for w in caught if issubclass(w.category, ValidityWarning)]
+    assert any("μ = 0.5 < 1, the Maier–Stein regime" in m for m in messages), messages
+
+
+def test_maier_stein_saddle_with_switch_noise_is_refused() -> None:
+    """The same saddle with the harmonic-switch SGD noise (D jumps on a surface): the
+    Maier–Stein regime is handled for a continuous D only, so a clear error, not a number,
+    that names the regime, μ and the reason."""
+    shallow = (X**2 - 1) ** 2 + (Y - X**2 / 2) ** 2
+    with pytest.raises(ConvergenceError, match="stable curvature") as info:
+        landscape_escape_time(shallow, "sgd", minimum=A, saddle=B, lr="0.1", batch_size=4, points=8)
     message = str(info.value)
     assert "Maier–Stein regime" in message
     assert "μ = λ_s/|λ_b| = 0.5 ≤ 1" in message
-    assert "ΔΦ^(−0.25)" in message
+    assert "switch-model noise" in message
 
 
 def test_switch_fraction_read_off_the_path_is_the_derived_one_on_a_piecewise_quadratic_valley() -> (

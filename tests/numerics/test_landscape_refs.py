@@ -207,7 +207,7 @@ def test_aligned_formula_is_far_off_with_anisotropic_and_measured_noise() -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", ["b", "c", "f"])
+@pytest.mark.parametrize("key", ["b", "c", "f", "g"])
 def test_exponent_ratio_of_the_case_is_what_the_references_measure(key: str) -> None:
     """The stored ΔΦ_true/ΔΦ_nominal equals the slope d log τ_exact / dΔΦ_nominal fitted on
     refined grids (log τ = βΔΦ + c₀ + c₁/ΔΦ) to 3%."""
@@ -266,7 +266,8 @@ def _prefactor_exponents(key: str, barriers: tuple[float, ...], levels: int) -> 
 @pytest.mark.parametrize("key", ["c", "f"])
 def test_maier_stein_saddle_keeps_the_arrhenius_prefactor(key: str) -> None:
     """Cases c and f have μ = λ_s/|λ_b| < 1 (0.19 and 0.77), where the instanton reaches the
-    saddle along its stable direction and `landscape_escape_time` refuses the prefactor. The
+    saddle along its stable direction (`landscape_escape_time` computes the prefactor on f,
+    with the arrival tail of the Maier–Stein regime, and refuses it on c's switch noise). The
     exact MFPT still has the Arrhenius form τ = C e^{ΔΦ}(1 + O(1/ΔΦ)): the power ν of ΔΦ in its
     prefactor, fitted from the references over ΔΦ = 6–24, is 0 within `MS_EXPONENT_BAND`. On c
     this excludes the anomalous powers a WKB prefactor cut off near the saddle would give:
@@ -288,6 +289,15 @@ def test_maier_stein_saddle_keeps_the_arrhenius_prefactor(key: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+#: Segments of the coarsest string where 32 are too few for the prefactor. Measured
+#: 2026-12-02 on the Maier–Stein cases: I's dependence on the string comes from the first 1% of
+#: the path from the minimum (I there −0.064, −0.050, −0.004, +0.0015 on f with 32, 64, 128,
+#: 256 segments; the rest of the flow agrees to 0.001 from 64 on): log τ − ΔΦ = 0.557, 0.583,
+#: 0.629, 0.636 on f (exact limit 0.646) and −0.324, −0.309, −0.307 on g (exact limit
+#: −0.302) with 32, 64, 128 (and 256 on f).
+_POINTS = {"f": 128, "g": 64}
+
+
 def _landscape_tau(instance) -> tuple[float, float]:
     """(τ, ΔΦ) from landscape_escape_time given all the case's saddles (rates summed, the
     lowest barrier)."""
@@ -299,6 +309,7 @@ def _landscape_tau(instance) -> tuple[float, float]:
         saddle=[tuple(float(v) for v in saddle) for saddle in case.saddles],
         interpretation=instance.interpretation,
         dps=20,
+        points=_POINTS.get(case.key, 32),
         **instance.landscape_kwargs,
     )
     return float(r.tau), float(r.barrier)
@@ -330,16 +341,17 @@ def _landscape_errors(key: str, barriers: tuple[float, ...], levels: int) -> lis
     return errors
 
 
-#: Measured when the two branches met (2026-12-02); strict, so a fix shows up as XPASS.
-_SADDLE_NOT_C2 = pytest.mark.xfail(
+#: Case f passes the slope criterion but not the 6% at ΔΦ = 16 (strict: a fix shows up as
+#: XPASS). Measured 2026-12-02 (points = 128, levels-3 references): τ/τ_exact − 1 = −20.4%,
+#: −15.1%, −12.1%, −10.2%, −7.8% at ΔΦ = 6, 8, 10, 12, 16, slope −0.98. The exact
+#: log τ − ΔΦ is itself 0.064 above its limit at ΔΦ = 16 (a 1.9/ΔΦ^1.2 correction, 6.6% of τ),
+#: and the formula's constant 0.629 is 0.017 below the exact limit 0.646 (the string's start-up
+#: error, `_POINTS`).
+_MAIER_STEIN_ABOVE_SIX_PERCENT = pytest.mark.xfail(
     strict=True,
-    raises=ConvergenceError,
-    reason="case f: the string converges (actions 10.0032, 9.9975, 9.9960 on 32, 64, 128 "
-    "segments, order 2.0), then the prefactor is refused: the saddle's |λ_b| = 0.898 "
-    "exceeds its stable curvature λ_s = 0.694 (μ = 0.77, the Maier-Stein regime) and the "
-    "Bouchet-Reygner formula does not apply. With the refusal bypassed (stops and linear tail "
-    "unchanged) τ/τ_exact = 0.75, 0.83, 0.87 at ΔΦ = 6, 10, 16: slope −0.66 and a limit 0.93, "
-    "not 1 (the exact log τ − ΔΦ tends to 0.646, the bypassed formula gives 0.570)",
+    raises=AssertionError,
+    reason="case f (μ = 0.77, Maier-Stein regime): slope −0.98 but |τ/τ_exact − 1| = 7.8% at "
+    "ΔΦ = 16 > 6%: the exact prefactor's own correction there is 6.6%",
 )
 #: Reference grid levels where levels = 2 is too coarse for the error measured: case b's
 #: extrapolated MFPT at ΔΦ = 16 has a Richardson error of 2.7% at levels 2 (0.5% at 3), as large
@@ -347,7 +359,8 @@ _SADDLE_NOT_C2 = pytest.mark.xfail(
 _REFERENCE_LEVELS = {"b": 3}
 #: Measured 2026-12-02 (SGD noise, harmonic switch on x = √(8/3), jump handled explicitly): the
 #: string converges (order 2.6; barrier 10.008 at ΔΦ = 10, the references' exponent), then the
-#: prefactor is refused: the saddle's |λ_b| = 15.85 is far above its stable curvature λ_s = 3.
+#: prefactor is refused: the saddle's |λ_b| = 15.85 is far above its stable curvature λ_s = 3,
+#: and the Maier–Stein regime is handled only for a continuous D.
 _SWITCH_SADDLE_NOT_C2 = pytest.mark.xfail(
     strict=True,
     raises=ConvergenceError,
@@ -355,8 +368,8 @@ _SWITCH_SADDLE_NOT_C2 = pytest.mark.xfail(
     "λ_s = 3 (μ = 0.19, the Maier-Stein regime) and the instanton arrives along the stable "
     "direction (the switch noise on the minimum's side, κH_a, is misaligned with the valley and "
     "leaves it 0.38 off the valley floor at the switch); the Bouchet-Reygner formula does not "
-    "apply. With the refusal bypassed the Riccati flow on the minimum's side does not reach the "
-    "switch surface",
+    "apply as it is. The regime's arrival tail is implemented for a continuous D only: with the refusal "
+    "bypassed the Riccati flow on the minimum's side does not reach the switch surface",
 )
 
 
@@ -371,9 +384,8 @@ _SWITCH_SADDLE_NOT_C2 = pytest.mark.xfail(
         ),  # ~200 s to fail on a loaded machine: the string converges first
         "d",
         "e",
-        pytest.param(
-            "f", marks=[_SADDLE_NOT_C2, pytest.mark.slow]
-        ),  # ~40 s to fail (unloaded machine)
+        pytest.param("f", marks=[_MAIER_STEIN_ABOVE_SIX_PERCENT, pytest.mark.slow]),  # ~2 min
+        pytest.param("g", marks=pytest.mark.slow),  # ~1 min
     ],
 )
 def test_landscape_escape_time_converges_like_inverse_barrier(key: str) -> None:
@@ -398,7 +410,8 @@ def test_landscape_escape_time_converges_like_inverse_barrier(key: str) -> None:
         pytest.param("c", marks=_SWITCH_SADDLE_NOT_C2),
         "d",
         "e",
-        pytest.param("f", marks=_SADDLE_NOT_C2),
+        pytest.param("f", marks=_MAIER_STEIN_ABOVE_SIX_PERCENT),
+        "g",
     ],
 )
 def test_landscape_escape_time_converges_like_inverse_barrier_slow(key: str) -> None:
@@ -423,6 +436,29 @@ def test_landscape_escape_time_with_anisotropic_noise_at_one_barrier() -> None:
 
 
 @needs_landscape
+def test_maier_stein_prefactor_at_one_barrier() -> None:
+    """Case g (μ = 0.5, constant misaligned D) unmarked at one barrier: the prefactor in the
+    Maier–Stein regime (tail of I integrated in the saddle's linear model) within the 1/ΔΦ
+    band's size at ΔΦ = 10 (8%). Measured 2026-12-02: τ/τ_exact = 0.960 (points = 64)."""
+    instance = CASES["g"].at(10.0)
+    tau, _ = _landscape_tau(instance)
+    assert tau / instance.exact(levels=2).tau == pytest.approx(1.0, abs=0.08)
+
+
+@needs_landscape
+@pytest.mark.slow
+def test_maier_stein_prefactor_error_falls_like_inverse_barrier_on_measured_noise() -> None:
+    """Case f (μ = 0.77, measured state-dependent noise): |τ/τ_exact − 1| falls like 1/ΔΦ
+    (log-log slope in [−1.3, −0.7] over ΔΦ = 6, 8, 12, 16, levels-3 references), the done-when
+    of issue 10 for this case; the 6% at ΔΦ = 16 of the other cases is not met (see
+    `_MAIER_STEIN_ABOVE_SIX_PERCENT`). Measured 2026-12-02 (points = 128): −20.4%, −15.1%,
+    −10.2%, −7.8%, slope −0.98."""
+    errors = _landscape_errors("f", SLOW_BARRIERS, levels=3)
+    slope = loglog_slope(SLOW_BARRIERS, errors)
+    assert SLOPE_BAND[0] <= slope <= SLOPE_BAND[1], (errors, slope)
+
+
+@needs_landscape
 @pytest.mark.parametrize("key", ["a", "e"])
 def test_landscape_barrier_is_the_white_noise_barrier(key: str) -> None:
     """White noise: the quasi-potential barrier is ΔL/D exactly (the smallest one over saddles
@@ -438,9 +474,7 @@ def test_landscape_barrier_is_the_white_noise_barrier(key: str) -> None:
     [
         "b",
         pytest.param("c", marks=[_SWITCH_SADDLE_NOT_C2, pytest.mark.slow]),
-        pytest.param(
-            "f", marks=[_SADDLE_NOT_C2, pytest.mark.slow]
-        ),  # ~40 s to fail (unloaded machine)
+        pytest.param("f", marks=pytest.mark.slow),  # ~1 min
     ],
 )
 def test_landscape_barrier_matches_the_exponent_the_references_show(key: str) -> None:
@@ -501,7 +535,7 @@ def test_discontinuous_callable_noise_is_refused_at_the_switch(key: str) -> None
 @needs_landscape
 @pytest.mark.parametrize("key", ["c", "f"])
 def test_string_barrier_is_the_exponent_the_references_show(key: str) -> None:
-    """Cases c and f (the prefactor is refused there, the barrier is not): the quasi-potential
+    """Cases c and f (Maier–Stein saddles): the quasi-potential
     barrier by the string (c: harmonic-switch noise, split at the switch; f: measured noise),
     at two noise levels, is the exponent of the exact MFPT (log τ_exact(ΔΦ₂) − log τ_exact(ΔΦ₁)
     over the barriers' difference is 1 within the prefactor's 1/ΔΦ drift, 5%), and the action
