@@ -478,39 +478,37 @@ def landscape_escape_time(
     saddles = _saddle_list(saddle)
     if len(saddles) > 1 and initial is not None:
         raise ParameterError("initial", "None when several saddles are given", "an initial path")
-    if len(saddles) > 1:
-        channels = [
-            landscape_escape_time(
-                loss,
-                noise,
-                minimum=minimum,
-                saddle=point,
-                lr=lr,
-                batch_size=batch_size,
-                interpretation=interpretation,
-                dps=dps,
-                diffusion=diffusion,
-                prefactor=prefactor,
-                points=points,
-                tol=tol,
-                initial=None,
-                gradient=gradient,
-                hessian=hessian,
-                switch=switch,
-            )
-            for point in saddles
-        ]
-        return _combine(channels)
     alpha, alpha_name, dps = _options(interpretation, prefactor, dps)
+    if lr is not None:
+        positive("lr", lr)
+    settings = (lr, batch_size, alpha, alpha_name, dps, diffusion, prefactor, gradient, hessian)
+    channels = [
+        _one_saddle(loss, noise, minimum, point, settings, points, tol, initial, switch)
+        for point in saddles
+    ]
+    return channels[0] if len(channels) == 1 else _combine(channels)
+
+
+def _one_saddle(
+    loss: Any,
+    noise: Any,
+    minimum: Any,
+    saddle: Any,
+    settings: tuple[Any, ...],
+    points: int,
+    tol: float,
+    initial: Any,
+    switch: Any,
+) -> LandscapeEscapeTime:
+    """``landscape_escape_time`` over one saddle (the options already checked)."""
+    lr, batch_size, alpha, alpha_name, dps, diffusion, prefactor, gradient, hessian = settings
     problem = _prepare(
         loss, noise, minimum, saddle, diffusion, lr, batch_size, gradient, hessian, switch
     )
-    if lr is not None:
-        positive("lr", lr)
     path = converged_path(problem, points, tol, initial, "landscape_escape_time")
     use_ek = _use_eyring_kramers(problem.noise, prefactor)
     values = _evaluate(problem, path, use_ek, alpha, diffusion, dps)
     issued = _validity_messages(problem, values[1], values[3], use_ek)
     for message in issued:
-        warnings.warn(message, ValidityWarning, stacklevel=2)
+        warnings.warn(message, ValidityWarning, stacklevel=3)
     return _result(problem, path, values, alpha_name, dps, lr, issued)
