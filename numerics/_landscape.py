@@ -264,7 +264,7 @@ def _validity_messages(
                 "differentiable there, and the non-Gibbs integral's tail is integrated in the "
                 "saddle's linear model along that arrival; measured against exact references "
                 "on two such cases (μ = 0.5 and 0.77) the prefactor's corrections fall like "
-                "1/ΔΦ but are large (0.80 and 0.92 of the exact τ at ΔΦ = 6 and 16 for "
+                "1/ΔΦ but are large (0.80 and 0.93 of the exact τ at ΔΦ = 6 and 16 for "
                 "μ = 0.77); check τ with mfpt_2d or simulate_escape"
             )
         elif ratio < 2:

@@ -326,6 +326,30 @@ def _arrival_tail(x: Array, p: Array, q: Array, arrival: ArrivalModel) -> float:
     return float(value)
 
 
+def departure_form(
+    model: LossModel, nm: NoiseModel, a: Array, h_a: Array, q_a: Array, alpha: float
+) -> Array:
+    """The vector w with I(x₀) = w·(x₀ − a) + O(|x₀ − a|²): the non-Gibbs integral from the
+    minimum a to a point x₀ of the instanton near it, with the flow started there at Q = Q_a.
+
+    Along the instanton V = I + ½ log det Q obeys dV/dt = g = −½ tr(Q⁻¹ H_xx) − α (∇·D)·p
+    (`_arrival_tail`), H_xx = −∇³L[p] + ∇²(pᵀDp). Near a, p = Q_a x + O(x²) (x = x − a), so
+    g = ½ tr(Σ_a ∇³L[Q_a x]) − α (∇·D)(a)·Q_a x + O(x²) = cᵀ Q_a x + O(x²), with
+    c_k = ½ tr(Σ_a ∂_k∇²L(a)) − α (∇·D)_k(a). The instanton leaves a by the linear flow
+    ẋ = b + 2D_a Q_a x = Σ_a H_a Q_a x (Lyapunov: 2D_a Q_a = H_a + Σ_a H_a Q_a), so
+    ∫_{−∞}^0 cᵀQ_a e^{At} x₀ dt = cᵀQ_a A⁻¹ x₀ = cᵀ H_a⁻¹ Q_a x₀, whatever direction x₀
+    has: in the linear model F = tr(D_a Q_a) − tr H_a = 0 (Lyapunov) and Q = Q_a. Started at x₀
+    with Q = Q_a (an O(x₀) error, which the flow contracts at rate ≥ 2λ_min(H_a) while the
+    instanton leaves at rate λ_min) and I = w·x₀, V's error at the end is O(|x₀|²)."""
+    n = model.dim
+    sigma_a = np.linalg.inv(q_a)
+    third = model.third(np.repeat(a[None], n, axis=0), np.eye(n))  # [k] = ∇³L(a)[e_k]
+    c = 0.5 * np.einsum("ij,kij->k", sigma_a, third)
+    if nm.constant is None:
+        c = c - alpha * np.einsum("iji->j", nm.derivative(a[None])[0])
+    return np.asarray(q_a @ np.linalg.solve(h_a, c))
+
+
 def _richardson_table(values: list[float]) -> float:
     table = list(values)
     for j in range(1, len(values)):
@@ -362,6 +386,8 @@ def _plateau(values: list[float]) -> tuple[float, float]:
 #: the saddle.
 _MARKS = (0.16, 0.08, 0.04, 0.02, 0.01, 0.005)
 _RESOLVED = 5
+#: The flow starts this many segments of the string from the minimum (`departure_form`).
+_DEPARTURE_SEGMENTS = 2
 
 
 def _stops(segments: int) -> tuple[float, ...]:
@@ -379,6 +405,7 @@ def _non_gibbs_integral(
     marks: tuple[float, ...] | None = None,
     trace: list[Any] | None = None,
     arrival: ArrivalModel | None = None,
+    departure: Array | None = None,
 ) -> tuple[float, float, Array]:
     """I along the instanton, an error estimate, and Q at the last stop.
 
@@ -390,9 +417,11 @@ def _non_gibbs_integral(
     saddle with μ < 1) the rest is `_arrival_tail` instead, exact up to O(distance²), the
     value is the nearest stop's (`_plateau`), and the error also holds the string's start-up:
     the change of V = I + ½ log|det Q| at the first stop when the flow starts one segment
-    from the minimum instead of at 10⁻⁴ of the path, where the string does not resolve the
-    instanton's departure (measured on case f: 0.073, 0.045, 0.004 on 4·32, 4·64, 4·128
-    segments, where I differs from its value on 4·256 by 0.079, 0.053, 0.006)."""
+    from the minimum instead of at 10⁻⁴ of the path. With ``departure`` (`departure_form`'s w)
+    the flow starts `_DEPARTURE_SEGMENTS` segments from the minimum instead, where the string
+    resolves the instanton, from `_departure_state`, and the start-up error is the change when
+    it starts one segment out (measured on case f: log τ − ΔΦ = 0.646, 0.636, 0.635, 0.636
+    with 32, 64, 128, 256 points, against 0.557, 0.582, 0.629, 0.635 from 10⁻⁴)."""
     n = model.dim
     lengths = np.linalg.norm(np.diff(path, axis=0), axis=1)
     s = np.concatenate([[0.0], np.cumsum(lengths)])
@@ -403,7 +432,11 @@ def _non_gibbs_integral(
     momentum = CubicSpline(s, _momentum(model, nm, path, spline(s, 1)), axis=0)
     scale = max(float(np.max(np.abs(np.linalg.eigvalsh(model.hessian(path[[0, -1]]))))), 1e-300)
     rhs = _hamiltonian_rhs(model, nm, spline, momentum, alpha, _GAIN * scale)
-    state = np.concatenate([[1e-4 * total], q_a.ravel(), [0.0]])
+    if departure is None:
+        state = np.concatenate([[1e-4 * total], q_a.ravel(), [0.0]])
+    else:
+        start = float(s[_DEPARTURE_SEGMENTS])
+        state = _departure_state(spline, momentum, q_a, departure, start, path[0])
     values: list[float] = []
     t0 = 0.0
     stops = _stops(path.shape[0] - 1) if marks is None else marks
@@ -429,10 +462,38 @@ def _non_gibbs_integral(
     value, error = _richardson(values) if arrival is None else _plateau(values)
     if arrival is not None and first is not None:
         # the string's start-up: the same first leg started one segment from the minimum
-        later = np.concatenate([[total / (path.shape[0] - 1)], q_a.ravel(), [0.0]])
+        # (with the departure integral there; without it, from 10⁻⁴ of the path)
+        if departure is None:
+            later = np.concatenate([[total / (path.shape[0] - 1)], q_a.ravel(), [0.0]])
+        else:
+            later = _departure_state(spline, momentum, q_a, departure, float(s[1]), path[0])
         _, other = _leg(rhs, 0.0, later, (1 - stops[0]) * total, n, constant)
         error += abs(_v_of(other, n) - _v_of(first, n))
     return value, error + 1e-9, state[1 : 1 + n * n].reshape(n, n)
+
+
+def _departure_state(
+    spline: CubicSpline, momentum: CubicSpline, q_a: Array, departure: Array, start: float, a: Array
+) -> Array:
+    """The flow's state (s, Q, I) at arc length ``start`` from the minimum ``a``, with
+    V = I + ½ log det Q = ½ log det Q_a + w·(x₀ − a) (`departure_form`, w = ``departure``).
+
+    Q is Q_a with its components along the path set to Q u = w (u the unit tangent, w the
+    momentum's derivative, as `_hamiltonian_rhs` holds them): the relaxation there is not a
+    Riccati flow, and it would change ½ log det Q by O(|x₀ − a|) with I left as it is (measured
+    on a reversible case, where I = 0, started two segments out: −0.013, −0.0061, −0.0029,
+    −0.0014 with `points` = 8, 16, 32, 64 from Q = Q_a; 6·10⁻⁴, 2·10⁻⁴, 10⁻⁴, 7·10⁻⁵ from this
+    Q). The components across the path keep Q_a's O(|x₀ − a|) error, which the Riccati
+    flow contracts (an O(|x₀ − a|²) error of V)."""
+    tangent = spline(start, 1)
+    norm_t = float(np.linalg.norm(tangent))
+    u = tangent / norm_t
+    r = q_a @ u - momentum(start, 1) / norm_t
+    c = r - 0.5 * (r @ u) * u
+    q = q_a - (np.outer(c, u) + np.outer(u, c))
+    v = float(departure @ (spline(start) - a))
+    i = v + 0.5 * (float(np.linalg.slogdet(q_a)[1]) - float(np.linalg.slogdet(q)[1]))
+    return np.concatenate([[start], q.ravel(), [i]])
 
 
 def _v_of(state: Array, n: int) -> float:
@@ -540,8 +601,11 @@ def _bouchet_reygner(
     saddle = SaddleModel(d_b, h_b, sigma_b, abs(lam))
     if nm.switch is None:
         arrival = _arrival_model(model, nm, b, saddle, alpha) if stable_arrival else None
+        # the departure model in the Maier–Stein regime only, where it is measured to help
+        # (case f); elsewhere the start at 10⁻⁴ of the path is kept (docs/numerics.md)
+        departure = departure_form(model, nm, a, h_a, q_a, alpha) if stable_arrival else None
         non_gibbs, error, q_end = _non_gibbs_integral(
-            model, nm, path.path, q_a, alpha, saddle, arrival=arrival
+            model, nm, path.path, q_a, alpha, saddle, arrival=arrival, departure=departure
         )
         crossing = (
             f"Maier–Stein regime, μ = λ_s/|λ_b| = {float(spectrum[1]) / abs(lam):.3g}: the tail "
