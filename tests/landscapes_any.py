@@ -299,27 +299,35 @@ _R_D = rotation(0.8, 0.6) @ rotation(_COS_D, _SIN_D)
 ANISO_SHAPE = _R_D @ np.diag([1.0, 0.25]) @ _R_D.T  # D = ε · ANISO_SHAPE
 
 
-def _make_rotated_aniso(case: Case, barrier: float) -> Instance:
-    dl = case.barrier_loss()
-    e = escape_direction(case.hess_saddle())
-    eps = dl / (barrier * float(e @ ANISO_SHAPE @ e))
-    matrix = eps * ANISO_SHAPE
-    return Instance(
-        case=case,
-        barrier=barrier,
-        diffusion=constant_field(matrix),
-        diffusion_at=lambda theta: matrix,
-        landscape_kwargs={"noise": "anisotropic", "diffusion": matrix},
-        aligned_kwargs=[
-            {
-                "noise": "white",
-                "hess_min": case.hess_min,
-                "hess_saddle": case.hess_saddle(),
-                "barrier": dl,
-                "diffusion": float(e @ matrix @ e),
-            }
-        ],
-    )
+def _constant_aniso(shape: np.ndarray) -> Callable[[Case, float], Instance]:
+    """An instance maker for D = ε · shape, ε set so that ΔL / (eᵀDe) is the barrier asked."""
+
+    def make(case: Case, barrier: float) -> Instance:
+        dl = case.barrier_loss()
+        e = escape_direction(case.hess_saddle())
+        eps = dl / (barrier * float(e @ shape @ e))
+        matrix = eps * shape
+        return Instance(
+            case=case,
+            barrier=barrier,
+            diffusion=constant_field(matrix),
+            diffusion_at=lambda theta: matrix,
+            landscape_kwargs={"noise": "anisotropic", "diffusion": matrix},
+            aligned_kwargs=[
+                {
+                    "noise": "white",
+                    "hess_min": case.hess_min,
+                    "hess_saddle": case.hess_saddle(),
+                    "barrier": dl,
+                    "diffusion": float(e @ matrix @ e),
+                }
+            ],
+        )
+
+    return make
+
+
+_make_rotated_aniso = _constant_aniso(ANISO_SHAPE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -594,27 +602,7 @@ SHALLOW_GRID = {
 }
 
 
-def _make_shallow(case: Case, barrier: float) -> Instance:
-    dl = case.barrier_loss()
-    e = escape_direction(case.hess_saddle())
-    eps = dl / (barrier * float(e @ SHALLOW_SHAPE @ e))
-    matrix = eps * SHALLOW_SHAPE
-    return Instance(
-        case=case,
-        barrier=barrier,
-        diffusion=constant_field(matrix),
-        diffusion_at=lambda theta: matrix,
-        landscape_kwargs={"noise": "anisotropic", "diffusion": matrix},
-        aligned_kwargs=[
-            {
-                "noise": "white",
-                "hess_min": case.hess_min,
-                "hess_saddle": case.hess_saddle(),
-                "barrier": dl,
-                "diffusion": float(e @ matrix @ e),
-            }
-        ],
-    )
+_make_shallow = _constant_aniso(SHALLOW_SHAPE)
 
 
 # --------------------------------------------------------------------------------------------

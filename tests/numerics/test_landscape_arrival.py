@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 import pytest
+from local_models import cubic_tensor, rotated
 from scipy.integrate import solve_ivp
 from scipy.optimize import brentq
 
@@ -27,16 +28,8 @@ ANGLE = 0.4  # D = R diag(1, 0.3) Rᵀ
 class LocalModel:
     def __init__(self, mu: float, cubic: tuple[float, ...] = CUBIC) -> None:
         self.h = np.diag([-1.0, mu])
-        rot = np.array([[math.cos(ANGLE), -math.sin(ANGLE)], [math.sin(ANGLE), math.cos(ANGLE)]])
-        self.d = rot @ np.diag([1.0, 0.3]) @ rot.T
-        a1, a2, a3, a4 = cubic
-        t = np.zeros((2, 2, 2))
-        t[0, 0, 0], t[1, 1, 1] = 6 * a1, 6 * a4
-        for i in [(0, 0, 1), (0, 1, 0), (1, 0, 0)]:
-            t[i] = 2 * a2
-        for i in [(0, 1, 1), (1, 0, 1), (1, 1, 0)]:
-            t[i] = 2 * a3
-        self.t = t
+        self.d = rotated((1.0, 0.3), ANGLE)
+        self.t = cubic_tensor(cubic)
 
     def hess(self, x: np.ndarray) -> np.ndarray:
         return self.h + np.einsum("ijk,k->ij", self.t, x)

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from local_models import cubic_tensor, rotated
 from scipy.integrate import solve_ivp
 from scipy.linalg import solve_continuous_lyapunov
 
@@ -29,18 +30,10 @@ SLOPES = (np.array([[0.4, 0.1], [0.1, -0.2]]), np.array([[-0.1, 0.3], [0.3, 0.5]
 class Minimum:
     def __init__(self, noisy: bool, alpha: float) -> None:
         self.h = np.diag([1.0, 0.6])
-        rot = np.array([[math.cos(ANGLE), -math.sin(ANGLE)], [math.sin(ANGLE), math.cos(ANGLE)]])
-        self.d0 = rot @ np.diag([1.0, 0.3]) @ rot.T
+        self.d0 = rotated((1.0, 0.3), ANGLE)
         self.dk = np.stack(SLOPES, axis=-1) if noisy else np.zeros((2, 2, 2))  # [i, j, k]
         self.alpha = alpha
-        a1, a2, a3, a4 = CUBIC
-        t = np.zeros((2, 2, 2))
-        t[0, 0, 0], t[1, 1, 1] = 6 * a1, 6 * a4
-        for i in [(0, 0, 1), (0, 1, 0), (1, 0, 0)]:
-            t[i] = 2 * a2
-        for i in [(0, 1, 1), (1, 0, 1), (1, 1, 0)]:
-            t[i] = 2 * a3
-        self.t = t
+        self.t = cubic_tensor(CUBIC)
         self.sigma = solve_continuous_lyapunov(self.h, 2 * self.d0)
         self.q_a = np.linalg.inv(self.sigma)
 
