@@ -263,9 +263,10 @@ def _validity_messages(
                 "saddle along its stable direction, the quasi-potential is not twice "
                 "differentiable there, and the non-Gibbs integral's tail is integrated in the "
                 "saddle's linear model along that arrival; measured against exact references "
-                "on two such cases (μ = 0.5 and 0.77) the prefactor's corrections fall like "
-                "1/ΔΦ but are large (0.80 and 0.93 of the exact τ at ΔΦ = 6 and 16 for "
-                "μ = 0.77); check τ with mfpt_2d or simulate_escape"
+                "on three such cases (μ = 0.5, 0.77 and, with the switch noise, 0.19) the "
+                "prefactor's corrections fall like 1/ΔΦ but are large (0.80 and 0.93 of the "
+                "exact τ at ΔΦ = 6 and 16 for μ = 0.77, 0.88 and 0.94 for μ = 0.19); check τ "
+                "with mfpt_2d or simulate_escape"
             )
         elif ratio < 2:
             issued.append(
@@ -457,8 +458,11 @@ def landscape_escape_time(
     stretch of I is integrated in the saddle's linear model and the first in the minimum's,
     ``method`` names the regime and μ, and a `ValidityWarning` says how far such results were
     measured from exact references (a 1/ΔΦ law; 2.7% and 7.2% off at ΔΦ = 16 on the two cases
-    measured, μ = 0.5 and 0.77). With the harmonic
-    switch of ``noise="sgd"`` (D jumps on a surface) the prefactor is refused there.
+    measured, μ = 0.5 and 0.77). With the harmonic switch of ``noise="sgd"`` (D jumps on a
+    surface), which the string cannot follow into such a saddle (p = O(r^{1/μ})), the
+    instanton is shot in 2-D backwards from the saddle's stable manifold to the minimum and V
+    carried along it (5.5% off at ΔΦ = 16 on the one case measured, μ = 0.19; about 30 s);
+    in more dimensions the prefactor is refused there.
 
     Raises
     ------
@@ -467,7 +471,8 @@ def landscape_escape_time(
         not positive definite on the path, ...).
     ConvergenceError
         The string or the Riccati flow along it did not converge; or the prefactor is not
-        computed (a switch-model D in the Maier–Stein regime, μ = 1 exactly).
+        computed (a switch-model D in the Maier–Stein regime in more than 2 dimensions, or no
+        shot trajectory reaches the minimum; μ = 1 exactly).
 
     Warns
     -----

@@ -522,7 +522,7 @@ def _leg(
 
 def _maier_stein_refusal(unstable: float, stable: float) -> ConvergenceError:
     """The error for a saddle with |λ_b| ≥ λ_s (μ = λ_s/|λ_b| ≤ 1, the Maier–Stein regime)
-    where the prefactor is not computed: a switch-model D (jump on a surface), or μ = 1.
+    where the prefactor is not computed: a switch-model D in more than 2 dimensions, or μ = 1.
 
     The instanton of a non-reversible process generically reaches such a saddle along its
     stable direction (its stable component decays like e^{−λ_s t}, slower than the e^{−|λ_b| t}
@@ -534,9 +534,10 @@ def _maier_stein_refusal(unstable: float, stable: float) -> ConvergenceError:
     reason = (
         "μ = 1 exactly (the saddle's linear flow is degenerate)"
         if mu == 1
-        else "the prefactor is computed in this regime only for a continuous D, not for "
-        "the switch-model noise (D jumps on a surface; on one such case the Riccati flow did "
-        "not reach the switch surface on the minimum's side)"
+        else "the prefactor is computed in this regime for a continuous D in any dimension "
+        "and for the switch-model noise (D jumps on a surface) in 2-D only, where the "
+        "instanton is shot from the saddle; in more dimensions that shooting needs n − 1 "
+        "parameters and is not implemented"
     )
     return ConvergenceError(
         "landscape_escape_time: the saddle's unstable curvature |λ_b| = "
@@ -589,7 +590,8 @@ def _bouchet_reygner(
     spectrum = np.linalg.eigvalsh(h_b)
     lam = float(spectrum[0])
     stable_arrival = spectrum.size > 1 and abs(lam) >= float(spectrum[1])
-    if stable_arrival and (nm.switch is not None or abs(lam) == float(spectrum[1])):
+    shooting = stable_arrival and nm.switch is not None and model.dim == 2
+    if stable_arrival and not shooting and (nm.switch is not None or abs(lam) == spectrum[1]):
         raise _maier_stein_refusal(abs(lam), float(spectrum[1]))
     sign_a, logdet_a = np.linalg.slogdet(q_a)
     sign_b, logdet_b = np.linalg.slogdet(q_b)
@@ -613,6 +615,12 @@ def _bouchet_reygner(
             "instanton's stable arrival (no extrapolation over the stops)"
             if stable_arrival
             else ""
+        )
+    elif shooting:  # the switch noise in the Maier–Stein regime: the instanton by shooting
+        from ._shooting import shooting_non_gibbs
+
+        non_gibbs, error, q_end, crossing = shooting_non_gibbs(
+            model, nm, path.path, q_a, alpha, saddle, h_a
         )
     else:  # D jumps on a surface: the flow on each side and the jump condition between
         from ._switch import switch_non_gibbs
