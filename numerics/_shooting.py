@@ -1,44 +1,51 @@
-"""The instanton by shooting from the saddle, for the harmonic-switch noise in the Maier–Stein
-regime (2-D): the prefactor where the string does not carry the momentum.
+"""The instanton by shooting from the saddle in the Maier–Stein regime (2-D): the prefactor
+where the string does not carry the momentum (the harmonic-switch noise), and an independent
+check of the string's Riccati flow (a continuous D).
 
 Where the saddle's unstable curvature is above its stable one (μ = λ_s/|λ_b| < 1) the instanton
 reaches the saddle along its stable direction with a momentum p = O(r^{1/μ}) (r the distance);
 at μ = 0.19 that is r^5.3, which no string carries, and the values of V = I + ½ log|det Q| at
 stops near the saddle do not level off. Here the instanton is computed as a trajectory of the
-Hamiltonian flow ẋ = −∇L + 2Dp, ṗ = ∇²L p (D constant on each side of the switch surface S)
-instead, started on the saddle's stable manifold and integrated backwards in time:
+Hamiltonian flow ẋ = −∇L + 2D(x)p, ṗ = ∇²L p − ∇ₓ(pᵀD(x)p) instead, started on the saddle's
+stable manifold and integrated backwards in time:
 
 - near the saddle, in its linear model (`ArrivalModel`), the stable manifold is spanned by the
   slow x-mode (e_s, 0) (rate −λ_s) and the p-mode of the unstable direction (rate −|λ_b|); a
   start ρ(σ e_s-mode + η p-mode) at ρ = 10⁻³|b − a| is on the manifold up to O(ρ²), an error
-  that the backward flow contracts (it is along the saddle's unstable modes). σ is the side the
-  string arrives from;
-- across S the momentum refracts (`refract`, the root of the Hamilton–Jacobi equation on the
-  minimum's side whose velocity crosses S the same way) and the flow goes on with D_a;
-- η is fixed by bisection (on log η) so that the backward trajectory reaches the minimum: at its
-  closest approach to a, the coefficient of a's slow relaxation mode (the direction in which a
-  trajectory off the minimum's unstable manifold leaves it, backwards in time) changes sign.
+  that the backward flow contracts (it is along the saddle's unstable modes);
+- across a switch surface S the momentum refracts (`refract`, the root of the Hamilton–Jacobi
+  equation on the minimum's side whose velocity crosses S the same way) and the flow goes on
+  with D_a;
+- (σ, η) are fixed so that the backward trajectory reaches the minimum: at its closest approach
+  to a, the coefficient of a's fastest relaxation mode (along which a trajectory off the
+  minimum's unstable manifold leaves it fastest, backwards in time) changes sign. A scan in
+  log|η| (σ the side the string arrives from first) brackets the sign changes, bisection refines
+  them, and the first that comes within 2% of |b − a| of a is taken. Shooting forwards from a
+  does not work: a trajectory's departure is set by c_f/c_s^{λ_f/λ_s} of a's two departure
+  rates (31.5 and 0.755 on the case below, a ratio of 10⁻¹⁰⁰ to resolve).
 
 The trajectory (dense output) is then followed forwards, and V = I + ½ log|det Q| is carried
-along it by the variational equations, Q = Y X⁻¹ with Ẋ = H_px X + 2D Y, Ẏ = −H_xx X − H_pxᵀ Y,
-and V(t) − V(t₀) = ½[log|det Y|] + ∫ −½ tr ∇²L dt (for a constant D, F = tr(DQ) − tr ∇²L =
-½ d log|det X|/dt − ½ tr ∇²L: no inverse of Q, which is singular where its signature changes).
-The columns of (X; Y) are orthonormalised at short intervals (Q is unchanged; log|det R| is
-accumulated). The start is on the trajectory at a distance r₀ from a with V = ½ log det Q_a +
-w·(x₀ − a) (`departure_form`, error O(r₀²)); Q is mapped across S (`map_hessian`) and the jump
-term (1 − α) log(D⁺_nn/D⁻_nn) added; near the saddle the tail is `_arrival_tail`, and the value
-at the nearest stop where the values are level is used (`_plateau`). The error adds the change
-when the start is at 2r₀.
+along it by the variational equations, Q = Y X⁻¹ with Ẋ = H_px X + 2D Y, Ẏ = −H_xx X − H_pxᵀ Y:
+F = tr(DQ) − tr ∇²L + (2 − α)(∇·D)·p = ½ d log|det X|/dt − ½ tr ∇²L + (1 − α)(∇·D)·p, so
+V(t) − V(t₀) = ½[log|det Y|] + ∫(−½ tr ∇²L + (1 − α)(∇·D)·p) dt: no inverse of Q, which is
+singular where its signature changes. The columns of (X; Y) are orthonormalised at short
+intervals (Q is unchanged; log|det R| is accumulated). The start is on the trajectory at a
+distance r₀ from a with V = ½ log det Q_a + w·(x₀ − a) (`departure_form`, error O(r₀²)); Q is
+mapped across S (`map_hessian`) and the jump term (1 − α) log(D⁺_nn/D⁻_nn) added; near the
+saddle the tail is `_arrival_tail`, and the value at the nearest stop is used (`_plateau`). The
+error adds the change when the start is at 2r₀.
 
-Measured on the misaligned Styblinski–Tang case of the tests (μ = 0.189, ΔΦ = 10): log τ − ΔΦ =
-−1.6035 for starts at r₀ = 0.005–0.04 from a (spread 7·10⁻⁴), the stops from 6% to 0.5% of the
-distance from S to the saddle level to 10⁻⁶; the barrier along the trajectory 10.00664 against
-gMAM's 10.00681. The exact MFPT's log τ − ΔΦ, extrapolated in 1/ΔΦ from ΔΦ = 4–24, tends to
-−1.597 … −1.618.
+Measured on the misaligned Styblinski–Tang case of the tests (switch noise, μ = 0.189,
+ΔΦ = 10): log τ − ΔΦ = −1.6035 (for starts at r₀ = 0.005–0.04 from a: spread 7·10⁻⁴), the
+values at the stops 16% … 1% of the way from S to the saddle level to 10⁻⁶, the barrier along
+the trajectory 10.00664 against gMAM's 10.00681; the exact MFPT's log τ − ΔΦ extrapolates to
+−1.597 … −1.618. On the μ = 0.5 toy with a constant D: −0.30497 ± 2·10⁻⁵ against the string
+flow's −0.3089 (points = 64) and −0.3070 (128).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from typing import Any
@@ -48,6 +55,7 @@ import numpy as np
 from flatminima.errors import ConvergenceError
 
 from ._loss_model import LossModel
+from ._noise_models import NoiseModel
 from ._switch import Switch, map_hessian, refract
 
 Array = np.ndarray
@@ -57,17 +65,32 @@ _START = 1e-3
 #: `_START_MARGIN` starts from the saddle are used).
 _MARKS = (0.16, 0.08, 0.04, 0.02, 0.01, 0.005, 0.0025)
 _START_MARGIN = 4.0
+#: A shot has reached the minimum when it comes this close (units of |b − a|).
+_REACHED = 0.02
 
 
-def _hamilton(model: LossModel, d: Array) -> Any:
-    """ẋ = −∇L + 2Dp, ṗ = ∇²L p for a constant D (one side of the switch)."""
+def _hamilton(model: LossModel, nm: NoiseModel) -> Any:
+    """ẋ = −∇L + 2D(x)p, ṗ = ∇²L p − ∇ₓ(pᵀD(x)p)."""
     n = model.dim
+    if nm.constant is not None:
+        d = np.asarray(nm.constant, dtype=float)
+
+        def constant(_t: float, y: Array) -> Array:
+            x, p = y[:n], y[n:]
+            grad = model.gradient(x[None])[0]
+            hess = model.hessian(x[None])[0]
+            return np.concatenate([-grad + 2 * d @ p, hess @ p])
+
+        return constant
 
     def rhs(_t: float, y: Array) -> Array:
         x, p = y[:n], y[n:]
         grad = model.gradient(x[None])[0]
         hess = model.hessian(x[None])[0]
-        return np.concatenate([-grad + 2 * d @ p, hess @ p])
+        field = nm.field(x[None])[0]
+        dd = nm.derivative(x[None])[0]  # [i, j, k] = ∂_k D_ij
+        p_dot = hess @ p - np.einsum("ijk,i,j->k", dd, p, p)
+        return np.concatenate([-grad + 2 * field @ p, p_dot])
 
     return rhs
 
@@ -84,22 +107,25 @@ def _linear_modes_at(hessian: Array, diffusion: Array) -> tuple[Array, Array]:
 class _Shot:
     """One backward trajectory from the saddle (saddle's side, then minimum's side)."""
 
-    def __init__(self, saddle_leg: Any, minimum_leg: Any, crossing: tuple[Array, Array, Array]):
+    def __init__(
+        self, saddle_leg: Any, minimum_leg: Any, crossing: tuple[Array, Array, Array] | None
+    ):
         self.saddle_leg, self.minimum_leg = saddle_leg, minimum_leg
-        self.point, self.p_plus, self.p_minus = crossing
+        self.crossing = crossing  # (point, p⁺, p⁻) on the switch surface; None for a smooth D
 
 
 class _Shooter:
     def __init__(
         self,
         model: LossModel,
-        sw: Switch,
+        sides: tuple[NoiseModel, NoiseModel, Switch | None],
         a: Array,
         b: Array,
         h_a: Array,
         arrival: Any,
         side: float,
     ):
+        nm_a, nm_b, sw = sides
         self.model, self.sw, self.a, self.b = model, sw, a, b
         self.n = n = a.size
         self.arrival = arrival
@@ -112,12 +138,13 @@ class _Shooter:
             )
         rho = _START * float(np.linalg.norm(b - a))
         self.rho = rho
-        self.slow = side * rho * modes[:, slow[0]]
+        self.side, self.slow_mode = side, rho * modes[:, slow[0]]
+        self.slow = side * self.slow_mode
         self.fast = rho * modes[:, fast[0]]
         self.basis = basis
-        self.rhs_b = _hamilton(model, sw.d_b)
-        self.rhs_a = _hamilton(model, sw.d_a)
-        self.basis_a, self.inverse_a = _linear_modes_at(h_a, sw.d_a)
+        self.rhs_b = _hamilton(model, nm_b)
+        self.rhs_a = _hamilton(model, nm_a)
+        self.basis_a, self.inverse_a = _linear_modes_at(h_a, nm_a.field(a[None])[0])
         # backward time to the switch: the slow mode grows like e^{λ_s|t|} from ρ; a shot
         # that has not crossed S after many such times has missed it
         slowest = float(-arrival.rates[slow[0]])
@@ -137,21 +164,35 @@ class _Shooter:
     def _shoot(self, eta: float, dense: bool) -> _Shot | None:
         from scipy.integrate import solve_ivp
 
-        n, sw, model = self.n, self.sw, self.model
+        n, sw, model, a = self.n, self.sw, self.model, self.a
+        reach = 4.0 * float(np.linalg.norm(self.b - a))
+
+        def away(_t: float, y: Array) -> float:  # a shot that runs up a wall has missed
+            return reach - float(np.linalg.norm(y[:n] - a))
+
+        away.terminal = True  # type: ignore[attr-defined]
+        rhs_a = self.rhs_a
+
+        def turn(_t: float, z: Array) -> float:  # the distance to a stops falling (backwards)
+            return float((z[:n] - a) @ rhs_a(_t, z)[:n])
+
+        turn.terminal = True  # type: ignore[attr-defined]
+        turn.direction = -1  # type: ignore[attr-defined]
+        options = {"method": "DOP853", "rtol": 1e-13, "atol": 1e-16}
+        if sw is None:  # a continuous D: one leg from the saddle to the minimum
+            leg = solve_ivp(
+                rhs_a, (0.0, -5 * self.horizon), self._start(eta), events=[turn, away],
+                dense_output=True, **options,
+            )  # fmt: skip
+            return None if leg.status == -1 else _Shot(leg, leg, None)
 
         def surface(_t: float, y: Array) -> float:
             return float(sw.surface(y[None, :n])[0])
 
         surface.terminal = True  # type: ignore[attr-defined]
-        reach = 4.0 * float(np.linalg.norm(self.b - self.a))
-
-        def away(_t: float, y: Array) -> float:  # a shot that runs up a wall has missed
-            return reach - float(np.linalg.norm(y[:n] - self.a))
-
-        away.terminal = True  # type: ignore[attr-defined]
         leg_b = solve_ivp(
-            self.rhs_b, (0.0, -self.horizon), self._start(eta), method="DOP853", rtol=1e-13,
-            atol=1e-16, events=[surface, away], dense_output=dense,
+            self.rhs_b, (0.0, -self.horizon), self._start(eta), events=[surface, away],
+            dense_output=dense, **options,
         )  # fmt: skip
         if leg_b.status != 1 or leg_b.t_events[0].size == 0:
             return None
@@ -163,24 +204,16 @@ class _Shooter:
             p_minus = refract(p_plus, normal, drift, sw.d_a, drift + 2 * sw.d_b @ p_plus)
         except ConvergenceError:
             return None
-        a = self.a
-        rhs_a = self.rhs_a
-
-        def turn(_t: float, z: Array) -> float:  # the distance to a stops falling (backwards)
-            return float((z[:n] - a) @ rhs_a(_t, z)[:n])
-
-        turn.terminal = True  # type: ignore[attr-defined]
-        turn.direction = -1  # type: ignore[attr-defined]
         leg_a = solve_ivp(
-            rhs_a, (t, t - 4 * self.horizon), np.concatenate([x, p_minus]), method="DOP853", rtol=1e-13,
-            atol=1e-16, events=[turn, away], dense_output=True,
+            rhs_a, (t, t - 4 * self.horizon), np.concatenate([x, p_minus]), events=[turn, away],
+            dense_output=True, **options,
         )  # fmt: skip
         if leg_a.status == -1:
             return None
         return _Shot(leg_b, leg_a, (x, p_plus, p_minus))
 
     def closest(self, shot: _Shot) -> tuple[float, float, float]:
-        """(time, distance to a, coefficient of a's slow relaxation mode) at the closest
+        """(time, distance to a, coefficient of a's fastest relaxation mode) at the closest
         approach of the minimum's leg to a."""
         leg = shot.minimum_leg
         times = np.linspace(leg.t[0], leg.t[-1], 2001)
@@ -190,53 +223,80 @@ class _Shooter:
         z = states[:, j]
         n = self.n
         local = np.concatenate([self.basis_a.T @ (z[:n] - self.a), self.basis_a.T @ z[n:]])
-        return float(times[j]), float(distance[j]), float((self.inverse_a @ local)[0])
+        return float(times[j]), float(distance[j]), float((self.inverse_a @ local)[n - 1])
 
-    def miss(self, log_eta: float) -> float | None:
-        shot = self.shoot(10.0**log_eta)
-        return None if shot is None else self.closest(shot)[2]
+    def miss(self, sign: float, log_eta: float) -> tuple[float, float] | None:
+        """(the coefficient of a's fastest relaxation mode, the distance to a) at the closest
+        approach of the shot with η = sign·10^log_eta; None if it missed the switch."""
+        shot = self.shoot(sign * 10.0**log_eta)
+        return None if shot is None else self.closest(shot)[2:0:-1]
 
-    def solve(self) -> tuple[_Shot, float]:
-        """The instanton (bisection on log η), and log η."""
-        previous: tuple[float, float] | None = None
-        bracket = None
-        for log_eta in np.arange(-16.0, 1.0, 0.5):
-            m = self.miss(float(log_eta))
-            if m is None:
-                continue
-            if previous is not None and np.sign(m) != np.sign(previous[1]):
-                bracket = (previous[0], float(log_eta), np.sign(previous[1]))
-                break
-            previous = (float(log_eta), m)
-        if bracket is None:
-            raise ConvergenceError(
-                "landscape_escape_time: no trajectory from the saddle's stable manifold reaches "
-                "the minimum across the switch surface (shooting found no sign change)"
-            )
-        low, high, sign_low = bracket
+    def _bisect(self, sign: float, bracket: tuple[float, float], sign_low: float) -> float:
+        low, high = bracket
         for _ in range(60):
             mid = 0.5 * (low + high)
             if mid in (low, high):
                 break
-            m = self.miss(mid)
+            m = self.miss(sign, mid)
             if m is None:
                 raise ConvergenceError(
                     "landscape_escape_time: a shot trajectory inside the bracket did not reach "
                     "the switch surface"
                 )
-            if np.sign(m) == sign_low:
+            if np.sign(m[0]) == sign_low:
                 low = mid
             else:
                 high = mid
-        shot = self.shoot(10.0**low, dense=True)
-        assert shot is not None
-        return shot, low
+        return low
+
+    def solve(self) -> tuple[_Shot, float]:
+        """The instanton, and η. The coefficient changes sign where the shot reaches a, but also
+        where the closest approach jumps from one stretch of the trajectory to another: each
+        sign change of a scan in log|η| is refined by bisection, the nearest to a first, until
+        one reaches a (closer than `_REACHED` |b − a|). Scanned: the slow mode on the side the
+        string arrives from, η > 0 then η < 0, then the other side (near μ = 1 the instanton's
+        fast-mode part at ρ can dominate, and the string's side is then not the slow mode's)."""
+        scale = float(np.linalg.norm(self.b - self.a))
+        best: tuple[float, float, float] | None = None  # (distance, sign, log η)
+        for side, sign in itertools.product((self.side, -self.side), (1.0, -1.0)):
+            self.slow = side * self.slow_mode
+            scan = [(x, self.miss(sign, x)) for x in np.arange(-16.0, 3.01, 0.5)]
+            # finer around the two closest approaches of the scan (a narrow sign change there
+            # can fall between two coarse points)
+            valid = [(m[1], x) for x, m in scan if m is not None]
+            for _, centre in sorted(valid)[:2]:
+                scan += [(x, self.miss(sign, x)) for x in centre + np.arange(-0.5, 0.51, 0.0625)]
+            scan.sort(key=lambda item: item[0])
+            changes = [
+                (min(m0[1], m1[1]), (x0, x1), float(np.sign(m0[0])))
+                for (x0, m0), (x1, m1) in itertools.pairwise(scan)
+                if m0 is not None and m1 is not None and np.sign(m0[0]) != np.sign(m1[0])
+            ]
+            for _, bracket, sign_low in sorted(changes):
+                log_eta = self._bisect(sign, bracket, sign_low)
+                reached = self.miss(sign, log_eta)
+                assert reached is not None
+                if best is None or reached[1] < best[0]:
+                    best = (reached[1], sign, log_eta)
+                if reached[1] < _REACHED * scale:
+                    shot = self.shoot(sign * 10.0**log_eta, dense=True)
+                    assert shot is not None
+                    return shot, sign * 10.0**log_eta
+        nearest = "none reached the switch surface" if best is None else f"nearest {best[0]:.3g}"
+        raise ConvergenceError(
+            "landscape_escape_time: no trajectory from the saddle's stable manifold reaches the "
+            f"minimum (shooting: {nearest}; it must come within {_REACHED} |b − a|)"
+        )
 
 
-def _variational(model: LossModel, d: Array, trajectory: Any) -> Any:
+def _variational(model: LossModel, nm: NoiseModel, alpha: float, trajectory: Any) -> Any:
     """(X, Y, J) along a stored trajectory: Ẋ = H_px X + 2D Y, Ẏ = −H_xx X − H_pxᵀ Y,
-    J̇ = −½ tr ∇²L (constant D: H_px = −∇²L, H_xx = −∇³L[p])."""
+    J̇ = −½ tr ∇²L + (1 − α)(∇·D)·p, with H_px = −∇²L + 2(∂D)p and
+    H_xx = −∇³L[p] + ∇²(pᵀDp) (F = ½ d log|det X|/dt + J̇, so V(t) − V(t₀) =
+    ½[log|det Y|] + [J])."""
     n = model.dim
+    constant = nm.constant is not None
+    d_constant = np.asarray(nm.constant, dtype=float) if constant else None
 
     def rhs(t: float, y: Array) -> Array:
         z = trajectory(t)
@@ -245,16 +305,26 @@ def _variational(model: LossModel, d: Array, trajectory: Any) -> Any:
         big_y = y[n * n : 2 * n * n].reshape(n, n)
         hess = model.hessian(x[None])[0]
         third = model.third(x[None], p[None])[0]
-        x_dot = -hess @ big_x + 2 * d @ big_y
-        y_dot = third @ big_x + hess @ big_y
-        return np.concatenate([x_dot.ravel(), y_dot.ravel(), [-0.5 * float(np.trace(hess))]])
+        if d_constant is not None:
+            d, h_px, h_xx, divergence = d_constant, -hess, -third, 0.0
+        else:
+            d = nm.field(x[None])[0]
+            dd = nm.derivative(x[None])[0]
+            h_px = -hess + 2 * np.einsum("klj,l->kj", dd, p)
+            h_xx = -third + nm.second_derivative_form(x[None], p[None])[0]
+            divergence = float(np.einsum("iji->j", dd) @ p)
+        x_dot = h_px @ big_x + 2 * d @ big_y
+        y_dot = -h_xx @ big_x - h_px.T @ big_y
+        j_dot = -0.5 * float(np.trace(hess)) + (1 - alpha) * divergence
+        return np.concatenate([x_dot.ravel(), y_dot.ravel(), [j_dot]])
 
     return rhs
 
 
 def _carry(
     model: LossModel,
-    d: Array,
+    nm: NoiseModel,
+    alpha: float,
     trajectory: Any,
     span: tuple[float, float],
     q0: Array,
@@ -267,7 +337,7 @@ def _carry(
     from scipy.integrate import solve_ivp
 
     n = model.dim
-    rhs = _variational(model, d, trajectory)
+    rhs = _variational(model, nm, alpha, trajectory)
     state = np.concatenate([np.eye(n).ravel(), q0.ravel(), [0.0]])
     base = float(np.linalg.slogdet(q0)[1])
     accumulated = 0.0
@@ -308,9 +378,60 @@ def _barrier_along(leg: Any, rhs: Any, span: tuple[float, float], n: int) -> flo
     return float(simpson(values, x=times))
 
 
+def _sides(nm: NoiseModel) -> tuple[NoiseModel, NoiseModel, Switch | None]:
+    """(D on the minimum's side, D on the saddle's side, the switch or None)."""
+    from ._noise_models import _constant
+
+    sw: Switch | None = nm.switch
+    if sw is None:
+        return nm, nm, None
+    nm_a = _constant("sgd", sw.d_a, "switch noise, minimum's side", None)
+    nm_b = _constant("sgd", sw.d_b, "switch noise, saddle's side", None)
+    return nm_a, nm_b, sw
+
+
+def _across(
+    model: LossModel, sw: Switch, crossing: tuple[Array, Array, Array], q_minus: Array, alpha: float
+) -> tuple[float, Array, float]:
+    """(the change of V, Q⁺, the jump term) across the switch surface."""
+    from ._switch import jump_term
+
+    point, p_plus, p_minus = crossing
+    drift = -model.gradient(point[None])[0]
+    normal, size, curvature = sw.normal(point)
+    hess = model.hessian(point[None])[0]
+    jump = float((p_plus - p_minus) @ normal) / float(size)
+    x_plus = drift + 2 * sw.d_b @ p_plus
+    q_plus = map_hessian(q_minus, normal, curvature, jump, x_plus, hess @ p_plus)
+    term = jump_term(sw, normal, alpha)
+    log_ratio = float(np.linalg.slogdet(q_plus)[1] - np.linalg.slogdet(q_minus)[1])
+    return term + 0.5 * log_ratio, q_plus, term
+
+
+def _stop_times(
+    leg: Any, span: tuple[float, float], b: Array, length: float, rho: float
+) -> tuple[float, ...]:
+    """The times at which the leg is `_MARKS` × ``length`` from the saddle (those at least
+    `_START_MARGIN` starts away)."""
+    n = b.size
+    times = np.linspace(span[0], span[1], 40001)
+    distance = np.linalg.norm(leg.sol(times)[:n].T - b, axis=1)
+    stops = tuple(
+        float(times[np.nonzero(distance < m * length)[0][0]])
+        for m in _MARKS
+        if m * length >= _START_MARGIN * rho
+    )
+    if len(stops) < 3:
+        raise ConvergenceError(
+            "landscape_escape_time: the shot instanton's last stretch is too short for the "
+            "stops (a switch surface too close to the saddle?)"
+        )
+    return stops
+
+
 def shooting_non_gibbs(
     model: LossModel,
-    nm: Any,
+    nm: NoiseModel,
     path: Array,
     q_a: Array,
     alpha: float,
@@ -318,99 +439,71 @@ def shooting_non_gibbs(
     h_a: Array,
 ) -> tuple[float, float, Array, str]:
     """I (so that V's limit is ½ log|det Q_b| + I), its error, Q at the last stop and a
-    description, for the harmonic-switch noise at a 2-D saddle with μ < 1 (module docstring).
-    ``path`` is the converged string (it gives the side the instanton arrives from and the
-    barrier to compare with); ``saddle`` the saddle's `SaddleModel` (D of the saddle's side)."""
-    from ._noise_models import _constant
+    description, at a 2-D saddle with μ < 1 (module docstring), for the harmonic-switch noise or
+    a continuous D. ``path`` is the converged string (it gives the side the instanton arrives
+    from); ``saddle`` the saddle's `SaddleModel` (D of the saddle's side)."""
     from ._prefactor import _arrival_model, _arrival_tail, _plateau, departure_form
-    from ._switch import jump_term
 
-    sw: Switch = nm.switch
+    nm_a, nm_b, sw = _sides(nm)
     a, b = path[0], path[-1]
     n = model.dim
-    nm_a = _constant("sgd", sw.d_a, "switch noise, minimum's side", None)
-    nm_b = _constant("sgd", sw.d_b, "switch noise, saddle's side", None)
     arrival = _arrival_model(model, nm_b, b, saddle, alpha)
-    e_s = arrival.basis[:, 1]
     near = path[int(0.95 * (path.shape[0] - 1))]
-    side = 1.0 if float((near - b) @ e_s) >= 0 else -1.0
-    shooter = _Shooter(model, sw, a, b, h_a, arrival, side)
-    shot, log_eta = shooter.solve()
+    side = 1.0 if float((near - b) @ arrival.basis[:, 1]) >= 0 else -1.0
+    shooter = _Shooter(model, (nm_a, nm_b, sw), a, b, h_a, arrival, side)
+    shot, eta = shooter.solve()
     t_close, closest, _ = shooter.closest(shot)
-    t_switch = float(shot.minimum_leg.t[0])
-    w = departure_form(model, nm_a, a, h_a, q_a, alpha)
-    log_det_a = float(np.linalg.slogdet(q_a)[1])
     leg_a, leg_b = shot.minimum_leg, shot.saddle_leg
-    times = np.linspace(t_close, t_switch, 20001)
-    distance = np.linalg.norm(leg_a.sol(times)[:n].T - a, axis=1)
     scale = float(np.linalg.norm(b - a))
-    r0 = max(2.0 * closest, 4e-3 * scale)
+    times = np.linspace(t_close, 0.0 if sw is None else float(leg_a.t[0]), 20001)
+    distance = np.linalg.norm(leg_a.sol(times)[:n].T - a, axis=1)
+    # the end of the first stretch: the switch, or (smooth D) a quarter of the way
+    t_mid = float(times[-1] if sw is not None else times[np.nonzero(distance >= scale / 4)[0][0]])
+    w = departure_form(model, nm_a, a, h_a, q_a, alpha)
 
-    def start_at(radius: float) -> tuple[float, float]:
+    def first_stretch(radius: float) -> tuple[float, Array]:
         index = np.nonzero(distance >= radius)[0]
-        if index.size == 0:
+        t = float(times[index[0]]) if index.size else t_mid
+        if t >= t_mid:
             raise ConvergenceError(
                 "landscape_escape_time: the shot instanton does not leave the minimum's "
-                "neighbourhood before the switch surface"
+                "neighbourhood"
             )
-        t = float(times[index[0]])
-        x0 = leg_a.sol(t)[:n]
-        return t, 0.5 * log_det_a + float(w @ (x0 - a))
+        v0 = 0.5 * float(np.linalg.slogdet(q_a)[1]) + float(w @ (leg_a.sol(t)[:n] - a))
+        v, q, _ = _carry(model, nm_a, alpha, leg_a.sol, (t, t_mid), q_a, v0)
+        return v, q
 
-    crossing = shot.point
-    drift = -model.gradient(crossing[None])[0]
-    normal, size, curvature = sw.normal(crossing)
-    hess = model.hessian(crossing[None])[0]
-    jump = float((shot.p_plus - shot.p_minus) @ normal) / float(size)
-    term = jump_term(sw, normal, alpha)
-    x_plus = drift + 2 * sw.d_b @ shot.p_plus
-
-    def across(radius: float) -> tuple[float, Array]:
-        t, v0 = start_at(radius)
-        v_minus, q_minus, _ = _carry(model, sw.d_a, leg_a.sol, (t, t_switch), q_a, v0)
-        q_plus = map_hessian(q_minus, normal, curvature, jump, x_plus, hess @ shot.p_plus)
-        log_ratio = float(np.linalg.slogdet(q_plus)[1] - np.linalg.slogdet(q_minus)[1])
-        return v_minus + term + 0.5 * log_ratio, q_plus
-
-    v_plus, q_plus = across(r0)
-    v_plus_far, _ = across(2 * r0)
-    # stops on the saddle's side, by distance from the saddle
-    length = float(np.linalg.norm(crossing - b))
-    side_times = np.linspace(t_switch, 0.0, 40001)
-    side_distance = np.linalg.norm(leg_b.sol(side_times)[:n].T - b, axis=1)
-    stop_times = tuple(
-        float(side_times[np.nonzero(side_distance < m * length)[0][0]])
-        for m in _MARKS
-        if m * length >= _START_MARGIN * shooter.rho
-    )
-    if len(stop_times) < 3:
-        raise ConvergenceError(
-            "landscape_escape_time: the switch surface is too close to the saddle for the "
-            "shooting's stops"
-        )
-    _, q_end, stops = _carry(model, sw.d_b, leg_b.sol, (t_switch, 0.0), q_plus, v_plus, stop_times)
+    r0 = max(2.0 * closest, 4e-3 * scale)
+    v_mid, q_mid = first_stretch(r0)
+    error = abs(first_stretch(2 * r0)[0] - v_mid)
+    crossing_text = ""
+    if sw is not None and shot.crossing is not None:
+        change, q_mid, term = _across(model, sw, shot.crossing, q_mid, alpha)
+        v_mid += change
+        crossing_text = f"; switch crossed at θ = {np.round(shot.crossing[0], 6).tolist()}, jump term {term:.6g}"
+    length = float(np.linalg.norm(leg_b.sol(t_mid)[:n] - b))
+    stop_times = _stop_times(leg_b, (t_mid, 0.0), b, length, shooter.rho)
+    _, q_end, stops = _carry(model, nm_b, alpha, leg_b.sol, (t_mid, 0.0), q_mid, v_mid, stop_times)
     values = []
     for t, v, q in stops:
         z = leg_b.sol(t)
         values.append(v + _arrival_tail(z[:n] - b, z[n:], q, arrival))
-    v_limit, error = _plateau(values)
-    error += abs(v_plus_far - v_plus)
-    barrier = (
-        0.5 * float((leg_a.sol(t_close)[:n] - a) @ q_a @ (leg_a.sol(t_close)[:n] - a))
-        + _barrier_along(leg_a, shooter.rhs_a, (t_close, t_switch), n)
-        + _barrier_along(leg_b, shooter.rhs_b, (t_switch, 0.0), n)
+    v_limit, spread = _plateau(values)
+    x_close = leg_a.sol(t_close)[:n] - a
+    barrier = 0.5 * float(x_close @ q_a @ x_close) + _barrier_along(
+        leg_a, shooter.rhs_a, (t_close, t_mid), n
     )
-    log_det_b = float(np.linalg.slogdet(np.linalg.inv(saddle.sigma))[1])
-    non_gibbs = v_limit - 0.5 * log_det_b
-    detail = (
-        f"Maier–Stein regime with the switch noise: the instanton shot backwards from the "
-        f"saddle's stable manifold (log₁₀ η = {log_eta:.6f}; closest approach to the minimum "
-        f"{closest:.2g}; switch crossed at θ = {np.round(crossing, 6).tolist()}, jump term "
-        f"{term:.6g}); V carried along it from {r0:.2g} of the minimum to stops "
-        f"{100 * _MARKS[0]:.3g}%…{100 * _MARKS[len(values) - 1]:.3g}% of the way from the "
-        f"switch to the saddle with the arrival tail (values {', '.join(f'{v:.6f}' for v in values)});"
-        f" barrier along the shot instanton {barrier:.6f}"
-    )
+    barrier += _barrier_along(leg_b, shooter.rhs_b, (t_mid, 0.0), n)
+    non_gibbs = v_limit - 0.5 * float(np.linalg.slogdet(np.linalg.inv(saddle.sigma))[1])
     if not math.isfinite(non_gibbs):
         raise ConvergenceError("landscape_escape_time: the shot instanton gave a non-finite I")
-    return non_gibbs, error, q_end, detail
+    detail = (
+        "Maier–Stein regime: the instanton shot backwards from the saddle's stable manifold "
+        f"(η = {eta:.6g}; closest approach to the minimum {closest:.2g}"
+        f"{crossing_text}); V carried along it from {r0:.2g} of the minimum to stops "
+        f"{100 * _MARKS[0]:.3g}%…{100 * _MARKS[len(values) - 1]:.3g}% of the last stretch's "
+        f"length from the saddle with the arrival tail (values "
+        f"{', '.join(f'{v:.6f}' for v in values)}); barrier along the shot instanton "
+        f"{barrier:.6f}"
+    )
+    return non_gibbs, error + spread, q_end, detail

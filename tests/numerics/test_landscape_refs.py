@@ -457,6 +457,56 @@ def test_maier_stein_prefactor_with_switch_noise_at_one_barrier() -> None:
 
 
 @needs_landscape
+def test_shot_instanton_agrees_with_the_string_flow_in_the_maier_stein_regime() -> None:
+    """Case g (μ = 0.5, constant misaligned D), two independent computations of the same
+    constant log τ − ΔΦ: the Riccati flow along gMAM's string (what landscape_escape_time
+    uses for a continuous D) and the instanton shot backwards from the saddle with V carried
+    by the variational equations (numerics/_shooting.py, used for the switch noise). Measured
+    2026-12-02: −0.30497 ± 2·10⁻⁵ shot (barrier along it 10.000283 against gMAM's 10.000239),
+    −0.3089 with the string at points = 64 (−0.3247, −0.3070 at 32, 128): they agree to the
+    string's discretisation error; the exact MFPT extrapolates to −0.302 … −0.308."""
+    from scipy.linalg import solve_continuous_lyapunov
+
+    from flatminima.numerics._action import _prepare, converged_path
+    from flatminima.numerics._prefactor import SaddleModel
+    from flatminima.numerics._shooting import shooting_non_gibbs
+
+    instance = CASES["g"].at(10.0)
+    case = instance.case
+    kwargs = dict(instance.landscape_kwargs)
+    noise = kwargs.pop("noise")
+    problem = _prepare(
+        case.loss, noise, tuple(case.minimum), tuple(case.saddles[0]),
+        kwargs.get("diffusion"), None, None, None, None, None,
+    )  # fmt: skip
+    model, nm, a, b, h_a, h_b = problem
+    path = converged_path(problem, 64, 1e-11, None, "test")
+    sigma_a = solve_continuous_lyapunov(h_a, 2 * nm.field(a[None])[0])
+    sigma_b = solve_continuous_lyapunov(h_b, 2 * nm.field(b[None])[0])
+    lam = abs(float(np.linalg.eigvalsh(h_b)[0]))
+    saddle = SaddleModel(nm.field(b[None])[0], h_b, sigma_b, lam)
+    non_gibbs, error, _, detail = shooting_non_gibbs(
+        model, nm, path.path, np.linalg.inv(sigma_a), 0.0, saddle, h_a
+    )
+    shot = (
+        math.log(2 * math.pi / lam)
+        + 0.5 * (np.linalg.slogdet(sigma_a)[1] - np.linalg.slogdet(sigma_b)[1])
+        + non_gibbs
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ValidityWarning)
+        r = LANDSCAPE(
+            case.loss, minimum=tuple(case.minimum), saddle=tuple(case.saddles[0]), points=64,
+            **instance.landscape_kwargs,
+        )  # fmt: skip
+    string = float(r.log_tau) - float(r.barrier)
+    assert error < 1e-3
+    assert shot == pytest.approx(string, abs=0.006)
+    along = float(detail.rsplit("barrier along the shot instanton ", 1)[1])
+    assert along == pytest.approx(float(r.barrier), rel=1e-4)
+
+
+@needs_landscape
 @pytest.mark.slow
 def test_maier_stein_prefactor_error_falls_like_inverse_barrier_on_measured_noise() -> None:
     """Case f (μ = 0.77, measured state-dependent noise): |τ/τ_exact − 1| falls like 1/ΔΦ
