@@ -47,7 +47,7 @@ from flatminima.theory._formulas import compiled_formula
 from ._design import kappa as sgd_kappa
 from ._design import point_seed
 from ._models import Model, load_dataset, make_model, train_to_minimum
-from ._registry import Analysis, Point, Result, point_type, rows_of
+from ._registry import Analysis, Point, Result, SweepLabels, label, point_type, rows_of
 from ._renewal import renewal_rate
 
 if TYPE_CHECKING:
@@ -96,11 +96,12 @@ class NetworkRateResult(RateEstimate, Result):
 
 
 @point_type("network-rate", NetworkRateResult)
-class NetworkRatePoint(NetworkSetup, Point):
+class NetworkRatePoint(NetworkSetup, SweepLabels, Point):
     """Escape rate from a trained MLP's minimum (``measure_network_rate``): the data and model
     (the `NetworkSetup` fields), the noise (``batch_size`` for SGD, ``diffusion`` for white
-    noise), the loss jump ``delta``. The optional fields say where the point sits in its
-    experiment."""
+    noise), the loss jump ``delta``. The optional labels (`SweepLabels`' ``k``,
+    ``B_over_eta``, ``which``, and the prediction the analysis compares with,
+    ``predicted_E`` or ``predicted_slope``) say where the point sits in its experiment."""
 
     noise: str
     lr: float
@@ -110,13 +111,10 @@ class NetworkRatePoint(NetworkSetup, Point):
     max_steps: int
     check_every: int
     init_seed: int | None = None
-    which: str | None = None
-    k: float | None = None
     batch_size: int | None = None
     diffusion: float | None = None
-    B_over_eta: float | None = None
-    predicted_E: float | None = None
-    predicted_slope: float | None = None
+    predicted_E: float | None = label()
+    predicted_slope: float | None = label()
 
     def run(self) -> NetworkRateResult:
         return measure_network_rate(self)

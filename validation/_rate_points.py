@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypedDict, cast
 
 from ._design import Design, point_seed
 from ._dynamics import RateMeasurement
-from ._registry import JSONValue, Point, Record, Result, point_type
+from ._registry import JSONValue, Point, Record, Result, SweepLabels, label, point_type
 
 if TYPE_CHECKING:
     from ._landscapes import Landscape
@@ -70,19 +70,16 @@ class _WalkPoint(Point):
 
 
 @point_type("rate", RateResult)
-class RatePoint(_WalkPoint):
+class RatePoint(_WalkPoint, SweepLabels):
     """Escape rate of replicas started at a landscape's minimum (``measure_rate``). The
-    optional label fields (``k``, ``B``, ``eta``, ``B_over_eta``, ``which``) say where the point
-    sits in its experiment's sweep."""
+    optional labels (`SweepLabels`' ``k``, ``B_over_eta``, ``which``, and the batch-size sweep's
+    ``B`` and ``eta``) say where the point sits in its experiment's sweep."""
 
     target_escapes: int
     max_steps: int
     start: tuple[float, ...] | None = None
-    k: float | None = None
-    B: int | None = None
-    eta: float | None = None
-    B_over_eta: float | None = None
-    which: str | None = None
+    B: int | None = label()
+    eta: float | None = label()
 
     def run(self) -> RateResult:
         from ._dynamics import measure_rate
@@ -207,12 +204,11 @@ class OccupationResult(Result):
 
 
 @point_type("occupation", OccupationResult)
-class OccupationPoint(_WalkPoint):
+class OccupationPoint(_WalkPoint, SweepLabels):
     """Replicas started half in each valley, run long: the fraction in the start valley
-    (``measure_occupation``)."""
+    (``measure_occupation``); the selection sweep labels it with its ``B_over_eta``."""
 
     steps: int
-    B_over_eta: float | None = None
 
     def run(self) -> OccupationResult:
         from ._dynamics import measure_occupation

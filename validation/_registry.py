@@ -59,6 +59,13 @@ def added(default: object) -> Any:
     return field(default=default, metadata={"added": True})
 
 
+def label(default: object = None) -> Any:
+    """A label field: says where a point sits in its experiment's sweep (the experiment reads
+    it back to group the results; ``run`` does not). It is part of the resume key like any
+    field; ``to_dict`` lists it after the point's own fields, before the common ones."""
+    return field(default=default, metadata={"label": True})
+
+
 def _json(value: object) -> JSONValue:
     """Dataclasses (through their ``to_dict``), tuples and mappings as JSON-able values."""
     to_dict = getattr(value, "to_dict", None)
@@ -128,8 +135,9 @@ class Point(Record):
     def to_dict(self) -> JSONRecord:
         """The resume key's content (see the module docstring)."""
         out: JSONRecord = {"task": self.TASK}
-        # the subclass's fields first, then the common ones (results.csv's column order)
-        for f in sorted(fields(self), key=lambda f: f.name in _COMMON_FIELDS):
+        # the subclass's fields first, then its labels, then the common ones (results.csv's
+        # column order; a label declared on a shared base comes first among the fields)
+        for f in sorted(fields(self), key=_column):
             value = getattr(self, f.name)
             if value is None or (f.metadata.get("added") and value == f.default):
                 continue
@@ -156,6 +164,25 @@ class Point(Record):
 
 
 _COMMON_FIELDS = frozenset(f.name for f in fields(Point))
+
+
+def _column(f: dataclasses.Field[Any]) -> int:
+    """Where a point's field goes in its dict: own fields (0), labels (1), common fields (2)."""
+    return 2 if f.name in _COMMON_FIELDS else 1 if f.metadata.get("label") else 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepLabels:
+    """The labels that the escape experiments' sweeps share, declared once for the point types
+    that carry them (`RatePoint`, `OccupationPoint`, `NetworkRatePoint`): the step multiplier
+    ``k`` of a sharpness sweep, the ``B_over_eta`` of a selection sweep and ``which`` minimum
+    (``"flat"`` or ``"sharp"``) a selection point starts in. None (the default) is left out of
+    the resume key."""
+
+    k: float | None = label()
+    B_over_eta: float | None = label()
+    which: str | None = label()
+
 
 _P = TypeVar("_P", bound=Point)
 
