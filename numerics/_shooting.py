@@ -356,6 +356,19 @@ def _barrier_along(leg: Any, rhs: Any, span: tuple[float, float], n: int) -> flo
     return float(simpson(values, x=times))
 
 
+def _shot_barrier(shooter: _Shooter, shot: _Shot, q_a: Array, span: tuple[float, float]) -> float:
+    """ΔΦ along the shot: ½xᵀQ_a x at the closest approach to a (time ``span[0]``), then
+    ∫ p·ẋ dt on the minimum's leg to ``span[1]`` and on the saddle's leg from there to the
+    saddle."""
+    n, a = shooter.n, shooter.a
+    x_close = shot.minimum_leg.sol(span[0])[:n] - a
+    return (
+        0.5 * float(x_close @ q_a @ x_close)
+        + _barrier_along(shot.minimum_leg, shooter.rhs_a, span, n)
+        + _barrier_along(shot.saddle_leg, shooter.rhs_b, (span[1], 0.0), n)
+    )
+
+
 def _sides(nm: NoiseModel) -> tuple[NoiseModel, NoiseModel, Switch | None]:
     """(D on the minimum's side, D on the saddle's side, the switch or None)."""
     from ._noise_models import _constant
@@ -475,11 +488,7 @@ def shooting_non_gibbs(
         z = leg_b.sol(t)
         values.append(v + _arrival_tail(z[:n] - b, z[n:], q, arrival))
     v_limit, spread = _plateau(values)
-    x_close = leg_a.sol(t_close)[:n] - a
-    barrier = 0.5 * float(x_close @ q_a @ x_close) + _barrier_along(
-        leg_a, shooter.rhs_a, (t_close, t_mid), n
-    )
-    barrier += _barrier_along(leg_b, shooter.rhs_b, (t_mid, 0.0), n)
+    barrier = _shot_barrier(shooter, shot, q_a, (t_close, t_mid))
     non_gibbs = v_limit - 0.5 * float(np.linalg.slogdet(np.linalg.inv(saddle.sigma))[1])
     if not math.isfinite(non_gibbs):
         raise ConvergenceError("landscape_escape_time: the shot instanton gave a non-finite I")
