@@ -246,7 +246,7 @@ class _Shooter:
         string arrives from, η > 0 then η < 0, then the other side (near μ = 1 the instanton's
         fast-mode part at ρ can dominate, and the string's side is then not the slow mode's)."""
         scale = float(np.linalg.norm(self.b - self.a))
-        best: tuple[float, float, float] | None = None  # (distance, sign, log η)
+        nearest: float | None = None  # the closest approach to a of the refined shots
         for side, sign in itertools.product((self.side, -self.side), (1.0, -1.0)):
             self.slow = side * self.slow_mode
             scan = [(x, self.miss(sign, x)) for x in np.arange(-16.0, 3.01, 0.5)]
@@ -257,24 +257,22 @@ class _Shooter:
                 scan += [(x, self.miss(sign, x)) for x in centre + np.arange(-0.5, 0.51, 0.125)]
             scan.sort(key=lambda item: item[0])
             changes = [
-                (min(m0[1], m1[1]), (x0, x1), float(np.sign(m0[0])))
+                (min(m0[1], m1[1]), (x0, x1))
                 for (x0, m0), (x1, m1) in itertools.pairwise(scan)
                 if m0 is not None and m1 is not None and np.sign(m0[0]) != np.sign(m1[0])
             ]
-            for _, bracket, _ in sorted(changes):
-                log_eta = self._refine(sign, bracket)
-                reached = self.miss(sign, log_eta)
-                assert reached is not None
-                if best is None or reached[1] < best[0]:
-                    best = (reached[1], sign, log_eta)
-                if reached[1] < _REACHED * scale:
-                    shot = self.shoot(sign * 10.0**log_eta, dense=True)
-                    assert shot is not None
-                    return shot, sign * 10.0**log_eta
-        nearest = "none reached the switch surface" if best is None else f"nearest {best[0]:.3g}"
+            for _, bracket in sorted(changes):
+                eta = sign * 10.0 ** self._refine(sign, bracket)
+                shot = self.shoot(eta, dense=True)
+                assert shot is not None  # _refine's shots reached the switch
+                distance = self.closest(shot)[1]
+                nearest = distance if nearest is None else min(nearest, distance)
+                if distance < _REACHED * scale:
+                    return shot, eta
+        found = "none reached the switch surface" if nearest is None else f"nearest {nearest:.3g}"
         raise ConvergenceError(
             "landscape_escape_time: no trajectory from the saddle's stable manifold reaches the "
-            f"minimum (shooting: {nearest}; it must come within {_REACHED} |b − a|)"
+            f"minimum (shooting: {found}; it must come within {_REACHED} |b − a|)"
         )
 
 
