@@ -272,6 +272,17 @@ ROTATED_GRID = {
 }
 
 
+def _aligned_white(case: Case, diffusion: float, saddle: int = 0) -> dict[str, Any]:
+    """``escape_time("white", ...)`` keywords over one saddle of the case, with scalar D."""
+    return {
+        "noise": "white",
+        "hess_min": case.hess_min,
+        "hess_saddle": case.hess_saddle(saddle),
+        "barrier": case.barrier_loss(saddle),
+        "diffusion": diffusion,
+    }
+
+
 def _make_rotated_white(case: Case, barrier: float) -> Instance:
     dl = case.barrier_loss()
     d = dl / barrier
@@ -281,15 +292,7 @@ def _make_rotated_white(case: Case, barrier: float) -> Instance:
         diffusion=constant_field(d * np.eye(2)),
         diffusion_at=lambda theta: d * np.eye(2),
         landscape_kwargs={"noise": "white", "diffusion": d},
-        aligned_kwargs=[
-            {
-                "noise": "white",
-                "hess_min": case.hess_min,
-                "hess_saddle": case.hess_saddle(),
-                "barrier": dl,
-                "diffusion": d,
-            }
-        ],
+        aligned_kwargs=[_aligned_white(case, d)],
     )
 
 
@@ -313,15 +316,7 @@ def _constant_aniso(shape: np.ndarray) -> Callable[[Case, float], Instance]:
             diffusion=constant_field(matrix),
             diffusion_at=lambda theta: matrix,
             landscape_kwargs={"noise": "anisotropic", "diffusion": matrix},
-            aligned_kwargs=[
-                {
-                    "noise": "white",
-                    "hess_min": case.hess_min,
-                    "hess_saddle": case.hess_saddle(),
-                    "barrier": dl,
-                    "diffusion": float(e @ matrix @ e),
-                }
-            ],
+            aligned_kwargs=[_aligned_white(case, float(e @ matrix @ e))],
         )
 
     return make
@@ -473,16 +468,7 @@ def _make_two_saddles(case: Case, barrier: float) -> Instance:
         diffusion=constant_field(d * np.eye(2)),
         diffusion_at=lambda theta: d * np.eye(2),
         landscape_kwargs={"noise": "white", "diffusion": d},
-        aligned_kwargs=[
-            {
-                "noise": "white",
-                "hess_min": case.hess_min,
-                "hess_saddle": case.hess_saddle(i),
-                "barrier": case.barrier_loss(i),
-                "diffusion": d,
-            }
-            for i in range(2)
-        ],
+        aligned_kwargs=[_aligned_white(case, d, i) for i in range(2)],
     )
 
 
