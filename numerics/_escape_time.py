@@ -740,7 +740,7 @@ def _array(
 
     if isinstance(value, torch.Tensor) and value.is_floating_point():
         return value
-    return torch.as_tensor(arr, dtype=torch.float64)
+    return torch.as_tensor(arr, dtype=torch.float64, device="cpu")
 
 
 def _batched_eigen(
@@ -775,7 +775,7 @@ def _batched_eigen(
                 return 0.5 * (t + t.transpose(-1, -2))
             if like is not None:
                 return torch.as_tensor(checked, dtype=like.dtype, device=like.device)
-            return torch.as_tensor(checked, dtype=torch.float64)
+            return torch.as_tensor(checked, dtype=torch.float64, device="cpu")
 
         a = tensor(h_a, a_checked)
         b = tensor(h_b, b_checked, like=a)

@@ -111,7 +111,7 @@ def _torch_model(fn: Callable[..., Any], dim: int) -> LossModel:
     import torch
 
     def tensor(x: Array) -> Any:
-        return torch.as_tensor(np.asarray(x, dtype=float), dtype=torch.float64)
+        return torch.as_tensor(np.asarray(x, dtype=float), dtype=torch.float64, device="cpu")
 
     def evaluate(t: Any) -> Any:
         out = fn(t)
@@ -199,7 +199,7 @@ def _is_torch_callable(fn: Callable[..., Any], point: Array) -> bool:
         import torch
     except ImportError:
         return False
-    t = torch.as_tensor(point[None, :], dtype=torch.float64).requires_grad_(True)
+    t = torch.as_tensor(point[None, :], dtype=torch.float64, device="cpu").requires_grad_(True)
     try:
         out = fn(t)
     except Exception:

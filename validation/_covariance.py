@@ -197,14 +197,16 @@ def _minibatch_checks(
     point: CovariancePoint, data: Any, grads: torch.Tensor, spec: _Spectrum
 ) -> list[MinibatchCheck]:
     """Minibatches without replacement: their covariance along the top directions."""
-    generator = torch.Generator().manual_seed(point.seed + 17)
+    generator = torch.Generator(device="cpu").manual_seed(point.seed + 17)
     checks = []
     k = min(10, spec.idx.numel())
     projected = grads @ spec.vectors[:, spec.idx[:k]]  # (N, k)
     for b in point.batch_sizes:
         if b >= data.size:
             continue
-        perm = torch.argsort(torch.rand(point.minibatches, data.size, generator=generator), dim=1)
+        perm = torch.argsort(
+            torch.rand(point.minibatches, data.size, generator=generator, device="cpu"), dim=1
+        )
         means = projected[perm[:, :b]].mean(1)  # (M, k)
         cov_diag = means.var(0, unbiased=True).numpy()
         claim = spec.data_values[spec.idx[:k]].numpy() / b

@@ -68,8 +68,9 @@ def top_hessian_eigenvalue(
         (product,) = torch.autograd.grad(gradient, point, grad_outputs=v, retain_graph=True)
         return product
 
-    generator = torch.Generator().manual_seed(seed)
-    v = torch.randn(theta.shape, generator=generator, dtype=theta.dtype).to(theta.device)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    v = torch.randn(theta.shape, generator=generator, dtype=theta.dtype, device="cpu")
+    v = v.to(theta.device)
     return _lanczos_dominant(hvp, v / v.norm(), tol, max_iter)
 
 

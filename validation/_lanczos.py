@@ -70,9 +70,9 @@ class _Krylov:
     m: int = 0
 
     def tridiagonal(self) -> torch.Tensor:
-        t = torch.diag(torch.tensor(self.alphas, dtype=torch.float64))
+        t = torch.diag(torch.tensor(self.alphas, dtype=torch.float64, device="cpu"))
         if self.m > 1:
-            off = torch.tensor(self.betas[: self.m - 1], dtype=torch.float64)
+            off = torch.tensor(self.betas[: self.m - 1], dtype=torch.float64, device="cpu")
             t = t + torch.diag(off, 1) + torch.diag(off, -1)
         return t
 
@@ -86,7 +86,8 @@ class _Krylov:
 def _random_unit(
     n: int, dtype: torch.dtype, device: torch.device, generator: torch.Generator
 ) -> torch.Tensor:
-    v = torch.randn(n, generator=generator, dtype=torch.float64).to(dtype=dtype, device=device)
+    v = torch.randn(n, generator=generator, dtype=torch.float64, device="cpu")
+    v = v.to(dtype=dtype, device=device)
     return v / v.norm()
 
 
@@ -128,7 +129,7 @@ def _run(
     """
     k = min(st.k, st.n - locked.shape[1])
     limit = st.limit(k)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
     operator = _deflated(matvec, locked)
     kr = _Krylov(torch.zeros((limit, st.n), dtype=st.dtype, device=st.device), [], [])
     v = _orthogonal_unit(locked, st, generator)

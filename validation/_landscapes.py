@@ -332,8 +332,8 @@ def minibatch_noise_table(
 ) -> torch.Tensor:
     """The data set's per-sample noise coefficients ε (size × dim): centred and whitened exactly,
     so that the full-batch loss is the landscape and a B-sample minibatch has covariance I/B."""
-    generator = torch.Generator().manual_seed(seed)
-    eps = torch.randn(size, dim, generator=generator, dtype=torch.float64)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    eps = torch.randn(size, dim, generator=generator, dtype=torch.float64, device="cpu")
     eps = eps - eps.mean(0, keepdim=True)
     cov = eps.T @ eps / size
     whitening = torch.linalg.cholesky(torch.linalg.inv(cov))

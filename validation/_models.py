@@ -101,7 +101,13 @@ def load_dataset(name: str, *, seed: int = 0, size: int = 256) -> Dataset:
     scale = x.std(0)
     scale[scale == 0] = 1.0
     x = (x - x.mean(0)) / scale
-    return Dataset(name, torch.tensor(x, dtype=torch.float64), torch.tensor(y), int(y.max()) + 1)
+    cpu = torch.device("cpu")
+    return Dataset(
+        name,
+        torch.tensor(x, dtype=torch.float64, device=cpu),
+        torch.tensor(y, device=cpu),
+        int(y.max()) + 1,
+    )
 
 
 @dataclass(frozen=True)
@@ -156,16 +162,21 @@ class Model:
 
     def init(self, seed: int) -> torch.Tensor:
         """Random initialisation (Glorot-uniform weights, zero biases), float64."""
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator(device="cpu").manual_seed(seed)
         parts = []
         for shape in self.shapes:
             if len(shape) == 2:
                 bound = math.sqrt(6 / (shape[0] + shape[1]))
                 parts.append(
-                    (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+                    (
+                        torch.rand(shape, generator=generator, dtype=torch.float64, device="cpu")
+                        * 2
+                        - 1
+                    )
+                    * bound
                 )
             else:
-                parts.append(torch.zeros(shape, dtype=torch.float64))
+                parts.append(torch.zeros(shape, dtype=torch.float64, device="cpu"))
         return torch.cat([p.reshape(-1) for p in parts])
 
 

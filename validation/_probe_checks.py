@@ -58,7 +58,10 @@ def _data(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
             _Text(given),
         )
     try:
-        x, y = (torch.as_tensor(np.asarray(v)) if not torch.is_tensor(v) else v for v in pair)
+        x, y = (
+            torch.as_tensor(np.asarray(v), device="cpu") if not torch.is_tensor(v) else v
+            for v in pair
+        )
     except (TypeError, ValueError) as error:
         raise ShapeError("data", "arrays or tensors", _Text(str(error))) from None
     if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:

@@ -78,12 +78,12 @@ def regression_problem(samples: int = 400, seed: int = 0) -> tuple[Any, Any, Any
     from torch import nn
 
     f64 = torch.float64
-    gen = torch.Generator().manual_seed(seed)
-    mix = torch.tensor([[1.0, 0.5], [0.0, 0.35]], dtype=f64)
-    x = torch.randn(samples, 2, generator=gen, dtype=f64) @ mix
-    noise = torch.randn(samples, generator=gen, dtype=f64)
-    y = x @ torch.tensor([0.7, -1.2], dtype=f64) + noise
-    model = nn.Linear(2, 1, bias=False, dtype=f64)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    mix = torch.tensor([[1.0, 0.5], [0.0, 0.35]], dtype=f64, device="cpu")
+    x = torch.randn(samples, 2, generator=gen, dtype=f64, device="cpu") @ mix
+    noise = torch.randn(samples, generator=gen, dtype=f64, device="cpu")
+    y = x @ torch.tensor([0.7, -1.2], dtype=f64, device="cpu") + noise
+    model = nn.Linear(2, 1, bias=False, dtype=f64, device="cpu")
     with torch.no_grad():
         model.weight.copy_(torch.linalg.lstsq(x, y.unsqueeze(1)).solution.T)
 
