@@ -12,13 +12,59 @@ with ``loss_fn`` a mean over the samples; it is evaluated in chunks of ``chunk_s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["FunctionalModel"]
+__all__ = ["Batched", "FunctionalModel"]
+
+
+class Batched:
+    """``fn`` mapped over the leading dimension of its arguments whose ``in_dims`` entry is 0:
+    ``torch.func.vmap``, or a loop over that dimension when vmap cannot batch the user's model.
+
+    vmap fails on forwards that call ``.item()``, branch in Python on a tensor's value, or use
+    an op without a batching rule. Then the same calls are made one at a time and stacked
+    (the same numbers, slower), with one ``RuntimeWarning`` that names the model and vmap's
+    reason. If the loop fails too, its error (the model's own) is raised.
+    """
+
+    def __init__(self, fn: Callable[..., Any], in_dims: Sequence[int | None], what: str) -> None:
+        self.fn, self.in_dims, self.what = fn, tuple(in_dims), what
+        self.vmapped = torch.func.vmap(fn, in_dims=self.in_dims)
+        self.looping = False
+
+    def __call__(self, *args: Any) -> Any:
+        if self.looping:
+            return self.looped(*args)
+        try:
+            return self.vmapped(*args)
+        except RuntimeError as error:  # NotImplementedError (no batching rule) included
+            out = self.looped(*args)
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            reason = reason.split(". ")[0][:160]
+            warnings.warn(
+                f"model: torch.func.vmap cannot batch {self.what} ({reason}); they are "
+                "computed one at a time instead (the same numbers, slower)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.looping = True
+            return out
+
+    def looped(self, *args: Any) -> Any:
+        n = next(a.shape[0] for a, d in zip(args, self.in_dims, strict=True) if d == 0)
+        return torch.stack(
+            [
+                self.fn(
+                    *(a if d is None else a[i] for a, d in zip(args, self.in_dims, strict=True))
+                )
+                for i in range(n)
+            ]
+        )
 
 
 class FunctionalModel:
@@ -62,6 +108,7 @@ class FunctionalModel:
             )
             for n, b in model.named_buffers()
         }
+        self._sample_losses = Batched(self.per_sample_loss, (None, 0, 0), "the per-sample losses")
 
     @property
     def size(self) -> int:
@@ -134,8 +181,9 @@ class FunctionalModel:
         return self.loss_fn(self.output(theta, xi.unsqueeze(0)), yi.unsqueeze(0))
 
     def sample_losses(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> Any:
-        """The (n,) vector of per-sample losses ℓ_i(θ) of a batch (``vmap`` over samples)."""
-        return torch.func.vmap(self.per_sample_loss, in_dims=(None, 0, 0))(theta, x, y)
+        """The (n,) vector of per-sample losses ℓ_i(θ) of a batch (``vmap`` over samples, or a
+        loop where vmap cannot batch the model: see `Batched`)."""
+        return self._sample_losses(theta, x, y)
 
     def projected_sample_gradients(self, basis: torch.Tensor) -> torch.Tensor:
         """Per-sample gradients of ``loss_fn`` (no weight decay) projected on ``basis`` (P×k):

@@ -23,7 +23,7 @@ from flatminima.numerics._engine import (
     run_escape,
 )
 
-from ._persample import FunctionalModel
+from ._persample import Batched, FunctionalModel
 from ._probe_results import EscapeMeasurement, Prediction
 
 
@@ -93,11 +93,11 @@ def _measure(
     ops = Ops("torch", seed, fm.device)
     theta_a = fm.theta0.detach()
     level = float(fm.loss(theta_a)) + barrier
-    grad_b = torch.func.vmap(torch.func.grad(fm.batch_loss), in_dims=(0, 0, 0))
+    grad_b = Batched(torch.func.grad(fm.batch_loss), (0, 0, 0), "the replicas' gradients")
     problem = MinibatchProblem(
         lambda thetas, idx: grad_b(thetas, fm.x[idx], fm.y[idx]), fm.samples, batch, replace=False
     )
-    event = LevelSet(torch.func.vmap(fm.loss), level, guard=True)
+    event = LevelSet(Batched(fm.loss, (0,), "the replicas' losses"), level, guard=True)
     windows = check_every * (burn_in // check_every)
     estimator = Renewal(ops, replicas, theta_a, 1.0, windows, target_escapes)
     step: Callable[[torch.Tensor], torch.Tensor] = DiscreteSGD(problem, ops, lr).step

@@ -555,3 +555,42 @@ def test_measurement_without_escapes_is_an_upper_bound_and_json_safe():
     assert m.rate_high == pytest.approx(-math.log(0.025) / 80, rel=1e-12)
     out = json.loads(json.dumps(r.to_dict(), allow_nan=False))
     assert out["measured"]["ratio_kappa"] is None
+
+
+class _Branching(nn.Module):
+    """The same map as ``inner``, with a Python branch on a tensor's value (``.item()``): a
+    forward ``torch.func.vmap`` cannot batch, common in research code."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        if out.abs().max().item() > 1e12:  # never taken; vmap refuses .item() all the same
+            out = out / out.abs().max()
+        return out
+
+
+def test_a_model_vmap_cannot_batch_is_probed_one_sample_at_a_time():
+    """The noise stage and the replica measurement fall back to loops with one warning each,
+    and give the numbers of the same model without the branch (which vmap batches)."""
+    import copy
+
+    model, loss_fn, x, y = _linear_problem()
+    settings = dict(lr=0.1, batch_size=4, k=2, barrier=0.06, measure=True, replicas=16,
+                    max_steps=300, check_every=1, burn_in=20, seed=3)  # fmt: skip
+    plain = probe(model, loss_fn, (x, y), **settings)
+    with pytest.warns(RuntimeWarning, match=r"^model: torch\.func\.vmap cannot batch") as seen:
+        r = probe(_Branching(copy.deepcopy(model)), loss_fn, (x, y), **settings)
+    said = {str(w.message).split(" (")[0] for w in seen if issubclass(w.category, RuntimeWarning)}
+    assert said == {
+        "model: torch.func.vmap cannot batch the per-sample losses",
+        "model: torch.func.vmap cannot batch the replicas' gradients",
+        "model: torch.func.vmap cannot batch the replicas' losses",
+    }
+    assert np.allclose(r.hessian_top.values, plain.hessian_top.values, rtol=1e-12)
+    assert np.allclose(r.noise.covariance, plain.noise.covariance, rtol=1e-10, atol=0)
+    assert r.measured is not None and plain.measured is not None
+    assert r.measured.escapes == plain.measured.escapes > 0
+    assert r.measured.exposure == plain.measured.exposure
