@@ -191,6 +191,7 @@ def test_public_names() -> None:
         "flatminima.numerics._mfpt",
         "flatminima.numerics._simulate",
         "flatminima.numerics._budget",
+        "flatminima.validation._custom_landscape",
     ],
 )
 def test_doctests(module: str) -> None:

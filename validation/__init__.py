@@ -18,8 +18,9 @@ PointStore, run_sweep
 SchedulerError, OutputError, RecordWarning
     A Dask scheduler unreachable or lost; an output folder that cannot be written; a line of
     ``points.jsonl`` rejected and recomputed.
-landscape, LANDSCAPES, measure_rate
-    Test landscapes with real minibatch noise, and the batched escape-rate measurement.
+landscape, LANDSCAPES, custom_landscape, measure_rate
+    Test landscapes with real minibatch noise, a user's own landscape (any loss, any minibatch
+    noise factor S(x), diagonal or not), and the batched escape-rate measurement.
 load_dataset, Dataset, make_model, train_to_minimum
     Small models and shipped/synthetic data sets (``Dataset``: inputs and labels, also what
     ``probe`` accepts as data).
@@ -39,6 +40,7 @@ from flatminima._lazy import refuse_source_folder
 # installed as flatminima.validation; the bare folder would be a second copy of every class
 refuse_source_folder(__name__, "validation")
 
+from ._custom_landscape import custom_landscape
 from ._dynamics import RateMeasurement, measure_rate
 from ._fits import PoissonFit, ScalingComparison, compare_laws, poisson_fit
 from ._landscapes import LANDSCAPES, Landscape, landscape
@@ -96,6 +98,7 @@ __all__ = [
     "SchedulerError",
     "added",
     "compare_laws",
+    "custom_landscape",
     "experiment_names",
     "get_experiment",
     "landscape",

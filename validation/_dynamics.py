@@ -117,6 +117,12 @@ class _Update:
             assert self.batch_size is not None
 
             def minibatch_grad(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+                if land.noise_factor_fn is not None:  # a user's S(x): covariance λ S Sᵀ / B
+                    factor, mean = land.noise_factor_fn(x), table[idx].mean(1)
+                    noise = (
+                        factor * mean if factor.dim() == 2 else (factor @ mean[..., None])[..., 0]
+                    )
+                    return lam * land.grad(x) + math.sqrt(lam) * noise
                 noise = table[idx].mean(1) * torch.sqrt(lam * land.noise_curvature(x))
                 return lam * land.grad(x) + noise
 
@@ -247,6 +253,17 @@ def measure_rate(
         "max_steps": max_steps,
     }
     _check_options(noise, lr, loss_scale, batch_size, diffusion, counts)
+    if (
+        noise == "sgd"
+        and land.noise_factor_fn is None
+        and land.noise_fn is None
+        and not land.switch
+    ):
+        raise ParameterError(
+            "landscape",
+            "a landscape with a minibatch noise model for SGD (custom_landscape(..., noise=))",
+            land.name,
+        )
     ops = Ops("torch", seed, _device(device), dtype)
     x = land.start(replicas, dtype=dtype, device=ops.device)
     restart = (

@@ -96,6 +96,11 @@ class Landscape:
     other_minimum: tuple[float, ...] | None = None  # landscapes with two valleys
     sympy_loss: Callable[[], Any] | None = field(default=None, repr=False)  # 1-D: L(x) in SymPy
     sympy_noise: Callable[[], Any] | None = field(default=None, repr=False)  # 1-D: H_switch(x)
+    # a user's landscape (`custom_landscape`): the per-sample noise factor S(x), (R, dim) for a
+    # diagonal S or (R, dim, dim), used instead of the harmonic switch; and per saddle the unit
+    # normal of the escape surface (the unstable direction, pointing away from the minimum)
+    noise_factor_fn: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
+    escape_normals: tuple[tuple[float, ...], ...] | None = None
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(x)
@@ -107,6 +112,14 @@ class Landscape:
         """The harmonic-switch curvature per coordinate, shape (R, dim)."""
         if self.noise_fn is not None:
             return self.noise_fn(x)
+        if not self.switch:
+            from flatminima.errors import ParameterError
+
+            raise ParameterError(
+                "landscape",
+                "a landscape with a minibatch noise model for SGD (custom_landscape(..., noise=))",
+                self.name,
+            )
         out = torch.empty_like(x)
         for j in range(self.dim):
             on_saddle_side = (x[:, j] - self.switch[j]) * self.saddle_side[j] > 0
@@ -118,8 +131,16 @@ class Landscape:
         return out
 
     def escaped(self, x: torch.Tensor) -> torch.Tensor:
-        """True where a path is ``margin`` beyond any saddle along its escape direction."""
+        """True where a path is ``margin`` beyond any saddle along its escape direction (a
+        coordinate axis for the shipped landscapes, the saddle's unstable direction for a
+        user's landscape)."""
         hit = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        if self.escape_normals is not None:
+            for saddle, normal in zip(self.saddles, self.escape_normals, strict=True):
+                s = torch.tensor(saddle, dtype=x.dtype, device=x.device)
+                e = torch.tensor(normal, dtype=x.dtype, device=x.device)
+                hit |= (x - s) @ e > self.margin
+            return hit
         for saddle in self.saddles:
             for j in range(self.dim):
                 if saddle[j] != self.minimum[j]:
