@@ -240,11 +240,6 @@ def custom_landscape(
         hess_min=hess_a,
         hess_saddles=tuple(h for _, h in found),
         barriers=barriers,
-        switch_fractions=(),
-        switch=(),
-        noise_min=(),
-        noise_saddle=(),
-        saddle_side=(),
         margin=float(margin),
         description=description,
         other_minimum=None

@@ -74,6 +74,11 @@ class Landscape:
     margin
         Escape: a path counts as escaped once it is ``margin`` beyond a saddle along the escape
         direction.
+    noise_factor_fn, escape_normals
+        A user's landscape (build it with `custom_landscape`, which fills every field): the
+        per-sample noise factor S(x) and the escape surfaces' normals. The harmonic-switch
+        fields (``switch_fractions``, ``switch``, ``noise_min``, ``noise_saddle``,
+        ``saddle_side``) are then empty: they describe the shipped landscapes' noise.
     """
 
     name: str
@@ -85,12 +90,17 @@ class Landscape:
     hess_min: np.ndarray = field(repr=False)
     hess_saddles: tuple[np.ndarray, ...] = field(repr=False)
     barriers: tuple[float, ...]
-    switch_fractions: tuple[float, ...]
-    switch: tuple[float, ...]
-    noise_min: tuple[float, ...]  # per coordinate: |L''| at a (the noise curvature on a's side)
-    noise_saddle: tuple[float, ...]  # per coordinate: |L''| at the saddle (on the saddle's side)
-    saddle_side: tuple[int, ...]  # per coordinate: −1 if the saddle is at smaller values than a
     margin: float
+    # the harmonic-switch noise model of the shipped landscapes (empty for a user's landscape)
+    switch_fractions: tuple[float, ...] = ()
+    switch: tuple[float, ...] = ()
+    noise_min: tuple[
+        float, ...
+    ] = ()  # per coordinate: |L''| at a (the noise curvature on a's side)
+    noise_saddle: tuple[float, ...] = ()  # per coordinate: |L''| at the saddle (its side)
+    saddle_side: tuple[
+        int, ...
+    ] = ()  # per coordinate: −1 if the saddle is at smaller values than a
     description: str = ""
     noise_fn: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
     other_minimum: tuple[float, ...] | None = None  # landscapes with two valleys
