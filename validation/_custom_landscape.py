@@ -112,7 +112,12 @@ def _noise_factor(noise: Any, loss: Callable[[Tensor], Tensor], dim: int) -> Any
 def _check_noise(factor: Any, point: tuple[float, ...], dim: int) -> None:
     rows = dim + 1  # R ≠ dim: an unbatched (dim, dim) S cannot pass for a batched (R, dim) one
     x = torch.tensor([point] * rows, dtype=torch.float64, device=_CPU)
-    s = factor(x)
+    try:
+        s = factor(x)
+    except (RuntimeError, TypeError, ValueError, IndexError) as error:
+        reason = (str(error).strip().splitlines() or [""])[0][:160]
+        want = f"a noise factor S(x) that can be evaluated on an (R, {dim}) batch"
+        raise ParameterError("noise", want, f"{type(error).__name__}: {reason}") from None
     shapes = ((rows, dim), (rows, dim, dim))
     if not isinstance(s, Tensor) or tuple(s.shape) not in shapes:
         got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__

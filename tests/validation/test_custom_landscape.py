@@ -148,6 +148,11 @@ BAD = [
     ),
     ({"noise": lambda x: torch.full((x.shape[0], 2), math.nan)}, ParameterError, r"^noise: "),
     ({"noise": lambda x: torch.eye(2, dtype=F64)}, ShapeError, r"^noise: expected S\(x\) of shape"),
+    (
+        {"noise": lambda x: x[:, 5]},
+        ParameterError,
+        r"^noise: expected a noise factor S\(x\) that can be evaluated",
+    ),
     ({"margin": -0.1}, ParameterError, r"^margin: expected a positive finite distance"),
 ]
 
