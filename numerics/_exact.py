@@ -60,11 +60,13 @@ def _accumulate(
     entry (n for a matrix product, 1 for an element-wise one). The products of one level (of
     every term) are added in float64 while a bound on the partial sum (Σ inner·max|X_i|·
     max|Y_j|) stays below 2^53, so the sum is exact; the level is converted to int64 once
-    (more often only if the bound says so)."""
+    (more often only if the bound says so). Matrix products come from `_level_parts`: a
+    cross pair X_iY_j + X_jY_i by one product (Karatsuba), the same integers."""
     sizes = [
         ([float(np.abs(x).max()) for x in xs], [float(np.abs(y).max()) for y in ys])
         for xs, ys, _, _, _ in terms
     ]
+    caches: list[dict[int, np.ndarray]] = [{} for _ in terms]
     sums: dict[int, np.ndarray] = {}
 
     def flush(k: int, total: np.ndarray) -> None:
@@ -75,23 +77,75 @@ def _accumulate(
     for k in range(min(cutoff, top) + 1):
         total: np.ndarray | None = None
         bound = 0.0
-        for (xs, ys, op, inner, sign), (size_x, size_y) in zip(terms, sizes, strict=True):
-            for i in range(max(0, k - len(ys) + 1), min(k, len(xs) - 1) + 1):
-                size = inner * size_x[i] * size_y[k - i]
-                if size == 0:
-                    continue
+        for term, size_xy, cache in zip(terms, sizes, caches, strict=True):
+            sign = term[4]
+            for size, make in _level_parts(term, size_xy, k, cutoff, cache):
                 if total is not None and bound + size >= _EXACT:
                     flush(k, total)
                     total, bound = None, 0.0
-                p = op(xs[i], ys[k - i])
+                p, fresh = make()
                 if total is None:
-                    total = p if sign > 0 else np.negative(p, out=p)
+                    total = (p if sign > 0 else np.negative(p, out=p)) if fresh else sign * p
                 else:
                     (np.add if sign > 0 else np.subtract)(total, p, out=total)
                 bound += size
         if total is not None:
             flush(k, total)
     return sums
+
+
+def _level_parts(
+    term: tuple[list[np.ndarray], list[np.ndarray], Any, int, int],
+    sizes: tuple[list[float], list[float]],
+    k: int,
+    cutoff: int,
+    cache: dict[int, np.ndarray],
+) -> list[tuple[float, Any]]:
+    """The products X_iY_j (i + j = k) of one term as (bound, maker); a maker returns the
+    product and whether the caller may overwrite it.
+
+    For a matrix product (``op is np.matmul``) a cross pair X_iY_j + X_jY_i (i < j, both
+    squares D_i = X_iY_i and D_j at levels ≤ cutoff, so they are computed anyway and cached)
+    is (X_i + X_j)(Y_i + Y_j) − D_i − D_j: 1 product instead of 2. Exact when the bound B =
+    inner·(|X_i| + |X_j|)(|Y_i| + |Y_j|) < 2^53: every partial sum of that product is an
+    integer of magnitude ≤ B, and so are D_i, D_j and the two differences (the exact value
+    after the first is X_iY_j + X_jY_i + X_jY_j, bounded by three of B's four terms). Else the
+    two products, as before: the integers, hence the results, are the same either way."""
+    xs, ys, op, inner, _ = term
+    size_x, size_y = sizes
+    matmul = op is np.matmul
+
+    def square(i: int) -> np.ndarray:
+        if i not in cache:
+            cache[i] = op(xs[i], ys[i])
+        return cache[i]
+
+    def pair(i: int, j: int) -> tuple[np.ndarray, bool]:
+        p = op(xs[i] + xs[j], ys[i] + ys[j])
+        p -= square(i)
+        p -= square(j)
+        return p, True
+
+    def direct(i: int, j: int) -> tuple[np.ndarray, bool]:
+        if matmul and i == j:
+            return square(i), False
+        return op(xs[i], ys[j]), True
+
+    parts: list[tuple[float, Any]] = []
+    done: set[int] = set()
+    for i in range(max(0, k - len(ys) + 1), min(k, len(xs) - 1) + 1):
+        j = k - i
+        size = inner * size_x[i] * size_y[j]
+        if i in done or size == 0:
+            continue
+        both = i < j < min(len(xs), len(ys)) and 2 * j <= cutoff
+        if matmul and both and inner * (size_x[i] + size_x[j]) * (size_y[i] + size_y[j]) < _EXACT:
+            other = inner * size_x[j] * size_y[i]
+            parts.append((size + other, lambda i=i, j=j: pair(i, j)))
+            done.add(j)
+            continue
+        parts.append((size, lambda i=i, j=j: direct(i, j)))
+    return parts
 
 
 def _gram(q: list[np.ndarray], n: int) -> dict[int, np.ndarray]:

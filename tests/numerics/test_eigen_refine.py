@@ -12,7 +12,15 @@ import pytest
 
 from flatminima.numerics import escape_time
 from flatminima.numerics._eigen import eigen_data, eigen_data_float
-from flatminima.numerics._exact import _exact_values, _matvec, _normalize, beta_for, split
+from flatminima.numerics._exact import (
+    _accumulate,
+    _exact_values,
+    _level_parts,
+    _matvec,
+    _normalize,
+    beta_for,
+    split,
+)
 
 
 def _rotation(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -100,6 +108,37 @@ def test_limb_matvec_is_exact(n: int) -> None:
         got = _exact_values(_normalize(_matvec(limbs, digits, beta), beta), top - 2 * beta, beta)
         want = mpmath.matrix(h.tolist()) * mpmath.matrix(x.tolist())
         assert all(got[i] == want[i] for i in range(n))
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_limb_sums_with_paired_products_are_the_direct_integer_sums(scale: int) -> None:
+    """HQ − QΛ's level sums: the cross pairs by one product each (limbs of at most 2^β) or,
+    when that bound fails (limbs of 2^(β+1), as for a non-symmetric H), by two products;
+    either way the int64 sums of the direct products, exactly."""
+    n, cutoff = 64, 4
+    beta = beta_for(n) - 1
+    rng = np.random.default_rng(scale)
+    top = scale << beta
+    xs = [rng.integers(-top, top, size=(n, n), endpoint=True).astype(np.float64) for _ in range(4)]
+    ys = [rng.integers(-top, top, size=(n, n), endpoint=True).astype(np.float64) for _ in range(3)]
+    ls = [rng.integers(-top, top, size=n, endpoint=True).astype(np.float64) for _ in range(3)]
+    for m in (*xs, *ys, *ls):
+        m.flat[0] = top  # the bound is reached
+    terms = [(xs, ys, np.matmul, n, 1), (ys, ls, lambda x, y: x * y[None, :], 1, -1)]
+    got = _accumulate(terms, cutoff)
+    want: dict[int, np.ndarray] = {}
+    for i, x in enumerate(xs):
+        for j, y in enumerate(ys):
+            if i + j <= cutoff:
+                want[i + j] = want.get(i + j, 0) + x.astype(np.int64) @ y.astype(np.int64)
+    for i, y in enumerate(ys):
+        for j, lam in enumerate(ls):
+            if i + j <= cutoff:
+                want[i + j] = want[i + j] - y.astype(np.int64) * lam.astype(np.int64)[None, :]
+    assert sorted(got) == sorted(want)
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+    sizes = ([float(np.abs(x).max()) for x in xs], [float(np.abs(y).max()) for y in ys])
+    assert len(_level_parts(terms[0], sizes, 1, cutoff, {})) == (1 if scale == 1 else 2)
 
 
 @pytest.mark.parametrize(
