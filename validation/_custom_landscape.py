@@ -32,7 +32,9 @@ def _point(name: str, value: Any, dim: int | None) -> tuple[float, ...]:
         raise ParameterError(name, "a point: a sequence of finite numbers", value) from None
     if arr.ndim != 1 or arr.size == 0 or (dim is not None and arr.size != dim):
         want = (
-            "a point: numbers" if dim is None else f"a point with the minimum's {dim} coordinates"
+            "a point (a 1-D sequence of numbers)"
+            if dim is None
+            else f"a point with the minimum's {dim} coordinates"
         )
         raise ShapeError(name, want, value)
     if not np.isfinite(arr).all():
@@ -91,7 +93,7 @@ def _critical(
     return float(value[0]), hess
 
 
-def _noise_factor(noise: Any, loss: Callable[[Tensor], Tensor], dim: int) -> Any:
+def _noise_factor(noise: Any, loss: Callable[[Tensor], Tensor]) -> Any:
     if noise is None:
         return None
     if noise == "hessian":
@@ -232,7 +234,7 @@ def custom_landscape(
         margin = 0.2 * min(math.dist(p, a) for p in points)
     if not (isinstance(margin, int | float) and math.isfinite(margin) and margin > 0):
         raise ParameterError("margin", "a positive finite distance", margin)
-    factor = _noise_factor(noise, loss, dim)
+    factor = _noise_factor(noise, loss)
     if factor is not None:
         _check_noise(factor, a, dim)
     return Landscape(
