@@ -1284,8 +1284,9 @@ def bench_escape_time() -> None:
             {1000: "≤ 10×", 3000: "runs"}.get(n, "-"),
             (t_ours / t_eigh <= 10) if n == 1000 else (True if n == 3000 else None),
             check or r.eigen.method,
-            "two float64 eigh (H_a and H_b); per Hessian 12 exact limb GEMMs for HQ − QΛ, "
-            "QᵀQ − I from 3 GEMMs + 3 syr2k, K = QᵀW, log det by the gap-free series (its "
+            "two float64 eigh (H_a and H_b); per Hessian 6 exact limb GEMMs for HQ − QΛ "
+            "(9 where one more bit per limb does not fit; H's sparse fourth limb by CSR), "
+            "QᵀQ − I from 6 syrk, K = QᵀW, log det by the gap-free series (its "
             "accurate off-diagonal, 3 GEMMs more, only when κ needs it); Newton steps with exact "
             "residuals for the escape pair; ours and eigh interleaved, best of 3 rounds "
             "(1 at n = 3000)",

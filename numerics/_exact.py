@@ -63,7 +63,7 @@ def _accumulate(
     (more often only if the bound says so). Matrix products come from `_level_parts`: a
     cross pair X_iY_j + X_jY_i by one product (Karatsuba), the same integers."""
     sizes = [
-        ([float(np.abs(x).max()) for x in xs], [float(np.abs(y).max()) for y in ys])
+        ([float(abs(x).max()) for x in xs], [float(abs(y).max()) for y in ys])
         for xs, ys, _, _, _ in terms
     ]
     caches: list[dict[int, np.ndarray]] = [{} for _ in terms]
@@ -115,13 +115,16 @@ def _level_parts(
     size_x, size_y = sizes
     matmul = op is np.matmul
 
+    def product(x: Any, y: np.ndarray) -> np.ndarray:
+        return x @ y if matmul else op(x, y)  # `@`: a CSR limb times a dense one is dense
+
     def square(i: int) -> np.ndarray:
         if i not in cache:
-            cache[i] = op(xs[i], ys[i])
+            cache[i] = product(xs[i], ys[i])
         return cache[i]
 
     def pair(i: int, j: int) -> tuple[np.ndarray, bool]:
-        p = op(xs[i] + xs[j], ys[i] + ys[j])
+        p = product(xs[i] + xs[j], ys[i] + ys[j])
         p -= square(i)
         p -= square(j)
         return p, True
@@ -129,7 +132,7 @@ def _level_parts(
     def direct(i: int, j: int) -> tuple[np.ndarray, bool]:
         if matmul and i == j:
             return square(i), False
-        return op(xs[i], ys[j]), True
+        return product(xs[i], ys[j]), True
 
     parts: list[tuple[float, Any]] = []
     done: set[int] = set()
@@ -139,6 +142,7 @@ def _level_parts(
         if i in done or size == 0:
             continue
         both = i < j < min(len(xs), len(ys)) and 2 * j <= cutoff
+        both = both and isinstance(xs[i], np.ndarray) and isinstance(xs[j], np.ndarray)
         if matmul and both and inner * (size_x[i] + size_x[j]) * (size_y[i] + size_y[j]) < _EXACT:
             other = inner * size_x[j] * size_y[i]
             parts.append((size + other, lambda i=i, j=j: pair(i, j)))
@@ -148,32 +152,81 @@ def _level_parts(
     return parts
 
 
-def _gram(q: list[np.ndarray], n: int) -> dict[int, np.ndarray]:
-    """Exact int64 sums S_k = Σ_{a+b=k} Q_aᵀQ_b, each unordered pair once: Q_aᵀQ_a by a GEMM,
-    Q_aᵀQ_b + Q_bᵀQ_a by BLAS ``syr2k`` (the upper triangle, in about the time of one GEMM
-    where a GEMM and its transpose take 2.4×; measured at n = 1000 — ``syrk`` was slower than
-    the GEMM). Sums of at most 2n limb products, exact while 2n·max|Q_a|·max|Q_b| < 2^53; else
-    a GEMM and its transpose, in int64."""
-    from scipy.linalg.blas import dsyr2k
+def _gram_residual(q: list[np.ndarray], n: int, beta: int) -> np.ndarray:
+    """R = QᵀQ − I for Q = Σ_a q[a] 2^(−β(a+1)) (the limbs of `split`), rounded to float64.
 
-    sums: dict[int, np.ndarray] = {}
+    The level sums S_k = Σ_{a+b=k} Q_aᵀQ_b (weight 2^(−β(k+2))) are integer-valued float
+    arrays, each exact: a square Q_aᵀQ_a by BLAS ``syrk`` (upper triangle), a cross pair
+    Q_aᵀQ_b + Q_bᵀQ_a by one ``syrk`` of Q_a + Q_b minus the two squares (Karatsuba; every
+    partial sum is an integer of magnitude ≤ n(max|Q_a| + max|Q_b|)², checked < 2^53: with
+    |Q| ≤ 1 the limbs are ≤ 2^β and ≤ 2^(β−1), so it holds; else the pair is two GEMMs, each
+    ≤ n·max|Q_a|·max|Q_b|). The parts of one level are added in float while the sum of their
+    bounds stays < 2^53 (exact), I is taken off level 0 (exact), and the level sums, whose
+    leading terms cancel against I, are added by compensated summation (TwoSum, Sum2 of
+    Ogita, Rump and Oishi 2005): error ≤ u|R| + γ²_m Σ|terms| with m terms of magnitude
+    ≤ ~2^−β, far below u|R| ≈ 2^−99 at n = 1000. One ``syrk`` costs about one GEMM and the
+    earlier int64 carries of the five levels (≈ 70 ms per Hessian at n = 1000) are gone."""
+    from scipy.linalg.blas import dsyrk
+
+    size = [float(np.abs(x).max()) for x in q]
+    squares = [dsyrk(1.0, x.T) for x in q]  # upper triangles; zeros below
+    parts: list[tuple[int, np.ndarray, float]] = [
+        (2 * a, squares[a], n * size[a] ** 2) for a in range(len(q))
+    ]
     for a in range(len(q)):
-        for b in range(a, len(q)):
-            bound = (1 if a == b else 2) * n * float(np.abs(q[a]).max()) * float(np.abs(q[b]).max())
-            if a == b:
-                p_int = (q[a].T @ q[a]).astype(np.int64)
-            elif bound < _EXACT:
-                upper = dsyr2k(1.0, q[a].T, q[b].T)  # the upper triangle; zeros below
-                diagonal = upper.diagonal().copy()
-                upper += upper.T
-                np.fill_diagonal(upper, diagonal)
-                p_int = upper.astype(np.int64)
+        for b in range(a + 1, len(q)):
+            if n * (size[a] + size[b]) ** 2 < _EXACT:
+                p = dsyrk(1.0, (q[a] + q[b]).T)
+                p -= squares[a]
+                p -= squares[b]
+                parts.append((a + b, p, 2 * n * size[a] * size[b]))
             else:
                 p = q[a].T @ q[b]
-                p_int = p.astype(np.int64) + p.T.astype(np.int64)
-            k = a + b
-            sums[k] = sums[k] + p_int if k in sums else p_int
-    return sums
+                bound = n * size[a] * size[b]
+                parts += [(a + b, np.triu(p), bound), (a + b, np.triu(p.T), bound)]
+    terms: list[tuple[int, np.ndarray]] = []
+    bound_of: dict[int, float] = {}
+    for k, p, bound in sorted(parts, key=lambda part: part[0]):
+        if terms and terms[-1][0] == k and bound_of[len(terms) - 1] + bound < _EXACT:
+            terms[-1][1].__iadd__(p)  # exact: integers below 2^53 (the squares are used up)
+            bound_of[len(terms) - 1] += bound
+        else:
+            bound_of[len(terms)] = bound
+            terms.append((k, p))
+    total, k = terms[0][1], terms[0][0]
+    total[np.diag_indices(n)] -= 2.0 ** (2 * beta)  # level 0 − I, exact
+    rest = terms[1:]
+    # while the running sum (integers at its level's grid) and the next level fit in 2^53,
+    # add them exactly: the leading levels cancel against I, so the sum stays small
+    while (
+        rest
+        and float(np.abs(total).max()) * 2.0 ** (beta * (rest[0][0] - k))
+        + bound_of[len(terms) - len(rest)]
+        < _EXACT
+    ):
+        total = np.ldexp(total, beta * (rest[0][0] - k), out=total)
+        total += rest[0][1]
+        k = rest[0][0]
+        rest = rest[1:]
+    total = np.ldexp(total, -beta * (k + 2), out=total)
+    error = np.zeros_like(total)
+    for level, t in rest:
+        _two_sum_into(total, np.ldexp(t, -beta * (level + 2), out=t), error)
+    total += error  # the upper triangle of R
+    out = total + total.T
+    np.fill_diagonal(out, total.diagonal())
+    return out
+
+
+def _two_sum_into(total: np.ndarray, x: np.ndarray, error: np.ndarray) -> None:
+    """total ← fl(total + x) and error += the exact rounding error (Knuth's TwoSum)."""
+    s = total + x
+    z = s - total
+    np.subtract(total, s - z, out=total)  # total − (s − z)
+    np.subtract(x, z, out=x)
+    total += x
+    error += total
+    total[...] = s
 
 
 def _normalize(sums: dict[int, np.ndarray], beta: int) -> dict[int, np.ndarray]:
@@ -262,7 +315,7 @@ def refine(
     """Working-precision eigen-data from float64 eigh results (see `_eigen`); ``qa`` (H_a's
     eigenvectors) is needed only with ``need_det``."""
     n = a.shape[0]
-    beta = beta_for(n) - 1  # limb base; a symmetrized limb D + Dᵀ stays within 2^(β+1)
+    beta = _limb_bits(n, a, b, [qb] if qa is None else [qa, qb])
     prec = mpmath.mp.prec
     target = mpmath.mpf(10) ** (-(mpmath.mp.dps - 7))  # dps + 3 for the user's dps
     logs: list[mpmath.mpf] = []
@@ -312,6 +365,30 @@ def refine(
     )
 
 
+def _limb_bits(n: int, a: np.ndarray, b: np.ndarray, qs: list[np.ndarray]) -> int:
+    """β for this pair: `beta_for` (a sum of n products of two β-bit limbs is exact) when
+    both matrices are symmetric and HQ's first cross pair (H₀ + H₁)(Q₀ + Q₁) fits in 2^53
+    (n·1.5·2^β·(max|Q|·2^β + 2^(β−1)), checked); else one bit less, which every product
+    fits (a non-symmetric H's limbs D + Dᵀ reach 2^(β+1)). One more bit per limb puts 53-bit
+    entries down to 2^(3β − 53) of the largest into three limbs: H's fourth limb then
+    holds only the tiny entries, sparse (a few per thousand for a random dense Hessian at
+    n = 1000), and its products cost a sparse pass instead of three GEMMs."""
+    beta = beta_for(n)
+    top = max(float(np.abs(q).max()) for q in qs)
+    fits = n * 1.5 * 2.0**beta * (top * 2.0**beta + 2.0 ** (beta - 1)) < _EXACT
+    symmetric = np.array_equal(a, a.T) and np.array_equal(b, b.T)
+    return beta if fits and symmetric else beta - 1
+
+
+def _sparse_limbs(limbs: list[np.ndarray]) -> list[Any]:
+    """Limbs with at most 2% nonzero entries as CSR arrays: a CSR × dense product of
+    integer-valued floats sums the same exact products (any order: every partial sum is an
+    integer below 2^53), at about a tenth of a GEMM at 0.1% density (n = 1000)."""
+    from scipy.sparse import csr_array
+
+    return [csr_array(x) if np.count_nonzero(x) <= 0.02 * x.size else x for x in limbs]
+
+
 def _matrix_limbs(h: np.ndarray, exp: int, beta: int, limbs: int) -> tuple[list[np.ndarray], int]:
     """Limbs of (H + Hᵀ)/2 and their top exponent (exact; one bit lower when H ≠ Hᵀ)."""
     if np.array_equal(h, h.T):
@@ -338,7 +415,7 @@ def _log_det(
     lam_limbs = split(lam, h_exp, beta, cutoff + 1)
     w_sums = _accumulate(  # HQ − QΛ, level by level
         [
-            (h_limbs, q_limbs, np.matmul, n, 1),
+            (_sparse_limbs(h_limbs), q_limbs, np.matmul, n, 1),
             (q_limbs, lam_limbs, lambda x, y: x * y[None, :], 1, -1),
         ],
         cutoff,
@@ -351,10 +428,8 @@ def _log_det(
     diag_sums = _column_dots(q_limbs, w_digits, beta)
     with mpmath.workprec(prec + 20):
         diag = _exact_values(diag_sums, base - beta, beta) if diag_sums else [mpmath.mpf(0)] * n
-        # R = QᵀQ − I exactly, then float
-        qq = _gram(q_limbs, n)
-        qq[0][np.diag_indices(n)] -= np.int64(1) << (2 * beta)
-        r = _to_float(_normalize(qq, beta), -2 * beta, beta)
+        # R = QᵀQ − I from exact limb products, rounded to float
+        r = _gram_residual(q_limbs, n, beta)
         k1 = q.T @ w
         correction, tail, off = _inverse_gram_times(r, k1, float(np.abs(lam).min()) / 2, target)
         d = [mpmath.mpf(float(lam[i])) + diag[i] + float(correction[i]) for i in range(n)]
@@ -378,7 +453,8 @@ def _log_det(
             power = power @ g
             k += 1
             series += (-1) ** (k + 1) * float(np.sum(power * g.T)) / k
-        log_det = mpmath.fsum(mpmath.log(abs(x)) for x in d) + series
+        # one logarithm of the product: n roundings at prec + 20 bits move it by ≤ n·2^−(prec+20)
+        log_det = mpmath.log(abs(mpmath.fprod(d))) + series
     return log_det, d, False
 
 

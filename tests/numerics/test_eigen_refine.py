@@ -15,9 +15,12 @@ from flatminima.numerics._eigen import eigen_data, eigen_data_float
 from flatminima.numerics._exact import (
     _accumulate,
     _exact_values,
+    _gram_residual,
     _level_parts,
+    _limb_bits,
     _matvec,
     _normalize,
+    _sparse_limbs,
     beta_for,
     split,
 )
@@ -110,21 +113,28 @@ def test_limb_matvec_is_exact(n: int) -> None:
         assert all(got[i] == want[i] for i in range(n))
 
 
-@pytest.mark.parametrize("scale", [1, 2])
-def test_limb_sums_with_paired_products_are_the_direct_integer_sums(scale: int) -> None:
+@pytest.mark.parametrize(("scale", "sparse"), [(1, False), (2, False), (1, True)])
+def test_limb_sums_with_paired_products_are_the_direct_integer_sums(
+    scale: int, sparse: bool
+) -> None:
     """HQ − QΛ's level sums: the cross pairs by one product each (limbs of at most 2^β) or,
     when that bound fails (limbs of 2^(β+1), as for a non-symmetric H), by two products;
-    either way the int64 sums of the direct products, exactly."""
+    with a last limb of 0.5% nonzeros, its products as CSR × dense; either way the int64
+    sums of the direct products, exactly."""
     n, cutoff = 64, 4
     beta = beta_for(n) - 1
     rng = np.random.default_rng(scale)
     top = scale << beta
     xs = [rng.integers(-top, top, size=(n, n), endpoint=True).astype(np.float64) for _ in range(4)]
+    if sparse:
+        xs[3][rng.random((n, n)) < 0.995] = 0.0
     ys = [rng.integers(-top, top, size=(n, n), endpoint=True).astype(np.float64) for _ in range(3)]
     ls = [rng.integers(-top, top, size=n, endpoint=True).astype(np.float64) for _ in range(3)]
     for m in (*xs, *ys, *ls):
         m.flat[0] = top  # the bound is reached
-    terms = [(xs, ys, np.matmul, n, 1), (ys, ls, lambda x, y: x * y[None, :], 1, -1)]
+    limbs = _sparse_limbs(xs)
+    assert [isinstance(x, np.ndarray) for x in limbs] == [True, True, True, not sparse]
+    terms = [(limbs, ys, np.matmul, n, 1), (ys, ls, lambda x, y: x * y[None, :], 1, -1)]
     got = _accumulate(terms, cutoff)
     want: dict[int, np.ndarray] = {}
     for i, x in enumerate(xs):
@@ -139,6 +149,45 @@ def test_limb_sums_with_paired_products_are_the_direct_integer_sums(scale: int) 
     assert all(np.array_equal(got[k], want[k]) for k in want)
     sizes = ([float(np.abs(x).max()) for x in xs], [float(np.abs(y).max()) for y in ys])
     assert len(_level_parts(terms[0], sizes, 1, cutoff, {})) == (1 if scale == 1 else 2)
+
+
+@pytest.mark.parametrize("case", ["eigenvectors", "large limbs"])
+def test_gram_residual_is_the_exact_q_transpose_q_minus_identity_rounded(case: str) -> None:
+    """R = QᵀQ − I from Q's limbs: the Karatsuba ``syrk`` pairs (the eigenvectors of a random
+    symmetric matrix, whose R ≈ 10⁻¹⁵ is all cancellation) and, with limbs of 2^(β+1) where
+    the pair bound fails, two GEMMs; against Python-integer arithmetic, within 2u|R| + the
+    compensated sum's second-order term."""
+    n = 48
+    beta = beta_for(n) - 1
+    rng = np.random.default_rng(11)
+    if case == "eigenvectors":
+        q = np.linalg.eigh(_pair(rng, n, rng.uniform(0.5, 3, n), rng.uniform(0.2, 4, n))[0])[1]
+        limbs = split(q, 0, beta, 3)
+    else:
+        top = 2 << beta
+        limbs = [rng.integers(-top, top, size=(n, n)).astype(np.float64) for _ in range(3)]
+        for m in limbs:
+            m.flat[0] = top
+    assert len(limbs) == 3
+    got = _gram_residual([m.copy() for m in limbs], n, beta)
+    ints = [
+        [sum(int(m[i, j]) << (beta * (2 - a)) for a, m in enumerate(limbs)) for j in range(n)]
+        for i in range(n)
+    ]
+    scale = Fraction(1, 1 << (6 * beta))
+    # γ²_m Σ|terms| for m ≤ 8 terms, Σ|terms| ≤ 3·max|Q|²·n (the levels' sizes)
+    second = (8 * 2.0**-53) ** 2 * 3 * n * float(np.abs(limbs[0]).max() * 2.0**-beta) ** 2
+    worst = 0.0
+    for i in range(n):
+        for j in range(i, n):
+            exact = sum(ints[k][i] * ints[k][j] for k in range(n)) * scale - (i == j)
+            err = abs(Fraction(got[i, j]) - exact)
+            assert got[i, j] == got[j, i]
+            assert err <= 2 * 2.0**-53 * abs(exact) + second, (i, j)
+            worst = max(worst, float(err / abs(exact)) if exact else 0.0)
+    if case == "eigenvectors":
+        assert 1e-17 < float(np.abs(got).max()) < 1e-13  # all cancellation
+    assert worst <= 2.0**-53  # in fact correctly rounded here
 
 
 @pytest.mark.parametrize(
@@ -333,6 +382,30 @@ def test_sgd_path_without_h_a_eigenvectors_against_mpmath_lu_at_60(case: str) ->
         assert max(abs(x - y) for x, y in zip(got.escape_direction, ref["e"], strict=True)) < (
             mpmath.mpf(10) ** -25
         )
+
+
+def test_limb_width_and_a_non_symmetric_pair_against_mpmath_lu_at_60() -> None:
+    """One bit more per limb only where every product still fits: a symmetric pair at n = 60
+    takes `beta_for`; an H one ulp from symmetric, or eigenvectors with an entry near 1 (the
+    first cross pair of HQ would pass 2^53), take one bit less. The non-symmetric pair's
+    results (of (H + Hᵀ)/2, the limbs D + Dᵀ) agree with the independent reference."""
+    n = 60
+    rng = np.random.default_rng(7200)
+    a, b = _pair(rng, n, *CASES["random"](rng, n))
+    qa, qb = np.linalg.eigh(a)[1], np.linalg.eigh(b)[1]
+    assert _limb_bits(n, a, b, [qa, qb]) == beta_for(n)
+    assert _limb_bits(n, a, b, [qa, np.eye(n)]) == beta_for(n) - 1
+    a[3, 5] = np.nextafter(a[3, 5], np.inf)
+    assert _limb_bits(n, a, b, [qa, qb]) == beta_for(n) - 1
+    ref = _lu_reference(a, b, 60)
+    with mpmath.workdps(40):
+        got = eigen_data_float(a, b, need_det=True)
+    assert got is not None and "series" in got.method
+    with mpmath.workdps(60):
+        for name in ("log_det_min", "log_abs_det_saddle"):
+            assert abs(getattr(got, name) - ref[name]) < mpmath.mpf(10) ** -33, name
+        for name in ("curvature_saddle_e", "curvature_min_along_e"):
+            assert abs(getattr(got, name) / ref[name] - 1) < mpmath.mpf(10) ** -33, name
 
 
 def test_float_rounding_error_of_exact_digits_is_the_second_float() -> None:
