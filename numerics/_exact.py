@@ -158,13 +158,15 @@ def _gram_residual(q: list[np.ndarray], n: int, beta: int) -> np.ndarray:
     The level sums S_k = Σ_{a+b=k} Q_aᵀQ_b (weight 2^(−β(k+2))) are integer-valued float
     arrays, each exact: a square Q_aᵀQ_a by BLAS ``syrk`` (upper triangle), a cross pair
     Q_aᵀQ_b + Q_bᵀQ_a by one ``syrk`` of Q_a + Q_b minus the two squares (Karatsuba; every
-    partial sum is an integer of magnitude ≤ n(max|Q_a| + max|Q_b|)², checked < 2^53: with
-    |Q| ≤ 1 the limbs are ≤ 2^β and ≤ 2^(β−1), so it holds; else the pair is two GEMMs, each
-    ≤ n·max|Q_a|·max|Q_b|). The parts of one level are added in float while the sum of their
+    partial sum is an integer of magnitude ≤ n(max|Q_a| + max|Q_b|)², checked < 2^53; this
+    can fail, e.g. for eigenvectors with entries near 1 when n·2^(2β) is close to 2^53: the
+    pair is then two GEMMs). A single product is exact because |Q| ≤ 1 keeps the limbs
+    ≤ 2^β and n·2^(2β) ≤ 2^53 by `beta_for` (integers up to 2^53 are floats, so equality is
+    fine). The parts of one level are added in float while the sum of their
     bounds stays < 2^53 (exact), I is taken off level 0 (exact), and the level sums, whose
     leading terms cancel against I, are added by compensated summation (TwoSum, Sum2 of
     Ogita, Rump and Oishi 2005): error ≤ u|R| + γ²_m Σ|terms| with m terms of magnitude
-    ≤ ~2^−β, far below u|R| ≈ 2^−99 at n = 1000. One ``syrk`` costs about one GEMM and the
+    ≤ ~2^−β, far below u|R| (|R| ≈ 10⁻¹⁵ at n = 1000). One ``syrk`` costs about one GEMM and the
     earlier int64 carries of the five levels (≈ 70 ms per Hessian at n = 1000) are gone."""
     from scipy.linalg.blas import dsyrk
 
@@ -366,10 +368,12 @@ def refine(
 
 
 def _limb_bits(n: int, a: np.ndarray, b: np.ndarray, qs: list[np.ndarray]) -> int:
-    """β for this pair: `beta_for` (a sum of n products of two β-bit limbs is exact) when
-    both matrices are symmetric and HQ's first cross pair (H₀ + H₁)(Q₀ + Q₁) fits in 2^53
-    (n·1.5·2^β·(max|Q|·2^β + 2^(β−1)), checked); else one bit less, which every product
-    fits (a non-symmetric H's limbs D + Dᵀ reach 2^(β+1)). One more bit per limb puts 53-bit
+    """β for this pair: `beta_for` (a sum of n products of two β-bit limbs is exact: at most
+    n·2^(2β) ≤ 2^53) when both matrices are symmetric and HQ's first cross pair
+    (H₀ + H₁)(Q₀ + Q₁) fits in 2^53 (n·1.5·2^β·(max|Q|·2^β + 2^(β−1)); this only decides
+    speed: every pair is checked again where it is formed, `_level_parts` and
+    `_gram_residual`); else one bit less (a non-symmetric H's limbs D + Dᵀ reach 2^(β+1),
+    which only the narrower width keeps exact). One more bit per limb puts 53-bit
     entries down to 2^(3β − 53) of the largest into three limbs: H's fourth limb then
     holds only the tiny entries, sparse (a few per thousand for a random dense Hessian at
     n = 1000), and its products cost a sparse pass instead of three GEMMs."""
@@ -393,7 +397,8 @@ def _matrix_limbs(h: np.ndarray, exp: int, beta: int, limbs: int) -> tuple[list[
     """Limbs of (H + Hᵀ)/2 and their top exponent (exact; one bit lower when H ≠ Hᵀ)."""
     if np.array_equal(h, h.T):
         return split(h, exp, beta, limbs), exp
-    # (H + Hᵀ)/2: split H one bit finer; D + Dᵀ ≤ 2^β, weights 2^(exp − (β−1)(k+1) − 1)
+    # (H + Hᵀ)/2 = Σ (D_k + D_kᵀ) 2^(exp − 1 − β(k+1)): limbs up to 2^(β+1) (so the caller's
+    # β is one bit narrower for a non-symmetric H), top exponent one lower
     parts = split(h, exp, beta, limbs)
     return [d + d.T for d in parts], exp - 1
 

@@ -408,6 +408,32 @@ def test_limb_width_and_a_non_symmetric_pair_against_mpmath_lu_at_60() -> None:
             assert abs(getattr(got, name) / ref[name] - 1) < mpmath.mpf(10) ** -33, name
 
 
+@pytest.mark.parametrize("diagonal", ["hess_min", "hess_saddle"])
+def test_one_diagonal_hessian_with_a_dense_other_against_mpmath_lu_at_60(diagonal: str) -> None:
+    """One Hessian diagonal, the other dense (n = 17): the diagonal one's eigenvectors are a
+    signed permutation, so QᵀQ − I is exactly 0. `escape_time` raised a bare AssertionError
+    there before the QᵀQ − I rewrite (its int64 levels normalized to nothing); now every
+    quantity agrees with the independent reference."""
+    n = 17
+    rng = np.random.default_rng(7300)
+    a, b = _pair(rng, n, *CASES["random"](rng, n))
+    if diagonal == "hess_min":
+        a = np.diag(rng.uniform(0.5, 3, n))
+    else:
+        b = np.diag(np.concatenate([[-0.7], rng.uniform(0.2, 4, n - 1)]))
+    ref = _lu_reference(a, b, 60)
+    with mpmath.workdps(40):
+        got = eigen_data_float(a, b, need_det=True)
+    assert got is not None
+    with mpmath.workdps(60):
+        for name in ("log_det_min", "log_abs_det_saddle"):
+            assert abs(getattr(got, name) - ref[name]) < mpmath.mpf(10) ** -33, name
+        for name in ("curvature_saddle_e", "curvature_min_along_e"):
+            assert abs(getattr(got, name) / ref[name] - 1) < mpmath.mpf(10) ** -33, name
+    result = escape_time("white", hess_min=a, hess_saddle=b, dps=30, barrier="2", diffusion="0.1")
+    assert mpmath.isfinite(result.log_tau)
+
+
 def test_float_rounding_error_of_exact_digits_is_the_second_float() -> None:
     """`_rounding_error`: W − w for W given by 20-bit digits over 8 levels (160 bits) and w its
     float, against the exact value from Python integers: w + (W − w) is W to ~u²."""
