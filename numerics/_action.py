@@ -337,7 +337,9 @@ def _as_point(name: str, value: Any) -> Array:
         point = np.asarray(
             value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=float
         ).reshape(-1)
-    except (TypeError, ValueError, OverflowError):
+    except OverflowError:  # an int past float64's range
+        raise ParameterError(name, "a point with finite float64 coordinates", value) from None
+    except (TypeError, ValueError):
         raise ShapeError(name, "a point: a sequence of n numbers", value) from None
     if point.size == 0 or not np.all(np.isfinite(point)):
         raise ParameterError(name, "a point with finite coordinates", value)

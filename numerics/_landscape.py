@@ -330,7 +330,7 @@ def _saddle_list(saddle: Any) -> list[Any]:
     """One saddle, or the rows of a (k, n) array of saddles."""
     try:
         points = np.asarray(saddle, dtype=float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # the point check names the parameter
         return [saddle]
     if points.ndim == 2 and points.shape[0] >= 1:
         return list(points)

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
+import sympy as sp
 
 from flatminima.errors import (
     BudgetError,
@@ -21,7 +22,13 @@ from flatminima.errors import (
     ParameterError,
     ShapeError,
 )
-from flatminima.numerics import escape_time, log_escape_time, mfpt_2d, simulate_escape
+from flatminima.numerics import (
+    escape_time,
+    landscape_escape_time,
+    log_escape_time,
+    mfpt_2d,
+    simulate_escape,
+)
 
 SGD = {"lr": 0.1, "batch_size": 4, "s": 0.5, "barrier": 1}
 
@@ -286,3 +293,14 @@ def test_numpy_integers_are_integers_and_huge_sizes_are_budgeted() -> None:
     assert result.shapes[0] == (8, 8)
     with pytest.raises(BudgetError, match="levels"):
         mfpt_2d(_double_well, 0.5, absorbing=_absorb, levels=10**9, **GRID)
+
+
+@pytest.mark.parametrize("name", ["minimum", "saddle"])
+@pytest.mark.parametrize("value", [10**400, [10**400, 0]])
+def test_a_point_past_float64_range_is_named_not_an_overflow(name: str, value: object) -> None:
+    """An int too large for float64 as a point (found by the slow fuzz test: it raised a raw
+    OverflowError from numpy for ``saddle``) is a ParameterError naming the point."""
+    x, y = sp.symbols("x y")
+    points = {"minimum": [-1, 0], "saddle": [0, 0], name: value}
+    with pytest.raises(ParameterError, match=f"^{name}: expected a point with finite float64"):
+        landscape_escape_time((x**2 - 1) ** 2 + y**2, diffusion="0.1", **points)
