@@ -1288,7 +1288,8 @@ def bench_escape_time() -> None:
             "(9 where one more bit per limb does not fit; H's sparse fourth limb by CSR), "
             "QᵀQ − I from 6 syrk, K = QᵀW, log det by the gap-free series (its "
             "accurate off-diagonal, 3 GEMMs more, only when κ needs it); Newton steps with exact "
-            "residuals for the escape pair; ours and eigh interleaved, best of 3 rounds "
+            "residuals for the escape pair; from n = 500 the two Hessians side by side (two "
+            "threads, one BLAS thread each); ours and eigh interleaved, best of 3 rounds "
             "(1 at n = 3000)",
         )
     if MAX_DIM >= 1000:

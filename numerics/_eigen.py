@@ -449,6 +449,13 @@ def _two_by_two_raw(
 # float path
 
 
+def _decompose(job: tuple[np.ndarray, bool]) -> tuple[np.ndarray, np.ndarray | None]:
+    """float64 eigenvalues (ascending) of (H + Hᵀ)/2, with its eigenvectors when asked."""
+    h, vectors = job
+    h_sym = (h + h.T) / 2
+    return np.linalg.eigh(h_sym) if vectors else (np.linalg.eigvalsh(h_sym), None)
+
+
 def eigen_data_float(a: np.ndarray, b: np.ndarray, need_det: bool = True) -> EigenData | None:
     """Eigen-data of float Hessians at the working precision (see the module docstring).
 
@@ -464,14 +471,14 @@ def eigen_data_float(a: np.ndarray, b: np.ndarray, need_det: bool = True) -> Eig
     diagonal = all(np.count_nonzero(h) == np.count_nonzero(h.diagonal()) for h in (a, b))
     if diagonal:
         return _diagonal([float(x) for x in np.diag(a)], [float(x) for x in np.diag(b)])
+    from ._blas_threads import in_pair
     from ._exact import refine
 
-    a_sym = (a + a.T) / 2
-    b_sym = (b + b.T) / 2
     # without the determinants (SGD noise) H_a's eigenvectors are not needed: its eigenvalues
-    # set the check, the report and the escape pair's tolerance (eigvalsh: ~1/4 of eigh's time)
-    la, qa = np.linalg.eigh(a_sym) if need_det else (np.linalg.eigvalsh(a_sym), None)
-    lb, qb = np.linalg.eigh(b_sym)
+    # set the check, the report and the escape pair's tolerance (eigvalsh: ~1/4 of eigh's time);
+    # for large n the two run side by side, one BLAS thread each (see `in_pair`)
+    (la, qa), (lb, qb) = in_pair(_decompose, (a, need_det), (b, True), n)
+    assert qb is not None
     eps = np.finfo(np.float64).eps
     dps = mpmath.mp.dps
     for values, bad in ((la, _not_minimum), (lb, _not_saddle)):

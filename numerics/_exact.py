@@ -15,10 +15,29 @@ from typing import Any
 
 import mpmath
 import numpy as np
+from mpmath.libmp import (
+    from_float,
+    from_man_exp,
+    fzero,
+    mpf_abs,
+    mpf_add,
+    mpf_cmp,
+    mpf_div,
+    mpf_neg,
+    mpf_sign,
+    to_float,
+)
 
+from ._blas_threads import in_pair
 from ._eigen import EigenData
 
 __all__ = ["beta_for", "refine", "split"]
+
+
+#: Rows per block of the element-wise passes that run block by block (`_compensated_sum`,
+#: `split`): a block of each array in play stays in the cache across the pass's steps (64
+#: rows of n = 1000: 0.5 MB per array).
+_ROWS = 64
 
 
 def beta_for(n: int) -> int:
@@ -34,7 +53,22 @@ def exponent(x: np.ndarray) -> int:
 
 def split(x: np.ndarray, exp: int, beta: int, limbs: int) -> list[np.ndarray]:
     """Limbs D_0 … D_{L−1} with x ≈ Σ D_k 2^(exp − β(k+1)), exact when the remainder is 0
-    (the loop stops there); later limbs are dropped (truncation below 2^(exp − β·limbs))."""
+    (the loop stops there); later limbs are dropped (truncation below 2^(exp − β·limbs)).
+
+    A matrix is split block of rows by block of rows (the steps of a block stay in the cache;
+    an entry's limbs depend on that entry alone, so the limbs are the same)."""
+    if x.ndim != 2 or x.shape[0] < 2 * _ROWS:
+        return _split(x, exp, beta, limbs)
+    out: list[np.ndarray] = []
+    for i in range(0, x.shape[0], _ROWS):
+        for k, digit in enumerate(_split(x[i : i + _ROWS], exp, beta, limbs)):
+            if k == len(out):
+                out.append(np.zeros_like(x))  # rows of blocks that need fewer limbs stay 0
+            out[k][i : i + _ROWS] = digit
+    return out
+
+
+def _split(x: np.ndarray, exp: int, beta: int, limbs: int) -> list[np.ndarray]:
     out = []
     rest = np.ldexp(x, -exp)
     for _ in range(limbs):
@@ -156,7 +190,10 @@ def _gram_residual(q: list[np.ndarray], n: int, beta: int) -> np.ndarray:
     """R = QᵀQ − I for Q = Σ_a q[a] 2^(−β(a+1)) (the limbs of `split`), rounded to float64.
 
     The level sums S_k = Σ_{a+b=k} Q_aᵀQ_b (weight 2^(−β(k+2))) are integer-valued float
-    arrays, each exact: a square Q_aᵀQ_a by BLAS ``syrk`` (upper triangle), a cross pair
+    arrays, each exact: a square Q_aᵀQ_a by BLAS ``syrk`` (numpy's ``x.T @ x``, which calls
+    syrk, mirrors the triangle, so the result is exactly symmetric, and releases the GIL:
+    scipy's ``dsyrk`` wrapper holds it, and two Hessians refined side by side in two threads
+    then ran their syrks one after the other), a cross pair
     Q_aᵀQ_b + Q_bᵀQ_a by one ``syrk`` of Q_a + Q_b minus the two squares (Karatsuba; every
     partial sum is an integer of magnitude ≤ n(max|Q_a| + max|Q_b|)², checked < 2^53; this
     can fail, e.g. for eigenvectors with entries near 1 when n·2^(2β) is close to 2^53: the
@@ -166,26 +203,25 @@ def _gram_residual(q: list[np.ndarray], n: int, beta: int) -> np.ndarray:
     bounds stays < 2^53 (exact), I is taken off level 0 (exact), and the level sums, whose
     leading terms cancel against I, are added by compensated summation (TwoSum, Sum2 of
     Ogita, Rump and Oishi 2005): error ≤ u|R| + γ²_m Σ|terms| with m terms of magnitude
-    ≤ ~2^−β, far below u|R| (|R| ≈ 10⁻¹⁵ at n = 1000). One ``syrk`` costs about one GEMM and the
-    earlier int64 carries of the five levels (≈ 70 ms per Hessian at n = 1000) are gone."""
-    from scipy.linalg.blas import dsyrk
-
+    ≤ ~2^−β, far below u|R| (|R| ≈ 10⁻¹⁵ at n = 1000). One ``syrk`` costs 0.55–0.65 of a GEMM
+    (measured at n = 1000, one and two BLAS threads)."""
     size = [float(np.abs(x).max()) for x in q]
-    squares = [dsyrk(1.0, x.T) for x in q]  # upper triangles; zeros below
+    squares = [x.T @ x for x in q]  # numpy's syrk for AᵀA: exactly symmetric
     parts: list[tuple[int, np.ndarray, float]] = [
         (2 * a, squares[a], n * size[a] ** 2) for a in range(len(q))
     ]
     for a in range(len(q)):
         for b in range(a + 1, len(q)):
             if n * (size[a] + size[b]) ** 2 < _EXACT:
-                p = dsyrk(1.0, (q[a] + q[b]).T)
+                both = q[a] + q[b]
+                p = both.T @ both
                 p -= squares[a]
                 p -= squares[b]
                 parts.append((a + b, p, 2 * n * size[a] * size[b]))
             else:
                 p = q[a].T @ q[b]
                 bound = n * size[a] * size[b]
-                parts += [(a + b, np.triu(p), bound), (a + b, np.triu(p.T), bound)]
+                parts += [(a + b, p, bound), (a + b, np.ascontiguousarray(p.T), bound)]
     terms: list[tuple[int, np.ndarray]] = []
     bound_of: dict[int, float] = {}
     for k, p, bound in sorted(parts, key=lambda part: part[0]):
@@ -211,24 +247,44 @@ def _gram_residual(q: list[np.ndarray], n: int, beta: int) -> np.ndarray:
         k = rest[0][0]
         rest = rest[1:]
     total = np.ldexp(total, -beta * (k + 2), out=total)
-    error = np.zeros_like(total)
     for level, t in rest:
-        _two_sum_into(total, np.ldexp(t, -beta * (level + 2), out=t), error)
-    total += error  # the upper triangle of R
-    out = total + total.T
-    np.fill_diagonal(out, total.diagonal())
-    return out
+        np.ldexp(t, -beta * (level + 2), out=t)
+    _compensated_sum(total, [t for _, t in rest])
+    return total
 
 
-def _two_sum_into(total: np.ndarray, x: np.ndarray, error: np.ndarray) -> None:
-    """total ← fl(total + x) and error += the exact rounding error (Knuth's TwoSum)."""
-    s = total + x
-    z = s - total
-    np.subtract(total, s - z, out=total)  # total − (s − z)
-    np.subtract(x, z, out=x)
-    total += x
-    error += total
-    total[...] = s
+def _compensated_sum(total: np.ndarray, xs: list[np.ndarray]) -> None:
+    """total ← fl(total + Σ xs + e), e the sum of the exact rounding errors of the running
+    additions (Knuth's TwoSum; Sum2 of Ogita, Rump and Oishi 2005). ``xs`` are overwritten.
+
+    Row block by row block: the seven steps of TwoSum then read and write a block that stays
+    in the cache, not whole n × n arrays from memory (3.4× faster at n = 1000, measured, the
+    same floats: every operation is element-wise). A Fortran-ordered matrix is taken by blocks
+    of columns (its transpose's rows): blocks of rows would be strided, 4× slower."""
+    if not xs:
+        return
+    if total.ndim == 2 and total.flags.f_contiguous and not total.flags.c_contiguous:
+        total, xs = total.T, [x.T for x in xs]  # blocks along memory (syrk's output is F)
+    rows = min(_ROWS, total.shape[0])
+    s = np.empty((rows, *total.shape[1:]))
+    z = np.empty_like(s)
+    e = np.empty_like(s)
+    for i in range(0, total.shape[0], rows):
+        t = total[i : i + rows]
+        m = t.shape[0]
+        sb, zb, eb = s[:m], z[:m], e[:m]
+        eb[...] = 0.0
+        for x in xs:
+            xb = x[i : i + rows]
+            np.add(t, xb, out=sb)  # s = fl(t + x)
+            np.subtract(sb, t, out=zb)  # z = s − t
+            np.subtract(xb, zb, out=xb)  # x − z
+            np.subtract(sb, zb, out=zb)  # s − z
+            np.subtract(t, zb, out=t)  # t − (s − z)
+            t += xb  # the exact error of s
+            eb += t
+            t[...] = sb
+        t += eb
 
 
 def _normalize(sums: dict[int, np.ndarray], beta: int) -> dict[int, np.ndarray]:
@@ -236,7 +292,22 @@ def _normalize(sums: dict[int, np.ndarray], beta: int) -> dict[int, np.ndarray]:
     no cancellation when the digits are summed in float); digits may move up to k < 0.
 
     The input arrays are never changed: a level is replaced by a new array the first time
-    it changes, which later carries then update in place."""
+    it changes, which later carries then update in place. Matrices are carried block of rows
+    by block of rows (a carry stays within its entry, so the digits are the same)."""
+    first = next(iter(sums.values()), None)
+    if first is None or first.ndim != 2 or first.shape[0] < 2 * _ROWS:
+        return _normalize_block(sums, beta)
+    out: dict[int, np.ndarray] = {}
+    for i in range(0, first.shape[0], _ROWS):
+        block = _normalize_block({k: v[i : i + _ROWS] for k, v in sums.items()}, beta)
+        for k, digit in block.items():
+            if k not in out:
+                out[k] = np.zeros_like(first)  # rows of blocks without this level stay 0
+            out[k][i : i + _ROWS] = digit
+    return out
+
+
+def _normalize_block(sums: dict[int, np.ndarray], beta: int) -> dict[int, np.ndarray]:
     if not sums:
         return {}
     digits = dict(sums)
@@ -289,20 +360,27 @@ def _column_dots(q: list[np.ndarray], w: dict[int, np.ndarray], beta: int) -> di
     return sums
 
 
-def _exact_values(sums: dict[int, np.ndarray], base: int, beta: int) -> list[mpmath.mpf]:
-    """Per entry, Σ_g sums[g] 2^(base − βg) exactly, as mpf."""
+def _exact_raw(sums: dict[int, np.ndarray], base: int, beta: int) -> list[Any]:
+    """Per entry, Σ_g sums[g] 2^(base − βg) rounded once to mpmath's current precision, as raw
+    libmp values (the integer of each entry assembled in a numpy object array)."""
     if not sums:
         return []
     low, high = min(sums), max(sums)
-    columns = [sums[g].tolist() if g in sums else None for g in range(low, high + 1)]
-    size = len(next(c for c in columns if c is not None))
-    out = []
-    for i in range(size):
-        total = 0
-        for c in columns:
-            total = (total << beta) + (c[i] if c is not None else 0)
-        out.append(mpmath.ldexp(mpmath.mpf(total), base - beta * high))
-    return out
+    total: Any = None
+    for g in range(low, high + 1):
+        if total is not None:
+            total = total << beta
+        if g in sums:
+            level = sums[g].astype(object)
+            total = level if total is None else total + level
+    prec = mpmath.mp.prec
+    return [from_man_exp(t, base - beta * high, prec, "n") for t in total.tolist()]
+
+
+def _exact_values(sums: dict[int, np.ndarray], base: int, beta: int) -> list[mpmath.mpf]:
+    """Per entry, Σ_g sums[g] 2^(base − βg), rounded once to mpmath's precision, as mpf."""
+    make = mpmath.mp.make_mpf
+    return [make(v) for v in _exact_raw(sums, base, beta)]
 
 
 def refine(
@@ -325,12 +403,24 @@ def refine(
     lu_used = False
     if need_det:
         assert qa is not None
-        for h, lam, q in ((a, la, qa), (b, lb, qb)):
-            log_det, values, by_lu = _log_det(h, lam, q, beta, prec, float(target))
-            lu_used = lu_used or by_lu
-            logs.append(log_det)
-            refined.append(values)
-    pair = _escape_pair(b, lb, qb, a, la, beta, prec, float(target))
+        # the precision is set here, once: the two log-determinants may run in two threads
+        # (`in_pair`), and mpmath's precision is a global of the process
+        words = _pair_words(la, float(target), beta)[1] + 2
+        with mpmath.workprec(prec + 20):
+            pair_det = in_pair(
+                lambda job: _log_det(*job, beta, float(target), words),
+                (a, la, qa),
+                (b, lb, qb),
+                n,
+            )
+            for h, (log_det, values, _) in zip((a, b), pair_det, strict=True):
+                if log_det is None:  # the series cannot reach the target: mpmath LU
+                    log_det, lu_used = _lu_log_det(h, n), True
+                logs.append(log_det)
+                refined.append(values)
+        # H's limbs, split once for both jobs (those of the saddle's Hessian first)
+        limbs = (pair_det[1][2], pair_det[0][2])
+    pair = _escape_pair(b, lb, qb, a, la, beta, prec, float(target), limbs if need_det else None)
     if pair is None:
         return None
     e, h_be, h_ae = pair
@@ -403,9 +493,21 @@ def _matrix_limbs(h: np.ndarray, exp: int, beta: int, limbs: int) -> tuple[list[
     return [d + d.T for d in parts], exp - 1
 
 
+#: Limbs of a Hessian and the exponent of their top weight (`_matrix_limbs`).
+Limbs = tuple[list[Any], int]
+
+
 def _log_det(
-    h: np.ndarray, lam: np.ndarray, q: np.ndarray, beta: int, prec: int, target: float
-) -> tuple[mpmath.mpf, list[mpmath.mpf], bool]:
+    h: np.ndarray, lam: np.ndarray, q: np.ndarray, beta: int, target: float, words: int
+) -> tuple[mpmath.mpf | None, list[mpmath.mpf], Limbs]:
+    """log |det H|, H's refined eigenvalues λᵢ + cᵢᵢ and H's limbs, at mpmath's current
+    precision (the caller's working precision + 20 bits; this function never changes it: it
+    may run in a thread beside another); None for the log-determinant when the float series
+    cannot reach ``target`` (the caller then uses `_lu_log_det`).
+
+    The limbs reach at least as deep as the escape pair's ``words`` limbs at exponent(H)
+    would (`_escape_pair` reuses them): exp here is max(exponent(H), exponent(Λ)), so the
+    count grows by ⌈(exp − exponent(H))/β⌉."""
     n = h.shape[0]
     exp = max(exponent(h), exponent(lam))
     smallest = float(np.abs(lam).min())
@@ -415,12 +517,14 @@ def _log_det(
     bits = math.ceil(-math.log2(target)) + 10
     need = bits + max(0, -math.frexp(smallest)[1]) + math.ceil(math.log2(3 * n**1.5)) + exp
     cutoff = max(2, math.ceil(need / beta))
-    h_limbs, h_exp = _matrix_limbs(h, exp, beta, cutoff + 1)
+    deeper = words + -(-(exp - exponent(h)) // beta)
+    dense_limbs, h_exp = _matrix_limbs(h, exp, beta, max(cutoff + 1, deeper))
+    h_limbs = _sparse_limbs(dense_limbs)
     q_limbs = split(q, 0, beta, 3)
     lam_limbs = split(lam, h_exp, beta, cutoff + 1)
     w_sums = _accumulate(  # HQ − QΛ, level by level
         [
-            (_sparse_limbs(h_limbs), q_limbs, np.matmul, n, 1),
+            (h_limbs, q_limbs, np.matmul, n, 1),
             (q_limbs, lam_limbs, lambda x, y: x * y[None, :], 1, -1),
         ],
         cutoff,
@@ -431,36 +535,41 @@ def _log_det(
     w = _to_float(w_digits, base, beta) if w_digits else np.zeros_like(q)
     # exact diagonal of QᵀW: Σ_rows q_a ∘ w_t at weight 2^(−β(a+1)) 2^(base − βt)
     diag_sums = _column_dots(q_limbs, w_digits, beta)
-    with mpmath.workprec(prec + 20):
-        diag = _exact_values(diag_sums, base - beta, beta) if diag_sums else [mpmath.mpf(0)] * n
-        # R = QᵀQ − I from exact limb products, rounded to float
-        r = _gram_residual(q_limbs, n, beta)
-        k1 = q.T @ w
-        correction, tail, off = _inverse_gram_times(r, k1, float(np.abs(lam).min()) / 2, target)
-        d = [mpmath.mpf(float(lam[i])) + diag[i] + float(correction[i]) for i in range(n)]
-        d_f = np.array([float(x) for x in d])
-        diagonal = float(np.sum((EPS * np.abs(correction) + _rounding(r, k1)) / np.abs(d_f)))
-        diagonal += math.sqrt(n) * tail / float(np.abs(d_f).min())
-        # cheap: C = K₁ off the diagonal (float GEMM, error n·u); accurate (when the cheap
-        # bound fails, ill-conditioned H): K from split products, minus RK
-        for accurate in (False, True):
-            g, bound = _off_diagonal(q_limbs, (w, w_digits, base), r, k1, d_f, off, beta, accurate)
-            norm = float(np.linalg.norm(g))
-            if norm < 0.25 and bound + diagonal < target:
-                break
-        else:
-            return _lu_log_det(h, n), d, True
-        products = g * g.T
-        series = -(math.fsum(products.ravel()) if accurate else float(np.sum(products))) / 2
-        power = g
-        k = 2
-        while norm ** (k + 1) / (1 - norm) > target * 1e-3:
-            power = power @ g
-            k += 1
-            series += (-1) ** (k + 1) * float(np.sum(power * g.T)) / k
-        # one logarithm of the product: n roundings at prec + 20 bits move it by ≤ n·2^−(prec+20)
-        log_det = mpmath.log(abs(mpmath.fprod(d))) + series
-    return log_det, d, False
+    diag = _exact_raw(diag_sums, base - beta, beta) if diag_sums else [fzero] * n
+    # R = QᵀQ − I from exact limb products, rounded to float
+    r = _gram_residual(q_limbs, n, beta)
+    k1 = q.T @ w
+    correction, tail, off = _inverse_gram_times(r, k1, float(np.abs(lam).min()) / 2, target)
+    # dᵢ = λᵢ + cᵢᵢ + correctionᵢ, two roundings at the current precision (raw libmp)
+    prec, make = mpmath.mp.prec, mpmath.mp.make_mpf
+    d_raw = [
+        mpf_add(mpf_add(from_float(x), c, prec, "n"), from_float(y), prec, "n")
+        for x, c, y in zip(lam.tolist(), diag, correction.tolist(), strict=True)
+    ]
+    d = [make(v) for v in d_raw]
+    d_f = np.array([to_float(v, False, "n") for v in d_raw])
+    diagonal = float(np.sum((EPS * np.abs(correction) + _rounding(r, k1)) / np.abs(d_f)))
+    diagonal += math.sqrt(n) * tail / float(np.abs(d_f).min())
+    # cheap: C = K₁ off the diagonal (float GEMM, error n·u); accurate (when the cheap
+    # bound fails, ill-conditioned H): K from split products, minus RK
+    for accurate in (False, True):
+        g, bound = _off_diagonal(q_limbs, (w, w_digits, base), r, k1, d_f, off, beta, accurate)
+        norm = float(np.linalg.norm(g))
+        if norm < 0.25 and bound + diagonal < target:
+            break
+    else:
+        return None, d, (h_limbs, h_exp)
+    products = g * g.T
+    series = -(math.fsum(products.ravel()) if accurate else float(np.sum(products))) / 2
+    power = g
+    k = 2
+    while norm ** (k + 1) / (1 - norm) > target * 1e-3:
+        power = power @ g
+        k += 1
+        series += (-1) ** (k + 1) * float(np.sum(power * g.T)) / k
+    # one logarithm of the product: n roundings at prec + 20 bits move it by ≤ n·2^−(prec+20)
+    log_det = mpmath.log(abs(mpmath.fprod(d))) + series
+    return log_det, d, (h_limbs, h_exp)
 
 
 EPS = float(np.finfo(np.float64).eps)
@@ -637,17 +746,20 @@ def _escape_pair(
     beta: int,
     prec: int,
     target: float,
+    limbs: tuple[Limbs, Limbs] | None = None,
 ) -> tuple[list[mpmath.mpf], mpmath.mpf, mpmath.mpf] | None:
-    """Escape direction e, |H_be| and H_ae = eᵀH_a e at the working precision (Newton)."""
+    """Escape direction e, |H_be| and H_ae = eᵀH_a e at the working precision (Newton).
+
+    ``limbs``: H_b's and H_a's limbs when `_log_det` has split them (at least ``words + 2``
+    deep below exponent(H)); else they are split here."""
     n = b.shape[0]
-    # H_ae = eᵀH_a e moves by ≤ 2‖H_a‖‖δe‖: ‖δe‖ below target·λ_min(H_a)/‖H_a‖ (and
-    # |H_be| is a Rayleigh quotient: its error is second order)
-    tolerance = target * 1e-3 * float(np.abs(la).min()) / float(np.abs(la).max())
-    words = math.ceil((-math.log2(tolerance) + 20) / beta) + 2
-    b_exp = exponent(b)
-    a_exp = exponent(a)
-    b_limbs, b_top = _matrix_limbs(b, b_exp, beta, words + 2)
-    a_limbs, a_top = _matrix_limbs(a, a_exp, beta, words + 2)
+    tolerance, words = _pair_words(la, target, beta)
+    if limbs is None:
+        limbs = (
+            _matrix_limbs(b, exponent(b), beta, words + 2),
+            _matrix_limbs(a, exponent(a), beta, words + 2),
+        )
+    (b_limbs, b_top), (a_limbs, a_top) = limbs
     gaps = lb[1:] - lb[0]
     parts = [qb[:, 0].copy()]
     for _ in range(16):
@@ -669,6 +781,15 @@ def _escape_pair(
         return None
     x = _vector_digits(parts, beta, words)
     return _direction_and_curvatures(x, b_limbs, b_top, a_limbs, a_top, beta, prec, n)
+
+
+def _pair_words(la: np.ndarray, target: float, beta: int) -> tuple[float, int]:
+    """The escape direction's tolerance and the limbs its digits need.
+
+    H_ae = eᵀH_a e moves by ≤ 2‖H_a‖‖δe‖: ‖δe‖ below target·λ_min(H_a)/‖H_a‖ (and |H_be| is
+    a Rayleigh quotient: its error is second order)."""
+    tolerance = target * 1e-3 * float(np.abs(la).min()) / float(np.abs(la).max())
+    return tolerance, math.ceil((-math.log2(tolerance) + 20) / beta) + 2
 
 
 def _rayleigh_parts(
@@ -731,10 +852,19 @@ def _direction_and_curvatures(
         xay = _exact_values(_dot(x, _normalize(ya, beta)), a_top - 3 * beta, beta)[0]
         h_be = -xby / xx
         h_ae = xay / xx
-        norm = mpmath.sqrt(xx)
-        xs = _exact_values({k: v for k, v in x.items()}, -beta, beta)
-        e = [v / norm for v in xs]
-        pivot = max(range(n), key=lambda i: abs(e[i]))
-        if e[pivot] < 0:
-            e = [-v for v in e]
+        norm = mpmath.sqrt(xx)._mpf_
+        work = mpmath.mp.prec
+        e_raw = [mpf_div(v, norm, work, "n") for v in _exact_raw(x, -beta, beta)]
+        # the largest |eᵢ| (the first, on a tie): among the entries whose float is the largest
+        # (rounding is monotonic), compared exactly
+        size = np.abs([to_float(v, False, "n") for v in e_raw])
+        top = [int(i) for i in np.flatnonzero(size == size.max())]
+        pivot = top[0]
+        for i in top[1:]:
+            if mpf_cmp(mpf_abs(e_raw[i]), mpf_abs(e_raw[pivot])) > 0:
+                pivot = i
+        if mpf_sign(e_raw[pivot]) < 0:
+            e_raw = [mpf_neg(v) for v in e_raw]
+        make = mpmath.mp.make_mpf
+        e = [make(v) for v in e_raw]
     return e, h_be, h_ae

@@ -79,3 +79,62 @@ def test_relaxation_is_the_same_in_one_thread_and_in_two() -> None:
     assert abs(one.barrier / 5 - 1) < 1e-4  # ΔL/d = 1/0.2
     assert abs(one.barrier - two.barrier) < 1e-9 * one.barrier
     assert np.max(np.abs(one.path - two.path)) < 1e-7
+
+
+def test_in_pair_runs_side_by_side_with_one_blas_thread_each_and_restores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """From `PAIR_FROM` on: two pool threads, one BLAS thread inside each, the caller's count
+    afterwards, results in argument order; below it: the caller's thread, one after the other."""
+    import threading
+    import time
+
+    import flatminima.numerics._blas_threads as bt
+
+    monkeypatch.setattr(bt, "_cores", lambda: 2)
+
+    def work(x: float) -> tuple[float, str, list[int]]:
+        time.sleep(
+            x
+        )  # the first finishes last: the order of the results is not the order of finishing
+        return x, threading.current_thread().name, _threads()
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = _threads()
+        first, second = bt.in_pair(work, 0.05, 0.0, bt.PAIR_FROM)
+        assert (first[0], second[0]) == (0.05, 0.0)
+        assert first[1] != second[1] and all(
+            r[1].startswith("flatminima-pair") for r in (first, second)
+        )
+        assert set(first[2]) == set(second[2]) == {1}
+        assert _threads() == before
+        small = bt.in_pair(work, 0.0, 0.0, bt.PAIR_FROM - 1)
+        assert {r[1] for r in small} == {threading.current_thread().name}
+        assert all(r[2] == before for r in small)
+
+
+def test_in_pair_raises_the_first_error_after_both_finished(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    import flatminima.numerics._blas_threads as bt
+
+    monkeypatch.setattr(bt, "_cores", lambda: 2)
+    finished: list[str] = []
+
+    def work(name: str) -> str:
+        if name == "slow":
+            time.sleep(0.05)
+            finished.append(name)
+            return name
+        raise ValueError(name)
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = _threads()
+        with pytest.raises(ValueError, match="fast"):
+            bt.in_pair(work, "slow", "fast", bt.PAIR_FROM)
+        assert finished == ["slow"] and _threads() == before
+        with pytest.raises(ValueError, match="first"):
+            bt.in_pair(work, "first", "second", bt.PAIR_FROM)
+        assert _threads() == before

@@ -4,7 +4,9 @@ exact limb products against mpmath."""
 
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
+from typing import Any
 
 import mpmath
 import numpy as np
@@ -348,9 +350,13 @@ def test_dense_eigen_data_at_30_digits_against_mpmath_lu_at_60(
     mpmath LU."""
     rng = np.random.default_rng(7000 + n)
     a, b = _pair(rng, n, *{**CASES, **EXTRA}[case](rng, n))
-    ref = _lu_reference(a, b, 60)
     with mpmath.workdps(40):
         got = eigen_data_float(a, b, need_det=True)
+    _check_against_lu(a, b, got, path)
+
+
+def _check_against_lu(a: np.ndarray, b: np.ndarray, got: Any, path: str) -> None:
+    ref = _lu_reference(a, b, 60)
     assert got is not None
     assert path in got.method
     with mpmath.workdps(60):
@@ -361,6 +367,40 @@ def test_dense_eigen_data_at_30_digits_against_mpmath_lu_at_60(
         assert max(abs(x - y) for x, y in zip(got.escape_direction, ref["e"], strict=True)) < (
             mpmath.mpf(10) ** -25
         )
+
+
+@pytest.mark.parametrize(
+    ("n", "case", "path"),
+    [(30, "random", "series"), (40, "condition-1e6", "series"), (24, "condition-1e10", "LU")],
+)
+def test_two_hessians_refined_side_by_side_against_mpmath_lu_at_60(
+    n: int, case: str, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The side-by-side path (`in_pair`, from n = 400 on a machine with two cores) at small n:
+    both eighs and both log-determinants ran in the pool's threads, the results meet the same
+    references as the serial path, and mpmath's precision is the caller's afterwards (it is a
+    global of the process: the threads must not change it)."""
+    pytest.importorskip("threadpoolctl")
+    import flatminima.numerics._blas_threads as bt
+    import flatminima.numerics._exact as ex
+
+    monkeypatch.setattr(bt, "PAIR_FROM", 2)
+    monkeypatch.setattr(bt, "_cores", lambda: 2)
+    threads: list[str] = []
+    log_det = ex._log_det
+
+    def recorded(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return log_det(*args)
+
+    monkeypatch.setattr(ex, "_log_det", recorded)
+    rng = np.random.default_rng(7000 + n)
+    a, b = _pair(rng, n, *{**CASES, **EXTRA}[case](rng, n))
+    with mpmath.workdps(40):
+        got = eigen_data_float(a, b, need_det=True)
+        assert mpmath.mp.dps == 40
+    assert len(threads) == 2 and all(t.startswith("flatminima-pair") for t in threads)
+    _check_against_lu(a, b, got, path)
 
 
 @pytest.mark.parametrize("case", ["random", "condition-1e6"])
@@ -454,3 +494,95 @@ def test_float_rounding_error_of_exact_digits_is_the_second_float() -> None:
                 exact = mpmath.ldexp(mpmath.mpf(total), base - beta * high)
                 assert abs(rest[i, j]) < 1.2e-16 * abs(exact)
                 assert abs(exact - w[i, j] - rest[i, j]) < 1e-31 * abs(exact)
+
+
+def _blocks_matrix(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    """Rows whose magnitudes differ by up to 2^±60 and a band of zero rows: blocks of rows
+    need different numbers of limbs (some none)."""
+    x = rng.normal(size=(rows, cols)) * np.exp2(rng.integers(-60, 4, size=(rows, 1)))
+    x[70:140] = 0.0
+    x[190:200] = rng.integers(-5, 5, size=(10, cols))  # small integers: one limb
+    return x
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("limbs", [2, 9])
+def test_split_by_blocks_of_rows_is_exact_and_keeps_every_limb(order: str, limbs: int) -> None:
+    """Against Python fractions, entry by entry: Σ D_k 2^(exp − β(k+1)) + the remainder is x,
+    the remainder below 2^(exp − β·limbs) (0 where the limbs suffice), and every limb that some
+    block of rows needs is there."""
+    from flatminima.numerics._exact import _ROWS, exponent
+
+    rng = np.random.default_rng(11)
+    x = np.asarray(_blocks_matrix(rng, 3 * _ROWS + 17, 6), order=order)
+    beta, exp = 21, exponent(x)
+    parts = split(x, exp, beta, limbs)
+    assert 1 <= len(parts) <= limbs and all(p.shape == x.shape for p in parts)
+    assert all(float(np.abs(p).max()) <= 2.0**beta for p in parts)
+    deepest = 0
+    for i, j in np.ndindex(*x.shape):
+        value = sum(
+            (
+                Fraction(float(p[i, j])) * Fraction(2) ** (exp - beta * (k + 1))
+                for k, p in enumerate(parts)
+            ),
+            Fraction(0),
+        )
+        rest = Fraction(float(x[i, j])) - value
+        assert abs(rest) <= Fraction(2) ** (exp - beta * limbs - 1)
+        if len(parts) < limbs:
+            assert rest == 0
+        deepest = max(deepest, max((k for k, p in enumerate(parts) if p[i, j] != 0), default=-1))
+    assert deepest == len(parts) - 1  # no trailing limb of zeros, none missing
+
+
+def test_normalize_by_blocks_of_rows_keeps_every_value() -> None:
+    """Level sums of a matrix with more rows than two blocks: the value of every entry (Python
+    integers) is unchanged, the digits are balanced, levels that are zero everywhere are gone."""
+    from flatminima.numerics._exact import _ROWS
+
+    rng = np.random.default_rng(12)
+    rows, cols, beta = 2 * _ROWS + 33, 5, 21
+    sums = {k: rng.integers(-(2**50), 2**50, size=(rows, cols)) for k in range(4)}
+    sums[1][: _ROWS + 5] = 0  # this level has carries into it only in some blocks
+    sums[4] = np.zeros((rows, cols), dtype=np.int64)
+    before = {k: v.copy() for k, v in sums.items()}
+    digits = _normalize(sums, beta)
+    assert all(np.array_equal(sums[k], before[k]) for k in sums)  # inputs untouched
+    assert 4 not in digits and all(v.any() for v in digits.values())
+    half = 2 ** (beta - 1)
+    assert all(-half <= int(v.min()) and int(v.max()) < half for v in digits.values())
+    top = max(max(digits), max(sums))
+    for i, j in np.ndindex(rows, cols):
+        value = sum(int(sums[k][i, j]) << (beta * (top - k)) for k in sums)
+        got = sum(int(digits[k][i, j]) << (beta * (top - k)) for k in digits)
+        assert got == value
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_compensated_sum_by_blocks_against_fractions(order: str) -> None:
+    """total + Σ xs with heavy cancellation, entry by entry against the exact sum: within 2u of
+    it (one rounding of the result, and the TwoSum errors' own sum), C and F layouts alike."""
+    from flatminima.numerics._exact import _ROWS, _compensated_sum
+
+    rng = np.random.default_rng(13)
+    shape = (2 * _ROWS + 9, 40)
+    big = rng.normal(size=shape)
+    terms = [
+        np.asarray(t, order=order)
+        for t in (
+            big,
+            -big * (1 + 1e-9),
+            rng.normal(size=shape) * 1e-17,
+            rng.normal(size=shape) * 1e-25,
+        )
+    ]
+    exact = [
+        [sum((Fraction(float(t[i, j])) for t in terms), Fraction(0)) for j in range(shape[1])]
+        for i in range(shape[0])
+    ]
+    total = terms[0].copy(order=order)
+    _compensated_sum(total, [t.copy(order=order) for t in terms[1:]])
+    u = Fraction(2) ** -53
+    for i, j in np.ndindex(*shape):
+        assert abs(Fraction(float(total[i, j])) - exact[i][j]) <= 2 * u * abs(exact[i][j])
