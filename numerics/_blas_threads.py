@@ -89,7 +89,10 @@ def in_pair(work: Callable[[T], U], first: T, second: T, dim: int) -> tuple[U, U
 
     ``work`` must not change process-wide state (mpmath's precision is one: ``mp.prec`` is a
     global of the process, so a ``workprec`` inside ``work`` would race with the other call);
-    set such state before, around the call."""
+    set such state before, around the call. The BLAS limit is process-wide too: two calls
+    that overlap in two of the user's threads restore each other's saved count, and can leave
+    the process at one BLAS thread (as `one_blas_thread` can; such calls were never safe with
+    mpmath's global precision anyway)."""
     controller = _controller() if dim >= PAIR_FROM and _cores() >= 2 else None
     if controller is None:
         return work(first), work(second)

@@ -413,9 +413,13 @@ def refine(
                 (b, lb, qb),
                 n,
             )
-            for h, (log_det, values, _) in zip((a, b), pair_det, strict=True):
-                if log_det is None:  # the series cannot reach the target: mpmath LU
+            for h, (series, values, _) in zip((a, b), pair_det, strict=True):
+                if series is None:  # the series cannot reach the target: mpmath LU
                     log_det, lu_used = _lu_log_det(h, n), True
+                else:  # here, not in the threads: fprod and log touch mpmath's globals
+                    # one logarithm of the product: n roundings at prec + 20 bits move it by
+                    # ≤ n·2^−(prec+20)
+                    log_det = mpmath.log(abs(mpmath.fprod(values))) + series
                 logs.append(log_det)
                 refined.append(values)
         # H's limbs, split once for both jobs (those of the saddle's Hessian first)
@@ -499,11 +503,13 @@ Limbs = tuple[list[Any], int]
 
 def _log_det(
     h: np.ndarray, lam: np.ndarray, q: np.ndarray, beta: int, target: float, words: int
-) -> tuple[mpmath.mpf | None, list[mpmath.mpf], Limbs]:
-    """log |det H|, H's refined eigenvalues λᵢ + cᵢᵢ and H's limbs, at mpmath's current
-    precision (the caller's working precision + 20 bits; this function never changes it: it
-    may run in a thread beside another); None for the log-determinant when the float series
-    cannot reach ``target`` (the caller then uses `_lu_log_det`).
+) -> tuple[float | None, list[mpmath.mpf], Limbs]:
+    """The series log det(I + G) of log |det H| = Σ log dᵢ + log det(I + G), H's refined
+    eigenvalues dᵢ = λᵢ + cᵢᵢ and H's limbs, at mpmath's current precision (the caller's
+    working precision + 20 bits). It may run in a thread beside another: it reads mpmath's
+    precision and writes none of mpmath's globals (the caller takes log |Π dᵢ|: `fprod`
+    resets the precision, and `log` updates a cache of constants). None for the series when
+    it cannot reach ``target`` (the caller then uses `_lu_log_det`).
 
     The limbs reach at least as deep as the escape pair's ``words`` limbs at exponent(H)
     would (`_escape_pair` reuses them): exp here is max(exponent(H), exponent(Λ)), so the
@@ -567,9 +573,7 @@ def _log_det(
         power = power @ g
         k += 1
         series += (-1) ** (k + 1) * float(np.sum(power * g.T)) / k
-    # one logarithm of the product: n roundings at prec + 20 bits move it by ≤ n·2^−(prec+20)
-    log_det = mpmath.log(abs(mpmath.fprod(d))) + series
-    return log_det, d, (h_limbs, h_exp)
+    return series, d, (h_limbs, h_exp)
 
 
 EPS = float(np.finfo(np.float64).eps)
