@@ -34,9 +34,9 @@ from ._eigen import EigenData
 __all__ = ["beta_for", "refine", "split"]
 
 
-#: Rows per block of the element-wise passes that run block by block (`_compensated_sum`,
-#: `split`): a block of each array in play stays in the cache across the pass's steps (64
-#: rows of n = 1000: 0.5 MB per array).
+#: Rows per block of the element-wise passes that run block by block (`split`, `_normalize`,
+#: `_compensated_sum`): a block of each array in play stays in the cache across the pass's
+#: steps (64 rows of n = 1000: 0.5 MB per array).
 _ROWS = 64
 
 
