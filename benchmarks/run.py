@@ -621,8 +621,9 @@ def _bench_simulate_dim(dim: int) -> None:
         ratio >= 0.5,
         "OU moments match" if mean_ok and var_ok else "MISMATCH",
         "The floor is one numpy generator (default PCG64) in one thread; ours draws from two "
-        "SFC64 streams generated in two threads while the paths are updated, so it can pass "
-        "the floor.",
+        "SFC64 streams generated in worker threads while the paths are updated (one worker "
+        "per stream beyond the stepping thread's core; on 2 cores one, the stepping thread "
+        "filling what it has not started), so it can pass the floor.",
     )
 
 

@@ -7,26 +7,62 @@ numpy: ``RNG_STREAMS`` SFC64 streams spawned from the seed (which step draws fro
 
 from __future__ import annotations
 
+import functools
 import itertools
-from concurrent.futures import ThreadPoolExecutor
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-__all__ = ["RNG_STREAMS", "Ops", "to_numpy"]
+__all__ = ["RNG_STREAMS", "Ops", "finish_fills", "to_numpy"]
 
 #: Independent random streams per simulation (numpy backend). Fixed, not the core count, so
-#: that a seed gives the same numbers on every machine; two threads fill them in parallel.
+#: that a seed gives the same numbers on every machine; they are filled in parallel threads.
 RNG_STREAMS = 2
 
 _POOL: ThreadPoolExecutor | None = None
+_NO_POOL = False
 
 
-def _rng_pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=RNG_STREAMS, thread_name_prefix="flatminima-rng")
+def _usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS reports one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _rng_pool() -> ThreadPoolExecutor | None:
+    """The worker threads that fill random streams: one per stream beyond the caller's own core
+    (the calling thread steps the paths, or fills a share itself), so that no more threads run
+    than there are cores; None on one core (everything is filled in the calling thread).
+
+    On 2 cores a third thread cost more than it saved: measured on this project's 2-core
+    machine, with two workers beside the stepping thread a 10-D run took 1.2–1.35× as long as
+    with one worker and the caller taking the fills it had not started (`finish_fills`).
+    """
+    global _POOL, _NO_POOL
+    if _POOL is None and not _NO_POOL:
+        workers = min(RNG_STREAMS, _usable_cores() - 1)
+        if workers < 1:
+            _NO_POOL = True
+        else:
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flatminima-rng")
     return _POOL
+
+
+def finish_fills(tasks: Sequence[Callable[[], object]], futures: Sequence[Future[Any]]) -> None:
+    """Wait for ``futures`` (``tasks`` submitted to the pool, in order), doing in this thread,
+    last first, each task no worker has started yet (a worker takes them first to last, so the
+    caller and the workers meet in the middle; each task still runs exactly once)."""
+    for task, future in zip(reversed(tasks), reversed(futures), strict=True):
+        if future.cancel():
+            task()
+    for future in futures:
+        if not future.cancelled():
+            future.result()
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -75,16 +111,18 @@ class Ops:
             flat = out.reshape(-1)
             cut = np.linspace(0, flat.size, RNG_STREAMS + 1).astype(int)
             shares = [flat[a:b] for a, b in itertools.pairwise(cut)]
-            if flat.size < 1 << 16:  # small: threads cost more than they save
-                for rng, share in zip(self.rngs, shares, strict=True):
-                    rng.standard_normal(out=share, dtype=self.dtype)
-            else:
-                futures = [
-                    _rng_pool().submit(rng.standard_normal, out=share, dtype=self.dtype)
-                    for rng, share in zip(self.rngs, shares, strict=True)
-                ]
-                for future in futures:
-                    future.result()
+            tasks = [
+                functools.partial(rng.standard_normal, out=share, dtype=self.dtype)
+                for rng, share in zip(self.rngs, shares, strict=True)
+            ]
+            pool = _rng_pool()
+            if flat.size < 1 << 16 or pool is None:  # small: threads cost more than they save
+                for task in tasks:
+                    task()
+            else:  # the last share in this thread, the others in the workers
+                futures = [pool.submit(task) for task in tasks[:-1]]
+                tasks[-1]()
+                finish_fills(tasks[:-1], futures)
             return out
         return self.torch.randn(shape, generator=self.rng, dtype=self.dtype, device=self.device)
 

@@ -5,8 +5,9 @@
   stream in order. Which number a step gets depends only on the seed, the rows at the start
   and dim: not on how many steps are generated at once, nor on the threads. The normals are
   generated a chunk of steps at a time (at most ``CHUNK`` per stream, so a chunk stays in the
-  processor's cache), one thread per stream for large chunks, and the next chunk is generated
-  while the current one is used.
+  processor's cache). A large chunk is generated in worker threads (one per stream beyond the
+  calling thread's core, `_engine_backend._rng_pool`) while the current chunk is used; when
+  the caller reaches a chunk whose streams no worker has started, it fills them itself.
 - `BlockNormals` (torch, ``normals="block"``): one ``randn`` of many steps at a time into a
   reused buffer.
 - `StepNormals` (``normals="step"``, the validation layer's measurements): one
@@ -17,13 +18,15 @@ After compaction (escaped paths removed) a step takes the first rows of its norm
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 
 from . import _engine_backend
-from ._engine_backend import RNG_STREAMS, Ops
+from ._engine_backend import RNG_STREAMS, Ops, finish_fills
 
 __all__ = ["CHUNK", "BlockNormals", "StepNormals", "StreamNormals"]
 
@@ -63,7 +66,8 @@ class StreamNormals:
         self.steps = 1  # steps per stream of the next chunk
         self.most = 1  # … and at most
         self.buffers: list[np.ndarray] = []
-        self.pending: tuple[np.ndarray, list[Future[None]] | None] | None = None
+        self.pending: tuple[np.ndarray, list[Callable[[], None]], list[Future[None]]] | None
+        self.pending = None
 
     def next(self, rows: int) -> np.ndarray:
         if self.position == len(self.slabs):
@@ -86,16 +90,12 @@ class StreamNormals:
             raise RuntimeError("StreamNormals: more rows than at the first step")
         if self.pending is None:
             self.pending = self._start()
-        chunk, futures = self.pending
-        if futures is None:  # small: generated here, now
-            for rng, share in zip(self.rngs, chunk, strict=True):
-                _fill(rng, share, self.scale)
-        else:
-            for rng, share, future in zip(self.rngs, chunk, futures, strict=True):
-                if future.cancel():  # no thread has started it (no idle core): fill it here
-                    _fill(rng, share, self.scale)
-                else:
-                    future.result()
+        chunk, tasks, futures = self.pending
+        if not futures:  # small, or one core: generated here, now
+            for task in tasks:
+                task()
+        else:  # the streams no worker has started yet are filled here
+            finish_fills(tasks, futures)
         self.slabs = [chunk[s, i] for i in range(chunk.shape[1]) for s in range(RNG_STREAMS)]
         self.position = 0
         # with two buffers, the next chunk is generated into the other one now (each
@@ -105,24 +105,24 @@ class StreamNormals:
 
     def close(self) -> None:
         """Stop generating ahead: the chunk not started yet is dropped (the run is over)."""
-        if self.pending is not None and self.pending[1] is not None:
-            for future in self.pending[1]:
+        if self.pending is not None:
+            for future in self.pending[2]:
                 future.cancel()
         self.pending = None
 
-    def _start(self) -> tuple[np.ndarray, list[Future[None]] | None]:
-        """Begin generating the next chunk (in threads when it is large)."""
+    def _start(self) -> tuple[np.ndarray, list[Callable[[], None]], list[Future[None]]]:
+        """Begin generating the next chunk (in the worker threads when it is large)."""
         m = self.steps
         self.steps = min(2 * m, self.most)
         chunk = self.buffers[0][:, :m]
-        if m * self.rows * self.dim < _THREADS_FROM:
-            return chunk, None
-        pool = _engine_backend._rng_pool()
-        futures = [
-            pool.submit(_fill, rng, share, self.scale)
+        tasks: list[Callable[[], None]] = [
+            functools.partial(_fill, rng, share, self.scale)
             for rng, share in zip(self.rngs, chunk, strict=True)
         ]
-        return chunk, futures
+        pool = _engine_backend._rng_pool()
+        if m * self.rows * self.dim < _THREADS_FROM or pool is None:
+            return chunk, tasks, []
+        return chunk, tasks, [pool.submit(task) for task in tasks]
 
 
 class BlockNormals:

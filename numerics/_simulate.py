@@ -226,7 +226,8 @@ def simulate_escape(
         constant D makes every interpretation the same.
     seed, backend, device, dtype
         Explicit seed (numpy: two SFC64 streams spawned from it, step k drawing its normals
-        from stream k mod 2, generated ahead in two threads; torch: torch.Generator): the same
+        from stream k mod 2, generated ahead in worker threads, one per stream beyond the
+        calling thread's core; torch: torch.Generator): the same
         seed gives the same numbers on the CPU, whatever the core count or the threads.
         ``backend="torch"`` runs on ``device`` (CUDA where there is one). Defaults: ``seed=0``,
         ``backend="numpy"``, ``device="cpu"``, ``dtype`` float64.

@@ -113,3 +113,73 @@ def test_simulate_escape_gives_the_same_escapes_whatever_the_chunks(monkeypatch)
     assert 0 < shipped.n_escaped < 3000  # escapes and censored paths both present
     assert np.array_equal(shipped.times, small.times)
     assert np.array_equal(shipped.final_positions, small.final_positions)
+
+
+def test_no_worker_threads_on_one_core_gives_the_same_numbers(monkeypatch) -> None:
+    """One usable core: no pool, every chunk filled in the calling thread, same numbers."""
+    monkeypatch.setattr(_engine_normals, "_THREADS_FROM", 1)
+    monkeypatch.setattr(_engine_backend, "_rng_pool", lambda: None)
+    for a, b in zip(_drawn(6, ROWS, 2), _by_hand(6, ROWS, 2), strict=True):
+        assert np.array_equal(a, b)
+    shares = np.random.SeedSequence(6).spawn(RNG_STREAMS)
+    block = Ops("numpy", 6).normal((64, 1024, 4))  # the threaded size, filled here
+    for half, s in zip(block.reshape(RNG_STREAMS, -1), shares, strict=True):
+        assert np.array_equal(
+            half, np.random.Generator(np.random.SFC64(s)).standard_normal(half.size)
+        )
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(1, None), (2, 1), (3, 2), (64, 2)])
+def test_worker_threads_leave_the_calling_thread_a_core(monkeypatch, cores, workers) -> None:
+    monkeypatch.setattr(_engine_backend, "_usable_cores", lambda: cores)
+    monkeypatch.setattr(_engine_backend, "_POOL", None)
+    monkeypatch.setattr(_engine_backend, "_NO_POOL", False)
+    pool = _engine_backend._rng_pool()
+    try:
+        assert (None if pool is None else pool._max_workers) == workers
+        assert _engine_backend._rng_pool() is pool  # made once
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def test_finish_fills_runs_each_task_once_the_caller_taking_the_unstarted_ones() -> None:
+    """A worker held busy: the caller runs every queued task itself, last first; a free
+    worker: each task still runs exactly once; a worker's error reaches the caller."""
+    import threading
+
+    from flatminima.numerics._engine_backend import finish_fills
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    release = threading.Event()
+    blocker = pool.submit(release.wait, 10)  # a caller that waited would fail, not hang
+    ran: list[tuple[int, str]] = []
+    tasks = [lambda i=i: ran.append((i, threading.current_thread().name)) for i in range(3)]
+    futures = [pool.submit(task) for task in tasks]
+    finish_fills(tasks, futures)
+    here = threading.current_thread().name
+    assert ran == [(2, here), (1, here), (0, here)]
+    release.set()
+    blocker.result()
+
+    counts = [0] * 8
+
+    def bump(i: int) -> None:
+        counts[i] += 1
+
+    for _ in range(50):
+        tasks = [lambda i=i: bump(i) for i in range(8)]
+        finish_fills(tasks, [pool.submit(task) for task in tasks])
+    assert counts == [50] * 8
+
+    def fail() -> None:
+        raise ValueError("from a worker")
+
+    release.clear()
+    started = threading.Event()
+    running = pool.submit(lambda: (started.set(), release.wait(), fail()))
+    started.wait()
+    release.set()
+    with pytest.raises(ValueError, match="from a worker"):
+        finish_fills([fail], [running])
+    pool.shutdown()
