@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-__all__ = ["RNG_STREAMS", "Ops", "finish_fills", "to_numpy"]
+__all__ = ["RNG_STREAMS", "Ops", "finish_fills", "submit_fills", "to_numpy"]
 
 #: Independent random streams per simulation (numpy backend). Fixed, not the core count, so
 #: that a seed gives the same numbers on every machine; they are filled in parallel threads.
@@ -24,6 +25,7 @@ RNG_STREAMS = 2
 
 _POOL: ThreadPoolExecutor | None = None
 _NO_POOL = False
+_POOL_LOCK = threading.Lock()
 
 
 def _usable_cores() -> int:
@@ -45,21 +47,57 @@ def _rng_pool() -> ThreadPoolExecutor | None:
     """
     global _POOL, _NO_POOL
     if _POOL is None and not _NO_POOL:
-        workers = min(RNG_STREAMS, _usable_cores() - 1)
-        if workers < 1:
-            _NO_POOL = True
-        else:
-            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flatminima-rng")
+        with _POOL_LOCK:  # one pool even when several threads start simulations at once
+            if _POOL is None and not _NO_POOL:
+                workers = min(RNG_STREAMS, _usable_cores() - 1)
+                if workers < 1:
+                    _NO_POOL = True
+                else:
+                    _POOL = ThreadPoolExecutor(
+                        max_workers=workers, thread_name_prefix="flatminima-rng"
+                    )
     return _POOL
+
+
+def submit_fills(
+    pool: ThreadPoolExecutor, tasks: Sequence[Callable[[], object]]
+) -> list[Future[Any]]:
+    """Submit ``tasks`` to ``pool`` in order, one future each. A task the pool refuses (it is
+    shut down, as in an ``atexit`` handler at interpreter exit) runs here, now, and gets a
+    finished future, so that the caller never sees the pool's RuntimeError."""
+    futures: list[Future[Any]] = []
+    for task in tasks:
+        try:
+            futures.append(pool.submit(task))
+        except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+            done: Future[Any] = Future()
+            for earlier in futures:  # accepted before the shutdown: they still run, in order
+                earlier.result()
+            task()
+            done.set_result(None)
+            futures.append(done)
+    return futures
 
 
 def finish_fills(tasks: Sequence[Callable[[], object]], futures: Sequence[Future[Any]]) -> None:
     """Wait for ``futures`` (``tasks`` submitted to the pool, in order), doing in this thread,
     last first, each task no worker has started yet (a worker takes them first to last, so the
-    caller and the workers meet in the middle; each task still runs exactly once)."""
-    for task, future in zip(reversed(tasks), reversed(futures), strict=True):
-        if future.cancel():
-            task()
+    caller and the workers meet in the middle; each task still runs exactly once). Call it once
+    per submission. If a task run here raises, the fills not started are cancelled and the
+    running ones waited for before the error propagates (nothing keeps writing afterwards)."""
+    if len(tasks) != len(futures):
+        raise ValueError(f"finish_fills: {len(tasks)} tasks but {len(futures)} futures")
+    try:
+        for task, future in zip(reversed(tasks), reversed(futures), strict=True):
+            if future.cancel():
+                task()
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        for future in futures:
+            if not future.cancelled():
+                future.exception()  # wait; the caller's own error is the one reported
+        raise
     for future in futures:
         if not future.cancelled():
             future.result()
@@ -120,7 +158,7 @@ class Ops:
                 for task in tasks:
                     task()
             else:  # the last share in this thread, the others in the workers
-                futures = [pool.submit(task) for task in tasks[:-1]]
+                futures = submit_fills(pool, tasks[:-1])
                 tasks[-1]()
                 finish_fills(tasks[:-1], futures)
             return out

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import _engine_backend
-from ._engine_backend import RNG_STREAMS, Ops, finish_fills
+from ._engine_backend import RNG_STREAMS, Ops, finish_fills, submit_fills
 
 __all__ = ["CHUNK", "BlockNormals", "StepNormals", "StreamNormals"]
 
@@ -122,7 +122,7 @@ class StreamNormals:
         pool = _engine_backend._rng_pool()
         if m * self.rows * self.dim < _THREADS_FROM or pool is None:
             return chunk, tasks, []
-        return chunk, tasks, [pool.submit(task) for task in tasks]
+        return chunk, tasks, submit_fills(pool, tasks)
 
 
 class BlockNormals:

@@ -183,3 +183,52 @@ def test_finish_fills_runs_each_task_once_the_caller_taking_the_unstarted_ones()
     with pytest.raises(ValueError, match="from a worker"):
         finish_fills([fail], [running])
     pool.shutdown()
+
+
+def test_finish_fills_after_an_error_here_leaves_nothing_running_and_checks_lengths() -> None:
+    """A task run in the caller raises: the queued fills are cancelled and the running one
+    waited for before the error propagates; mismatched lists are refused up front."""
+    import threading
+    import time
+
+    from flatminima.numerics._engine_backend import finish_fills
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    started, finished = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        started.set()
+        time.sleep(0.2)
+        finished.set()
+
+    def fail() -> None:
+        raise ValueError("here")
+
+    ran: list[str] = []
+    tasks = [slow, lambda: ran.append("queued"), fail]
+    futures = [pool.submit(task) for task in tasks[:2]]
+    started.wait()
+    futures.append(pool.submit(fail))
+    with pytest.raises(ValueError, match="here"):
+        finish_fills(tasks, futures)
+    assert finished.is_set()  # the running fill ended before the error reached us
+    assert ran == []  # the queued one was cancelled, not run later
+    pool.shutdown()
+    with pytest.raises(ValueError, match="2 tasks but 1 futures"):
+        finish_fills([slow, slow], [futures[0]])
+
+
+def test_a_shut_down_pool_fills_in_the_calling_thread(monkeypatch) -> None:
+    """As in an atexit handler at interpreter exit: the pool refuses new work; the normals are
+    generated here instead, the same numbers, no RuntimeError."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.shutdown()
+    monkeypatch.setattr(_engine_normals, "_THREADS_FROM", 1)
+    monkeypatch.setattr(_engine_backend, "_rng_pool", lambda: pool)
+    for a, b in zip(_drawn(8, ROWS, 2), _by_hand(8, ROWS, 2), strict=True):
+        assert np.array_equal(a, b)
+    block = Ops("numpy", 8).normal((64, 1024, 4))
+    shares = np.random.SeedSequence(8).spawn(RNG_STREAMS)
+    for half, s in zip(block.reshape(RNG_STREAMS, -1), shares, strict=True):
+        expected = np.random.Generator(np.random.SFC64(s)).standard_normal(half.size)
+        assert np.array_equal(half, expected)
