@@ -157,10 +157,8 @@ class Ops:
             if flat.size < 1 << 16 or pool is None:  # small: threads cost more than they save
                 for task in tasks:
                     task()
-            else:  # the last share in this thread, the others in the workers
-                futures = submit_fills(pool, tasks[:-1])
-                tasks[-1]()
-                finish_fills(tasks[:-1], futures)
+            else:  # the workers take shares first to last, this thread the unstarted ones
+                finish_fills(tasks, submit_fills(pool, tasks))
             return out
         return self.torch.randn(shape, generator=self.rng, dtype=self.dtype, device=self.device)
 
